@@ -1,0 +1,77 @@
+//! Command-line interface: one file per subcommand.
+
+mod tools;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+use crate::tools::{CtxOptions, ToolCtx};
+
+#[derive(Debug, Parser)]
+#[command(name = "agentops", version, about = "Run your Kubernetes GitOps repo with an agent beside you")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// The GitOps repository.
+    #[arg(long, global = true, default_value = ".")]
+    pub repo: PathBuf,
+    /// kustomize (or kubectl) binary to use.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kustomize: Option<PathBuf>,
+    /// Build cache directory (default: $AGENTOPS_CACHE_DIR, else the user cache dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the build cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Parallel kustomize builds (default: 4 per core).
+    #[arg(long, global = true, default_value_t = 0, hide_default_value = true)]
+    pub jobs: usize,
+}
+
+impl Global {
+    pub fn ctx(&self) -> ToolCtx {
+        let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(crate::kustomize::default_cache_dir) };
+        ToolCtx::new(&self.repo, CtxOptions { kustomize: self.kustomize.clone(), cache_dir, jobs: self.jobs })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate every overlay, object and Argo CD Application of the repo.
+    Validate(validate::Args),
+    /// List, call and export the typed tools.
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
+}
+
+/// Parses the process arguments and runs the command.
+pub fn run() -> Result<ExitCode> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Validate(args) => validate::run(&cli.global, args).await,
+            Command::Tools(cmd) => tools::run(&cli.global, cmd).await,
+        }
+    })
+}

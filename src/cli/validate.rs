@@ -1,0 +1,62 @@
+//! `agentops validate`
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use crate::error::Result;
+use crate::report::{self, Format};
+use crate::workflows::validate::{self as wf, ValidateRequest};
+
+use super::Global;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only overlays of this environment (repeatable).
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Vec<String>,
+    /// Only overlays of this app (repeatable).
+    #[arg(long = "app", value_name = "APP")]
+    pub app: Vec<String>,
+    /// Only overlays whose inputs changed since this git revision.
+    #[arg(long, value_name = "REV")]
+    pub changed_since: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = global.ctx();
+    let req = ValidateRequest { env: args.env, app: args.app, changed_since: args.changed_since };
+    let report = tokio::task::spawn_blocking(move || -> Result<wf::ValidationReport> {
+        let repo = ctx.load_repo()?;
+        for e in &req.env {
+            if !repo.environments.contains(e) {
+                return Err(crate::Error::Usage(format!("unknown environment {e:?}; environments: {}", repo.environments.join(", "))));
+            }
+        }
+        for a in &req.app {
+            if !repo.apps.contains_key(a) {
+                let names: Vec<&str> = repo.apps.keys().map(String::as_str).collect();
+                return Err(crate::Error::Usage(format!("unknown app {a:?}; apps: {}", names.join(", "))));
+            }
+        }
+        let engine = ctx.engine(&repo)?;
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} validating overlays {pos}/{len} {wide_bar}") {
+            bar.set_style(style);
+        }
+        let progress = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let report = wf::run(&repo, &engine, ctx.redactor(), &req, ctx.jobs(), &progress);
+        bar.finish_and_clear();
+        report
+    })
+    .await
+    .map_err(|e| crate::Error::Internal(e.to_string()))??;
+    let color = args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!("{}", report::render(&report, args.format, color));
+    Ok(if report.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,338 @@
+//! `.agentops.yaml`: the optional repo-level configuration. Layout patterns, environments and
+//! the clusters they map to, the repo's own URL, ignore globs, kustomize location and policies.
+//! Every key is optional; unknown keys are an error naming the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+pub const CONFIG_FILE: &str = ".agentops.yaml";
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The URL Argo CD uses for this repo; Applications with another repoURL are skipped.
+    #[serde(default)]
+    pub repo_url: Option<String>,
+    /// Path to a kustomize (or kubectl) binary.
+    #[serde(default)]
+    pub kustomize: Option<PathBuf>,
+    #[serde(default)]
+    pub layout: Layout,
+    /// Environments in promotion order, each mapped to its cluster.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+    /// Globs of repo paths never built or checked (template folders and the like).
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    #[serde(default)]
+    pub policies: Policies,
+}
+
+/// Where apps, overlays and Argo CD Applications live. Patterns take `*`, `**` and the
+/// placeholders `{app}` and `{env}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    #[serde(default = "default_base")]
+    pub base: Vec<String>,
+    #[serde(default = "default_overlays")]
+    pub overlays: Vec<String>,
+    #[serde(default = "default_argocd")]
+    pub argocd: Vec<String>,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout { base: default_base(), overlays: default_overlays(), argocd: default_argocd() }
+    }
+}
+
+fn default_base() -> Vec<String> {
+    vec!["apps/{app}/base".into(), "**/{app}/base".into()]
+}
+fn default_overlays() -> Vec<String> {
+    vec!["apps/{app}/overlays/{env}".into(), "**/{app}/overlays/{env}".into()]
+}
+fn default_argocd() -> Vec<String> {
+    vec!["argocd/**".into()]
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// kube context of the environment's cluster (default: the environment's name).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// API server URL of the cluster, as Argo CD Applications name it in destination.server.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Environment class (dev, staging, prod) for sizing.
+    #[serde(default)]
+    pub class: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    #[serde(default, rename = "required-labels")]
+    pub required_labels: LabelsPolicy,
+    #[serde(default, rename = "resource-limits")]
+    pub resource_limits: LimitsPolicy,
+    #[serde(default, rename = "image-tag")]
+    pub image_tag: Toggle,
+    #[serde(default, rename = "network-policy")]
+    pub network_policy: Toggle,
+    #[serde(default, rename = "argocd-path")]
+    pub argocd_path: Toggle,
+    #[serde(default)]
+    pub schema: Toggle,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            required_labels: LabelsPolicy::default(),
+            resource_limits: LimitsPolicy::default(),
+            image_tag: Toggle::default(),
+            network_policy: Toggle::default(),
+            argocd_path: Toggle::default(),
+            schema: Toggle::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Toggle { enabled: true, severity: Severity::Error }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsPolicy {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default = "default_labels")]
+    pub labels: Vec<String>,
+}
+
+impl Default for LabelsPolicy {
+    fn default() -> Self {
+        LabelsPolicy { enabled: true, severity: Severity::Error, labels: default_labels() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsPolicy {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default = "default_limits")]
+    pub resources: Vec<String>,
+}
+
+impl Default for LimitsPolicy {
+    fn default() -> Self {
+        LimitsPolicy { enabled: true, severity: Severity::Error, resources: default_limits() }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_labels() -> Vec<String> {
+    vec!["app.kubernetes.io/name".into()]
+}
+fn default_limits() -> Vec<String> {
+    vec!["cpu".into(), "memory".into()]
+}
+
+impl Config {
+    /// Loads `<root>/.agentops.yaml`, or the defaults when there is none.
+    pub fn load(root: &Path) -> Result<Config, Error> {
+        let path = root.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Config::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        yaml_serde::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line() as u32);
+            Error::Config {
+                file: CONFIG_FILE.into(),
+                line,
+                message: format!("{e}. Fix or remove it; see docs/configuration.md for the keys."),
+            }
+        })
+    }
+
+    /// The kube context of an environment (default: the environment's own name).
+    pub fn context_for(&self, env: &str) -> String {
+        self.environments.get(env).and_then(|e| e.context.clone()).unwrap_or_else(|| env.to_string())
+    }
+}
+
+/// A compiled path pattern: `*` is one path segment or part of one, `**` any number of
+/// segments, `{app}` and `{env}` capture one segment.
+#[derive(Debug, Clone)]
+pub struct PathPattern {
+    re: regex::Regex,
+}
+
+impl PathPattern {
+    pub fn new(pattern: &str) -> Result<PathPattern, Error> {
+        let p = pattern.trim_matches('/');
+        let mut re = String::from("^");
+        let mut rest = p;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("**/") {
+                re.push_str("(?:.*/)?");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("**") {
+                re.push_str(".*");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("{app}") {
+                re.push_str("(?P<app>[^/]+)");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("{env}") {
+                re.push_str("(?P<env>[^/]+)");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix('*') {
+                re.push_str("[^/]*");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix('?') {
+                re.push_str("[^/]");
+                rest = r;
+            } else {
+                let c = rest.chars().next().unwrap_or_default();
+                re.push_str(&regex::escape(&c.to_string()));
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re)
+            .map(|re| PathPattern { re })
+            .map_err(|e| Error::Config { file: CONFIG_FILE.into(), line: None, message: format!("bad pattern {pattern:?}: {e}") })
+    }
+
+    /// Matches a repo-relative path; returns the captured app and env when it matches.
+    pub fn captures(&self, path: &str) -> Option<(Option<String>, Option<String>)> {
+        let c = self.re.captures(path)?;
+        Some((c.name("app").map(|m| m.as_str().to_string()), c.name("env").map(|m| m.as_str().to_string())))
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.re.is_match(path)
+    }
+}
+
+/// A set of globs; a path matches when it or any of its ancestors does.
+#[derive(Debug, Clone, Default)]
+pub struct GlobSet {
+    patterns: Vec<PathPattern>,
+}
+
+impl GlobSet {
+    pub fn new(globs: &[String]) -> Result<GlobSet, Error> {
+        Ok(GlobSet { patterns: globs.iter().map(|g| PathPattern::new(g)).collect::<Result<_, _>>()? })
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
+        let mut p = path;
+        loop {
+            if self.patterns.iter().any(|g| g.matches(p)) {
+                return true;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("repo_url: x\nenvironmentz: {}\n").unwrap_err().to_string();
+        assert!(err.contains("environmentz"), "{err}");
+        assert!(err.contains(".agentops.yaml"), "{err}");
+        let err = Config::parse("policies:\n  image-tag:\n    enabeld: false\n").unwrap_err().to_string();
+        assert!(err.contains("enabeld") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = Config::parse("environments:\n  prod-west: {context: gke-west}\npolicies:\n  network-policy: {enabled: false}\n").unwrap();
+        assert_eq!(c.context_for("prod-west"), "gke-west");
+        assert_eq!(c.context_for("dev"), "dev");
+        assert!(!c.policies.network_policy.enabled);
+        assert!(c.policies.image_tag.enabled);
+        assert_eq!(c.policies.required_labels.labels, vec!["app.kubernetes.io/name"]);
+    }
+
+    #[test]
+    fn patterns() {
+        let p = PathPattern::new("apps/{app}/overlays/{env}").unwrap();
+        assert_eq!(p.captures("apps/web/overlays/prod"), Some((Some("web".into()), Some("prod".into()))));
+        assert_eq!(p.captures("apps/web/overlays/prod/x"), None);
+        let p = PathPattern::new("**/{app}/overlays/{env}").unwrap();
+        assert_eq!(p.captures("teams/a/web/overlays/dev"), Some((Some("web".into()), Some("dev".into()))));
+        assert_eq!(p.captures("web/overlays/dev"), Some((Some("web".into()), Some("dev".into()))));
+        let g = GlobSet::new(&["templates/**".into(), "*.tmpl".into()]).unwrap();
+        assert!(g.matches("templates/x/kustomization.yaml"));
+        assert!(g.matches("a.tmpl"));
+        assert!(!g.matches("apps/templates"));
+        let g = GlobSet::new(&["**/skeleton".into()]).unwrap();
+        assert!(g.matches("apps/skeleton/base"));
+    }
+}

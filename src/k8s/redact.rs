@@ -1,0 +1,167 @@
+//! The one redactor every output passes through. It removes Secret values from objects
+//! (`data`, `stringData`, and the last-applied annotation that may copy them) and scrubs any
+//! secret value it has learned from free text (messages, snippets, kustomize errors).
+
+use std::collections::BTreeSet;
+use std::sync::RwLock;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+pub const REDACTED: &str = "<redacted>";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Shorter values are still redacted in objects but not scrubbed from text (they would
+/// match everywhere).
+const MIN_SCRUB_LEN: usize = 4;
+
+#[derive(Debug, Default)]
+pub struct Redactor {
+    secrets: RwLock<BTreeSet<String>>,
+}
+
+impl Redactor {
+    pub fn new() -> Redactor {
+        Redactor::default()
+    }
+
+    /// Remembers a secret value so it is scrubbed from any text.
+    pub fn learn(&self, value: &str) {
+        let v = value.trim();
+        if v.len() >= MIN_SCRUB_LEN {
+            if let Ok(mut s) = self.secrets.write() {
+                s.insert(v.to_string());
+            }
+        }
+    }
+
+    /// Learns every value of a Secret object (and of Secrets inside a List), decoded and
+    /// encoded.
+    pub fn learn_object(&self, obj: &Value) {
+        if let Some(items) = obj.get("items").and_then(Value::as_array) {
+            items.iter().for_each(|i| self.learn_object(i));
+        }
+        if !is_secret(obj) {
+            return;
+        }
+        if let Some(data) = obj.get("data").and_then(Value::as_object) {
+            for v in data.values().filter_map(Value::as_str) {
+                self.learn(v);
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(v.trim()) {
+                    if let Ok(text) = String::from_utf8(bytes) {
+                        self.learn_text_lines(&text);
+                    }
+                }
+            }
+        }
+        if let Some(data) = obj.get("stringData").and_then(Value::as_object) {
+            for v in data.values().filter_map(Value::as_str) {
+                self.learn_text_lines(v);
+                self.learn(&base64::engine::general_purpose::STANDARD.encode(v));
+            }
+        }
+    }
+
+    /// Learns a secret text and each of its lines (a multi-line secret file may be echoed a
+    /// line at a time), and the value part of `KEY=VALUE` lines.
+    pub fn learn_text_lines(&self, text: &str) {
+        self.learn(text);
+        for line in text.lines() {
+            self.learn(line);
+            if let Some((_, v)) = line.split_once('=') {
+                self.learn(v);
+            }
+        }
+    }
+
+    /// Replaces every learned secret value in `text`.
+    pub fn scrub(&self, text: &str) -> String {
+        let Ok(secrets) = self.secrets.read() else { return text.to_string() };
+        let mut out = text.to_string();
+        // longest first, so a value that contains another is replaced whole
+        let mut sorted: Vec<&String> = secrets.iter().filter(|s| out.contains(s.as_str())).collect();
+        sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in sorted {
+            out = out.replace(s.as_str(), REDACTED);
+        }
+        out
+    }
+
+    /// Redacts a JSON value in place: Secret objects anywhere in it lose their values, and
+    /// every string is scrubbed.
+    pub fn redact_value(&self, v: &mut Value) {
+        redact_objects(v);
+        self.scrub_strings(v);
+    }
+
+    fn scrub_strings(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                let scrubbed = self.scrub(s);
+                if scrubbed != *s {
+                    *s = scrubbed;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.scrub_strings(x)),
+            Value::Object(m) => m.values_mut().for_each(|x| self.scrub_strings(x)),
+            _ => {}
+        }
+    }
+}
+
+fn is_secret(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Secret") && obj.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a == "v1")
+}
+
+/// Removes secret values from every Secret object found anywhere inside `v` (a Secret's
+/// `data`/`stringData` values and its last-applied annotation; keys stay visible).
+pub fn redact_objects(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.get("kind").and_then(Value::as_str) == Some("Secret") {
+                for field in ["data", "stringData"] {
+                    if let Some(Value::Object(d)) = m.get_mut(field) {
+                        d.values_mut().for_each(|x| *x = Value::String(REDACTED.into()));
+                    }
+                }
+                if let Some(Value::Object(a)) = m.get_mut("metadata").and_then(|md| md.get_mut("annotations")) {
+                    if let Some(x) = a.get_mut(LAST_APPLIED) {
+                        *x = Value::String(REDACTED.into());
+                    }
+                }
+            }
+            m.values_mut().for_each(redact_objects);
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_objects),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_never_survive() {
+        let canary = "canary-5f1e2d";
+        let enc = base64::engine::general_purpose::STANDARD.encode(canary);
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "annotations": {LAST_APPLIED: format!("{{\"data\":{{\"p\":\"{enc}\"}}}}")}},
+            "data": {"p": enc}, "stringData": {"q": "other-secret-9"}});
+        let r = Redactor::new();
+        r.learn_object(&secret);
+        let mut out = json!({"objects": [secret], "message": format!("bad value {canary} and {enc} and other-secret-9")});
+        r.redact_value(&mut out);
+        let text = out.to_string();
+        assert!(!text.contains(canary) && !text.contains(&enc) && !text.contains("other-secret-9"), "{text}");
+        assert_eq!(out["objects"][0]["data"]["p"], REDACTED);
+        assert!(out["objects"][0]["data"].get("p").is_some(), "keys stay");
+        assert!(text.contains("bad value <redacted>"));
+    }
+
+    #[test]
+    fn short_values_not_scrubbed_from_text() {
+        let r = Redactor::new();
+        r.learn("ab");
+        assert_eq!(r.scrub("about"), "about");
+    }
+}

@@ -1,0 +1,16 @@
+//! agentops: run a Kubernetes GitOps repository (Kustomize bases and overlays, Argo CD
+//! Applications) with an agent beside you. A request becomes a plan of typed tool calls;
+//! tools render with the real kustomize, read the repo with positions, and report findings
+//! that name file and line.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod k8s;
+pub mod kustomize;
+pub mod repo;
+pub mod report;
+pub mod tools;
+pub mod workflows;
+
+pub use error::{Error, Result};

@@ -1,0 +1,315 @@
+//! The GitOps repo model: every YAML file (parsed with positions), every kustomization and
+//! what it reaches, the leaves to build, apps with their base and overlays, and Argo CD
+//! Applications. Discovered by convention; `.agentops.yaml` can change the layout.
+
+pub mod argocd;
+pub mod kustomization;
+pub mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::{Config, GlobSet, PathPattern};
+use crate::error::{Error, Result};
+pub use argocd::{ArgoApp, ArgoSource};
+pub use kustomization::{Kustomization, OfflineBlocker, RefKind};
+pub use yaml::{YamlDoc, YamlError};
+
+/// A YAML file of the repo.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: String,
+    pub docs: std::result::Result<Vec<YamlDoc>, YamlError>,
+}
+
+/// A kustomization directory that no other kustomization references: what gets built.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Leaf {
+    pub dir: String,
+    pub app: Option<String>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct App {
+    pub name: String,
+    pub base: Option<String>,
+    /// env -> overlay directory
+    pub overlays: BTreeMap<String, String>,
+}
+
+/// Everything a kustomization directory reaches, transitively.
+#[derive(Debug, Clone, Default)]
+pub struct Closure {
+    /// Repo-relative files read by the build (kustomization files included). Missing files
+    /// are listed too: creating one changes the build.
+    pub files: BTreeSet<String>,
+    /// Files reached as `resources` (object sources, as opposed to patches).
+    pub resource_files: BTreeSet<String>,
+    pub blockers: Vec<OfflineBlocker>,
+}
+
+#[derive(Debug)]
+pub struct Repo {
+    pub root: PathBuf,
+    pub config: Config,
+    pub files: BTreeMap<String, SourceFile>,
+    pub kustomizations: BTreeMap<String, Kustomization>,
+    pub leaves: Vec<Leaf>,
+    pub apps: BTreeMap<String, App>,
+    pub environments: Vec<String>,
+    pub argocd_apps: Vec<ArgoApp>,
+    closures: HashMap<String, Arc<Closure>>,
+}
+
+const SKIP_DIRS: [&str; 5] = [".git", ".tools", "target", "node_modules", ".agentops"];
+
+impl Repo {
+    /// Scans the repo at `root` with its `.agentops.yaml` (or defaults).
+    pub fn load(root: &Path) -> Result<Repo> {
+        let config = Config::load(root)?;
+        Repo::load_with(root, config)
+    }
+
+    pub fn load_with(root: &Path, config: Config) -> Result<Repo> {
+        let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        if !root.is_dir() {
+            return Err(Error::Usage(format!("{} is not a directory", root.display())));
+        }
+        let ignore = GlobSet::new(&config.ignore)?;
+        let mut files = BTreeMap::new();
+        let mut walker = walkdir::WalkDir::new(&root).sort_by_file_name().into_iter();
+        while let Some(entry) = walker.next() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                    return Err(Error::Io { path, source: e.into() });
+                }
+            };
+            let rel = rel_path(&root, entry.path());
+            if entry.file_type().is_dir() {
+                let name = entry.file_name().to_string_lossy();
+                if entry.depth() > 0 && (SKIP_DIRS.contains(&name.as_ref()) || ignore.matches(&rel)) {
+                    walker.skip_current_dir();
+                }
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy();
+            let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization";
+            if !is_yaml || ignore.matches(&rel) || rel == crate::config::CONFIG_FILE {
+                continue;
+            }
+            let text = std::fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            let docs = match std::str::from_utf8(&text) {
+                Ok(t) => yaml::parse_documents(t),
+                Err(e) => Err(YamlError { line: 1, column: 1, message: format!("not UTF-8 text: {e}") }),
+            };
+            files.insert(rel.clone(), SourceFile { path: rel, docs });
+        }
+
+        let mut kustomizations = BTreeMap::new();
+        for (path, file) in &files {
+            let (dir, name) = split_dir(path);
+            if !kustomization::FILE_NAMES.contains(&name) || kustomizations.contains_key(dir) {
+                continue;
+            }
+            let is_dir = |p: &str| root.join(p).is_dir();
+            let k = match &file.docs {
+                Ok(docs) if !docs.is_empty() => Kustomization::from_doc(dir, path, &docs[0], &is_dir),
+                _ => Kustomization::from_doc(dir, path, &YamlDoc::empty(), &is_dir),
+            };
+            kustomizations.insert(dir.to_string(), k);
+        }
+
+        let mut repo = Repo {
+            root,
+            config,
+            files,
+            kustomizations,
+            leaves: Vec::new(),
+            apps: BTreeMap::new(),
+            environments: Vec::new(),
+            argocd_apps: Vec::new(),
+            closures: HashMap::new(),
+        };
+        repo.compute_closures();
+        repo.discover_layout()?;
+        repo.argocd_apps = argocd::discover(&repo)?;
+        Ok(repo)
+    }
+
+    fn compute_closures(&mut self) {
+        let dirs: Vec<String> = self.kustomizations.keys().cloned().collect();
+        let mut memo: HashMap<String, Arc<Closure>> = HashMap::new();
+        for d in dirs {
+            let mut stack = Vec::new();
+            closure_of(&self.kustomizations, &d, &mut memo, &mut stack);
+        }
+        self.closures = memo;
+    }
+
+    fn discover_layout(&mut self) -> Result<()> {
+        let layout = &self.config.layout;
+        let base_patterns: Vec<PathPattern> = layout.base.iter().map(|p| PathPattern::new(p)).collect::<Result<_>>()?;
+        let overlay_patterns: Vec<PathPattern> = layout.overlays.iter().map(|p| PathPattern::new(p)).collect::<Result<_>>()?;
+        let mut referenced = BTreeSet::new();
+        for k in self.kustomizations.values() {
+            for r in &k.refs {
+                if r.kind != RefKind::File && self.kustomizations.contains_key(&r.path) {
+                    referenced.insert(r.path.clone());
+                }
+            }
+        }
+        let mut envs = BTreeSet::new();
+        for (dir, k) in &self.kustomizations {
+            let overlay = overlay_patterns.iter().find_map(|p| p.captures(dir));
+            let base = base_patterns.iter().find_map(|p| p.captures(dir));
+            if let Some((Some(app), Some(env))) = &overlay {
+                let a = self.apps.entry(app.clone()).or_insert_with(|| App { name: app.clone(), ..App::default() });
+                a.overlays.insert(env.clone(), dir.clone());
+                envs.insert(env.clone());
+            } else if let Some((Some(app), _)) = &base {
+                let a = self.apps.entry(app.clone()).or_insert_with(|| App { name: app.clone(), ..App::default() });
+                a.base.get_or_insert_with(|| dir.clone());
+            }
+            if k.is_component || referenced.contains(dir) {
+                continue;
+            }
+            let (app, env) = match (overlay, base) {
+                (Some((app, env)), _) => (app, env),
+                (None, Some((app, _))) => (app, None),
+                (None, None) => (None, None),
+            };
+            self.leaves.push(Leaf { dir: dir.clone(), app, env });
+        }
+        let configured: Vec<String> = self.config.environments.keys().cloned().collect();
+        self.environments = if configured.is_empty() { envs.into_iter().collect() } else { configured };
+        Ok(())
+    }
+
+    /// What the kustomization at `dir` reaches.
+    pub fn closure(&self, dir: &str) -> Arc<Closure> {
+        self.closures.get(dir).cloned().unwrap_or_default()
+    }
+
+    pub fn abs(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Every parsed document of a file (empty when the file is unknown or does not parse).
+    pub fn docs(&self, file: &str) -> &[YamlDoc] {
+        match self.files.get(file).map(|f| &f.docs) {
+            Some(Ok(d)) => d,
+            _ => &[],
+        }
+    }
+
+    /// Finds the source document a rendered object most likely came from, among the
+    /// resource files a leaf reaches: exact kind and name first, then a name that the
+    /// rendered one contains (namePrefix/nameSuffix), then patches naming it.
+    pub fn locate_source<'a>(&'a self, closure: &'a Closure, kind: &str, name: &str) -> Option<(&'a str, &'a YamlDoc)> {
+        let candidates = |files: &'a BTreeSet<String>, exact: bool| {
+            files.iter().find_map(move |f| {
+                self.docs(f).iter().find_map(|d| {
+                    let k = d.value.get("kind").and_then(Value::as_str)?;
+                    let n = d.value.pointer("/metadata/name").and_then(Value::as_str)?;
+                    let hit = k == kind && if exact { n == name } else { !n.is_empty() && name.contains(n) };
+                    hit.then_some((f.as_str(), d))
+                })
+            })
+        };
+        candidates(&closure.resource_files, true)
+            .or_else(|| candidates(&closure.resource_files, false))
+            .or_else(|| candidates(&closure.files, true))
+            .or_else(|| candidates(&closure.files, false))
+    }
+
+    /// Repo-relative paths changed between `rev` and the working tree (index and untracked
+    /// files included).
+    pub fn changed_since(&self, rev: &str) -> Result<BTreeSet<String>> {
+        let git = git2::Repository::discover(&self.root)?;
+        let workdir = git.workdir().ok_or_else(|| Error::Git("bare repository has no working tree".into()))?;
+        let workdir = workdir.canonicalize().map_err(|e| Error::io(workdir, e))?;
+        let prefix = rel_path(&workdir, &self.root);
+        let obj = git.revparse_single(rev).map_err(|e| Error::Usage(format!("--changed-since {rev}: {}", e.message())))?;
+        let tree = obj.peel_to_tree()?;
+        let mut opts = git2::DiffOptions::new();
+        opts.include_untracked(true).recurse_untracked_dirs(true);
+        let diff = git.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))?;
+        let mut out = BTreeSet::new();
+        for delta in diff.deltas() {
+            for f in [delta.old_file().path(), delta.new_file().path()].into_iter().flatten() {
+                let p = f.to_string_lossy().replace('\\', "/");
+                let rel = if prefix.is_empty() {
+                    Some(p.as_str())
+                } else {
+                    p.strip_prefix(&prefix).and_then(|r| r.strip_prefix('/'))
+                };
+                if let Some(r) = rel {
+                    out.insert(r.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn closure_of(
+    ks: &BTreeMap<String, Kustomization>,
+    dir: &str,
+    memo: &mut HashMap<String, Arc<Closure>>,
+    stack: &mut Vec<String>,
+) -> Arc<Closure> {
+    if let Some(c) = memo.get(dir) {
+        return c.clone();
+    }
+    let mut c = Closure::default();
+    let Some(k) = ks.get(dir) else {
+        // A referenced directory without a kustomization: its appearance matters.
+        for name in kustomization::FILE_NAMES {
+            c.files.insert(kustomization::join(dir, name));
+        }
+        return Arc::new(c);
+    };
+    if stack.iter().any(|s| s == dir) {
+        return Arc::new(c);
+    }
+    stack.push(dir.to_string());
+    c.files.insert(k.file.clone());
+    c.blockers.extend(k.blockers.iter().cloned());
+    for r in &k.refs {
+        let is_kustomization_dir = r.kind != RefKind::File && (ks.contains_key(&r.path) || r.kind == RefKind::Component);
+        if is_kustomization_dir || (r.kind == RefKind::Resource && !r.path.ends_with(".yaml") && !r.path.ends_with(".yml") && !r.path.ends_with(".json")) {
+            let sub = closure_of(ks, &r.path, memo, stack);
+            c.files.extend(sub.files.iter().cloned());
+            c.resource_files.extend(sub.resource_files.iter().cloned());
+            c.blockers.extend(sub.blockers.iter().cloned());
+        } else {
+            c.files.insert(r.path.clone());
+            if r.kind == RefKind::Resource {
+                c.resource_files.insert(r.path.clone());
+            }
+        }
+    }
+    stack.pop();
+    let c = Arc::new(c);
+    memo.insert(dir.to_string(), c.clone());
+    c
+}
+
+/// Repo-relative path with `/` separators.
+pub fn rel_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}
+
+/// Splits a repo-relative path into directory and file name.
+pub fn split_dir(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}

@@ -1,0 +1,310 @@
+//! The typed tool layer: every capability the planner, the executor, the CLI and evals use is
+//! a `Tool` with typed, schema-described arguments and a declared effect. The registry erases
+//! tools to JSON in / JSON out, validates every argument object against the tool's schema
+//! before calling, and passes every output through the shared redactor.
+
+pub mod kustomize_build;
+pub mod repo_scan;
+pub mod validate;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::k8s::redact::Redactor;
+use crate::kustomize::{Engine, Kustomize};
+use crate::repo::Repo;
+
+/// What running a tool may change. Approval decisions come from this, never from a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub enum Effect {
+    ReadOnly,
+    WritesRepo,
+    WritesCluster,
+}
+
+/// An error from a tool. `public` may be shown to a model; `internal` only to the operator.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{public}")]
+pub struct ToolError {
+    pub public: String,
+    pub internal: Option<String>,
+}
+
+impl ToolError {
+    pub fn new(public: impl Into<String>) -> ToolError {
+        ToolError { public: public.into(), internal: None }
+    }
+}
+
+impl From<Error> for ToolError {
+    fn from(e: Error) -> Self {
+        ToolError::new(e.to_string())
+    }
+}
+
+/// Everything a tool may use. Cheap to clone.
+#[derive(Clone)]
+pub struct ToolCtx {
+    inner: Arc<CtxInner>,
+}
+
+struct CtxInner {
+    repo_root: PathBuf,
+    kustomize: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    jobs: usize,
+    redactor: Arc<Redactor>,
+    engine: OnceLock<Result<Arc<Engine>, String>>,
+}
+
+/// Options for a [`ToolCtx`].
+#[derive(Debug, Clone, Default)]
+pub struct CtxOptions {
+    /// `--kustomize PATH`; falls back to the config's `kustomize` key, then the search order.
+    pub kustomize: Option<PathBuf>,
+    /// Build cache directory; None disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Parallel builds (0: the default).
+    pub jobs: usize,
+}
+
+impl ToolCtx {
+    pub fn new(repo_root: &Path, opts: CtxOptions) -> ToolCtx {
+        ToolCtx {
+            inner: Arc::new(CtxInner {
+                repo_root: repo_root.to_path_buf(),
+                kustomize: opts.kustomize,
+                cache_dir: opts.cache_dir,
+                jobs: if opts.jobs == 0 { crate::kustomize::default_jobs() } else { opts.jobs },
+                redactor: Arc::new(Redactor::new()),
+                engine: OnceLock::new(),
+            }),
+        }
+    }
+
+    pub fn repo_root(&self) -> &Path {
+        &self.inner.repo_root
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.inner.jobs
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+
+    /// Scans the repo as it is now, and teaches the redactor its secret values.
+    pub fn load_repo(&self) -> Result<Repo, Error> {
+        let repo = Repo::load(&self.inner.repo_root)?;
+        learn_repo_secrets(&repo, self.redactor());
+        Ok(repo)
+    }
+
+    /// The kustomize engine, located once per context.
+    pub fn engine(&self, repo: &Repo) -> Result<Arc<Engine>, Error> {
+        let r = self.inner.engine.get_or_init(|| {
+            let explicit = self.inner.kustomize.clone().or_else(|| {
+                repo.config.kustomize.as_ref().map(|p| if p.is_absolute() { p.clone() } else { repo.root.join(p) })
+            });
+            Kustomize::locate(explicit.as_deref())
+                .map(|k| Arc::new(Engine::new(k, self.inner.cache_dir.clone())))
+                .map_err(|e| e.to_string())
+        });
+        r.clone().map_err(|m| if m == Error::KustomizeNotFound.to_string() { Error::KustomizeNotFound } else { Error::Usage(m) })
+    }
+}
+
+/// Teaches the redactor every secret value written in the repo: Secret objects and
+/// secretGenerator literals and files.
+pub fn learn_repo_secrets(repo: &Repo, redactor: &Redactor) {
+    for f in repo.files.values() {
+        if let Ok(docs) = &f.docs {
+            docs.iter().for_each(|d| redactor.learn_object(&d.value));
+        }
+    }
+    for k in repo.kustomizations.values() {
+        k.secret_literals.iter().for_each(|l| redactor.learn(l));
+        for f in &k.secret_files {
+            if let Ok(text) = std::fs::read_to_string(repo.abs(f)) {
+                redactor.learn_text_lines(&text);
+            }
+        }
+    }
+}
+
+/// A typed tool.
+pub trait Tool: Send + Sync + 'static {
+    /// Arguments; doc comments become the schema's descriptions. Use
+    /// `#[serde(deny_unknown_fields)]` so unknown fields are rejected.
+    type Args: DeserializeOwned + JsonSchema + Send;
+    type Output: Serialize + Send;
+
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// A tool that does not declare its effect is treated as the most dangerous kind.
+    fn effect(&self) -> Effect {
+        Effect::WritesCluster
+    }
+    fn call(&self, ctx: &ToolCtx, args: Self::Args) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+trait ErasedTool: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn effect(&self) -> Effect;
+    fn parameters(&self) -> Value;
+    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>>;
+}
+
+impl<T: Tool> ErasedTool for T {
+    fn name(&self) -> &'static str {
+        Tool::name(self)
+    }
+    fn description(&self) -> &'static str {
+        Tool::description(self)
+    }
+    fn effect(&self) -> Effect {
+        Tool::effect(self)
+    }
+    fn parameters(&self) -> Value {
+        parameters_schema::<T::Args>()
+    }
+    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>> {
+        Box::pin(async move {
+            let args: T::Args = serde_json::from_value(args).map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
+            let out = Tool::call(self, ctx, args).await?;
+            serde_json::to_value(out).map_err(|e| ToolError { public: "the tool's output could not be encoded".into(), internal: Some(e.to_string()) })
+        })
+    }
+}
+
+/// The JSON Schema of a tool's arguments: subschemas inlined, no `$schema` or `title`, so
+/// it can go to a model as function parameters as it is.
+pub fn parameters_schema<A: JsonSchema>() -> Value {
+    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let schema = settings.into_generator().into_root_schema_for::<A>();
+    let mut v = schema.to_value();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("$schema");
+        m.remove("title");
+    }
+    v
+}
+
+/// What `tools list` prints for a tool; also the committed schema file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub effect: Effect,
+    pub parameters: Value,
+}
+
+struct Entry {
+    tool: Box<dyn ErasedTool>,
+    parameters: Value,
+    validator: Option<jsonschema::Validator>,
+}
+
+/// Every tool, by name.
+pub struct ToolRegistry {
+    entries: Vec<Entry>,
+}
+
+impl ToolRegistry {
+    pub fn empty() -> ToolRegistry {
+        ToolRegistry { entries: Vec::new() }
+    }
+
+    /// The built-in catalog.
+    pub fn builtin() -> ToolRegistry {
+        let mut r = ToolRegistry::empty();
+        r.register(repo_scan::RepoScan);
+        r.register(kustomize_build::KustomizeBuild);
+        r.register(validate::Validate);
+        r
+    }
+
+    pub fn register<T: Tool>(&mut self, tool: T) {
+        let parameters = ErasedTool::parameters(&tool);
+        let validator = jsonschema::validator_for(&parameters).ok();
+        self.entries.retain(|e| e.tool.name() != Tool::name(&tool));
+        self.entries.push(Entry { tool: Box::new(tool), parameters, validator });
+        self.entries.sort_by_key(|e| e.tool.name());
+    }
+
+    pub fn list(&self) -> Vec<ToolInfo> {
+        self.entries
+            .iter()
+            .map(|e| ToolInfo { name: e.tool.name(), description: e.tool.description(), effect: e.tool.effect(), parameters: e.parameters.clone() })
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<ToolInfo> {
+        self.list().into_iter().find(|t| t.name == name)
+    }
+
+    /// Checks an argument object against the tool's schema; every violation, with its path.
+    pub fn validate_args(&self, name: &str, args: &Value) -> Result<(), ToolError> {
+        let e = self.entry(name)?;
+        let Some(v) = &e.validator else {
+            return Err(ToolError { public: format!("tool {name} has no usable schema"), internal: None });
+        };
+        let errors: Vec<String> = v
+            .iter_errors(args)
+            .map(|err| {
+                let at = err.instance_path().to_string();
+                format!("{}: {}", if at.is_empty() { "(arguments)".to_string() } else { at }, err)
+            })
+            .collect();
+        if errors.is_empty() { Ok(()) } else { Err(ToolError::new(format!("invalid arguments for {name}: {}", errors.join("; ")))) }
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry, ToolError> {
+        self.entries.iter().find(|e| e.tool.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = self.entries.iter().map(|e| e.tool.name()).collect();
+            ToolError::new(format!("unknown tool {name:?}; tools: {}", names.join(", ")))
+        })
+    }
+
+    /// Validates and runs one tool, JSON in and JSON out. The output is redacted. Approval
+    /// is the caller's business (the executor); this only runs.
+    pub async fn call(&self, ctx: &ToolCtx, name: &str, args: Value) -> Result<Value, ToolError> {
+        self.validate_args(name, &args)?;
+        let e = self.entry(name)?;
+        let mut out = e.tool.call_json(ctx, args).await.map_err(|mut err| {
+            err.public = ctx.redactor().scrub(&err.public);
+            err
+        })?;
+        ctx.redactor().redact_value(&mut out);
+        Ok(out)
+    }
+
+    /// The schema files as committed under `tools/schemas/`: (file name, content).
+    pub fn schema_files(&self) -> Vec<(String, String)> {
+        self.list()
+            .into_iter()
+            .map(|t| {
+                let text = serde_json::to_string_pretty(&t).unwrap_or_default();
+                (format!("{}.json", t.name), format!("{text}\n"))
+            })
+            .collect()
+    }
+}
+
+/// Runs blocking work (file reads, kustomize processes) off the async runtime.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ToolError> + Send + 'static) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ToolError { public: "the tool stopped unexpectedly".into(), internal: Some(e.to_string()) })?
+}

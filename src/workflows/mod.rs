@@ -1,0 +1,3 @@
+//! Workflows: deterministic Rust that turns a typed request into work done with tools.
+
+pub mod validate;

@@ -1,0 +1,472 @@
+//! The validate workflow: every leaf builds, rendered objects pass strict schemas and the
+//! policies, Argo CD Applications point at paths that exist. Bad input never stops the run:
+//! each problem becomes a finding with file and line, and the rest is still checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Severity;
+use crate::error::Result;
+use crate::k8s::redact::Redactor;
+use crate::k8s::schema::{SchemaOutcome, SchemaSet};
+use crate::k8s::{self, ObjectRef};
+use crate::kustomize::{Engine, classify};
+use crate::repo::argocd::normalize_repo_url;
+use crate::repo::{Closure, Leaf, Repo};
+
+/// Check ids, stable across releases.
+pub const CHECKS: [&str; 8] = ["yaml-syntax", "kustomize-build", "schema", "required-labels", "resource-limits", "image-tag", "network-policy", "argocd-path"];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// Only overlays of these environments (all when empty).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Only overlays of these apps (all when empty).
+    #[serde(default)]
+    pub app: Vec<String>,
+    /// Only overlays whose inputs changed since this git revision (and YAML files changed
+    /// since then).
+    #[serde(default)]
+    pub changed_since: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Finding {
+    pub check: String,
+    pub severity: Severity,
+    /// Repo-relative file at fault.
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// Repo-relative leaf directory whose build or output the finding concerns.
+    pub overlay: Option<String>,
+    pub app: Option<String>,
+    pub env: Option<String>,
+    /// Kind/namespace/name of the object concerned.
+    pub object: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    pub overlays: usize,
+    pub overlays_built: usize,
+    pub overlays_failed: usize,
+    pub overlays_skipped: usize,
+    pub objects: usize,
+    pub files: usize,
+    pub argocd_applications: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub kustomize_runs: usize,
+    pub cache_hits: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ValidationReport {
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+impl ValidationReport {
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+
+    /// Scrubs every learned secret value from the report's text.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        for f in &mut self.findings {
+            f.message = redactor.scrub(&f.message);
+            if let Some(o) = &f.object {
+                f.object = Some(redactor.scrub(o));
+            }
+        }
+    }
+}
+
+/// Progress callback: (done, total) leaves.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Runs the validation. `jobs` bounds parallel builds.
+pub fn run(repo: &Repo, engine: &Engine, redactor: &Redactor, req: &ValidateRequest, jobs: usize, progress: Progress) -> Result<ValidationReport> {
+    let changed = match &req.changed_since {
+        Some(rev) => Some(repo.changed_since(rev)?),
+        None => None,
+    };
+    let leaves: Vec<&Leaf> = repo
+        .leaves
+        .iter()
+        .filter(|l| req.env.is_empty() || l.env.as_ref().is_some_and(|e| req.env.contains(e)))
+        .filter(|l| req.app.is_empty() || l.app.as_ref().is_some_and(|a| req.app.contains(a)))
+        .filter(|l| changed.as_ref().is_none_or(|c| repo.closure(&l.dir).files.iter().any(|f| c.contains(f))))
+        .collect();
+    let filtered = !req.env.is_empty() || !req.app.is_empty() || changed.is_some();
+
+    let mut findings = Vec::new();
+    // yaml-syntax: every YAML file, or with filters the files the selected leaves reach
+    // (and, with --changed-since, the changed ones).
+    let mut scope: BTreeSet<&str> = BTreeSet::new();
+    if filtered {
+        for l in &leaves {
+            let c = repo.closure(&l.dir);
+            for f in &c.files {
+                if let Some((k, _)) = repo.files.get_key_value(f.as_str()) {
+                    scope.insert(k.as_str());
+                }
+            }
+        }
+        if let Some(c) = &changed {
+            scope.extend(repo.files.keys().map(String::as_str).filter(|f| c.contains(*f)));
+        }
+    } else {
+        scope.extend(repo.files.keys().map(String::as_str));
+    }
+    for path in &scope {
+        if let Some(Err(e)) = repo.files.get(*path).map(|f| &f.docs) {
+            let (app, env) = owner_of(repo, path);
+            findings.push(Finding {
+                check: "yaml-syntax".into(),
+                severity: Severity::Error,
+                file: Some(path.to_string()),
+                line: Some(e.line),
+                overlay: None,
+                app,
+                env,
+                object: None,
+                message: format!("YAML does not parse: {} (column {})", e.message, e.column),
+            });
+        }
+    }
+
+    let mut schemas = SchemaSet::builtin();
+    for f in repo.files.values() {
+        let Ok(docs) = &f.docs else { continue };
+        for d in docs {
+            if d.value.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
+                if let Err(e) = schemas.add_crd(&d.value) {
+                    findings.push(Finding {
+                        check: "schema".into(),
+                        severity: Severity::Warning,
+                        file: Some(f.path.clone()),
+                        line: Some(d.line),
+                        overlay: None,
+                        app: None,
+                        env: None,
+                        object: Some(ObjectRef::of(&d.value).to_string()),
+                        message: format!("CustomResourceDefinition not usable as a schema: {e}"),
+                    });
+                }
+            }
+        }
+    }
+
+    let done = AtomicUsize::new(0);
+    let total = leaves.len();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let per_leaf: Vec<LeafResult> = pool.install(|| {
+        leaves
+            .par_iter()
+            .map(|leaf| {
+                let r = check_leaf(repo, engine, redactor, &schemas, leaf);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                r
+            })
+            .collect()
+    });
+    let mut summary = Summary { overlays: total, files: scope.len(), ..Summary::default() };
+    for r in per_leaf {
+        match r.outcome {
+            LeafOutcome::Built(n) => {
+                summary.overlays_built += 1;
+                summary.objects += n;
+            }
+            LeafOutcome::Failed => summary.overlays_failed += 1,
+            LeafOutcome::Skipped => summary.overlays_skipped += 1,
+        }
+        findings.extend(r.findings);
+    }
+
+    let argo = check_argocd(repo, req, changed.as_ref());
+    summary.argocd_applications = argo.0;
+    findings.extend(argo.1);
+
+    findings.sort_by(|a, b| {
+        (&a.app, &a.env, &a.overlay, &a.file, a.line, &a.check, &a.object, &a.message).cmp(&(&b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message))
+    });
+    findings.dedup();
+    summary.errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    summary.warnings = findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    let stats = engine.stats();
+    summary.kustomize_runs = stats.builds;
+    summary.cache_hits = stats.cache_hits;
+    let mut report = ValidationReport { findings, summary };
+    report.redact(redactor);
+    Ok(report)
+}
+
+/// The app and environment a repo file belongs to, by the layout.
+fn owner_of(repo: &Repo, path: &str) -> (Option<String>, Option<String>) {
+    for (name, app) in &repo.apps {
+        for (env, dir) in &app.overlays {
+            if path.starts_with(&format!("{dir}/")) {
+                return (Some(name.clone()), Some(env.clone()));
+            }
+        }
+        if let Some(base) = &app.base {
+            if let Some(parent) = base.rsplit_once('/').map(|p| p.0) {
+                if path.starts_with(&format!("{parent}/")) {
+                    return (Some(name.clone()), None);
+                }
+            }
+        }
+    }
+    (None, None)
+}
+
+enum LeafOutcome {
+    Built(usize),
+    Failed,
+    Skipped,
+}
+
+struct LeafResult {
+    outcome: LeafOutcome,
+    findings: Vec<Finding>,
+}
+
+/// Context for findings about one leaf's rendered objects.
+struct LeafCtx<'a> {
+    repo: &'a Repo,
+    leaf: &'a Leaf,
+    closure: &'a Closure,
+    out: Vec<Finding>,
+}
+
+impl LeafCtx<'_> {
+    fn finding(&mut self, check: &str, severity: Severity, file: Option<String>, line: Option<u32>, object: Option<String>, message: String) {
+        self.out.push(Finding {
+            check: check.into(),
+            severity,
+            file,
+            line,
+            overlay: Some(self.leaf.dir.clone()),
+            app: self.leaf.app.clone(),
+            env: self.leaf.env.clone(),
+            object,
+            message,
+        });
+    }
+
+    /// A finding on a rendered object, pinned to its source document where it can be found.
+    fn on_object(&mut self, check: &str, severity: Severity, obj: &Value, pointer: &str, message: String) {
+        let r = ObjectRef::of(obj);
+        let (file, line) = match self.repo.locate_source(self.closure, &r.kind, &r.name) {
+            Some((f, d)) => (Some(f.to_string()), Some(d.line_of(pointer))),
+            None => (self.repo.kustomizations.get(&self.leaf.dir).map(|k| k.file.clone()), None),
+        };
+        self.finding(check, severity, file, line, Some(r.to_string()), message);
+    }
+}
+
+fn check_leaf(repo: &Repo, engine: &Engine, redactor: &Redactor, schemas: &SchemaSet, leaf: &Leaf) -> LeafResult {
+    let closure = repo.closure(&leaf.dir);
+    let mut cx = LeafCtx { repo, leaf, closure: &closure, out: Vec::new() };
+    if !closure.blockers.is_empty() {
+        for b in &closure.blockers {
+            cx.finding("kustomize-build", Severity::Warning, Some(b.file.clone()), Some(b.line), None, format!("not built: {}", b.what));
+        }
+        return LeafResult { outcome: LeafOutcome::Skipped, findings: cx.out };
+    }
+    let built = engine.build(repo, &leaf.dir);
+    if let Some(err) = &built.error {
+        let e = classify(err, repo, &leaf.dir);
+        cx.finding("kustomize-build", Severity::Error, Some(e.file), e.line, None, format!("build failed ({}): {}", e.class, e.message));
+        return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out };
+    }
+    let objects = match crate::repo::yaml::parse_values(&built.stdout) {
+        Ok(v) => flatten_lists(v),
+        Err(e) => {
+            cx.finding("kustomize-build", Severity::Error, repo.kustomizations.get(&leaf.dir).map(|k| k.file.clone()), None, None, format!("kustomize output does not parse: {e}"));
+            return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out };
+        }
+    };
+    objects.iter().for_each(|o| redactor.learn_object(o));
+    let p = &repo.config.policies;
+    let mut missing_schema = BTreeSet::new();
+    for obj in &objects {
+        if p.schema.enabled {
+            match schemas.validate(obj) {
+                SchemaOutcome::Valid => {}
+                SchemaOutcome::Invalid(violations) => {
+                    for v in violations {
+                        let at = if v.pointer.is_empty() { String::new() } else { format!(" at {}", v.pointer) };
+                        cx.on_object("schema", p.schema.severity, obj, &v.pointer, format!("{}{at}", v.message));
+                    }
+                }
+                SchemaOutcome::NoSchema => {
+                    let r = ObjectRef::of(obj);
+                    if missing_schema.insert((r.api_version.clone(), r.kind.clone())) {
+                        cx.on_object("schema", Severity::Warning, obj, "", format!("no schema for {} {}: add its CustomResourceDefinition to the repo to check it", r.api_version, r.kind));
+                    }
+                }
+            }
+        }
+        if p.required_labels.enabled {
+            let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
+            for l in &p.required_labels.labels {
+                if labels.is_none_or(|m| !m.contains_key(l)) {
+                    cx.on_object("required-labels", p.required_labels.severity, obj, "/metadata/labels", format!("missing label {l}"));
+                }
+            }
+        }
+        for (ptr, c) in k8s::containers(obj) {
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+            if p.resource_limits.enabled {
+                for res in &p.resource_limits.resources {
+                    if c.pointer(&format!("/resources/limits/{res}")).is_none() {
+                        cx.on_object("resource-limits", p.resource_limits.severity, obj, &format!("{ptr}/resources/limits"), format!("container {name:?} has no {res} limit"));
+                    }
+                }
+            }
+            if p.image_tag.enabled {
+                let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+                if let Some(problem) = image_problem(image) {
+                    cx.on_object("image-tag", p.image_tag.severity, obj, &format!("{ptr}/image"), format!("container {name:?}: {problem}"));
+                }
+            }
+        }
+    }
+    if p.network_policy.enabled {
+        let policies: Vec<(Option<&str>, &Value)> = objects
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("NetworkPolicy"))
+            .map(|o| (o.pointer("/metadata/namespace").and_then(Value::as_str), o.pointer("/spec/podSelector").unwrap_or(&Value::Null)))
+            .collect();
+        for obj in &objects {
+            if k8s::pod_spec_pointer(obj).is_none() || obj.get("kind").and_then(Value::as_str) == Some("Pod") {
+                continue;
+            }
+            let empty = serde_json::Map::new();
+            let labels = k8s::pod_labels(obj).unwrap_or(&empty);
+            let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+            let selected = policies.iter().any(|(pns, sel)| *pns == ns && (sel.is_null() || k8s::selector_matches(sel, labels)));
+            if !selected {
+                let ptr = k8s::pod_spec_pointer(obj).and_then(|s| s.strip_suffix("/spec")).map(|t| format!("{t}/metadata/labels")).unwrap_or_default();
+                cx.on_object("network-policy", p.network_policy.severity, obj, &ptr, format!("no NetworkPolicy in this overlay selects its pods (namespace {})", ns.unwrap_or("default")));
+            }
+        }
+    }
+    LeafResult { outcome: LeafOutcome::Built(objects.len()), findings: cx.out }
+}
+
+fn flatten_lists(objs: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::with_capacity(objs.len());
+    for o in objs {
+        let is_list = o.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List")) && o.get("items").is_some_and(Value::is_array);
+        if is_list {
+            if let Some(Value::Array(items)) = o.get("items") {
+                out.extend(flatten_lists(items.clone()));
+            }
+        } else {
+            out.push(o);
+        }
+    }
+    out
+}
+
+/// Why an image reference is not pinned, if it is not.
+pub fn image_problem(image: &str) -> Option<String> {
+    if image.is_empty() {
+        return Some("no image".into());
+    }
+    if image.contains('@') {
+        return None;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        None => Some(format!("image {image:?} has no tag; pin a version")),
+        Some((_, "latest")) => Some(format!("image {image:?} uses :latest; pin a version")),
+        Some((_, "")) => Some(format!("image {image:?} has an empty tag")),
+        Some(_) => None,
+    }
+}
+
+/// argocd-path: Applications of this repo point at paths that exist. Returns the number of
+/// Applications considered and the findings.
+fn check_argocd(repo: &Repo, req: &ValidateRequest, changed: Option<&BTreeSet<String>>) -> (usize, Vec<Finding>) {
+    let policy = &repo.config.policies.argocd_path;
+    let mut out = Vec::new();
+    if !policy.enabled {
+        return (0, out);
+    }
+    let own = repo.config.repo_url.clone().or_else(|| origin_url(repo)).map(|u| normalize_repo_url(&u));
+    let overlay_owner: BTreeMap<&str, &Leaf> = repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
+    let mut count = 0;
+    for app in &repo.argocd_apps {
+        if changed.is_some_and(|c| !c.contains(&app.file)) {
+            continue;
+        }
+        for src in &app.sources {
+            let Some(path) = &src.path else { continue };
+            if src.chart.is_some() || path.contains("{{") {
+                continue;
+            }
+            let ours = match (&own, &src.repo_url) {
+                (Some(own), Some(url)) => &normalize_repo_url(url) == own,
+                _ => true,
+            };
+            if !ours {
+                continue;
+            }
+            let norm = crate::repo::kustomization::join("", path);
+            let leaf = overlay_owner.get(norm.as_str());
+            let (a, e) = leaf.map_or((None, None), |l| (l.app.clone(), l.env.clone()));
+            if (!req.app.is_empty() && a.as_ref().is_none_or(|x| !req.app.contains(x))) || (!req.env.is_empty() && e.as_ref().is_none_or(|x| !req.env.contains(x))) {
+                continue;
+            }
+            count += 1;
+            let exists = !norm.starts_with("..") && repo.abs(&norm).is_dir();
+            if !exists {
+                out.push(Finding {
+                    check: "argocd-path".into(),
+                    severity: policy.severity,
+                    file: Some(app.file.clone()),
+                    line: Some(src.line),
+                    overlay: None,
+                    app: a,
+                    env: e,
+                    object: Some(format!("Application/{}{}", app.namespace.as_ref().map(|n| format!("{n}/")).unwrap_or_default(), app.name)),
+                    message: format!("path {path:?} does not exist in this repo"),
+                });
+            }
+        }
+    }
+    (count, out)
+}
+
+fn origin_url(repo: &Repo) -> Option<String> {
+    let git = git2::Repository::discover(&repo.root).ok()?;
+    let remote = git.find_remote("origin").ok()?;
+    remote.url().ok().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_problem;
+
+    #[test]
+    fn images() {
+        assert!(image_problem("nginx").is_some());
+        assert!(image_problem("nginx:latest").is_some());
+        assert!(image_problem("registry:5000/team/app").is_some());
+        assert!(image_problem("registry:5000/team/app:1.2").is_none());
+        assert!(image_problem("ghcr.io/a/b@sha256:abc").is_none());
+        assert!(image_problem("redis:7.2.4").is_none());
+    }
+}

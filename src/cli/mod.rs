@@ -12,7 +12,11 @@ use crate::error::Result;
 use crate::tools::{CtxOptions, ToolCtx};
 
 #[derive(Debug, Parser)]
-#[command(name = "agentops", version, about = "Run your Kubernetes GitOps repo with an agent beside you")]
+#[command(
+    name = "agentops",
+    version,
+    about = "Run your Kubernetes GitOps repo with an agent beside you"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -41,8 +45,21 @@ pub struct Global {
 
 impl Global {
     pub fn ctx(&self) -> ToolCtx {
-        let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(crate::kustomize::default_cache_dir) };
-        ToolCtx::new(&self.repo, CtxOptions { kustomize: self.kustomize.clone(), cache_dir, jobs: self.jobs })
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(crate::kustomize::default_cache_dir)
+        };
+        ToolCtx::new(
+            &self.repo,
+            CtxOptions {
+                kustomize: self.kustomize.clone(),
+                cache_dir,
+                jobs: self.jobs,
+            },
+        )
     }
 }
 

@@ -27,23 +27,36 @@ pub struct Args {
 
 pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = global.ctx();
-    let req = ValidateRequest { env: args.env, app: args.app, changed_since: args.changed_since };
+    let req = ValidateRequest {
+        env: args.env,
+        app: args.app,
+        changed_since: args.changed_since,
+    };
     let report = tokio::task::spawn_blocking(move || -> Result<wf::ValidationReport> {
         let repo = ctx.load_repo()?;
         for e in &req.env {
             if !repo.environments.contains(e) {
-                return Err(crate::Error::Usage(format!("unknown environment {e:?}; environments: {}", repo.environments.join(", "))));
+                return Err(crate::Error::Usage(format!(
+                    "unknown environment {e:?}; environments: {}",
+                    repo.environments.join(", ")
+                )));
             }
         }
         for a in &req.app {
             if !repo.apps.contains_key(a) {
                 let names: Vec<&str> = repo.apps.keys().map(String::as_str).collect();
-                return Err(crate::Error::Usage(format!("unknown app {a:?}; apps: {}", names.join(", "))));
+                return Err(crate::Error::Usage(format!(
+                    "unknown app {a:?}; apps: {}",
+                    names.join(", ")
+                )));
             }
         }
         let engine = ctx.engine(&repo)?;
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} validating overlays {pos}/{len} {wide_bar}") {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} validating overlays {pos}/{len} {wide_bar}",
+        ) {
             bar.set_style(style);
         }
         let progress = |done: usize, total: usize| {
@@ -56,7 +69,13 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     })
     .await
     .map_err(|e| crate::Error::Internal(e.to_string()))??;
-    let color = args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = args.format == Format::Text
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report::render(&report, args.format, color));
-    Ok(if report.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

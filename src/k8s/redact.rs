@@ -27,10 +27,10 @@ impl Redactor {
     /// Remembers a secret value so it is scrubbed from any text.
     pub fn learn(&self, value: &str) {
         let v = value.trim();
-        if v.len() >= MIN_SCRUB_LEN {
-            if let Ok(mut s) = self.secrets.write() {
-                s.insert(v.to_string());
-            }
+        if v.len() >= MIN_SCRUB_LEN
+            && let Ok(mut s) = self.secrets.write()
+        {
+            s.insert(v.to_string());
         }
     }
 
@@ -46,10 +46,10 @@ impl Redactor {
         if let Some(data) = obj.get("data").and_then(Value::as_object) {
             for v in data.values().filter_map(Value::as_str) {
                 self.learn(v);
-                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(v.trim()) {
-                    if let Ok(text) = String::from_utf8(bytes) {
-                        self.learn_text_lines(&text);
-                    }
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(v.trim())
+                    && let Ok(text) = String::from_utf8(bytes)
+                {
+                    self.learn_text_lines(&text);
                 }
             }
         }
@@ -75,10 +75,15 @@ impl Redactor {
 
     /// Replaces every learned secret value in `text`.
     pub fn scrub(&self, text: &str) -> String {
-        let Ok(secrets) = self.secrets.read() else { return text.to_string() };
+        let Ok(secrets) = self.secrets.read() else {
+            return text.to_string();
+        };
         let mut out = text.to_string();
         // longest first, so a value that contains another is replaced whole
-        let mut sorted: Vec<&String> = secrets.iter().filter(|s| out.contains(s.as_str())).collect();
+        let mut sorted: Vec<&String> = secrets
+            .iter()
+            .filter(|s| out.contains(s.as_str()))
+            .collect();
         sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
         for s in sorted {
             out = out.replace(s.as_str(), REDACTED);
@@ -109,7 +114,11 @@ impl Redactor {
 }
 
 fn is_secret(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Secret") && obj.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a == "v1")
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a == "v1")
 }
 
 /// Removes secret values from every Secret object found anywhere inside `v` (a Secret's
@@ -120,13 +129,16 @@ pub fn redact_objects(v: &mut Value) {
             if m.get("kind").and_then(Value::as_str) == Some("Secret") {
                 for field in ["data", "stringData"] {
                     if let Some(Value::Object(d)) = m.get_mut(field) {
-                        d.values_mut().for_each(|x| *x = Value::String(REDACTED.into()));
+                        d.values_mut()
+                            .for_each(|x| *x = Value::String(REDACTED.into()));
                     }
                 }
-                if let Some(Value::Object(a)) = m.get_mut("metadata").and_then(|md| md.get_mut("annotations")) {
-                    if let Some(x) = a.get_mut(LAST_APPLIED) {
-                        *x = Value::String(REDACTED.into());
-                    }
+                if let Some(Value::Object(a)) = m
+                    .get_mut("metadata")
+                    .and_then(|md| md.get_mut("annotations"))
+                    && let Some(x) = a.get_mut(LAST_APPLIED)
+                {
+                    *x = Value::String(REDACTED.into());
                 }
             }
             m.values_mut().for_each(redact_objects);
@@ -152,7 +164,10 @@ mod tests {
         let mut out = json!({"objects": [secret], "message": format!("bad value {canary} and {enc} and other-secret-9")});
         r.redact_value(&mut out);
         let text = out.to_string();
-        assert!(!text.contains(canary) && !text.contains(&enc) && !text.contains("other-secret-9"), "{text}");
+        assert!(
+            !text.contains(canary) && !text.contains(&enc) && !text.contains("other-secret-9"),
+            "{text}"
+        );
         assert_eq!(out["objects"][0]["data"]["p"], REDACTED);
         assert!(out["objects"][0]["data"].get("p").is_some(), "keys stay");
         assert!(text.contains("bad value <redacted>"));

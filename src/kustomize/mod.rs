@@ -31,11 +31,30 @@ pub struct Kustomize {
 
 impl Kustomize {
     fn new(program: PathBuf) -> Result<Kustomize> {
-        let meta = std::fs::metadata(&program).map_err(|e| Error::KustomizeBroken { path: program.display().to_string(), message: e.to_string() })?;
-        let via_kubectl = program.file_name().is_some_and(|n| n.to_string_lossy().starts_with("kubectl"));
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-        let identity = format!("{}|{}|{}|{}", program.display(), meta.len(), mtime, via_kubectl);
-        Ok(Kustomize { program, via_kubectl, identity })
+        let meta = std::fs::metadata(&program).map_err(|e| Error::KustomizeBroken {
+            path: program.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let via_kubectl = program
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("kubectl"));
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let identity = format!(
+            "{}|{}|{}|{}",
+            program.display(),
+            meta.len(),
+            mtime,
+            via_kubectl
+        );
+        Ok(Kustomize {
+            program,
+            via_kubectl,
+            identity,
+        })
     }
 
     /// Finds kustomize: an explicit path (flag or config), `kustomize` on PATH, `kubectl` on
@@ -43,7 +62,10 @@ impl Kustomize {
     pub fn locate(explicit: Option<&Path>) -> Result<Kustomize> {
         if let Some(p) = explicit {
             if !p.is_file() {
-                return Err(Error::KustomizeBroken { path: p.display().to_string(), message: "no such file".into() });
+                return Err(Error::KustomizeBroken {
+                    path: p.display().to_string(),
+                    message: "no such file".into(),
+                });
             }
             return Kustomize::new(p.to_path_buf());
         }
@@ -81,7 +103,9 @@ impl Kustomize {
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Where build results are cached.
@@ -128,11 +152,20 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(kustomize: Kustomize, cache_dir: Option<PathBuf>) -> Engine {
-        Engine { kustomize, cache_dir: cache_dir.map(|d| d.join("kustomize")), file_hashes: Mutex::default(), builds: AtomicUsize::new(0), hits: AtomicUsize::new(0) }
+        Engine {
+            kustomize,
+            cache_dir: cache_dir.map(|d| d.join("kustomize")),
+            file_hashes: Mutex::default(),
+            builds: AtomicUsize::new(0),
+            hits: AtomicUsize::new(0),
+        }
     }
 
     pub fn stats(&self) -> EngineStats {
-        EngineStats { builds: self.builds.load(Ordering::Relaxed), cache_hits: self.hits.load(Ordering::Relaxed) }
+        EngineStats {
+            builds: self.builds.load(Ordering::Relaxed),
+            cache_hits: self.hits.load(Ordering::Relaxed),
+        }
     }
 
     /// Forgets file hashes, for callers that edit files between builds.
@@ -159,10 +192,10 @@ impl Engine {
     }
 
     fn file_hash(&self, path: &Path) -> String {
-        if let Ok(m) = self.file_hashes.lock() {
-            if let Some(h) = m.get(path) {
-                return h.clone();
-            }
+        if let Ok(m) = self.file_hashes.lock()
+            && let Some(h) = m.get(path)
+        {
+            return h.clone();
         }
         let h = match std::fs::read(path) {
             Ok(bytes) => blake3::hash(&bytes).to_hex().to_string(),
@@ -180,45 +213,81 @@ impl Engine {
         let key = self.key(repo, dir);
         if let Some(stdout) = self.cache_get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return BuildOutput { stdout, error: None, cached: true };
+            return BuildOutput {
+                stdout,
+                error: None,
+                cached: true,
+            };
         }
         self.builds.fetch_add(1, Ordering::Relaxed);
-        let out = self.kustomize.command(&repo.abs(dir)).current_dir(&repo.root).output();
+        let out = self
+            .kustomize
+            .command(&repo.abs(dir))
+            .current_dir(&repo.root)
+            .output();
         match out {
             Ok(o) if o.status.success() => {
                 let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
                 self.cache_put(&key, &stdout);
-                BuildOutput { stdout, error: None, cached: false }
+                BuildOutput {
+                    stdout,
+                    error: None,
+                    cached: false,
+                }
             }
             Ok(o) => {
                 let mut err = String::from_utf8_lossy(&o.stderr).trim().to_string();
                 if err.is_empty() {
                     err = format!("kustomize exited with {}", o.status);
                 }
-                BuildOutput { stdout: String::new(), error: Some(err), cached: false }
+                BuildOutput {
+                    stdout: String::new(),
+                    error: Some(err),
+                    cached: false,
+                }
             }
-            Err(e) => BuildOutput { stdout: String::new(), error: Some(format!("could not run {}: {e}", self.kustomize.program.display())), cached: false },
+            Err(e) => BuildOutput {
+                stdout: String::new(),
+                error: Some(format!(
+                    "could not run {}: {e}",
+                    self.kustomize.program.display()
+                )),
+                cached: false,
+            },
         }
     }
 
     fn entry_path(&self, key: &str) -> Option<PathBuf> {
-        self.cache_dir.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.json")))
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(&key[..2]).join(format!("{key}.json")))
     }
 
     /// A cached rendering, if present and intact. A corrupt or mismatched entry is ignored.
     fn cache_get(&self, key: &str) -> Option<String> {
         let text = std::fs::read(self.entry_path(key)?).ok()?;
         let entry: CacheEntry = serde_json::from_slice(&text).ok()?;
-        let intact = entry.format == CACHE_FORMAT && entry.key == key && entry.check == blake3::hash(entry.stdout.as_bytes()).to_hex().as_str();
+        let intact = entry.format == CACHE_FORMAT
+            && entry.key == key
+            && entry.check == blake3::hash(entry.stdout.as_bytes()).to_hex().as_str();
         intact.then_some(entry.stdout)
     }
 
     /// Stores a successful rendering. Failures are not cached: they are cheap to redo and a
     /// fix outside the known inputs must be seen. Cache write errors only cost speed.
     fn cache_put(&self, key: &str, stdout: &str) {
-        let Some(path) = self.entry_path(key) else { return };
-        let entry = CacheEntry { format: CACHE_FORMAT.into(), key: key.into(), stdout: stdout.into(), check: blake3::hash(stdout.as_bytes()).to_hex().to_string() };
-        let Ok(bytes) = serde_json::to_vec(&entry) else { return };
+        let Some(path) = self.entry_path(key) else {
+            return;
+        };
+        let entry = CacheEntry {
+            format: CACHE_FORMAT.into(),
+            key: key.into(),
+            stdout: stdout.into(),
+            check: blake3::hash(stdout.as_bytes()).to_hex().to_string(),
+        };
+        let Ok(bytes) = serde_json::to_vec(&entry) else {
+            return;
+        };
         let Some(parent) = path.parent() else { return };
         if std::fs::create_dir_all(parent).is_err() {
             return;
@@ -249,6 +318,9 @@ mod tests {
     #[test]
     fn not_found_message_says_how_to_install() {
         let msg = Error::KustomizeNotFound.to_string();
-        assert!(msg.contains("scripts/setup-tools") && msg.contains("--kustomize"), "{msg}");
+        assert!(
+            msg.contains("scripts/setup-tools") && msg.contains("--kustomize"),
+            "{msg}"
+        );
     }
 }

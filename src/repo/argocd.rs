@@ -43,7 +43,9 @@ pub(super) fn discover(repo: &Repo) -> Result<Vec<ArgoApp>> {
         for doc in docs {
             let v = &doc.value;
             let is_app = v.get("kind").and_then(Value::as_str) == Some("Application")
-                && v.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a.starts_with("argoproj.io/"));
+                && v.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| a.starts_with("argoproj.io/"));
             if !is_app {
                 continue;
             }
@@ -52,12 +54,25 @@ pub(super) fn discover(repo: &Repo) -> Result<Vec<ArgoApp>> {
             let mut one = |ptr: &str| {
                 if let Some(src) = v.pointer(ptr) {
                     let g = |k: &str| src.get(k).and_then(Value::as_str).map(str::to_string);
-                    let line = if doc.has_pointer(&format!("{ptr}/path")) { doc.line_of(&format!("{ptr}/path")) } else { doc.line_of(ptr) };
-                    sources.push(ArgoSource { repo_url: g("repoURL"), path: g("path"), chart: g("chart"), target_revision: g("targetRevision"), line });
+                    let line = if doc.has_pointer(&format!("{ptr}/path")) {
+                        doc.line_of(&format!("{ptr}/path"))
+                    } else {
+                        doc.line_of(ptr)
+                    };
+                    sources.push(ArgoSource {
+                        repo_url: g("repoURL"),
+                        path: g("path"),
+                        chart: g("chart"),
+                        target_revision: g("targetRevision"),
+                        line,
+                    });
                 }
             };
             one("/spec/source");
-            let n = v.pointer("/spec/sources").and_then(Value::as_array).map_or(0, Vec::len);
+            let n = v
+                .pointer("/spec/sources")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             for i in 0..n {
                 one(&format!("/spec/sources/{i}"));
             }
@@ -71,7 +86,9 @@ pub(super) fn discover(repo: &Repo) -> Result<Vec<ArgoApp>> {
                 destination_server: s("/spec/destination/server"),
                 destination_name: s("/spec/destination/name"),
                 destination_namespace: s("/spec/destination/namespace"),
-                automated: v.pointer("/spec/syncPolicy/automated").is_some_and(|a| !a.is_null()),
+                automated: v
+                    .pointer("/spec/syncPolicy/automated")
+                    .is_some_and(|a| !a.is_null()),
             });
         }
     }
@@ -87,10 +104,10 @@ pub fn normalize_repo_url(url: &str) -> String {
     } else if let Some(rest) = u.strip_prefix("git@") {
         u = rest.replacen(':', "/", 1);
     }
-    if let Some(i) = u.find('@') {
-        if u[..i].find('/').is_none() {
-            u = u[i + 1..].to_string();
-        }
+    if let Some(i) = u.find('@')
+        && u[..i].find('/').is_none()
+    {
+        u = u[i + 1..].to_string();
     }
     let u = u.trim_end_matches('/');
     let u = u.strip_suffix(".git").unwrap_or(u);

@@ -25,7 +25,12 @@ pub struct YamlDoc {
 impl YamlDoc {
     /// An empty mapping, standing in for a file that does not parse.
     pub fn empty() -> YamlDoc {
-        YamlDoc { index: 0, line: 1, value: Value::Object(Map::new()), lines: BTreeMap::new() }
+        YamlDoc {
+            index: 0,
+            line: 1,
+            value: Value::Object(Map::new()),
+            lines: BTreeMap::new(),
+        }
     }
 
     /// Line of the node at `pointer`, or of its nearest ancestor that has one.
@@ -58,7 +63,11 @@ pub struct YamlError {
 
 impl std::fmt::Display for YamlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {} column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {} column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -101,9 +110,15 @@ fn parse(text: &str, with_lines: bool) -> Result<Vec<YamlDoc>, YamlError> {
     Ok(docs)
 }
 
-fn convert(node: &MarkedYaml, ptr: &mut String, mut lines: Option<&mut BTreeMap<String, u32>>) -> Value {
+fn convert(
+    node: &MarkedYaml,
+    ptr: &mut String,
+    mut lines: Option<&mut BTreeMap<String, u32>>,
+) -> Value {
     match &node.data {
-        YamlData::Representation(text, style, tag) => scalar(text, *style, tag.as_ref().map(|t| t.suffix.as_str())),
+        YamlData::Representation(text, style, tag) => {
+            scalar(text, *style, tag.as_ref().map(|t| t.suffix.as_str()))
+        }
         YamlData::Value(s) => scalar_value(s),
         YamlData::Tagged(tag, inner) => {
             let v = convert(inner, ptr, lines);
@@ -166,7 +181,9 @@ fn scalar_value(s: &saphyr::Scalar) -> Value {
         saphyr::Scalar::Null => Value::Null,
         saphyr::Scalar::Boolean(b) => Value::Bool(*b),
         saphyr::Scalar::Integer(i) => Value::from(*i),
-        saphyr::Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number),
+        saphyr::Scalar::FloatingPoint(f) => {
+            Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number)
+        }
         saphyr::Scalar::String(s) => Value::String(s.to_string()),
     }
 }
@@ -211,22 +228,21 @@ pub fn resolve_plain(text: &str) -> Value {
             None => Value::String(text.to_string()),
         };
     }
-    if let Some(oct) = digits.strip_prefix("0o") {
-        if let Ok(n) = i64::from_str_radix(oct, 8) {
-            return Value::from(sign * n);
-        }
+    if let Some(oct) = digits.strip_prefix("0o")
+        && let Ok(n) = i64::from_str_radix(oct, 8)
+    {
+        return Value::from(sign * n);
     }
-    if let Some(hex) = digits.strip_prefix("0x") {
-        if let Ok(n) = i64::from_str_radix(hex, 16) {
-            return Value::from(sign * n);
-        }
+    if let Some(hex) = digits.strip_prefix("0x")
+        && let Ok(n) = i64::from_str_radix(hex, 16)
+    {
+        return Value::from(sign * n);
     }
-    if is_float(digits) {
-        if let Ok(f) = text.parse::<f64>() {
-            if let Some(n) = Number::from_f64(f) {
-                return Value::Number(n);
-            }
-        }
+    if is_float(digits)
+        && let Ok(f) = text.parse::<f64>()
+        && let Some(n) = Number::from_f64(f)
+    {
+        return Value::Number(n);
     }
     Value::String(text.to_string())
 }
@@ -277,7 +293,10 @@ mod tests {
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].line, 2);
-        assert_eq!(docs[0].value["data"], json!({"mode": 420, "port": "8080", "n": 8080, "on": "yes", "f": 1.5}));
+        assert_eq!(
+            docs[0].value["data"],
+            json!({"mode": 420, "port": "8080", "n": 8080, "on": "yes", "f": 1.5})
+        );
         assert_eq!(docs[0].line_of("/metadata/name"), 5);
         assert_eq!(docs[0].line_of("/data/mode"), 7);
         assert_eq!(docs[0].line_of("/data/missing/deeper"), 6);

@@ -45,25 +45,60 @@ impl Tool for KustomizeBuild {
             let repo = ctx.load_repo()?;
             let dir = crate::repo::kustomization::join("", &args.overlay);
             if dir.starts_with("..") {
-                return Err(ToolError::new(format!("{} is outside the repo", args.overlay)));
+                return Err(ToolError::new(format!(
+                    "{} is outside the repo",
+                    args.overlay
+                )));
             }
             if !repo.kustomizations.contains_key(&dir) {
-                return Err(ToolError::new(format!("{dir} has no kustomization.yaml; kustomizations: {}", repo.leaves.iter().take(20).map(|l| l.dir.as_str()).collect::<Vec<_>>().join(", "))));
+                return Err(ToolError::new(format!(
+                    "{dir} has no kustomization.yaml; kustomizations: {}",
+                    repo.leaves
+                        .iter()
+                        .take(20)
+                        .map(|l| l.dir.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
             }
             let closure = repo.closure(&dir);
-            if let Some(b) = closure.blockers.first() {
-                let errors = closure.blockers.iter().map(|b| BuildError { class: "offline", message: b.what.clone(), file: b.file.clone(), line: Some(b.line) }).collect();
-                let _ = b;
-                return Ok(Output { overlay: dir, objects: Vec::new(), errors, cached: false });
+            if !closure.blockers.is_empty() {
+                let errors = closure
+                    .blockers
+                    .iter()
+                    .map(|b| BuildError {
+                        class: "offline",
+                        message: b.what.clone(),
+                        file: b.file.clone(),
+                        line: Some(b.line),
+                    })
+                    .collect();
+                return Ok(Output {
+                    overlay: dir,
+                    objects: Vec::new(),
+                    errors,
+                    cached: false,
+                });
             }
             let engine = ctx.engine(&repo)?;
             let out = engine.build(&repo, &dir);
             if let Some(err) = &out.error {
-                return Ok(Output { errors: vec![classify(err, &repo, &dir)], overlay: dir, objects: Vec::new(), cached: false });
+                return Ok(Output {
+                    errors: vec![classify(err, &repo, &dir)],
+                    overlay: dir,
+                    objects: Vec::new(),
+                    cached: false,
+                });
             }
-            let objects = crate::repo::yaml::parse_values(&out.stdout).map_err(|e| ToolError::new(format!("kustomize output does not parse: {e}")))?;
+            let objects = crate::repo::yaml::parse_values(&out.stdout)
+                .map_err(|e| ToolError::new(format!("kustomize output does not parse: {e}")))?;
             objects.iter().for_each(|o| ctx.redactor().learn_object(o));
-            Ok(Output { overlay: dir, objects, errors: Vec::new(), cached: out.cached })
+            Ok(Output {
+                overlay: dir,
+                objects,
+                errors: Vec::new(),
+                cached: out.cached,
+            })
         })
         .await
     }

@@ -23,7 +23,9 @@ use crate::kustomize::{Engine, Kustomize};
 use crate::repo::Repo;
 
 /// What running a tool may change. Approval decisions come from this, never from a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "PascalCase")]
 pub enum Effect {
     ReadOnly,
@@ -41,7 +43,10 @@ pub struct ToolError {
 
 impl ToolError {
     pub fn new(public: impl Into<String>) -> ToolError {
-        ToolError { public: public.into(), internal: None }
+        ToolError {
+            public: public.into(),
+            internal: None,
+        }
     }
 }
 
@@ -84,7 +89,11 @@ impl ToolCtx {
                 repo_root: repo_root.to_path_buf(),
                 kustomize: opts.kustomize,
                 cache_dir: opts.cache_dir,
-                jobs: if opts.jobs == 0 { crate::kustomize::default_jobs() } else { opts.jobs },
+                jobs: if opts.jobs == 0 {
+                    crate::kustomize::default_jobs()
+                } else {
+                    opts.jobs
+                },
                 redactor: Arc::new(Redactor::new()),
                 engine: OnceLock::new(),
             }),
@@ -114,13 +123,25 @@ impl ToolCtx {
     pub fn engine(&self, repo: &Repo) -> Result<Arc<Engine>, Error> {
         let r = self.inner.engine.get_or_init(|| {
             let explicit = self.inner.kustomize.clone().or_else(|| {
-                repo.config.kustomize.as_ref().map(|p| if p.is_absolute() { p.clone() } else { repo.root.join(p) })
+                repo.config.kustomize.as_ref().map(|p| {
+                    if p.is_absolute() {
+                        p.clone()
+                    } else {
+                        repo.root.join(p)
+                    }
+                })
             });
             Kustomize::locate(explicit.as_deref())
                 .map(|k| Arc::new(Engine::new(k, self.inner.cache_dir.clone())))
                 .map_err(|e| e.to_string())
         });
-        r.clone().map_err(|m| if m == Error::KustomizeNotFound.to_string() { Error::KustomizeNotFound } else { Error::Usage(m) })
+        r.clone().map_err(|m| {
+            if m == Error::KustomizeNotFound.to_string() {
+                Error::KustomizeNotFound
+            } else {
+                Error::Usage(m)
+            }
+        })
     }
 }
 
@@ -155,7 +176,11 @@ pub trait Tool: Send + Sync + 'static {
     fn effect(&self) -> Effect {
         Effect::WritesCluster
     }
-    fn call(&self, ctx: &ToolCtx, args: Self::Args) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+    fn call(
+        &self,
+        ctx: &ToolCtx,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -165,7 +190,11 @@ trait ErasedTool: Send + Sync {
     fn description(&self) -> &'static str;
     fn effect(&self) -> Effect;
     fn parameters(&self) -> Value;
-    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>>;
+    fn call_json<'a>(
+        &'a self,
+        ctx: &'a ToolCtx,
+        args: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>>;
 }
 
 impl<T: Tool> ErasedTool for T {
@@ -181,11 +210,19 @@ impl<T: Tool> ErasedTool for T {
     fn parameters(&self) -> Value {
         parameters_schema::<T::Args>()
     }
-    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>> {
+    fn call_json<'a>(
+        &'a self,
+        ctx: &'a ToolCtx,
+        args: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
-            let args: T::Args = serde_json::from_value(args).map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
+            let args: T::Args = serde_json::from_value(args)
+                .map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
             let out = Tool::call(self, ctx, args).await?;
-            serde_json::to_value(out).map_err(|e| ToolError { public: "the tool's output could not be encoded".into(), internal: Some(e.to_string()) })
+            serde_json::to_value(out).map_err(|e| ToolError {
+                public: "the tool's output could not be encoded".into(),
+                internal: Some(e.to_string()),
+            })
         })
     }
 }
@@ -193,7 +230,8 @@ impl<T: Tool> ErasedTool for T {
 /// The JSON Schema of a tool's arguments: subschemas inlined, no `$schema` or `title`, so
 /// it can go to a model as function parameters as it is.
 pub fn parameters_schema<A: JsonSchema>() -> Value {
-    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let settings =
+        schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
     let schema = settings.into_generator().into_root_schema_for::<A>();
     let mut v = schema.to_value();
     if let Some(m) = v.as_object_mut() {
@@ -225,7 +263,9 @@ pub struct ToolRegistry {
 
 impl ToolRegistry {
     pub fn empty() -> ToolRegistry {
-        ToolRegistry { entries: Vec::new() }
+        ToolRegistry {
+            entries: Vec::new(),
+        }
     }
 
     /// The built-in catalog.
@@ -241,14 +281,23 @@ impl ToolRegistry {
         let parameters = ErasedTool::parameters(&tool);
         let validator = jsonschema::validator_for(&parameters).ok();
         self.entries.retain(|e| e.tool.name() != Tool::name(&tool));
-        self.entries.push(Entry { tool: Box::new(tool), parameters, validator });
+        self.entries.push(Entry {
+            tool: Box::new(tool),
+            parameters,
+            validator,
+        });
         self.entries.sort_by_key(|e| e.tool.name());
     }
 
     pub fn list(&self) -> Vec<ToolInfo> {
         self.entries
             .iter()
-            .map(|e| ToolInfo { name: e.tool.name(), description: e.tool.description(), effect: e.tool.effect(), parameters: e.parameters.clone() })
+            .map(|e| ToolInfo {
+                name: e.tool.name(),
+                description: e.tool.description(),
+                effect: e.tool.effect(),
+                parameters: e.parameters.clone(),
+            })
             .collect()
     }
 
@@ -260,23 +309,47 @@ impl ToolRegistry {
     pub fn validate_args(&self, name: &str, args: &Value) -> Result<(), ToolError> {
         let e = self.entry(name)?;
         let Some(v) = &e.validator else {
-            return Err(ToolError { public: format!("tool {name} has no usable schema"), internal: None });
+            return Err(ToolError {
+                public: format!("tool {name} has no usable schema"),
+                internal: None,
+            });
         };
         let errors: Vec<String> = v
             .iter_errors(args)
             .map(|err| {
                 let at = err.instance_path().to_string();
-                format!("{}: {}", if at.is_empty() { "(arguments)".to_string() } else { at }, err)
+                format!(
+                    "{}: {}",
+                    if at.is_empty() {
+                        "(arguments)".to_string()
+                    } else {
+                        at
+                    },
+                    err
+                )
             })
             .collect();
-        if errors.is_empty() { Ok(()) } else { Err(ToolError::new(format!("invalid arguments for {name}: {}", errors.join("; ")))) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ToolError::new(format!(
+                "invalid arguments for {name}: {}",
+                errors.join("; ")
+            )))
+        }
     }
 
     fn entry(&self, name: &str) -> Result<&Entry, ToolError> {
-        self.entries.iter().find(|e| e.tool.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = self.entries.iter().map(|e| e.tool.name()).collect();
-            ToolError::new(format!("unknown tool {name:?}; tools: {}", names.join(", ")))
-        })
+        self.entries
+            .iter()
+            .find(|e| e.tool.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.entries.iter().map(|e| e.tool.name()).collect();
+                ToolError::new(format!(
+                    "unknown tool {name:?}; tools: {}",
+                    names.join(", ")
+                ))
+            })
     }
 
     /// Validates and runs one tool, JSON in and JSON out. The output is redacted. Approval
@@ -305,6 +378,13 @@ impl ToolRegistry {
 }
 
 /// Runs blocking work (file reads, kustomize processes) off the async runtime.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ToolError> + Send + 'static) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ToolError { public: "the tool stopped unexpectedly".into(), internal: Some(e.to_string()) })?
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
+) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ToolError {
+            public: "the tool stopped unexpectedly".into(),
+            internal: Some(e.to_string()),
+        })?
 }

@@ -105,14 +105,21 @@ struct Filter {
 impl Filter {
     fn object(&self, obj: &Value) -> bool {
         let r = ObjectRef::of(obj);
-        if self.kind.as_ref().is_some_and(|k| !r.kind.eq_ignore_ascii_case(k)) {
+        if self
+            .kind
+            .as_ref()
+            .is_some_and(|k| !r.kind.eq_ignore_ascii_case(k))
+        {
             return false;
         }
         if self.name.as_ref().is_some_and(|n| !n.is_match(&r.name)) {
             return false;
         }
         if let Some((k, v)) = &self.label {
-            let got = obj.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str);
+            let got = obj
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str);
             if got.is_none() || v.as_ref().is_some_and(|v| got != Some(v.as_str())) {
                 return false;
             }
@@ -124,15 +131,24 @@ impl Filter {
 fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
     let name = match &args.name {
         Some(n) => Some(
-            regex::Regex::new(&format!("^{}$", regex::escape(n).replace(r"\*", ".*"))).map_err(|e| ToolError::new(format!("bad name pattern: {e}")))?,
+            regex::Regex::new(&format!("^{}$", regex::escape(n).replace(r"\*", ".*")))
+                .map_err(|e| ToolError::new(format!("bad name pattern: {e}")))?,
         ),
         None => None,
     };
     let label = args.label.as_ref().map(|l| match l.split_once('=') {
-        Some((k, v)) => (k.trim().to_string(), Some(v.trim_start_matches('=').trim().to_string())),
+        Some((k, v)) => (
+            k.trim().to_string(),
+            Some(v.trim_start_matches('=').trim().to_string()),
+        ),
         None => (l.trim().to_string(), None),
     });
-    let filter = Filter { kind: args.kind.clone(), name, label, text: args.text.as_ref().map(|t| t.to_lowercase()) };
+    let filter = Filter {
+        kind: args.kind.clone(),
+        name,
+        label,
+        text: args.text.as_ref().map(|t| t.to_lowercase()),
+    };
     let leaves: Vec<&Leaf> = repo
         .leaves
         .iter()
@@ -145,14 +161,26 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
 
     if args.scope != Scope::Rendered {
         let files: BTreeSet<&str> = if args.app.is_some() || args.env.is_some() {
-            leaves.iter().flat_map(|l| repo.closure(&l.dir).files.iter().cloned().collect::<Vec<_>>()).filter_map(|f| repo.files.get_key_value(&f).map(|(k, _)| k.as_str())).collect()
+            leaves
+                .iter()
+                .flat_map(|l| {
+                    repo.closure(&l.dir)
+                        .files
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .filter_map(|f| repo.files.get_key_value(&f).map(|(k, _)| k.as_str()))
+                .collect()
         } else {
             repo.files.keys().map(String::as_str).collect()
         };
         for f in files {
             let docs = repo.docs(f);
             if let Some(text) = &filter.text {
-                let Ok(content) = std::fs::read_to_string(repo.abs(f)) else { continue };
+                let Ok(content) = std::fs::read_to_string(repo.abs(f)) else {
+                    continue;
+                };
                 for (i, line) in content.lines().enumerate() {
                     if !line.to_lowercase().contains(text.as_str()) {
                         continue;
@@ -163,7 +191,10 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
                         if !filter.object(&d.value) {
                             continue;
                         }
-                    } else if filter.kind.is_some() || filter.name.is_some() || filter.label.is_some() {
+                    } else if filter.kind.is_some()
+                        || filter.name.is_some()
+                        || filter.label.is_some()
+                    {
                         continue;
                     }
                     matches.push(Match {
@@ -178,8 +209,20 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
                     });
                 }
             } else {
-                for d in docs.iter().filter(|d| d.value.get("kind").is_some() && filter.object(&d.value)) {
-                    matches.push(Match { r#where: "source", file: Some(f.to_string()), line: Some(d.line), overlay: None, app: None, env: None, object: Some(ObjectRef::of(&d.value).to_string()), snippet: None });
+                for d in docs
+                    .iter()
+                    .filter(|d| d.value.get("kind").is_some() && filter.object(&d.value))
+                {
+                    matches.push(Match {
+                        r#where: "source",
+                        file: Some(f.to_string()),
+                        line: Some(d.line),
+                        overlay: None,
+                        app: None,
+                        env: None,
+                        object: Some(ObjectRef::of(&d.value).to_string()),
+                        snippet: None,
+                    });
                 }
             }
         }
@@ -195,7 +238,10 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
             let out = engine.build(repo, &leaf.dir);
             if let Some(e) = out.error {
                 let e = crate::kustomize::classify(&e, repo, &leaf.dir);
-                errors.push(format!("{}: build failed ({}): {}", leaf.dir, e.class, e.message));
+                errors.push(format!(
+                    "{}: build failed ({}): {}",
+                    leaf.dir, e.class, e.message
+                ));
                 continue;
             }
             let objects = crate::repo::yaml::parse_values(&out.stdout).unwrap_or_default();
@@ -212,12 +258,27 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
                     }
                 }
                 let r = ObjectRef::of(&obj);
-                let (file, line) = repo.locate_source(&closure, &r.kind, &r.name).map_or((None, None), |(f, d)| (Some(f.to_string()), Some(d.line)));
-                matches.push(Match { r#where: "rendered", file, line, overlay: Some(leaf.dir.clone()), app: leaf.app.clone(), env: leaf.env.clone(), object: Some(r.to_string()), snippet: None });
+                let (file, line) = repo
+                    .locate_source(&closure, &r.kind, &r.name)
+                    .map_or((None, None), |(f, d)| (Some(f.to_string()), Some(d.line)));
+                matches.push(Match {
+                    r#where: "rendered",
+                    file,
+                    line,
+                    overlay: Some(leaf.dir.clone()),
+                    app: leaf.app.clone(),
+                    env: leaf.env.clone(),
+                    object: Some(r.to_string()),
+                    snippet: None,
+                });
             }
         }
     }
     let truncated = matches.len() > limit;
     matches.truncate(limit);
-    Ok(Output { matches, truncated, errors })
+    Ok(Output {
+        matches,
+        truncated,
+        errors,
+    })
 }

@@ -20,7 +20,16 @@ use crate::repo::argocd::normalize_repo_url;
 use crate::repo::{Closure, Leaf, Repo};
 
 /// Check ids, stable across releases.
-pub const CHECKS: [&str; 8] = ["yaml-syntax", "kustomize-build", "schema", "required-labels", "resource-limits", "image-tag", "network-policy", "argocd-path"];
+pub const CHECKS: [&str; 8] = [
+    "yaml-syntax",
+    "kustomize-build",
+    "schema",
+    "required-labels",
+    "resource-limits",
+    "image-tag",
+    "network-policy",
+    "argocd-path",
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +103,14 @@ impl ValidationReport {
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Runs the validation. `jobs` bounds parallel builds.
-pub fn run(repo: &Repo, engine: &Engine, redactor: &Redactor, req: &ValidateRequest, jobs: usize, progress: Progress) -> Result<ValidationReport> {
+pub fn run(
+    repo: &Repo,
+    engine: &Engine,
+    redactor: &Redactor,
+    req: &ValidateRequest,
+    jobs: usize,
+    progress: Progress,
+) -> Result<ValidationReport> {
     let changed = match &req.changed_since {
         Some(rev) => Some(repo.changed_since(rev)?),
         None => None,
@@ -104,7 +120,11 @@ pub fn run(repo: &Repo, engine: &Engine, redactor: &Redactor, req: &ValidateRequ
         .iter()
         .filter(|l| req.env.is_empty() || l.env.as_ref().is_some_and(|e| req.env.contains(e)))
         .filter(|l| req.app.is_empty() || l.app.as_ref().is_some_and(|a| req.app.contains(a)))
-        .filter(|l| changed.as_ref().is_none_or(|c| repo.closure(&l.dir).files.iter().any(|f| c.contains(f))))
+        .filter(|l| {
+            changed
+                .as_ref()
+                .is_none_or(|c| repo.closure(&l.dir).files.iter().any(|f| c.contains(f)))
+        })
         .collect();
     let filtered = !req.env.is_empty() || !req.app.is_empty() || changed.is_some();
 
@@ -122,7 +142,12 @@ pub fn run(repo: &Repo, engine: &Engine, redactor: &Redactor, req: &ValidateRequ
             }
         }
         if let Some(c) = &changed {
-            scope.extend(repo.files.keys().map(String::as_str).filter(|f| c.contains(*f)));
+            scope.extend(
+                repo.files
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|f| c.contains(*f)),
+            );
         }
     } else {
         scope.extend(repo.files.keys().map(String::as_str));
@@ -148,27 +173,30 @@ pub fn run(repo: &Repo, engine: &Engine, redactor: &Redactor, req: &ValidateRequ
     for f in repo.files.values() {
         let Ok(docs) = &f.docs else { continue };
         for d in docs {
-            if d.value.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
-                if let Err(e) = schemas.add_crd(&d.value) {
-                    findings.push(Finding {
-                        check: "schema".into(),
-                        severity: Severity::Warning,
-                        file: Some(f.path.clone()),
-                        line: Some(d.line),
-                        overlay: None,
-                        app: None,
-                        env: None,
-                        object: Some(ObjectRef::of(&d.value).to_string()),
-                        message: format!("CustomResourceDefinition not usable as a schema: {e}"),
-                    });
-                }
+            if d.value.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+                && let Err(e) = schemas.add_crd(&d.value)
+            {
+                findings.push(Finding {
+                    check: "schema".into(),
+                    severity: Severity::Warning,
+                    file: Some(f.path.clone()),
+                    line: Some(d.line),
+                    overlay: None,
+                    app: None,
+                    env: None,
+                    object: Some(ObjectRef::of(&d.value).to_string()),
+                    message: format!("CustomResourceDefinition not usable as a schema: {e}"),
+                });
             }
         }
     }
 
     let done = AtomicUsize::new(0);
     let total = leaves.len();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     let per_leaf: Vec<LeafResult> = pool.install(|| {
         leaves
             .par_iter()
@@ -179,7 +207,11 @@ pub fn run(repo: &Repo, engine: &Engine, redactor: &Redactor, req: &ValidateRequ
             })
             .collect()
     });
-    let mut summary = Summary { overlays: total, files: scope.len(), ..Summary::default() };
+    let mut summary = Summary {
+        overlays: total,
+        files: scope.len(),
+        ..Summary::default()
+    };
     for r in per_leaf {
         match r.outcome {
             LeafOutcome::Built(n) => {
@@ -197,11 +229,22 @@ pub fn run(repo: &Repo, engine: &Engine, redactor: &Redactor, req: &ValidateRequ
     findings.extend(argo.1);
 
     findings.sort_by(|a, b| {
-        (&a.app, &a.env, &a.overlay, &a.file, a.line, &a.check, &a.object, &a.message).cmp(&(&b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message))
+        (
+            &a.app, &a.env, &a.overlay, &a.file, a.line, &a.check, &a.object, &a.message,
+        )
+            .cmp(&(
+                &b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message,
+            ))
     });
     findings.dedup();
-    summary.errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
-    summary.warnings = findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    summary.errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    summary.warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
     let stats = engine.stats();
     summary.kustomize_runs = stats.builds;
     summary.cache_hits = stats.cache_hits;
@@ -218,12 +261,11 @@ fn owner_of(repo: &Repo, path: &str) -> (Option<String>, Option<String>) {
                 return (Some(name.clone()), Some(env.clone()));
             }
         }
-        if let Some(base) = &app.base {
-            if let Some(parent) = base.rsplit_once('/').map(|p| p.0) {
-                if path.starts_with(&format!("{parent}/")) {
-                    return (Some(name.clone()), None);
-                }
-            }
+        if let Some(base) = &app.base
+            && let Some(parent) = base.rsplit_once('/').map(|p| p.0)
+            && path.starts_with(&format!("{parent}/"))
+        {
+            return (Some(name.clone()), None);
         }
     }
     (None, None)
@@ -249,7 +291,15 @@ struct LeafCtx<'a> {
 }
 
 impl LeafCtx<'_> {
-    fn finding(&mut self, check: &str, severity: Severity, file: Option<String>, line: Option<u32>, object: Option<String>, message: String) {
+    fn finding(
+        &mut self,
+        check: &str,
+        severity: Severity,
+        file: Option<String>,
+        line: Option<u32>,
+        object: Option<String>,
+        message: String,
+    ) {
         self.out.push(Finding {
             check: check.into(),
             severity,
@@ -264,36 +314,93 @@ impl LeafCtx<'_> {
     }
 
     /// A finding on a rendered object, pinned to its source document where it can be found.
-    fn on_object(&mut self, check: &str, severity: Severity, obj: &Value, pointer: &str, message: String) {
+    fn on_object(
+        &mut self,
+        check: &str,
+        severity: Severity,
+        obj: &Value,
+        pointer: &str,
+        message: String,
+    ) {
         let r = ObjectRef::of(obj);
         let (file, line) = match self.repo.locate_source(self.closure, &r.kind, &r.name) {
             Some((f, d)) => (Some(f.to_string()), Some(d.line_of(pointer))),
-            None => (self.repo.kustomizations.get(&self.leaf.dir).map(|k| k.file.clone()), None),
+            None => match self.repo.locate_generator(self.closure, &r.kind, &r.name) {
+                Some((f, line)) => (Some(f.to_string()), Some(line)),
+                None => (
+                    self.repo
+                        .kustomizations
+                        .get(&self.leaf.dir)
+                        .map(|k| k.file.clone()),
+                    None,
+                ),
+            },
         };
         self.finding(check, severity, file, line, Some(r.to_string()), message);
     }
 }
 
-fn check_leaf(repo: &Repo, engine: &Engine, redactor: &Redactor, schemas: &SchemaSet, leaf: &Leaf) -> LeafResult {
+fn check_leaf(
+    repo: &Repo,
+    engine: &Engine,
+    redactor: &Redactor,
+    schemas: &SchemaSet,
+    leaf: &Leaf,
+) -> LeafResult {
     let closure = repo.closure(&leaf.dir);
-    let mut cx = LeafCtx { repo, leaf, closure: &closure, out: Vec::new() };
+    let mut cx = LeafCtx {
+        repo,
+        leaf,
+        closure: &closure,
+        out: Vec::new(),
+    };
     if !closure.blockers.is_empty() {
         for b in &closure.blockers {
-            cx.finding("kustomize-build", Severity::Warning, Some(b.file.clone()), Some(b.line), None, format!("not built: {}", b.what));
+            cx.finding(
+                "kustomize-build",
+                Severity::Warning,
+                Some(b.file.clone()),
+                Some(b.line),
+                None,
+                format!("not built: {}", b.what),
+            );
         }
-        return LeafResult { outcome: LeafOutcome::Skipped, findings: cx.out };
+        return LeafResult {
+            outcome: LeafOutcome::Skipped,
+            findings: cx.out,
+        };
     }
     let built = engine.build(repo, &leaf.dir);
     if let Some(err) = &built.error {
         let e = classify(err, repo, &leaf.dir);
-        cx.finding("kustomize-build", Severity::Error, Some(e.file), e.line, None, format!("build failed ({}): {}", e.class, e.message));
-        return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out };
+        cx.finding(
+            "kustomize-build",
+            Severity::Error,
+            Some(e.file),
+            e.line,
+            None,
+            format!("build failed ({}): {}", e.class, e.message),
+        );
+        return LeafResult {
+            outcome: LeafOutcome::Failed,
+            findings: cx.out,
+        };
     }
     let objects = match crate::repo::yaml::parse_values(&built.stdout) {
         Ok(v) => flatten_lists(v),
         Err(e) => {
-            cx.finding("kustomize-build", Severity::Error, repo.kustomizations.get(&leaf.dir).map(|k| k.file.clone()), None, None, format!("kustomize output does not parse: {e}"));
-            return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out };
+            cx.finding(
+                "kustomize-build",
+                Severity::Error,
+                repo.kustomizations.get(&leaf.dir).map(|k| k.file.clone()),
+                None,
+                None,
+                format!("kustomize output does not parse: {e}"),
+            );
+            return LeafResult {
+                outcome: LeafOutcome::Failed,
+                findings: cx.out,
+            };
         }
     };
     objects.iter().for_each(|o| redactor.learn_object(o));
@@ -305,8 +412,18 @@ fn check_leaf(repo: &Repo, engine: &Engine, redactor: &Redactor, schemas: &Schem
                 SchemaOutcome::Valid => {}
                 SchemaOutcome::Invalid(violations) => {
                     for v in violations {
-                        let at = if v.pointer.is_empty() { String::new() } else { format!(" at {}", v.pointer) };
-                        cx.on_object("schema", p.schema.severity, obj, &v.pointer, format!("{}{at}", v.message));
+                        let at = if v.pointer.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" at {}", v.pointer)
+                        };
+                        cx.on_object(
+                            "schema",
+                            p.schema.severity,
+                            obj,
+                            &v.pointer,
+                            format!("{}{at}", v.message),
+                        );
                     }
                 }
                 SchemaOutcome::NoSchema => {
@@ -321,7 +438,13 @@ fn check_leaf(repo: &Repo, engine: &Engine, redactor: &Redactor, schemas: &Schem
             let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
             for l in &p.required_labels.labels {
                 if labels.is_none_or(|m| !m.contains_key(l)) {
-                    cx.on_object("required-labels", p.required_labels.severity, obj, "/metadata/labels", format!("missing label {l}"));
+                    cx.on_object(
+                        "required-labels",
+                        p.required_labels.severity,
+                        obj,
+                        "/metadata/labels",
+                        format!("missing label {l}"),
+                    );
                 }
             }
         }
@@ -330,14 +453,26 @@ fn check_leaf(repo: &Repo, engine: &Engine, redactor: &Redactor, schemas: &Schem
             if p.resource_limits.enabled {
                 for res in &p.resource_limits.resources {
                     if c.pointer(&format!("/resources/limits/{res}")).is_none() {
-                        cx.on_object("resource-limits", p.resource_limits.severity, obj, &format!("{ptr}/resources/limits"), format!("container {name:?} has no {res} limit"));
+                        cx.on_object(
+                            "resource-limits",
+                            p.resource_limits.severity,
+                            obj,
+                            &format!("{ptr}/resources/limits"),
+                            format!("container {name:?} has no {res} limit"),
+                        );
                     }
                 }
             }
             if p.image_tag.enabled {
                 let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
                 if let Some(problem) = image_problem(image) {
-                    cx.on_object("image-tag", p.image_tag.severity, obj, &format!("{ptr}/image"), format!("container {name:?}: {problem}"));
+                    cx.on_object(
+                        "image-tag",
+                        p.image_tag.severity,
+                        obj,
+                        &format!("{ptr}/image"),
+                        format!("container {name:?}: {problem}"),
+                    );
                 }
             }
         }
@@ -346,29 +481,57 @@ fn check_leaf(repo: &Repo, engine: &Engine, redactor: &Redactor, schemas: &Schem
         let policies: Vec<(Option<&str>, &Value)> = objects
             .iter()
             .filter(|o| o.get("kind").and_then(Value::as_str) == Some("NetworkPolicy"))
-            .map(|o| (o.pointer("/metadata/namespace").and_then(Value::as_str), o.pointer("/spec/podSelector").unwrap_or(&Value::Null)))
+            .map(|o| {
+                (
+                    o.pointer("/metadata/namespace").and_then(Value::as_str),
+                    o.pointer("/spec/podSelector").unwrap_or(&Value::Null),
+                )
+            })
             .collect();
         for obj in &objects {
-            if k8s::pod_spec_pointer(obj).is_none() || obj.get("kind").and_then(Value::as_str) == Some("Pod") {
+            if k8s::pod_spec_pointer(obj).is_none()
+                || obj.get("kind").and_then(Value::as_str) == Some("Pod")
+            {
                 continue;
             }
             let empty = serde_json::Map::new();
             let labels = k8s::pod_labels(obj).unwrap_or(&empty);
             let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-            let selected = policies.iter().any(|(pns, sel)| *pns == ns && (sel.is_null() || k8s::selector_matches(sel, labels)));
+            let selected = policies.iter().any(|(pns, sel)| {
+                *pns == ns && (sel.is_null() || k8s::selector_matches(sel, labels))
+            });
             if !selected {
-                let ptr = k8s::pod_spec_pointer(obj).and_then(|s| s.strip_suffix("/spec")).map(|t| format!("{t}/metadata/labels")).unwrap_or_default();
-                cx.on_object("network-policy", p.network_policy.severity, obj, &ptr, format!("no NetworkPolicy in this overlay selects its pods (namespace {})", ns.unwrap_or("default")));
+                let ptr = k8s::pod_spec_pointer(obj)
+                    .and_then(|s| s.strip_suffix("/spec"))
+                    .map(|t| format!("{t}/metadata/labels"))
+                    .unwrap_or_default();
+                cx.on_object(
+                    "network-policy",
+                    p.network_policy.severity,
+                    obj,
+                    &ptr,
+                    format!(
+                        "no NetworkPolicy in this overlay selects its pods (namespace {})",
+                        ns.unwrap_or("default")
+                    ),
+                );
             }
         }
     }
-    LeafResult { outcome: LeafOutcome::Built(objects.len()), findings: cx.out }
+    LeafResult {
+        outcome: LeafOutcome::Built(objects.len()),
+        findings: cx.out,
+    }
 }
 
 fn flatten_lists(objs: Vec<Value>) -> Vec<Value> {
     let mut out = Vec::with_capacity(objs.len());
     for o in objs {
-        let is_list = o.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List")) && o.get("items").is_some_and(Value::is_array);
+        let is_list = o
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k == "List" || k.ends_with("List"))
+            && o.get("items").is_some_and(Value::is_array);
         if is_list {
             if let Some(Value::Array(items)) = o.get("items") {
                 out.extend(flatten_lists(items.clone()));
@@ -399,14 +562,24 @@ pub fn image_problem(image: &str) -> Option<String> {
 
 /// argocd-path: Applications of this repo point at paths that exist. Returns the number of
 /// Applications considered and the findings.
-fn check_argocd(repo: &Repo, req: &ValidateRequest, changed: Option<&BTreeSet<String>>) -> (usize, Vec<Finding>) {
+fn check_argocd(
+    repo: &Repo,
+    req: &ValidateRequest,
+    changed: Option<&BTreeSet<String>>,
+) -> (usize, Vec<Finding>) {
     let policy = &repo.config.policies.argocd_path;
     let mut out = Vec::new();
     if !policy.enabled {
         return (0, out);
     }
-    let own = repo.config.repo_url.clone().or_else(|| origin_url(repo)).map(|u| normalize_repo_url(&u));
-    let overlay_owner: BTreeMap<&str, &Leaf> = repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
+    let own = repo
+        .config
+        .repo_url
+        .clone()
+        .or_else(|| origin_url(repo))
+        .map(|u| normalize_repo_url(&u));
+    let overlay_owner: BTreeMap<&str, &Leaf> =
+        repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
     let mut count = 0;
     for app in &repo.argocd_apps {
         if changed.is_some_and(|c| !c.contains(&app.file)) {
@@ -425,9 +598,14 @@ fn check_argocd(repo: &Repo, req: &ValidateRequest, changed: Option<&BTreeSet<St
                 continue;
             }
             let norm = crate::repo::kustomization::join("", path);
-            let leaf = overlay_owner.get(norm.as_str());
-            let (a, e) = leaf.map_or((None, None), |l| (l.app.clone(), l.env.clone()));
-            if (!req.app.is_empty() && a.as_ref().is_none_or(|x| !req.app.contains(x))) || (!req.env.is_empty() && e.as_ref().is_none_or(|x| !req.env.contains(x))) {
+            let (a, e) = match overlay_owner.get(norm.as_str()) {
+                Some(l) => (l.app.clone(), l.env.clone()),
+                // A path that does not exist may still name an app and environment.
+                None => layout_owner(repo, &norm),
+            };
+            if (!req.app.is_empty() && a.as_ref().is_none_or(|x| !req.app.contains(x)))
+                || (!req.env.is_empty() && e.as_ref().is_none_or(|x| !req.env.contains(x)))
+            {
                 continue;
             }
             count += 1;
@@ -441,13 +619,30 @@ fn check_argocd(repo: &Repo, req: &ValidateRequest, changed: Option<&BTreeSet<St
                     overlay: None,
                     app: a,
                     env: e,
-                    object: Some(format!("Application/{}{}", app.namespace.as_ref().map(|n| format!("{n}/")).unwrap_or_default(), app.name)),
+                    object: Some(format!(
+                        "Application/{}{}",
+                        app.namespace
+                            .as_ref()
+                            .map(|n| format!("{n}/"))
+                            .unwrap_or_default(),
+                        app.name
+                    )),
                     message: format!("path {path:?} does not exist in this repo"),
                 });
             }
         }
     }
     (count, out)
+}
+
+fn layout_owner(repo: &Repo, dir: &str) -> (Option<String>, Option<String>) {
+    repo.config
+        .layout
+        .overlays
+        .iter()
+        .filter_map(|p| crate::config::PathPattern::new(p).ok())
+        .find_map(|p| p.captures(dir))
+        .unwrap_or_default()
 }
 
 fn origin_url(repo: &Repo) -> Option<String> {

@@ -1,0 +1,3 @@
+mod common;
+mod tools;
+mod validate;

@@ -1,0 +1,235 @@
+//! The tool catalog: schemas committed and fresh, the CLI over the registry.
+
+use serde_json::Value;
+
+use super::common::*;
+use agentops::tools::ToolRegistry;
+
+#[test]
+fn committed_schemas_are_fresh() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/schemas");
+    let files = ToolRegistry::builtin().schema_files();
+    for (name, content) in &files {
+        let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        assert_eq!(
+            &committed, content,
+            "tools/schemas/{name} is stale: run `cargo run -- tools export`"
+        );
+    }
+    let on_disk = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        on_disk,
+        files.len(),
+        "tools/schemas holds files for tools that no longer exist"
+    );
+}
+
+#[test]
+fn list_shows_every_tool_with_effect_and_schema() {
+    let r = agentops(&["tools", "list", "--format", "json"]);
+    assert_eq!(r.code, 0);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["kustomize_build", "repo_scan", "validate"]);
+    for t in v.as_array().unwrap() {
+        assert_eq!(t["effect"], "ReadOnly");
+        assert_eq!(t["parameters"]["type"], "object");
+        assert_eq!(t["parameters"]["additionalProperties"], false, "{t}");
+    }
+    let scan = &v[1]["parameters"]["properties"];
+    assert!(
+        scan["kind"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Object kind"),
+        "doc comments become descriptions"
+    );
+}
+
+#[test]
+fn call_validates_arguments_before_running() {
+    let repo = fixture("clean");
+    let r = agentops(&[
+        "tools",
+        "call",
+        "validate",
+        "--args",
+        r#"{"bogus": 1}"#,
+        "--repo",
+        repo.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("bogus"), "{}", r.stderr);
+    let r = agentops(&[
+        "tools",
+        "call",
+        "validate",
+        "--args",
+        r#"{"env": "dev"}"#,
+        "--repo",
+        repo.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("/env"), "{}", r.stderr);
+    let r = agentops(&["tools", "call", "nope", "--repo", repo.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    let r = agentops(&[
+        "tools",
+        "call",
+        "validate",
+        "--args",
+        r#"{"env": ["prod"]}"#,
+        "--repo",
+        repo.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["summary"]["overlays"], 2);
+}
+
+#[test]
+fn repo_scan_finds_objects_in_sources_and_rendered_output() {
+    let repo = fixture("clean");
+    let r = agentops(&[
+        "tools",
+        "call",
+        "repo_scan",
+        "--args",
+        r#"{"kind": "ingress"}"#,
+        "--repo",
+        repo.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let m = v["matches"].as_array().unwrap();
+    let sources: Vec<_> = m.iter().filter(|x| x["where"] == "source").collect();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0]["file"], "apps/web/base/service.yaml");
+    assert_eq!(sources[0]["line"], 13);
+    let rendered: Vec<_> = m.iter().filter(|x| x["where"] == "rendered").collect();
+    assert_eq!(rendered.len(), 2);
+    assert!(
+        rendered
+            .iter()
+            .all(|x| x["file"] == "apps/web/base/service.yaml" && x["object"] == "Ingress/web/web")
+    );
+
+    let r = agentops(&[
+        "tools",
+        "call",
+        "repo_scan",
+        "--args",
+        r#"{"label": "app.kubernetes.io/name=api", "env": "prod", "scope": "rendered"}"#,
+        "--repo",
+        repo.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let objects: Vec<&str> = v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        objects,
+        vec![
+            "Secret/api/api-db",
+            "Deployment/api/api",
+            "NetworkPolicy/api/default-deny"
+        ]
+    );
+
+    let r = agentops(&[
+        "tools",
+        "call",
+        "repo_scan",
+        "--args",
+        r#"{"text": "ssl-redirect", "scope": "sources"}"#,
+        "--repo",
+        repo.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["matches"][0]["line"], 18);
+    assert_eq!(
+        v["matches"][0]["snippet"],
+        "nginx.ingress.kubernetes.io/ssl-redirect: \"true\""
+    );
+}
+
+#[test]
+fn kustomize_build_returns_objects_or_a_pinned_error() {
+    let r = agentops(&[
+        "tools",
+        "call",
+        "kustomize_build",
+        "--args",
+        r#"{"overlay": "apps/web/overlays/prod"}"#,
+        "--repo",
+        fixture("clean").to_str().unwrap(),
+        "--no-cache",
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let kinds: Vec<&str> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "ConfigMap",
+            "Service",
+            "Deployment",
+            "Ingress",
+            "NetworkPolicy"
+        ]
+    );
+    let dep = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(dep["spec"]["replicas"], 3);
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"], 420,
+        "0644 is octal, as kubectl reads it"
+    );
+    let r = agentops(&[
+        "tools",
+        "call",
+        "kustomize_build",
+        "--args",
+        r#"{"overlay": "apps/shop/overlays/prod"}"#,
+        "--repo",
+        fixture("defects").to_str().unwrap(),
+        "--no-cache",
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["errors"][0]["class"], "missing-file");
+    assert_eq!(
+        v["errors"][0]["file"],
+        "apps/shop/overlays/prod/kustomization.yaml"
+    );
+    assert_eq!(v["errors"][0]["line"], 5);
+    let r = agentops(&[
+        "tools",
+        "call",
+        "kustomize_build",
+        "--args",
+        r#"{"overlay": "../../etc"}"#,
+        "--repo",
+        fixture("clean").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("outside the repo"), "{}", r.stderr);
+}

@@ -56,6 +56,8 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
     static UNKNOWN_FIELD: OnceLock<Option<Regex>> = OnceLock::new();
     static DUP: OnceLock<Option<Regex>> = OnceLock::new();
     static RESTRICT: OnceLock<Option<Regex>> = OnceLock::new();
+    static FROM: OnceLock<Option<Regex>> = OnceLock::new();
+    static PLUGIN: OnceLock<Option<Regex>> = OnceLock::new();
     let root = format!("{}/", repo.root.display());
     let text = unwrap_klog(stderr);
     let text = text
@@ -91,6 +93,32 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
                     .find(|r| r.path == path)
                     .map(|r| (k.file.clone(), r.line))
             })
+    };
+
+    // The reference named in the innermost "accumulating/merging resources from 'X'".
+    let from_ref = || -> (String, Option<u32>) {
+        let raw = re(&FROM, r"(?:accumulating|merging) resources from '([^']+)'")
+            .and_then(|r| r.captures_iter(&text).last())
+            .map(|c| c[1].to_string());
+        // The same raw path may appear in several kustomizations: the leaf's own first.
+        let found = raw.and_then(|raw| {
+            let others = closure.files.iter().filter_map(|f| {
+                repo.kustomizations
+                    .get(crate::repo::split_dir(f).0)
+                    .filter(|k| &k.file == f)
+            });
+            repo.kustomizations
+                .get(dir)
+                .into_iter()
+                .chain(others)
+                .find_map(|k| {
+                    k.refs
+                        .iter()
+                        .find(|r| r.raw == raw)
+                        .map(|r| (k.file.clone(), r.line))
+                })
+        });
+        found.map_or((leaf_file.clone(), None), |(f, l)| (f, Some(l)))
     };
 
     if let Some(c) = re(&YAML, r"yaml: line (\d+): ([^\n]*?) in File: (\S+)")
@@ -183,15 +211,16 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
     }
     if let Some(c) = re(
         &DUP,
-        r"may not add resource with an already registered id: ([^\s]+)",
+        r"may not add resource with an already registered id: ([^\s']+)",
     )
     .and_then(|r| r.captures(&text))
     {
+        let (file, line) = from_ref();
         return BuildError {
             class: "duplicate-id",
             message: format!("the same object is included twice: {}", &c[1]),
-            file: leaf_file,
-            line: None,
+            file,
+            line,
         };
     }
     if text.contains("--enable-helm") {
@@ -206,11 +235,26 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
         || text.contains("external plugins disabled")
         || text.contains("unable to load external plugin")
     {
+        let kind = re(&PLUGIN, r"external plugin '([^']+)'")
+            .and_then(|r| r.captures(&text))
+            .map(|c| c[1].to_string());
+        let found = kind.as_deref().and_then(|kind| {
+            closure.files.iter().find_map(|f| {
+                repo.docs(f)
+                    .iter()
+                    .find(|d| d.value.get("kind").and_then(Value::as_str) == Some(kind))
+                    .map(|d| (f.clone(), d.line))
+            })
+        });
+        let (file, line) = found.map_or((leaf_file, None), |(f, l)| (f, Some(l)));
         return BuildError {
             class: "plugin",
-            message: "exec/container plugins (KRM functions) are not run offline".into(),
-            file: leaf_file,
-            line: None,
+            message: format!(
+                "exec/container plugin {} (a KRM function) is not run: agentops builds without --enable-alpha-plugins",
+                kind.as_deref().unwrap_or("?")
+            ),
+            file,
+            line,
         };
     }
     if let Some(c) = re(
@@ -219,14 +263,15 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
     )
     .and_then(|r| r.captures(&text))
     {
+        let (file, line) = from_ref();
         return BuildError {
             class: "load-restrictor",
             message: format!(
-                "{} is outside the kustomization root {} (kustomize's load restrictor)",
+                "{} is outside the kustomization root {} (kustomize's load restrictor); reference its directory instead",
                 &c[1], &c[2]
             ),
-            file: leaf_file,
-            line: None,
+            file,
+            line,
         };
     }
     // Innermost cause: the text after the last "': " nesting boundary, without the wrapping.

@@ -388,3 +388,94 @@ pub async fn blocking<T: Send + 'static>(
             internal: Some(e.to_string()),
         })?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tool that forgets to declare its effect.
+    struct Careless;
+
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct CarelessArgs {
+        /// How many.
+        count: u32,
+    }
+
+    impl Tool for Careless {
+        type Args = CarelessArgs;
+        type Output = u32;
+        fn name(&self) -> &'static str {
+            "careless"
+        }
+        fn description(&self) -> &'static str {
+            "test tool"
+        }
+        async fn call(&self, _ctx: &ToolCtx, args: CarelessArgs) -> Result<u32, ToolError> {
+            Ok(args.count * 2)
+        }
+    }
+
+    #[test]
+    fn undeclared_effect_is_the_most_dangerous() {
+        let mut r = ToolRegistry::empty();
+        r.register(Careless);
+        assert_eq!(
+            r.get("careless").map(|t| t.effect),
+            Some(Effect::WritesCluster)
+        );
+        assert!(
+            Effect::WritesCluster > Effect::WritesRepo && Effect::WritesRepo > Effect::ReadOnly
+        );
+    }
+
+    #[tokio::test]
+    async fn arguments_are_checked_against_the_schema_before_the_call() {
+        let mut r = ToolRegistry::empty();
+        r.register(Careless);
+        let ctx = ToolCtx::new(Path::new("."), CtxOptions::default());
+        assert_eq!(
+            r.call(&ctx, "careless", serde_json::json!({"count": 4}))
+                .await
+                .ok(),
+            Some(serde_json::json!(8))
+        );
+        let e = r
+            .call(
+                &ctx,
+                "careless",
+                serde_json::json!({"count": 4, "extra": 1}),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.public.contains("extra"), "{}", e.public);
+        let e = r
+            .call(&ctx, "careless", serde_json::json!({"count": "four"}))
+            .await
+            .unwrap_err();
+        assert!(e.public.contains("/count"), "{}", e.public);
+        let e = r
+            .call(&ctx, "careless", serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(e.public.contains("count"), "{}", e.public);
+        let e = r
+            .call(&ctx, "nope", serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            e.public.contains("unknown tool") && e.public.contains("careless"),
+            "{}",
+            e.public
+        );
+    }
+
+    #[test]
+    fn parameters_carry_doc_comments_and_no_schema_header() {
+        let p = parameters_schema::<CarelessArgs>();
+        assert_eq!(p["properties"]["count"]["description"], "How many.");
+        assert_eq!(p["additionalProperties"], false);
+        assert!(p.get("$schema").is_none() && p.get("title").is_none());
+    }
+}

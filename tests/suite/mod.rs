@@ -1,3 +1,4 @@
 mod common;
+mod kustomize;
 mod tools;
 mod validate;

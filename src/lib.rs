@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod k8s;
 pub mod kustomize;
+pub mod mock;
 pub mod repo;
 pub mod report;
 pub mod tools;

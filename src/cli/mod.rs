@@ -38,7 +38,7 @@ pub struct Global {
     /// Do not read or write the build cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
-    /// Parallel kustomize builds (default: 4 per core).
+    /// Parallel kustomize builds (default: 2 per core).
     #[arg(long, global = true, default_value_t = 0, hide_default_value = true)]
     pub jobs: usize,
 }

@@ -97,6 +97,14 @@ impl Kustomize {
             c.arg("build");
         }
         c.arg(dir);
+        // kustomize runs are short and many run at once: one Go thread each and no garbage
+        // collection below a memory limit cut their CPU time by a quarter (measured in
+        // docs/benchmarks.md). The user's own settings win.
+        for (k, v) in [("GOMAXPROCS", "1"), ("GOGC", "off"), ("GOMEMLIMIT", "1GiB")] {
+            if std::env::var_os(k).is_none() {
+                c.env(k, v);
+            }
+        }
         c
     }
 }
@@ -299,10 +307,10 @@ impl Engine {
     }
 }
 
-/// How many builds run at once. kustomize spends most of its wall time waiting (measured:
-/// ~15% of one core per build), so a few builds share each core.
+/// How many builds run at once: two per core, so one build's process start-up overlaps
+/// another's work (measured best on 2 cores, see docs/benchmarks.md).
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
 #[cfg(test)]

@@ -30,6 +30,37 @@ pub struct Config {
     pub ignore: Vec<String>,
     #[serde(default)]
     pub policies: Policies,
+    /// Where each environment's Prometheus is reached when no URL is configured for it:
+    /// through the cluster's API server service proxy to this service.
+    #[serde(default)]
+    pub prometheus: Prometheus,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prometheus {
+    #[serde(default = "default_prom_ns")]
+    pub namespace: String,
+    #[serde(default = "default_prom_svc")]
+    pub service: String,
+    #[serde(default = "default_prom_port")]
+    pub port: String,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Prometheus { namespace: default_prom_ns(), service: default_prom_svc(), port: default_prom_port() }
+    }
+}
+
+fn default_prom_ns() -> String {
+    "monitoring".into()
+}
+fn default_prom_svc() -> String {
+    "prometheus-operated".into()
+}
+fn default_prom_port() -> String {
+    "9090".into()
 }
 
 /// Where apps, overlays and Argo CD Applications live. Patterns take `*`, `**` and the
@@ -80,6 +111,9 @@ pub struct Environment {
     /// Environment class (dev, staging, prod) for sizing.
     #[serde(default)]
     pub class: Option<String>,
+    /// Prometheus base URL for this environment (else the service proxy).
+    #[serde(default)]
+    pub prometheus_url: Option<String>,
 }
 
 #[derive(

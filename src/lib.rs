@@ -4,6 +4,7 @@
 //! that name file and line.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod k8s;

@@ -38,6 +38,9 @@ pub struct Global {
     /// Do not read or write the build cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// kubeconfig for cluster access (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Parallel kustomize builds (default: 2 per core).
     #[arg(long, global = true, default_value_t = 0, hide_default_value = true)]
     pub jobs: usize,
@@ -58,6 +61,7 @@ impl Global {
                 kustomize: self.kustomize.clone(),
                 cache_dir,
                 jobs: self.jobs,
+                kubeconfig: self.kubeconfig.clone(),
             },
         )
     }

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report::{self, Format};
 use crate::workflows::validate::{self as wf, ValidateRequest};
 
@@ -20,6 +20,10 @@ pub struct Args {
     /// Only overlays whose inputs changed since this git revision.
     #[arg(long, value_name = "REV")]
     pub changed_since: Option<String>,
+    /// Also check each overlay's target cluster (the kube context of its environment) for
+    /// the StorageClasses, CRDs and IngressClasses its objects need.
+    #[arg(long)]
+    pub clusters: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -27,55 +31,42 @@ pub struct Args {
 
 pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = global.ctx();
-    let req = ValidateRequest {
-        env: args.env,
-        app: args.app,
-        changed_since: args.changed_since,
-    };
-    let report = tokio::task::spawn_blocking(move || -> Result<wf::ValidationReport> {
-        let repo = ctx.load_repo()?;
+    let req = ValidateRequest { env: args.env, app: args.app, changed_since: args.changed_since, clusters: args.clusters };
+    let c = ctx.clone();
+    let (repo, mut report, needs) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let repo = c.load_repo()?;
         for e in &req.env {
             if !repo.environments.contains(e) {
-                return Err(crate::Error::Usage(format!(
-                    "unknown environment {e:?}; environments: {}",
-                    repo.environments.join(", ")
-                )));
+                return Err(Error::Usage(format!("unknown environment {e:?}; environments: {}", repo.environments.join(", "))));
             }
         }
         for a in &req.app {
             if !repo.apps.contains_key(a) {
                 let names: Vec<&str> = repo.apps.keys().map(String::as_str).collect();
-                return Err(crate::Error::Usage(format!(
-                    "unknown app {a:?}; apps: {}",
-                    names.join(", ")
-                )));
+                return Err(Error::Usage(format!("unknown app {a:?}; apps: {}", names.join(", "))));
             }
         }
-        let engine = ctx.engine(&repo)?;
-        let bar =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} validating overlays {pos}/{len} {wide_bar}",
-        ) {
+        let engine = c.engine(&repo)?;
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} validating overlays {pos}/{len} {wide_bar}") {
             bar.set_style(style);
         }
         let progress = |done: usize, total: usize| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         };
-        let report = wf::run(&repo, &engine, ctx.redactor(), &req, ctx.jobs(), &progress);
+        let run = wf::run_collect(&repo, &engine, c.redactor(), &req, c.jobs(), &progress);
         bar.finish_and_clear();
-        report
+        let (report, needs) = run?;
+        Ok((repo, report, needs))
     })
     .await
-    .map_err(|e| crate::Error::Internal(e.to_string()))??;
-    let color = args.format == Format::Text
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none();
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    if args.clusters {
+        let clusters = ctx.clusters()?;
+        wf::check_clusters(&repo, &clusters, needs, &mut report, ctx.redactor()).await;
+    }
+    let color = args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report::render(&report, args.format, color));
-    Ok(if report.has_errors() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if report.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -1,6 +1,9 @@
 //! Kubernetes object helpers shared by every workflow: identity, pod templates, label
 //! selectors, secret redaction and strict schemas.
 
+pub mod fields;
+pub mod merge_keys;
+pub mod patch;
 pub mod redact;
 pub mod schema;
 

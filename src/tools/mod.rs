@@ -3,7 +3,11 @@
 //! tools to JSON in / JSON out, validates every argument object against the tool's schema
 //! before calling, and passes every output through the shared redactor.
 
+pub mod argocd_app_status;
+pub mod cluster_prereqs;
+pub mod cluster_query;
 pub mod kustomize_build;
+pub mod metrics_query;
 pub mod repo_scan;
 pub mod validate;
 
@@ -17,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::cluster::ClusterSet;
 use crate::error::Error;
 use crate::k8s::redact::Redactor;
 use crate::kustomize::{Engine, Kustomize};
@@ -67,8 +72,10 @@ struct CtxInner {
     kustomize: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     jobs: usize,
+    kubeconfig: Option<PathBuf>,
     redactor: Arc<Redactor>,
     engine: OnceLock<Result<Arc<Engine>, String>>,
+    clusters: OnceLock<Result<Arc<ClusterSet>, String>>,
 }
 
 /// Options for a [`ToolCtx`].
@@ -80,6 +87,8 @@ pub struct CtxOptions {
     pub cache_dir: Option<PathBuf>,
     /// Parallel builds (0: the default).
     pub jobs: usize,
+    /// `--kubeconfig`; else `$KUBECONFIG`, else `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl ToolCtx {
@@ -94,8 +103,10 @@ impl ToolCtx {
                 } else {
                     opts.jobs
                 },
+                kubeconfig: opts.kubeconfig,
                 redactor: Arc::new(Redactor::new()),
                 engine: OnceLock::new(),
+                clusters: OnceLock::new(),
             }),
         }
     }
@@ -143,6 +154,30 @@ impl ToolCtx {
             }
         })
     }
+}
+
+impl ToolCtx {
+    /// The clusters of the kubeconfig, read once per context.
+    pub fn clusters(&self) -> Result<Arc<ClusterSet>, Error> {
+        self.inner
+            .clusters
+            .get_or_init(|| ClusterSet::load(self.inner.kubeconfig.as_deref()).map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::Usage)
+    }
+}
+
+/// The environments a cluster tool addresses: the ones asked for (each must exist), or all.
+pub fn target_envs(repo: &Repo, asked: &[String]) -> Result<Vec<String>, ToolError> {
+    if asked.is_empty() {
+        return Ok(repo.environments.clone());
+    }
+    for e in asked {
+        if !repo.environments.contains(e) {
+            return Err(ToolError::new(format!("unknown environment {e:?}; environments: {}", repo.environments.join(", "))));
+        }
+    }
+    Ok(asked.to_vec())
 }
 
 /// Teaches the redactor every secret value written in the repo: Secret objects and
@@ -274,6 +309,10 @@ impl ToolRegistry {
         r.register(repo_scan::RepoScan);
         r.register(kustomize_build::KustomizeBuild);
         r.register(validate::Validate);
+        r.register(cluster_query::ClusterQuery);
+        r.register(cluster_prereqs::ClusterPrereqs);
+        r.register(argocd_app_status::ArgocdAppStatus);
+        r.register(metrics_query::MetricsQuery);
         r
     }
 

@@ -17,10 +17,12 @@ use crate::k8s::schema::{SchemaOutcome, SchemaSet};
 use crate::k8s::{self, ObjectRef};
 use crate::kustomize::{Engine, classify};
 use crate::repo::argocd::normalize_repo_url;
+use crate::cluster::prereq::{self, Need};
+use crate::cluster::{ClusterError, ClusterSet};
 use crate::repo::{Closure, Leaf, Repo};
 
 /// Check ids, stable across releases.
-pub const CHECKS: [&str; 8] = [
+pub const CHECKS: [&str; 9] = [
     "yaml-syntax",
     "kustomize-build",
     "schema",
@@ -29,6 +31,7 @@ pub const CHECKS: [&str; 8] = [
     "image-tag",
     "network-policy",
     "argocd-path",
+    "cluster-prereq",
 ];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -44,6 +47,18 @@ pub struct ValidateRequest {
     /// since then).
     #[serde(default)]
     pub changed_since: Option<String>,
+    /// Also check each overlay's target cluster for what its objects need: StorageClasses,
+    /// CRDs of custom kinds, IngressClasses (the cluster-prereq check).
+    #[serde(default)]
+    pub clusters: bool,
+}
+
+/// Where an overlay needs something from its cluster.
+#[derive(Debug, Clone)]
+pub struct NeedSite {
+    pub need: Need,
+    pub env: String,
+    pub finding: Finding,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -111,6 +126,18 @@ pub fn run(
     jobs: usize,
     progress: Progress,
 ) -> Result<ValidationReport> {
+    run_collect(repo, engine, redactor, req, jobs, progress).map(|r| r.0)
+}
+
+/// The validation, plus what each overlay needs from its cluster (when `req.clusters`).
+pub fn run_collect(
+    repo: &Repo,
+    engine: &Engine,
+    redactor: &Redactor,
+    req: &ValidateRequest,
+    jobs: usize,
+    progress: Progress,
+) -> Result<(ValidationReport, Vec<NeedSite>)> {
     let changed = match &req.changed_since {
         Some(rev) => Some(repo.changed_since(rev)?),
         None => None,
@@ -201,7 +228,7 @@ pub fn run(
         leaves
             .par_iter()
             .map(|leaf| {
-                let r = check_leaf(repo, engine, redactor, &schemas, leaf);
+                let r = check_leaf(repo, engine, redactor, &schemas, leaf, req.clusters);
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 r
             })
@@ -212,7 +239,9 @@ pub fn run(
         files: scope.len(),
         ..Summary::default()
     };
+    let mut needs = Vec::new();
     for r in per_leaf {
+        needs.extend(r.needs);
         match r.outcome {
             LeafOutcome::Built(n) => {
                 summary.overlays_built += 1;
@@ -228,29 +257,70 @@ pub fn run(
     summary.argocd_applications = argo.0;
     findings.extend(argo.1);
 
-    findings.sort_by(|a, b| {
-        (
-            &a.app, &a.env, &a.overlay, &a.file, a.line, &a.check, &a.object, &a.message,
-        )
-            .cmp(&(
-                &b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message,
-            ))
-    });
-    findings.dedup();
-    summary.errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    summary.warnings = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Warning)
-        .count();
     let stats = engine.stats();
     summary.kustomize_runs = stats.builds;
     summary.cache_hits = stats.cache_hits;
     let mut report = ValidationReport { findings, summary };
-    report.redact(redactor);
-    Ok(report)
+    report.finish(redactor);
+    Ok((report, needs))
+}
+
+impl ValidationReport {
+    /// Sorts and deduplicates findings, recounts them, and redacts.
+    fn finish(&mut self, redactor: &Redactor) {
+        self.findings.sort_by(|a, b| {
+            (&a.app, &a.env, &a.overlay, &a.file, a.line, &a.check, &a.object, &a.message)
+                .cmp(&(&b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message))
+        });
+        self.findings.dedup();
+        self.summary.errors = self.findings.iter().filter(|f| f.severity == Severity::Error).count();
+        self.summary.warnings = self.findings.iter().filter(|f| f.severity == Severity::Warning).count();
+        self.redact(redactor);
+    }
+}
+
+/// cluster-prereq: checks every need against the cluster of its environment (each cluster
+/// read once, all concurrently) and adds findings to the report. An unreachable cluster is
+/// one error finding for its environment; the other clusters are still checked.
+pub async fn check_clusters(repo: &Repo, clusters: &ClusterSet, needs: Vec<NeedSite>, report: &mut ValidationReport, redactor: &Redactor) {
+    let mut contexts: Vec<String> = needs.iter().map(|n| repo.config.context_for(&n.env)).collect();
+    contexts.sort();
+    contexts.dedup();
+    let facts = clusters.run_all(&contexts, |client| async move { prereq::facts(&client).await }).await;
+    let facts: BTreeMap<String, std::result::Result<prereq::ClusterFacts, ClusterError>> = facts.into_iter().collect();
+    let mut seen = BTreeSet::new();
+    let mut down = BTreeSet::new();
+    for site in needs {
+        let context = repo.config.context_for(&site.env);
+        match facts.get(&context) {
+            Some(Ok(f)) => {
+                if let Some(problem) = prereq::unmet(&site.need, f)
+                    && seen.insert((site.finding.overlay.clone(), site.need.clone()))
+                {
+                    let mut finding = site.finding;
+                    finding.message = format!("{problem} in cluster {context} (env {})", site.env);
+                    report.findings.push(finding);
+                }
+            }
+            Some(Err(e)) => {
+                if down.insert(context.clone()) {
+                    report.findings.push(Finding {
+                        check: "cluster-prereq".into(),
+                        severity: Severity::Error,
+                        file: None,
+                        line: None,
+                        overlay: None,
+                        app: None,
+                        env: Some(site.env.clone()),
+                        object: None,
+                        message: format!("cluster {context} (env {}) could not be checked: {e}", site.env),
+                    });
+                }
+            }
+            None => {}
+        }
+    }
+    report.finish(redactor);
 }
 
 /// The app and environment a repo file belongs to, by the layout.
@@ -280,6 +350,7 @@ enum LeafOutcome {
 struct LeafResult {
     outcome: LeafOutcome,
     findings: Vec<Finding>,
+    needs: Vec<NeedSite>,
 }
 
 /// Context for findings about one leaf's rendered objects.
@@ -346,6 +417,7 @@ fn check_leaf(
     redactor: &Redactor,
     schemas: &SchemaSet,
     leaf: &Leaf,
+    wants_clusters: bool,
 ) -> LeafResult {
     let closure = repo.closure(&leaf.dir);
     let mut cx = LeafCtx {
@@ -368,6 +440,7 @@ fn check_leaf(
         return LeafResult {
             outcome: LeafOutcome::Skipped,
             findings: cx.out,
+            needs: Vec::new(),
         };
     }
     let built = engine.build(repo, &leaf.dir);
@@ -384,6 +457,7 @@ fn check_leaf(
         return LeafResult {
             outcome: LeafOutcome::Failed,
             findings: cx.out,
+            needs: Vec::new(),
         };
     }
     let objects = match crate::repo::yaml::parse_values(&built.stdout) {
@@ -400,6 +474,7 @@ fn check_leaf(
             return LeafResult {
                 outcome: LeafOutcome::Failed,
                 findings: cx.out,
+                needs: Vec::new(),
             };
         }
     };
@@ -518,10 +593,36 @@ fn check_leaf(
             }
         }
     }
-    LeafResult {
-        outcome: LeafOutcome::Built(objects.len()),
-        findings: cx.out,
+    let needs = match (&leaf.env, wants_clusters) {
+        (Some(env), true) => leaf_needs(&mut cx, env, &objects),
+        _ => Vec::new(),
+    };
+    LeafResult { outcome: LeafOutcome::Built(objects.len()), findings: cx.out, needs }
+}
+
+/// What the leaf's objects need from its cluster, each with a finding pinned to its cause,
+/// to report if the cluster lacks it. CRDs the overlay renders itself count as present.
+fn leaf_needs(cx: &mut LeafCtx, env: &str, objects: &[Value]) -> Vec<NeedSite> {
+    let own_crds: BTreeSet<(String, String)> = objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
+        .filter_map(|o| Some((o.pointer("/spec/group")?.as_str()?.to_string(), o.pointer("/spec/names/kind")?.as_str()?.to_string())))
+        .collect();
+    let mut out = Vec::new();
+    for obj in objects {
+        for (need, ptr) in prereq::needs_of(obj) {
+            if let Need::Crd { group, kind, .. } = &need
+                && own_crds.contains(&(group.clone(), kind.clone()))
+            {
+                continue;
+            }
+            cx.on_object("cluster-prereq", Severity::Error, obj, &ptr, String::new());
+            if let Some(finding) = cx.out.pop() {
+                out.push(NeedSite { need, env: env.to_string(), finding });
+            }
+        }
     }
+    out
 }
 
 fn flatten_lists(objs: Vec<Value>) -> Vec<Value> {

@@ -29,26 +29,18 @@ fn list_shows_every_tool_with_effect_and_schema() {
     let r = agentops(&["tools", "list", "--format", "json"]);
     assert_eq!(r.code, 0);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let names: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, vec!["kustomize_build", "repo_scan", "validate"]);
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        vec!["argocd_app_status", "cluster_prereqs", "cluster_query", "kustomize_build", "metrics_query", "repo_scan", "validate"]
+    );
     for t in v.as_array().unwrap() {
         assert_eq!(t["effect"], "ReadOnly");
         assert_eq!(t["parameters"]["type"], "object");
         assert_eq!(t["parameters"]["additionalProperties"], false, "{t}");
     }
-    let scan = &v[1]["parameters"]["properties"];
-    assert!(
-        scan["kind"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("Object kind"),
-        "doc comments become descriptions"
-    );
+    let scan = &v.as_array().unwrap().iter().find(|t| t["name"] == "repo_scan").unwrap()["parameters"]["properties"];
+    assert!(scan["kind"]["description"].as_str().unwrap().contains("Object kind"), "doc comments become descriptions");
 }
 
 #[test]

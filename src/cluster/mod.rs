@@ -1,0 +1,229 @@
+//! Clusters: environments mapped to kube contexts, one `kube::Client` per cluster, and
+//! queries across clusters that run concurrently with a bound, each with a timeout and
+//! retries on 429/5xx, so one unreachable or slow cluster never hides the others.
+
+pub mod metrics;
+pub mod prereq;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// Why a cluster could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no context {context:?} in the kubeconfig; contexts: {known}. Map the environment to a context in .agentops.yaml (environments.<env>.context)")]
+    NoContext { context: String, known: String },
+    #[error("cannot configure a client for context {context:?}: {message}")]
+    Config { context: String, message: String },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Api(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(e: kube::Error) -> Self {
+        match &e {
+            kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound(s.message.clone()),
+            _ => ClusterError::Api(e.to_string()),
+        }
+    }
+}
+
+/// The kubeconfig and a client per context, created on first use.
+pub struct ClusterSet {
+    kubeconfig: Kubeconfig,
+    source: String,
+    clients: tokio::sync::Mutex<HashMap<String, Client>>,
+    /// Overall time a query to one cluster may take, retries included.
+    pub timeout: Duration,
+    /// Clusters queried at once.
+    pub concurrency: usize,
+}
+
+impl ClusterSet {
+    /// Reads the kubeconfig: `path`, else `$KUBECONFIG`, else `~/.kube/config`.
+    pub fn load(path: Option<&Path>) -> Result<ClusterSet, Error> {
+        let (kubeconfig, source) = match path {
+            Some(p) => (Kubeconfig::read_from(p).map_err(|e| Error::Config { file: p.display().to_string(), line: None, message: e.to_string() })?, p.display().to_string()),
+            None => {
+                let source = std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into());
+                let k = Kubeconfig::read().map_err(|e| Error::Config { file: source.clone(), line: None, message: format!("{e}; pass --kubeconfig or set KUBECONFIG") })?;
+                (k, source)
+            }
+        };
+        Ok(ClusterSet::from_kubeconfig(kubeconfig, source))
+    }
+
+    pub fn from_kubeconfig(kubeconfig: Kubeconfig, source: String) -> ClusterSet {
+        ClusterSet { kubeconfig, source, clients: tokio::sync::Mutex::new(HashMap::new()), timeout: Duration::from_secs(20), concurrency: 8 }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn contexts(&self) -> Vec<String> {
+        self.kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The client of a context (created once).
+    pub async fn client(&self, context: &str) -> Result<Client, ClusterError> {
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(context) {
+            return Ok(c.clone());
+        }
+        if !self.kubeconfig.contexts.iter().any(|c| c.name == context) {
+            return Err(ClusterError::NoContext { context: context.into(), known: self.contexts().join(", ") });
+        }
+        let opts = KubeConfigOptions { context: Some(context.to_string()), ..KubeConfigOptions::default() };
+        let cfg_err = |m: String| ClusterError::Config { context: context.into(), message: m };
+        let mut config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &opts).await.map_err(|e| cfg_err(e.to_string()))?;
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_secs(15));
+        let client = Client::try_from(config).map_err(|e| cfg_err(e.to_string()))?;
+        clients.insert(context.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// Runs `f` against every context concurrently (at most `concurrency` at once), each
+    /// bounded by `timeout`. Results come back in the order of `contexts`.
+    pub async fn run_all<T, F, Fut>(&self, contexts: &[String], f: F) -> Vec<(String, Result<T, ClusterError>)>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, ClusterError>>,
+    {
+        let f = &f;
+        let tasks = contexts.iter().cloned().enumerate().map(|(i, ctx)| async move {
+            let r = match self.client(&ctx).await {
+                Ok(client) => match tokio::time::timeout(self.timeout, f(client)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ClusterError::Timeout(self.timeout)),
+                },
+                Err(e) => Err(e),
+            };
+            (i, ctx, r)
+        });
+        let mut out: Vec<(usize, String, Result<T, ClusterError>)> = futures::stream::iter(tasks).buffer_unordered(self.concurrency.max(1)).collect().await;
+        out.sort_by_key(|x| x.0);
+        out.into_iter().map(|(_, c, r)| (c, r)).collect()
+    }
+}
+
+/// Retries a request on 429, 5xx and connection failures, with exponential backoff.
+pub async fn with_retry<T, Fut>(mut f: impl FnMut() -> Fut) -> Result<T, kube::Error>
+where
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if attempt < 3 && retryable(&e) => {
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn retryable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || (500..=504).contains(&s.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Short names kubectl users type, for clusters whose discovery does not list them.
+const SHORT_NAMES: [(&str, &str); 20] = [
+    ("po", "Pod"),
+    ("svc", "Service"),
+    ("cm", "ConfigMap"),
+    ("ns", "Namespace"),
+    ("deploy", "Deployment"),
+    ("sts", "StatefulSet"),
+    ("ds", "DaemonSet"),
+    ("rs", "ReplicaSet"),
+    ("cj", "CronJob"),
+    ("ing", "Ingress"),
+    ("netpol", "NetworkPolicy"),
+    ("pvc", "PersistentVolumeClaim"),
+    ("pv", "PersistentVolume"),
+    ("sa", "ServiceAccount"),
+    ("sc", "StorageClass"),
+    ("crd", "CustomResourceDefinition"),
+    ("hpa", "HorizontalPodAutoscaler"),
+    ("pdb", "PodDisruptionBudget"),
+    ("ep", "Endpoints"),
+    ("app", "Application"),
+];
+
+/// Finds the API resource for a kind, plural, singular or short name, optionally pinned to
+/// an apiVersion (`apps/v1`) or group.
+pub async fn resolve(client: &Client, what: &str, api_version: Option<&str>) -> Result<(ApiResource, ApiCapabilities), ClusterError> {
+    let discovery = with_retry(|| Discovery::new(client.clone()).run()).await?;
+    let wanted = SHORT_NAMES.iter().find(|(s, _)| s.eq_ignore_ascii_case(what)).map_or(what, |(_, k)| *k);
+    let mut found = Vec::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            let matches = ar.kind.eq_ignore_ascii_case(wanted) || ar.plural.eq_ignore_ascii_case(wanted) || ar.kind.to_lowercase() == wanted.trim_end_matches('s').to_lowercase();
+            let version_ok = api_version.is_none_or(|v| v == ar.api_version || v == ar.group);
+            if matches && version_ok {
+                found.push((ar, caps));
+            }
+        }
+    }
+    // prefer the core and well-known groups when a name is ambiguous
+    found.sort_by_key(|(ar, _)| (!ar.group.is_empty(), ar.group.contains('.')));
+    found.into_iter().next().ok_or_else(|| ClusterError::NotFound(format!("the cluster serves no resource named {what:?}{}", api_version.map(|v| format!(" in {v}")).unwrap_or_default())))
+}
+
+/// Gets or lists objects of a resource as JSON.
+pub async fn query(client: &Client, ar: &ApiResource, caps: &ApiCapabilities, namespace: Option<&str>, name: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+    let api: Api<DynamicObject> = match (caps.scope == Scope::Namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
+        _ => Api::all_with(client.clone(), ar),
+    };
+    let objects = match name {
+        Some(n) => vec![with_retry(|| api.get(n)).await?],
+        None => {
+            let mut lp = ListParams::default();
+            if let Some(s) = label_selector {
+                lp = lp.labels(s);
+            }
+            with_retry(|| api.list(&lp)).await?.items
+        }
+    };
+    Ok(objects
+        .into_iter()
+        .map(|o| {
+            let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
+            if let Some(m) = v.as_object_mut() {
+                m.entry("apiVersion").or_insert_with(|| Value::String(ar.api_version.clone()));
+                m.entry("kind").or_insert_with(|| Value::String(ar.kind.clone()));
+            }
+            v
+        })
+        .collect())
+}
+
+/// The default kubeconfig path agentops reports in messages.
+pub fn default_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("KUBECONFIG").map(PathBuf::from).or_else(|| dirs::home_dir().map(|h| h.join(".kube/config")))
+}

@@ -40,20 +40,20 @@ impl Renderer {
         let rev = if revision.is_empty() { "HEAD" } else { revision };
         let candidates = [rev.to_string(), format!("origin/{rev}"), format!("refs/tags/{rev}")];
         for c in &candidates {
-            if let Ok(obj) = git.revparse_single(c) {
-                if let Ok(commit) = obj.peel_to_commit() {
-                    return Ok(commit.id().to_string());
-                }
+            if let Ok(obj) = git.revparse_single(c)
+                && let Ok(commit) = obj.peel_to_commit()
+            {
+                return Ok(commit.id().to_string());
             }
         }
         Err(format!("unable to resolve '{rev}' to a commit SHA"))
     }
 
     fn tree(&self, sha: &str) -> Result<Arc<tempfile::TempDir>, String> {
-        if let Ok(t) = self.trees.lock() {
-            if let Some(dir) = t.get(sha) {
-                return Ok(dir.clone());
-            }
+        if let Ok(t) = self.trees.lock()
+            && let Some(dir) = t.get(sha)
+        {
+            return Ok(dir.clone());
         }
         let git = git2::Repository::open(&self.repo).map_err(|e| e.message().to_string())?;
         let oid = git2::Oid::from_str(sha).map_err(|e| e.message().to_string())?;

@@ -302,22 +302,20 @@ pub async fn check_clusters(repo: &Repo, clusters: &ClusterSet, needs: Vec<NeedS
                     report.findings.push(finding);
                 }
             }
-            Some(Err(e)) => {
-                if down.insert(context.clone()) {
-                    report.findings.push(Finding {
-                        check: "cluster-prereq".into(),
-                        severity: Severity::Error,
-                        file: None,
-                        line: None,
-                        overlay: None,
-                        app: None,
-                        env: Some(site.env.clone()),
-                        object: None,
-                        message: format!("cluster {context} (env {}) could not be checked: {e}", site.env),
-                    });
-                }
+            Some(Err(e)) if down.insert(context.clone()) => {
+                report.findings.push(Finding {
+                    check: "cluster-prereq".into(),
+                    severity: Severity::Error,
+                    file: None,
+                    line: None,
+                    overlay: None,
+                    app: None,
+                    env: Some(site.env.clone()),
+                    object: None,
+                    message: format!("cluster {context} (env {}) could not be checked: {e}", site.env),
+                });
             }
-            None => {}
+            _ => {}
         }
     }
     report.finish(redactor);

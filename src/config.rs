@@ -78,11 +78,7 @@ pub struct Layout {
 
 impl Default for Layout {
     fn default() -> Self {
-        Layout {
-            base: default_base(),
-            overlays: default_overlays(),
-            argocd: default_argocd(),
-        }
+        Layout { base: default_base(), overlays: default_overlays(), argocd: default_argocd() }
     }
 }
 
@@ -90,10 +86,7 @@ fn default_base() -> Vec<String> {
     vec!["apps/{app}/base".into(), "**/{app}/base".into()]
 }
 fn default_overlays() -> Vec<String> {
-    vec![
-        "apps/{app}/overlays/{env}".into(),
-        "**/{app}/overlays/{env}".into(),
-    ]
+    vec!["apps/{app}/overlays/{env}".into(), "**/{app}/overlays/{env}".into()]
 }
 fn default_argocd() -> Vec<String> {
     vec!["argocd/**".into()]
@@ -116,19 +109,7 @@ pub struct Environment {
     pub prometheus_url: Option<String>,
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Deserialize,
-    Serialize,
-    Default,
-    schemars::JsonSchema,
-    PartialOrd,
-    Ord,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     #[default]
@@ -176,10 +157,7 @@ pub struct Toggle {
 
 impl Default for Toggle {
     fn default() -> Self {
-        Toggle {
-            enabled: true,
-            severity: Severity::Error,
-        }
+        Toggle { enabled: true, severity: Severity::Error }
     }
 }
 
@@ -196,11 +174,7 @@ pub struct LabelsPolicy {
 
 impl Default for LabelsPolicy {
     fn default() -> Self {
-        LabelsPolicy {
-            enabled: true,
-            severity: Severity::Error,
-            labels: default_labels(),
-        }
+        LabelsPolicy { enabled: true, severity: Severity::Error, labels: default_labels() }
     }
 }
 
@@ -217,11 +191,7 @@ pub struct LimitsPolicy {
 
 impl Default for LimitsPolicy {
     fn default() -> Self {
-        LimitsPolicy {
-            enabled: true,
-            severity: Severity::Error,
-            resources: default_limits(),
-        }
+        LimitsPolicy { enabled: true, severity: Severity::Error, resources: default_limits() }
     }
 }
 
@@ -263,10 +233,7 @@ impl Config {
 
     /// The kube context of an environment (default: the environment's own name).
     pub fn context_for(&self, env: &str) -> String {
-        self.environments
-            .get(env)
-            .and_then(|e| e.context.clone())
-            .unwrap_or_else(|| env.to_string())
+        self.environments.get(env).and_then(|e| e.context.clone()).unwrap_or_else(|| env.to_string())
     }
 }
 
@@ -308,22 +275,17 @@ impl PathPattern {
             }
         }
         re.push('$');
-        regex::Regex::new(&re)
-            .map(|re| PathPattern { re })
-            .map_err(|e| Error::Config {
-                file: CONFIG_FILE.into(),
-                line: None,
-                message: format!("bad pattern {pattern:?}: {e}"),
-            })
+        regex::Regex::new(&re).map(|re| PathPattern { re }).map_err(|e| Error::Config {
+            file: CONFIG_FILE.into(),
+            line: None,
+            message: format!("bad pattern {pattern:?}: {e}"),
+        })
     }
 
     /// Matches a repo-relative path; returns the captured app and env when it matches.
     pub fn captures(&self, path: &str) -> Option<(Option<String>, Option<String>)> {
         let c = self.re.captures(path)?;
-        Some((
-            c.name("app").map(|m| m.as_str().to_string()),
-            c.name("env").map(|m| m.as_str().to_string()),
-        ))
+        Some((c.name("app").map(|m| m.as_str().to_string()), c.name("env").map(|m| m.as_str().to_string())))
     }
 
     pub fn matches(&self, path: &str) -> bool {
@@ -339,12 +301,7 @@ pub struct GlobSet {
 
 impl GlobSet {
     pub fn new(globs: &[String]) -> Result<GlobSet, Error> {
-        Ok(GlobSet {
-            patterns: globs
-                .iter()
-                .map(|g| PathPattern::new(g))
-                .collect::<Result<_, _>>()?,
-        })
+        Ok(GlobSet { patterns: globs.iter().map(|g| PathPattern::new(g)).collect::<Result<_, _>>()? })
     }
 
     pub fn matches(&self, path: &str) -> bool {
@@ -370,47 +327,34 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse("repo_url: x\nenvironmentz: {}\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse("repo_url: x\nenvironmentz: {}\n").unwrap_err().to_string();
         assert!(err.contains("environmentz"), "{err}");
         assert!(err.contains(".agentops.yaml"), "{err}");
-        let err = Config::parse("policies:\n  image-tag:\n    enabeld: false\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse("policies:\n  image-tag:\n    enabeld: false\n").unwrap_err().to_string();
         assert!(err.contains("enabeld") && err.contains("line 3"), "{err}");
     }
 
     #[test]
     fn defaults_and_values() {
-        let c = Config::parse("environments:\n  prod-west: {context: gke-west}\npolicies:\n  network-policy: {enabled: false}\n").unwrap();
+        let c = Config::parse(
+            "environments:\n  prod-west: {context: gke-west}\npolicies:\n  network-policy: {enabled: false}\n",
+        )
+        .unwrap();
         assert_eq!(c.context_for("prod-west"), "gke-west");
         assert_eq!(c.context_for("dev"), "dev");
         assert!(!c.policies.network_policy.enabled);
         assert!(c.policies.image_tag.enabled);
-        assert_eq!(
-            c.policies.required_labels.labels,
-            vec!["app.kubernetes.io/name"]
-        );
+        assert_eq!(c.policies.required_labels.labels, vec!["app.kubernetes.io/name"]);
     }
 
     #[test]
     fn patterns() {
         let p = PathPattern::new("apps/{app}/overlays/{env}").unwrap();
-        assert_eq!(
-            p.captures("apps/web/overlays/prod"),
-            Some((Some("web".into()), Some("prod".into())))
-        );
+        assert_eq!(p.captures("apps/web/overlays/prod"), Some((Some("web".into()), Some("prod".into()))));
         assert_eq!(p.captures("apps/web/overlays/prod/x"), None);
         let p = PathPattern::new("**/{app}/overlays/{env}").unwrap();
-        assert_eq!(
-            p.captures("teams/a/web/overlays/dev"),
-            Some((Some("web".into()), Some("dev".into())))
-        );
-        assert_eq!(
-            p.captures("web/overlays/dev"),
-            Some((Some("web".into()), Some("dev".into())))
-        );
+        assert_eq!(p.captures("teams/a/web/overlays/dev"), Some((Some("web".into()), Some("dev".into()))));
+        assert_eq!(p.captures("web/overlays/dev"), Some((Some("web".into()), Some("dev".into()))));
         let g = GlobSet::new(&["templates/**".into(), "*.tmpl".into()]).unwrap();
         assert!(g.matches("templates/x/kustomization.yaml"));
         assert!(g.matches("a.tmpl"));

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand.
 
+mod mock_cluster;
 mod tools;
 mod validate;
 
@@ -12,11 +13,7 @@ use crate::error::Result;
 use crate::tools::{CtxOptions, ToolCtx};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "agentops",
-    version,
-    about = "Run your Kubernetes GitOps repo with an agent beside you"
-)]
+#[command(name = "agentops", version, about = "Run your Kubernetes GitOps repo with an agent beside you")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -48,13 +45,8 @@ pub struct Global {
 
 impl Global {
     pub fn ctx(&self) -> ToolCtx {
-        let cache_dir = if self.no_cache {
-            None
-        } else {
-            self.cache_dir
-                .clone()
-                .or_else(crate::kustomize::default_cache_dir)
-        };
+        let cache_dir =
+            if self.no_cache { None } else { self.cache_dir.clone().or_else(crate::kustomize::default_cache_dir) };
         ToolCtx::new(
             &self.repo,
             CtxOptions {
@@ -74,6 +66,9 @@ pub enum Command {
     /// List, call and export the typed tools.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+    /// Fake kube-apiservers loaded from YAML fixtures, which kubectl and kube-rs accept.
+    #[command(subcommand)]
+    MockCluster(mock_cluster::MockClusterCommand),
 }
 
 /// Parses the process arguments and runs the command.
@@ -93,6 +88,7 @@ pub fn run() -> Result<ExitCode> {
         match cli.command {
             Command::Validate(args) => validate::run(&cli.global, args).await,
             Command::Tools(cmd) => tools::run(&cli.global, cmd).await,
+            Command::MockCluster(cmd) => mock_cluster::run(&cli.global, cmd).await,
         }
     })
 }

@@ -46,17 +46,10 @@ pub enum ListFormat {
 pub async fn run(global: &Global, cmd: ToolsCommand) -> Result<ExitCode> {
     let registry = ToolRegistry::builtin();
     match cmd {
-        ToolsCommand::List {
-            format: ListFormat::Json,
-        } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&registry.list()).unwrap_or_default()
-            );
+        ToolsCommand::List { format: ListFormat::Json } => {
+            println!("{}", serde_json::to_string_pretty(&registry.list()).unwrap_or_default());
         }
-        ToolsCommand::List {
-            format: ListFormat::Text,
-        } => {
+        ToolsCommand::List { format: ListFormat::Text } => {
             for t in registry.list() {
                 println!(
                     "{} ({:?})\n  {}\n  parameters: {}\n",
@@ -68,17 +61,14 @@ pub async fn run(global: &Global, cmd: ToolsCommand) -> Result<ExitCode> {
             }
         }
         ToolsCommand::Call { name, args, yes } => {
-            let info = registry.get(&name).ok_or_else(|| {
-                Error::Usage(format!("unknown tool {name:?}; run `agentops tools list`"))
-            })?;
+            let info = registry
+                .get(&name)
+                .ok_or_else(|| Error::Usage(format!("unknown tool {name:?}; run `agentops tools list`")))?;
             if info.effect != Effect::ReadOnly && !yes {
-                return Err(Error::Usage(format!(
-                    "{name} is {:?}: pass --yes to approve it",
-                    info.effect
-                )));
+                return Err(Error::Usage(format!("{name} is {:?}: pass --yes to approve it", info.effect)));
             }
-            let args: serde_json::Value = serde_json::from_str(&args)
-                .map_err(|e| Error::Usage(format!("--args is not JSON: {e}")))?;
+            let args: serde_json::Value =
+                serde_json::from_str(&args).map_err(|e| Error::Usage(format!("--args is not JSON: {e}")))?;
             let ctx = global.ctx();
             match registry.call(&ctx, &name, args).await {
                 Ok(out) => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
@@ -107,10 +97,7 @@ pub async fn run(global: &Global, cmd: ToolsCommand) -> Result<ExitCode> {
                 }
             }
             if !stale.is_empty() {
-                eprintln!(
-                    "stale tool schemas (run `agentops tools export`): {}",
-                    stale.join(", ")
-                );
+                eprintln!("stale tool schemas (run `agentops tools export`): {}", stale.join(", "));
                 return Ok(ExitCode::from(1));
             }
         }

@@ -31,13 +31,17 @@ pub struct Args {
 
 pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = global.ctx();
-    let req = ValidateRequest { env: args.env, app: args.app, changed_since: args.changed_since, clusters: args.clusters };
+    let req =
+        ValidateRequest { env: args.env, app: args.app, changed_since: args.changed_since, clusters: args.clusters };
     let c = ctx.clone();
     let (repo, mut report, needs) = tokio::task::spawn_blocking(move || -> Result<_> {
         let repo = c.load_repo()?;
         for e in &req.env {
             if !repo.environments.contains(e) {
-                return Err(Error::Usage(format!("unknown environment {e:?}; environments: {}", repo.environments.join(", "))));
+                return Err(Error::Usage(format!(
+                    "unknown environment {e:?}; environments: {}",
+                    repo.environments.join(", ")
+                )));
             }
         }
         for a in &req.app {
@@ -48,7 +52,9 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         let engine = c.engine(&repo)?;
         let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} validating overlays {pos}/{len} {wide_bar}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} validating overlays {pos}/{len} {wide_bar}")
+        {
             bar.set_style(style);
         }
         let progress = |done: usize, total: usize| {
@@ -66,7 +72,8 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let clusters = ctx.clusters()?;
         wf::check_clusters(&repo, &clusters, needs, &mut report, ctx.redactor()).await;
     }
-    let color = args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color =
+        args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report::render(&report, args.format, color));
     Ok(if report.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -21,7 +21,9 @@ impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Endpoint::Url(u) => write!(f, "{u}"),
-            Endpoint::ServiceProxy { namespace, service, port, .. } => write!(f, "service proxy {namespace}/{service}:{port}"),
+            Endpoint::ServiceProxy { namespace, service, port, .. } => {
+                write!(f, "service proxy {namespace}/{service}:{port}")
+            }
         }
     }
 }
@@ -66,7 +68,12 @@ impl QueryResult {
 }
 
 /// Runs an instant query (at `time`, default now) or, with `range`, a range query.
-pub async fn query(endpoint: &Endpoint, expr: &str, time: Option<f64>, range: Option<Range>) -> Result<QueryResult, MetricsError> {
+pub async fn query(
+    endpoint: &Endpoint,
+    expr: &str,
+    time: Option<f64>,
+    range: Option<Range>,
+) -> Result<QueryResult, MetricsError> {
     let mut params: Vec<(&str, String)> = vec![("query", expr.to_string())];
     let path = match range {
         Some(r) => {
@@ -87,7 +94,13 @@ pub async fn query(endpoint: &Endpoint, expr: &str, time: Option<f64>, range: Op
     let body = match endpoint {
         Endpoint::Url(base) => {
             let url = format!("{}/{path}", base.trim_end_matches('/'));
-            let resp = reqwest::Client::new().get(&url).query(&params).timeout(std::time::Duration::from_secs(15)).send().await.map_err(|e| unreachable(e.to_string()))?;
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .query(&params)
+                .timeout(std::time::Duration::from_secs(15))
+                .send()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
             resp.text().await.map_err(|e| unreachable(e.to_string()))?
         }
         Endpoint::ServiceProxy { client, namespace, service, port } => {
@@ -119,8 +132,13 @@ fn encode(s: &str) -> String {
 
 /// Parses a Prometheus HTTP API answer.
 pub fn parse_response(endpoint: &str, body: &str) -> Result<QueryResult, MetricsError> {
-    let err = |status: &str, m: String| MetricsError::Query { endpoint: endpoint.to_string(), status: status.to_string(), message: m };
-    let v: Value = serde_json::from_str(body).map_err(|e| err("a non-JSON body", format!("{e}: {}", body.chars().take(200).collect::<String>())))?;
+    let err = |status: &str, m: String| MetricsError::Query {
+        endpoint: endpoint.to_string(),
+        status: status.to_string(),
+        message: m,
+    };
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| err("a non-JSON body", format!("{e}: {}", body.chars().take(200).collect::<String>())))?;
     if v.get("status").and_then(Value::as_str) != Some("success") {
         let kind = v.get("errorType").and_then(Value::as_str).unwrap_or("error");
         return Err(err(kind, v.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_string()));
@@ -140,14 +158,24 @@ pub fn parse_response(endpoint: &str, body: &str) -> Result<QueryResult, Metrics
             .into_iter()
             .flatten()
             .map(|r| Series {
-                metric: r.get("metric").and_then(Value::as_object).map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default(),
+                metric: r
+                    .get("metric")
+                    .and_then(Value::as_object)
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                    .unwrap_or_default(),
                 values: match r.get("value") {
                     Some(s) => sample(s).into_iter().collect(),
-                    None => r.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(sample).collect(),
+                    None => {
+                        r.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(sample).collect()
+                    }
                 },
             })
             .collect(),
-        "scalar" => data.get("result").and_then(sample).map(|s| vec![Series { metric: BTreeMap::new(), values: vec![s] }]).unwrap_or_default(),
+        "scalar" => data
+            .get("result")
+            .and_then(sample)
+            .map(|s| vec![Series { metric: BTreeMap::new(), values: vec![s] }])
+            .unwrap_or_default(),
         _ => Vec::new(),
     };
     Ok(QueryResult { result_type, series })

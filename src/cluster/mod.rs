@@ -22,7 +22,9 @@ use crate::error::Error;
 /// Why a cluster could not answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
-    #[error("no context {context:?} in the kubeconfig; contexts: {known}. Map the environment to a context in .agentops.yaml (environments.<env>.context)")]
+    #[error(
+        "no context {context:?} in the kubeconfig; contexts: {known}. Map the environment to a context in .agentops.yaml (environments.<env>.context)"
+    )]
     NoContext { context: String, known: String },
     #[error("cannot configure a client for context {context:?}: {message}")]
     Config { context: String, message: String },
@@ -58,10 +60,21 @@ impl ClusterSet {
     /// Reads the kubeconfig: `path`, else `$KUBECONFIG`, else `~/.kube/config`.
     pub fn load(path: Option<&Path>) -> Result<ClusterSet, Error> {
         let (kubeconfig, source) = match path {
-            Some(p) => (Kubeconfig::read_from(p).map_err(|e| Error::Config { file: p.display().to_string(), line: None, message: e.to_string() })?, p.display().to_string()),
+            Some(p) => (
+                Kubeconfig::read_from(p).map_err(|e| Error::Config {
+                    file: p.display().to_string(),
+                    line: None,
+                    message: e.to_string(),
+                })?,
+                p.display().to_string(),
+            ),
             None => {
                 let source = std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into());
-                let k = Kubeconfig::read().map_err(|e| Error::Config { file: source.clone(), line: None, message: format!("{e}; pass --kubeconfig or set KUBECONFIG") })?;
+                let k = Kubeconfig::read().map_err(|e| Error::Config {
+                    file: source.clone(),
+                    line: None,
+                    message: format!("{e}; pass --kubeconfig or set KUBECONFIG"),
+                })?;
                 (k, source)
             }
         };
@@ -69,7 +82,13 @@ impl ClusterSet {
     }
 
     pub fn from_kubeconfig(kubeconfig: Kubeconfig, source: String) -> ClusterSet {
-        ClusterSet { kubeconfig, source, clients: tokio::sync::Mutex::new(HashMap::new()), timeout: Duration::from_secs(20), concurrency: 8 }
+        ClusterSet {
+            kubeconfig,
+            source,
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+            timeout: Duration::from_secs(20),
+            concurrency: 8,
+        }
     }
 
     pub fn source(&self) -> &str {
@@ -91,7 +110,9 @@ impl ClusterSet {
         }
         let opts = KubeConfigOptions { context: Some(context.to_string()), ..KubeConfigOptions::default() };
         let cfg_err = |m: String| ClusterError::Config { context: context.into(), message: m };
-        let mut config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &opts).await.map_err(|e| cfg_err(e.to_string()))?;
+        let mut config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &opts)
+            .await
+            .map_err(|e| cfg_err(e.to_string()))?;
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(15));
         let client = Client::try_from(config).map_err(|e| cfg_err(e.to_string()))?;
@@ -117,7 +138,8 @@ impl ClusterSet {
             };
             (i, ctx, r)
         });
-        let mut out: Vec<(usize, String, Result<T, ClusterError>)> = futures::stream::iter(tasks).buffer_unordered(self.concurrency.max(1)).collect().await;
+        let mut out: Vec<(usize, String, Result<T, ClusterError>)> =
+            futures::stream::iter(tasks).buffer_unordered(self.concurrency.max(1)).collect().await;
         out.sort_by_key(|x| x.0);
         out.into_iter().map(|(_, c, r)| (c, r)).collect()
     }
@@ -176,13 +198,19 @@ const SHORT_NAMES: [(&str, &str); 20] = [
 
 /// Finds the API resource for a kind, plural, singular or short name, optionally pinned to
 /// an apiVersion (`apps/v1`) or group.
-pub async fn resolve(client: &Client, what: &str, api_version: Option<&str>) -> Result<(ApiResource, ApiCapabilities), ClusterError> {
+pub async fn resolve(
+    client: &Client,
+    what: &str,
+    api_version: Option<&str>,
+) -> Result<(ApiResource, ApiCapabilities), ClusterError> {
     let discovery = with_retry(|| Discovery::new(client.clone()).run()).await?;
     let wanted = SHORT_NAMES.iter().find(|(s, _)| s.eq_ignore_ascii_case(what)).map_or(what, |(_, k)| *k);
     let mut found = Vec::new();
     for group in discovery.groups() {
         for (ar, caps) in group.recommended_resources() {
-            let matches = ar.kind.eq_ignore_ascii_case(wanted) || ar.plural.eq_ignore_ascii_case(wanted) || ar.kind.to_lowercase() == wanted.trim_end_matches('s').to_lowercase();
+            let matches = ar.kind.eq_ignore_ascii_case(wanted)
+                || ar.plural.eq_ignore_ascii_case(wanted)
+                || ar.kind.to_lowercase() == wanted.trim_end_matches('s').to_lowercase();
             let version_ok = api_version.is_none_or(|v| v == ar.api_version || v == ar.group);
             if matches && version_ok {
                 found.push((ar, caps));
@@ -191,11 +219,23 @@ pub async fn resolve(client: &Client, what: &str, api_version: Option<&str>) -> 
     }
     // prefer the core and well-known groups when a name is ambiguous
     found.sort_by_key(|(ar, _)| (!ar.group.is_empty(), ar.group.contains('.')));
-    found.into_iter().next().ok_or_else(|| ClusterError::NotFound(format!("the cluster serves no resource named {what:?}{}", api_version.map(|v| format!(" in {v}")).unwrap_or_default())))
+    found.into_iter().next().ok_or_else(|| {
+        ClusterError::NotFound(format!(
+            "the cluster serves no resource named {what:?}{}",
+            api_version.map(|v| format!(" in {v}")).unwrap_or_default()
+        ))
+    })
 }
 
 /// Gets or lists objects of a resource as JSON.
-pub async fn query(client: &Client, ar: &ApiResource, caps: &ApiCapabilities, namespace: Option<&str>, name: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+pub async fn query(
+    client: &Client,
+    ar: &ApiResource,
+    caps: &ApiCapabilities,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    label_selector: Option<&str>,
+) -> Result<Vec<Value>, ClusterError> {
     let api: Api<DynamicObject> = match (caps.scope == Scope::Namespaced, namespace) {
         (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
         _ => Api::all_with(client.clone(), ar),

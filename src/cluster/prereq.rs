@@ -39,7 +39,11 @@ const BUILTIN_GROUPS: [&str; 17] = [
 pub enum Need {
     /// A StorageClass by name, or the default one (None).
     StorageClass(Option<String>),
-    Crd { group: String, version: String, kind: String },
+    Crd {
+        group: String,
+        version: String,
+        kind: String,
+    },
     /// An IngressClass by name, or the default one (None).
     IngressClass(Option<String>),
 }
@@ -67,7 +71,9 @@ pub fn needs_of(obj: &Value) -> Vec<(Need, String)> {
             }
         }
         "StatefulSet" => {
-            for (i, t) in obj.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (i, t) in
+                obj.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).into_iter().flatten().enumerate()
+            {
                 if let Some(c) = t.get("spec").and_then(class) {
                     out.push((Need::StorageClass(c), format!("/spec/volumeClaimTemplates/{i}/spec/storageClassName")));
                 }
@@ -117,17 +123,24 @@ pub async fn facts(client: &Client) -> Result<ClusterFacts, ClusterError> {
     let scs: Api<StorageClass> = Api::all(client.clone());
     let ics: Api<IngressClass> = Api::all(client.clone());
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let (scs, ics, crds) = futures::try_join!(with_retry(|| scs.list(&lp)), with_retry(|| ics.list(&lp)), with_retry(|| crds.list(&lp)))?;
+    let (scs, ics, crds) =
+        futures::try_join!(with_retry(|| scs.list(&lp)), with_retry(|| ics.list(&lp)), with_retry(|| crds.list(&lp)))?;
     Ok(ClusterFacts {
         storage_classes: scs
             .items
             .iter()
-            .map(|s| NamedClass { name: s.metadata.name.clone().unwrap_or_default(), default: is_default(s.metadata.annotations.as_ref(), "storageclass.kubernetes.io/is-default-class") })
+            .map(|s| NamedClass {
+                name: s.metadata.name.clone().unwrap_or_default(),
+                default: is_default(s.metadata.annotations.as_ref(), "storageclass.kubernetes.io/is-default-class"),
+            })
             .collect(),
         ingress_classes: ics
             .items
             .iter()
-            .map(|s| NamedClass { name: s.metadata.name.clone().unwrap_or_default(), default: is_default(s.metadata.annotations.as_ref(), "ingressclass.kubernetes.io/is-default-class") })
+            .map(|s| NamedClass {
+                name: s.metadata.name.clone().unwrap_or_default(),
+                default: is_default(s.metadata.annotations.as_ref(), "ingressclass.kubernetes.io/is-default-class"),
+            })
             .collect(),
         crds: crds
             .items
@@ -143,7 +156,11 @@ pub async fn facts(client: &Client) -> Result<ClusterFacts, ClusterError> {
 }
 
 fn names(classes: &[NamedClass]) -> String {
-    if classes.is_empty() { "none".into() } else { classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ") }
+    if classes.is_empty() {
+        "none".into()
+    } else {
+        classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// Why `facts` do not satisfy `need`, if they do not.
@@ -152,20 +169,26 @@ pub fn unmet(need: &Need, facts: &ClusterFacts) -> Option<String> {
         Need::StorageClass(Some(name)) if !facts.storage_classes.iter().any(|c| &c.name == name) => {
             Some(format!("StorageClass {name:?} does not exist (storage classes: {})", names(&facts.storage_classes)))
         }
-        Need::StorageClass(None) if !facts.storage_classes.iter().any(|c| c.default) => {
-            Some(format!("the claim names no storageClassName and the cluster has no default StorageClass (storage classes: {})", names(&facts.storage_classes)))
-        }
+        Need::StorageClass(None) if !facts.storage_classes.iter().any(|c| c.default) => Some(format!(
+            "the claim names no storageClassName and the cluster has no default StorageClass (storage classes: {})",
+            names(&facts.storage_classes)
+        )),
         Need::IngressClass(Some(name)) if !facts.ingress_classes.iter().any(|c| &c.name == name) => {
             Some(format!("IngressClass {name:?} does not exist (ingress classes: {})", names(&facts.ingress_classes)))
         }
-        Need::IngressClass(None) if !facts.ingress_classes.iter().any(|c| c.default) => {
-            Some(format!("the Ingress names no ingressClassName and the cluster has no default IngressClass (ingress classes: {})", names(&facts.ingress_classes)))
-        }
+        Need::IngressClass(None) if !facts.ingress_classes.iter().any(|c| c.default) => Some(format!(
+            "the Ingress names no ingressClassName and the cluster has no default IngressClass (ingress classes: {})",
+            names(&facts.ingress_classes)
+        )),
         Need::Crd { group, version, kind } => {
             let crd = facts.crds.iter().find(|c| &c.group == group && &c.kind == kind);
             match crd {
-                None => Some(format!("no CustomResourceDefinition serves {kind} in {group} (install the operator that provides it first)")),
-                Some(c) if !c.versions.contains(version) => Some(format!("CRD {} does not serve version {version} (served: {})", c.name, c.versions.join(", "))),
+                None => Some(format!(
+                    "no CustomResourceDefinition serves {kind} in {group} (install the operator that provides it first)"
+                )),
+                Some(c) if !c.versions.contains(version) => {
+                    Some(format!("CRD {} does not serve version {version} (served: {})", c.name, c.versions.join(", ")))
+                }
                 Some(_) => None,
             }
         }
@@ -184,7 +207,10 @@ mod tests {
         let n: Vec<Need> = needs_of(&sts).into_iter().map(|x| x.0).collect();
         assert_eq!(n, vec![Need::StorageClass(Some("gp3".into())), Need::StorageClass(None)]);
         let sm = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor"});
-        assert_eq!(needs_of(&sm)[0].0, Need::Crd { group: "monitoring.coreos.com".into(), version: "v1".into(), kind: "ServiceMonitor".into() });
+        assert_eq!(
+            needs_of(&sm)[0].0,
+            Need::Crd { group: "monitoring.coreos.com".into(), version: "v1".into(), kind: "ServiceMonitor".into() }
+        );
         let ing = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"annotations": {"kubernetes.io/ingress.class": "nginx"}}});
         assert_eq!(needs_of(&ing)[0].0, Need::IngressClass(Some("nginx".into())));
         let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "spec": {"storageClassName": ""}});
@@ -193,7 +219,12 @@ mod tests {
         let facts = ClusterFacts {
             storage_classes: vec![NamedClass { name: "standard".into(), default: true }],
             ingress_classes: vec![NamedClass { name: "nginx".into(), default: false }],
-            crds: vec![CrdInfo { name: "servicemonitors.monitoring.coreos.com".into(), group: "monitoring.coreos.com".into(), kind: "ServiceMonitor".into(), versions: vec!["v1".into()] }],
+            crds: vec![CrdInfo {
+                name: "servicemonitors.monitoring.coreos.com".into(),
+                group: "monitoring.coreos.com".into(),
+                kind: "ServiceMonitor".into(),
+                versions: vec!["v1".into()],
+            }],
         };
         assert!(unmet(&Need::StorageClass(Some("gp3".into())), &facts).unwrap().contains("standard"));
         assert!(unmet(&Need::StorageClass(None), &facts).is_none());

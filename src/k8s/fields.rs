@@ -33,10 +33,7 @@ impl PathElem {
             PathElem::Key(fields) => {
                 let mut sorted: Vec<&(String, Value)> = fields.iter().collect();
                 sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                let obj: Map<String, Value> = sorted
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let obj: Map<String, Value> = sorted.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 format!("k:{}", Value::Object(obj))
             }
             PathElem::Value(v) => format!("v:{v}"),
@@ -142,9 +139,7 @@ fn sort_key(key: &str) -> (u8, usize, &str) {
         Some("i:") => 3,
         _ => 4,
     };
-    let index = key
-        .strip_prefix("i:")
-        .map_or(0, |n| n.parse().unwrap_or(usize::MAX));
+    let index = key.strip_prefix("i:").map_or(0, |n| n.parse().unwrap_or(usize::MAX));
     (rank, index, key)
 }
 
@@ -169,9 +164,7 @@ fn item_elem(kind: &str, path: &[String], list_kind: ListKind, item: &Value, i: 
 /// items are owned themselves as well as through their fields.
 fn own_all(kind: &str, path: &mut Vec<String>, value: &Value, node: &mut Node) {
     match value {
-        Value::Object(map)
-            if !map.is_empty() && !merge_keys::map_is_atomic(kind, &str_path(path)) =>
-        {
+        Value::Object(map) if !map.is_empty() && !merge_keys::map_is_atomic(kind, &str_path(path)) => {
             for (k, v) in map {
                 path.push(k.clone());
                 own_all(kind, path, v, node.child(format!("f:{k}")));
@@ -240,20 +233,12 @@ fn always_present(path: &[String]) -> bool {
 }
 
 /// Records in `node` what `new` sets that `old` did not have, or had with another value.
-fn own_changes(
-    kind: &str,
-    path: &mut Vec<String>,
-    old: Option<&Value>,
-    new: &Value,
-    node: &mut Node,
-) {
+fn own_changes(kind: &str, path: &mut Vec<String>, old: Option<&Value>, new: &Value, node: &mut Node) {
     if old == Some(new) {
         return;
     }
     match new {
-        Value::Object(map)
-            if !map.is_empty() && !merge_keys::map_is_atomic(kind, &str_path(path)) =>
-        {
+        Value::Object(map) if !map.is_empty() && !merge_keys::map_is_atomic(kind, &str_path(path)) => {
             let old_map = old.and_then(Value::as_object);
             if old_map.is_none() && !path.is_empty() && !always_present(path) {
                 node.owned = true;
@@ -276,17 +261,11 @@ fn own_changes(
                 node.owned = true;
             }
             let old_items = old_items.map(Vec::as_slice).unwrap_or_default();
-            let old_elems: Vec<String> = old_items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| item_elem(kind, path, list_kind, item, i))
-                .collect();
+            let old_elems: Vec<String> =
+                old_items.iter().enumerate().map(|(i, item)| item_elem(kind, path, list_kind, item, i)).collect();
             for (i, item) in items.iter().enumerate() {
                 let elem = item_elem(kind, path, list_kind, item, i);
-                let before = old_elems
-                    .iter()
-                    .position(|e| *e == elem)
-                    .map(|j| &old_items[j]);
+                let before = old_elems.iter().position(|e| *e == elem).map(|j| &old_items[j]);
                 let child = node.child(elem);
                 match before {
                     Some(old_item) if list_kind != ListKind::Set => {
@@ -368,15 +347,10 @@ pub fn record(
         true
     });
 
-    let existing = managed
-        .iter_mut()
-        .find(|e| is_entry(e, manager, operation, subresource));
+    let existing = managed.iter_mut().find(|e| is_entry(e, manager, operation, subresource));
     match existing.and_then(Value::as_object_mut) {
         Some(entry) => {
-            let mut owned = entry
-                .get("fieldsV1")
-                .map(Node::from_tree)
-                .unwrap_or_default();
+            let mut owned = entry.get("fieldsV1").map(Node::from_tree).unwrap_or_default();
             owned.union(&taken);
             entry.insert("apiVersion".to_string(), Value::from(api_version));
             entry.insert("time".to_string(), Value::from(time));
@@ -418,11 +392,8 @@ pub fn owner<'a>(managed: &'a [Value], path: &[PathElem]) -> Option<&'a Value> {
     let keys: Vec<String> = path.iter().map(PathElem::to_key).collect();
     (1..=keys.len()).rev().find_map(|len| {
         managed.iter().find(|entry| {
-            let node = keys[..len]
-                .iter()
-                .fold(entry.get("fieldsV1"), |node, k| node.and_then(|n| n.get(k)));
-            node.and_then(Value::as_object)
-                .is_some_and(|m| m.is_empty() || m.contains_key("."))
+            let node = keys[..len].iter().fold(entry.get("fieldsV1"), |node, k| node.and_then(|n| n.get(k)));
+            node.and_then(Value::as_object).is_some_and(|m| m.is_empty() || m.contains_key("."))
         })
     })
 }
@@ -524,15 +495,10 @@ mod tests {
         // Serialized byte for byte as the API server writes keys.
         let text = serde_json::to_string(&f).unwrap();
         assert!(
-            text.contains(
-                r#""k:{\"containerPort\":8080,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}"#
-            ),
+            text.contains(r#""k:{\"containerPort\":8080,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}"#),
             "{text}"
         );
-        assert!(
-            text.starts_with(r#"{"f:metadata":{"f:finalizers""#),
-            "{text}"
-        );
+        assert!(text.starts_with(r#"{"f:metadata":{"f:finalizers""#), "{text}");
 
         let with_status = fields_of("Deployment", &deployment(), true);
         assert_eq!(with_status["f:status"], json!({"f:replicas": {}}));
@@ -545,10 +511,7 @@ mod tests {
         new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
         new["metadata"]["resourceVersion"] = json!("4712");
         let f = changed_fields("Deployment", &old, &new);
-        assert_eq!(
-            f,
-            json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {WEB: {"f:image": {}}}}}}})
-        );
+        assert_eq!(f, json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {WEB: {"f:image": {}}}}}}}));
     }
 
     #[test]
@@ -558,9 +521,7 @@ mod tests {
         new["spec"]["template"]["spec"]["containers"]
             .as_array_mut()
             .unwrap()
-            .push(
-                json!({"name": "envoy", "image": "envoy:1.30", "ports": [{"containerPort": 9901}]}),
-            );
+            .push(json!({"name": "envoy", "image": "envoy:1.30", "ports": [{"containerPort": 9901}]}));
         let f = changed_fields("Deployment", &old, &new);
         assert_eq!(
             f,
@@ -584,10 +545,7 @@ mod tests {
         );
         let old = new.clone();
         new["metadata"]["annotations"]["owner"] = json!("ops");
-        assert_eq!(
-            changed_fields("Deployment", &old, &new),
-            json!({"f:metadata": {"f:annotations": {"f:owner": {}}}})
-        );
+        assert_eq!(changed_fields("Deployment", &old, &new), json!({"f:metadata": {"f:annotations": {"f:owner": {}}}}));
         // Removing a field owns nothing; an atomic list change owns the list.
         let mut newer = new.clone();
         newer["metadata"]["annotations"] = json!({"team": "storefront"});
@@ -608,19 +566,12 @@ mod tests {
         assert_eq!(f["f:metadata"]["f:labels"], json!({".": {}, "f:app": {}}));
         assert!(f["f:spec"].get(".").is_none());
         assert!(f["f:spec"]["f:template"].get(".").is_none());
-        assert!(
-            f["f:spec"]["f:template"]["f:spec"]["f:containers"]
-                .get(".")
-                .is_none()
-        );
+        assert!(f["f:spec"]["f:template"]["f:spec"]["f:containers"].get(".").is_none());
         assert_eq!(f["f:spec"]["f:selector"], json!({}));
         assert!(f["f:metadata"].get("f:name").is_none() && f.get("f:apiVersion").is_none());
         assert_eq!(f["f:status"], json!({"f:replicas": {}}));
         let web = &f["f:spec"]["f:template"]["f:spec"]["f:containers"][WEB];
-        assert_eq!(
-            web["f:ports"][PORT],
-            json!({".": {}, "f:containerPort": {}})
-        );
+        assert_eq!(web["f:ports"][PORT], json!({".": {}, "f:containerPort": {}}));
         assert_eq!(web["f:args"], json!({}));
     }
 
@@ -649,17 +600,7 @@ mod tests {
         assert_eq!(csa["time"], json!(t0));
         assert!(csa.get("subresource").is_none());
         let keys: Vec<&String> = csa.as_object().unwrap().keys().collect();
-        assert_eq!(
-            keys,
-            [
-                "manager",
-                "operation",
-                "apiVersion",
-                "time",
-                "fieldsType",
-                "fieldsV1"
-            ]
-        );
+        assert_eq!(keys, ["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1"]);
 
         // kubectl edit changes the image.
         let mut edited = live.clone();
@@ -691,41 +632,20 @@ mod tests {
         // the manager that owns the container item.
         let mut image = container_path("web");
         image.push(PathElem::Field("image".into()));
-        assert_eq!(
-            owner(&managed, &image).unwrap()["manager"],
-            json!("kubectl-edit")
-        );
+        assert_eq!(owner(&managed, &image).unwrap()["manager"], json!("kubectl-edit"));
         let mut probe = container_path("web");
         probe.push(PathElem::Field("livenessProbe".into()));
         probe.push(PathElem::Field("httpGet".into()));
-        assert_eq!(
-            owner(&managed, &probe).unwrap()["manager"],
-            json!("kubectl-client-side-apply")
-        );
+        assert_eq!(owner(&managed, &probe).unwrap()["manager"], json!("kubectl-client-side-apply"));
         let port = {
             let mut p = container_path("web");
             p.push(PathElem::Field("ports".into()));
-            p.push(PathElem::Key(vec![
-                ("protocol".into(), json!("TCP")),
-                ("containerPort".into(), json!(8080)),
-            ]));
+            p.push(PathElem::Key(vec![("protocol".into(), json!("TCP")), ("containerPort".into(), json!(8080))]));
             p.push(PathElem::Field("containerPort".into()));
             p
         };
-        assert_eq!(
-            owner(&managed, &port).unwrap()["manager"],
-            json!("kubectl-client-side-apply")
-        );
-        assert!(
-            owner(
-                &managed,
-                &[
-                    PathElem::Field("spec".into()),
-                    PathElem::Field("paused".into())
-                ]
-            )
-            .is_none()
-        );
+        assert_eq!(owner(&managed, &port).unwrap()["manager"], json!("kubectl-client-side-apply"));
+        assert!(owner(&managed, &[PathElem::Field("spec".into()), PathElem::Field("paused".into())]).is_none());
         assert!(owner(&managed, &container_path("other")).is_none());
 
         // The same manager writing again merges into its entry and refreshes its time.
@@ -748,31 +668,11 @@ mod tests {
 
         // A writer taking everything the other owns empties and drops its entry.
         let everything = fields_of("Deployment", &live, false);
-        record(
-            &mut managed,
-            "argocd-controller",
-            "Apply",
-            "apps/v1",
-            None,
-            t2,
-            &everything,
-        );
+        record(&mut managed, "argocd-controller", "Apply", "apps/v1", None, t2, &everything);
         assert!(entry(&managed, "kubectl-client-side-apply").is_none());
-        assert_eq!(
-            managed[0]["manager"],
-            json!("argocd-controller"),
-            "Apply entries sort first"
-        );
+        assert_eq!(managed[0]["manager"], json!("argocd-controller"), "Apply entries sort first");
         let before = managed.clone();
-        record(
-            &mut managed,
-            "noop",
-            "Update",
-            "apps/v1",
-            None,
-            t2,
-            &json!({}),
-        );
+        record(&mut managed, "noop", "Update", "apps/v1", None, t2, &json!({}));
         assert_eq!(managed, before);
     }
 
@@ -818,24 +718,15 @@ mod tests {
             json!({".": {}, "f:image": {}, "f:name": {}})
         );
         // `.` comes first and list keys after fields, as the API server serializes.
-        let order: Vec<&String> = a["f:spec"]["f:template"]["f:spec"]["f:containers"][WEB]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect();
+        let order: Vec<&String> =
+            a["f:spec"]["f:template"]["f:spec"]["f:containers"][WEB].as_object().unwrap().keys().collect();
         assert_eq!(order, [".", "f:image", "f:name"]);
         let mut c = json!({"f:spec": {"f:replicas": {}}});
-        assert!(subtract_trees(
-            &mut c,
-            &json!({"f:spec": {"f:replicas": {}}})
-        ));
+        assert!(subtract_trees(&mut c, &json!({"f:spec": {"f:replicas": {}}})));
         assert_eq!(c, json!({}));
         // A leaf owned whole is not released by taking one of its would-be children.
         let mut d = json!({"f:spec": {"f:selector": {}}});
-        assert!(!subtract_trees(
-            &mut d,
-            &json!({"f:spec": {"f:selector": {"f:matchLabels": {}}}})
-        ));
+        assert!(!subtract_trees(&mut d, &json!({"f:spec": {"f:selector": {"f:matchLabels": {}}}})));
         assert_eq!(d, json!({"f:spec": {"f:selector": {}}}));
     }
 
@@ -843,17 +734,10 @@ mod tests {
     fn path_elem_keys() {
         assert_eq!(PathElem::Field("spec".into()).to_key(), "f:spec");
         assert_eq!(
-            PathElem::Key(vec![
-                ("protocol".into(), json!("UDP")),
-                ("port".into(), json!(53))
-            ])
-            .to_key(),
+            PathElem::Key(vec![("protocol".into(), json!("UDP")), ("port".into(), json!(53))]).to_key(),
             r#"k:{"port":53,"protocol":"UDP"}"#
         );
-        assert_eq!(
-            PathElem::Value(json!("example.com/x")).to_key(),
-            r#"v:"example.com/x""#
-        );
+        assert_eq!(PathElem::Value(json!("example.com/x")).to_key(), r#"v:"example.com/x""#);
         assert_eq!(PathElem::Index(2).to_key(), "i:2");
     }
 }

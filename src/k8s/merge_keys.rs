@@ -27,10 +27,7 @@ const TOPOLOGY_SPREAD: &[&str] = &["topologyKey", "whenUnsatisfiable"];
 const DEFAULTED_KEY: (&str, &str) = ("protocol", "TCP");
 
 fn is_container_list(field: Option<&&str>) -> bool {
-    matches!(
-        field,
-        Some(&"containers" | &"initContainers" | &"ephemeralContainers")
-    )
+    matches!(field, Some(&"containers" | &"initContainers" | &"ephemeralContainers"))
 }
 
 /// How the list at `path` merges. `path` is the field path from the object root with list
@@ -77,13 +74,7 @@ pub fn map_is_atomic(kind: &str, path: &[&str]) -> bool {
         // Service and ReplicationController selectors are plain string maps, merged per key.
         "selector" => matches!(
             kind,
-            "Deployment"
-                | "ReplicaSet"
-                | "StatefulSet"
-                | "DaemonSet"
-                | "Job"
-                | "CronJob"
-                | "PodDisruptionBudget"
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "PodDisruptionBudget"
         ),
         _ => false,
     }
@@ -100,10 +91,9 @@ pub fn item_key(kind: &str, path: &[&str], item: &Value) -> Option<Vec<(String, 
     keys.iter()
         .map(|k| match obj.get(*k) {
             Some(v) if !v.is_null() => Some(((*k).to_string(), v.clone())),
-            _ if *k == DEFAULTED_KEY.0 => Some((
-                DEFAULTED_KEY.0.to_string(),
-                Value::String(DEFAULTED_KEY.1.to_string()),
-            )),
+            _ if *k == DEFAULTED_KEY.0 => {
+                Some((DEFAULTED_KEY.0.to_string(), Value::String(DEFAULTED_KEY.1.to_string())))
+            }
             _ => None,
         })
         .collect()
@@ -115,9 +105,7 @@ pub fn item_key(kind: &str, path: &[&str], item: &Value) -> Option<Vec<(String, 
 pub fn key_field(item: &Value, field: &str, with_default: bool) -> Option<Value> {
     match item.get(field) {
         Some(v) if !v.is_null() => Some(v.clone()),
-        _ if with_default && field == DEFAULTED_KEY.0 => {
-            Some(Value::String(DEFAULTED_KEY.1.to_string()))
-        }
+        _ if with_default && field == DEFAULTED_KEY.0 => Some(Value::String(DEFAULTED_KEY.1.to_string())),
         _ => None,
     }
 }
@@ -132,19 +120,9 @@ mod tests {
     #[test]
     fn pod_spec_lists_resolve_under_every_workload() {
         let pod = ["spec", "containers"];
-        let cron = [
-            "spec",
-            "jobTemplate",
-            "spec",
-            "template",
-            "spec",
-            "initContainers",
-        ];
+        let cron = ["spec", "jobTemplate", "spec", "template", "spec", "initContainers"];
         assert_eq!(list_kind("Pod", &pod), ListKind::Map(&["name"]));
-        assert_eq!(
-            list_kind("Deployment", DEPLOY_CONTAINERS),
-            ListKind::Map(&["name"])
-        );
+        assert_eq!(list_kind("Deployment", DEPLOY_CONTAINERS), ListKind::Map(&["name"]));
         assert_eq!(list_kind("CronJob", &cron), ListKind::Map(&["name"]));
         let env = ["spec", "template", "spec", "containers", "env"];
         assert_eq!(list_kind("StatefulSet", &env), ListKind::Map(&["name"]));
@@ -159,48 +137,24 @@ mod tests {
         let aliases = ["spec", "hostAliases"];
         assert_eq!(list_kind("Pod", &aliases), ListKind::Map(&["ip"]));
         let tsc = ["spec", "template", "spec", "topologySpreadConstraints"];
-        assert_eq!(
-            list_kind("Deployment", &tsc),
-            ListKind::Map(&["topologyKey", "whenUnsatisfiable"])
-        );
+        assert_eq!(list_kind("Deployment", &tsc), ListKind::Map(&["topologyKey", "whenUnsatisfiable"]));
     }
 
     #[test]
     fn ports_depend_on_where_they_are() {
         let cports = ["spec", "template", "spec", "containers", "ports"];
-        assert_eq!(
-            list_kind("Deployment", &cports),
-            ListKind::Map(&["containerPort", "protocol"])
-        );
-        assert_eq!(
-            list_kind("Service", &["spec", "ports"]),
-            ListKind::Map(&["port", "protocol"])
-        );
+        assert_eq!(list_kind("Deployment", &cports), ListKind::Map(&["containerPort", "protocol"]));
+        assert_eq!(list_kind("Service", &["spec", "ports"]), ListKind::Map(&["port", "protocol"]));
         // NetworkPolicy ingress ports have no merge key.
-        assert_eq!(
-            list_kind("NetworkPolicy", &["spec", "ingress", "ports"]),
-            ListKind::Atomic
-        );
+        assert_eq!(list_kind("NetworkPolicy", &["spec", "ingress", "ports"]), ListKind::Atomic);
     }
 
     #[test]
     fn metadata_status_and_atomic_lists() {
-        assert_eq!(
-            list_kind("ConfigMap", &["metadata", "finalizers"]),
-            ListKind::Set
-        );
-        assert_eq!(
-            list_kind("Namespace", &["spec", "finalizers"]),
-            ListKind::Atomic
-        );
-        assert_eq!(
-            list_kind("Deployment", &["metadata", "ownerReferences"]),
-            ListKind::Map(&["uid"])
-        );
-        assert_eq!(
-            list_kind("Deployment", &["status", "conditions"]),
-            ListKind::Map(&["type"])
-        );
+        assert_eq!(list_kind("ConfigMap", &["metadata", "finalizers"]), ListKind::Set);
+        assert_eq!(list_kind("Namespace", &["spec", "finalizers"]), ListKind::Atomic);
+        assert_eq!(list_kind("Deployment", &["metadata", "ownerReferences"]), ListKind::Map(&["uid"]));
+        assert_eq!(list_kind("Deployment", &["status", "conditions"]), ListKind::Map(&["type"]));
         assert_eq!(list_kind("Ingress", &["spec", "rules"]), ListKind::Atomic);
         assert_eq!(list_kind("Ingress", &["spec", "tls"]), ListKind::Atomic);
         let tol = ["spec", "template", "spec", "tolerations"];
@@ -216,47 +170,19 @@ mod tests {
     fn item_keys_default_protocol() {
         let cports = ["spec", "template", "spec", "containers", "ports"];
         assert_eq!(
-            item_key(
-                "Deployment",
-                &cports,
-                &json!({"containerPort": 8080, "name": "http"})
-            ),
-            Some(vec![
-                ("containerPort".to_string(), json!(8080)),
-                ("protocol".to_string(), json!("TCP"))
-            ])
+            item_key("Deployment", &cports, &json!({"containerPort": 8080, "name": "http"})),
+            Some(vec![("containerPort".to_string(), json!(8080)), ("protocol".to_string(), json!("TCP"))])
         );
         assert_eq!(
-            item_key(
-                "Service",
-                &["spec", "ports"],
-                &json!({"port": 53, "protocol": "UDP"})
-            ),
-            Some(vec![
-                ("port".to_string(), json!(53)),
-                ("protocol".to_string(), json!("UDP"))
-            ])
+            item_key("Service", &["spec", "ports"], &json!({"port": 53, "protocol": "UDP"})),
+            Some(vec![("port".to_string(), json!(53)), ("protocol".to_string(), json!("UDP"))])
         );
         assert_eq!(
-            item_key(
-                "Deployment",
-                DEPLOY_CONTAINERS,
-                &json!({"name": "web", "image": "nginx"})
-            ),
+            item_key("Deployment", DEPLOY_CONTAINERS, &json!({"name": "web", "image": "nginx"})),
             Some(vec![("name".to_string(), json!("web"))])
         );
-        assert_eq!(
-            item_key("Deployment", DEPLOY_CONTAINERS, &json!({"image": "x"})),
-            None
-        );
-        assert_eq!(
-            item_key(
-                "Deployment",
-                &["spec", "template", "spec", "tolerations"],
-                &json!({"key": "a"})
-            ),
-            None
-        );
+        assert_eq!(item_key("Deployment", DEPLOY_CONTAINERS, &json!({"image": "x"})), None);
+        assert_eq!(item_key("Deployment", &["spec", "template", "spec", "tolerations"], &json!({"key": "a"})), None);
     }
 
     #[test]

@@ -43,12 +43,9 @@ impl std::fmt::Display for ObjectRef {
 pub fn pod_spec_pointer(obj: &Value) -> Option<&'static str> {
     match obj.get("kind").and_then(Value::as_str)? {
         "Pod" => Some("/spec"),
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "Job"
-        | "ReplicationController" => Some("/spec/template/spec"),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
+            Some("/spec/template/spec")
+        }
         "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
         _ => None,
     }
@@ -58,12 +55,8 @@ pub fn pod_spec_pointer(obj: &Value) -> Option<&'static str> {
 pub fn pod_labels(obj: &Value) -> Option<&serde_json::Map<String, Value>> {
     let spec = pod_spec_pointer(obj)?;
     // "/spec/template/spec" -> "/spec/template/metadata"; a Pod's "/spec" -> "/metadata"
-    let meta = format!(
-        "{}/metadata",
-        spec.strip_suffix("/spec").unwrap_or_default()
-    );
-    obj.pointer(&format!("{meta}/labels"))
-        .and_then(Value::as_object)
+    let meta = format!("{}/metadata", spec.strip_suffix("/spec").unwrap_or_default());
+    obj.pointer(&format!("{meta}/labels")).and_then(Value::as_object)
 }
 
 /// Every container of a workload (init containers included) with its JSON pointer.
@@ -73,10 +66,7 @@ pub fn containers(obj: &Value) -> Vec<(String, &Value)> {
     };
     let mut out = Vec::new();
     for list in ["initContainers", "containers"] {
-        if let Some(items) = obj
-            .pointer(&format!("{spec}/{list}"))
-            .and_then(Value::as_array)
-        {
+        if let Some(items) = obj.pointer(&format!("{spec}/{list}")).and_then(Value::as_array) {
             for (i, c) in items.iter().enumerate() {
                 out.push((format!("{spec}/{list}/{i}"), c));
             }
@@ -96,19 +86,10 @@ pub fn selector_matches(selector: &Value, labels: &serde_json::Map<String, Value
     if let Some(exprs) = selector.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
             let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let values: Vec<&str> =
+                e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
             let actual = labels.get(key).and_then(Value::as_str);
-            let ok = match e
-                .get("operator")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-            {
+            let ok = match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
                 "In" => actual.is_some_and(|a| values.contains(&a)),
                 "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
                 "Exists" => actual.is_some(),
@@ -133,22 +114,13 @@ mod tests {
         let labels = json!({"app": "web", "tier": "front"});
         let labels = labels.as_object().unwrap();
         assert!(selector_matches(&json!({}), labels));
-        assert!(selector_matches(
-            &json!({"matchLabels": {"app": "web"}}),
-            labels
-        ));
-        assert!(!selector_matches(
-            &json!({"matchLabels": {"app": "api"}}),
-            labels
-        ));
+        assert!(selector_matches(&json!({"matchLabels": {"app": "web"}}), labels));
+        assert!(!selector_matches(&json!({"matchLabels": {"app": "api"}}), labels));
         assert!(selector_matches(
             &json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "x"]}]}),
             labels
         ));
-        assert!(!selector_matches(
-            &json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}),
-            labels
-        ));
+        assert!(!selector_matches(&json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}), labels));
         assert!(selector_matches(
             &json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}),
             labels
@@ -170,8 +142,7 @@ mod tests {
         let pod = json!({"kind": "Pod", "metadata": {"labels": {"x": "y"}}, "spec": {}});
         assert_eq!(pod_labels(&pod).unwrap().get("x"), Some(&json!("y")));
         assert_eq!(
-            ObjectRef::of(&json!({"kind": "Service", "metadata": {"name": "s", "namespace": "n"}}))
-                .to_string(),
+            ObjectRef::of(&json!({"kind": "Service", "metadata": {"name": "s", "namespace": "n"}})).to_string(),
             "Service/n/s"
         );
     }

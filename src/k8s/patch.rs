@@ -86,9 +86,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// Applies an RFC 6902 JSON patch. All or nothing: on error `target` is left unchanged.
 pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), PatchError> {
-    let ops = ops.as_array().ok_or_else(|| {
-        bad("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    })?;
+    let ops =
+        ops.as_array().ok_or_else(|| bad("json: cannot unmarshal object into Go value of type jsonpatch.Patch"))?;
     // Working on a copy is what makes a failing op (a `test` last, say) leave no trace.
     let mut doc = target.clone();
     for op in ops {
@@ -99,37 +98,23 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), PatchError> {
 }
 
 fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
-    let obj = op
-        .as_object()
-        .ok_or_else(|| bad("json patch operation must be an object"))?;
-    let kind = obj
-        .get("op")
+    let obj = op.as_object().ok_or_else(|| bad("json patch operation must be an object"))?;
+    let kind = obj.get("op").and_then(Value::as_str).ok_or_else(|| bad("json patch operation has no \"op\""))?;
+    let path_str = obj
+        .get("path")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("json patch operation has no \"op\""))?;
-    let path_str =
-        obj.get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| PatchError::JsonPatch {
-                op: kind.to_string(),
-                reason: "missing path".to_string(),
-            })?;
+        .ok_or_else(|| PatchError::JsonPatch { op: kind.to_string(), reason: "missing path".to_string() })?;
     let path = parse_pointer(path_str)?;
     let value = || {
         obj.get("value")
             .cloned()
-            .ok_or_else(|| PatchError::JsonPatch {
-                op: kind.to_string(),
-                reason: "missing value".to_string(),
-            })
+            .ok_or_else(|| PatchError::JsonPatch { op: kind.to_string(), reason: "missing value".to_string() })
     };
     let from = || -> Result<(String, Vec<String>), PatchError> {
         let f = obj
             .get("from")
             .and_then(Value::as_str)
-            .ok_or_else(|| PatchError::JsonPatch {
-                op: kind.to_string(),
-                reason: "missing from".to_string(),
-            })?;
+            .ok_or_else(|| PatchError::JsonPatch { op: kind.to_string(), reason: "missing from".to_string() })?;
         Ok((f.to_string(), parse_pointer(f)?))
     };
     match kind {
@@ -157,18 +142,14 @@ fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
         }
         "copy" => {
             let (from_str, from_path) = from()?;
-            let v = pointer_get(doc, &from_path)
-                .cloned()
-                .ok_or_else(|| missing("copy", &from_str))?;
+            let v = pointer_get(doc, &from_path).cloned().ok_or_else(|| missing("copy", &from_str))?;
             pointer_add(doc, &path, path_str, v, "copy")
         }
         "test" => {
             let want = value()?;
             match pointer_get(doc, &path) {
                 Some(have) if json_equal(have, &want) => Ok(()),
-                _ => Err(PatchError::TestFailed {
-                    path: path_str.to_string(),
-                }),
+                _ => Err(PatchError::TestFailed { path: path_str.to_string() }),
             }
         }
         other => Err(PatchError::UnknownOp(other.to_string())),
@@ -176,19 +157,16 @@ fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
 }
 
 fn missing(op: &str, path: &str) -> PatchError {
-    PatchError::MissingPath {
-        op: op.to_string(),
-        path: path.to_string(),
-    }
+    PatchError::MissingPath { op: op.to_string(), path: path.to_string() }
 }
 
 fn parse_pointer(p: &str) -> Result<Vec<String>, PatchError> {
     if p.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = p.strip_prefix('/').ok_or_else(|| {
-        PatchError::BadRequest(format!("JSON pointer {p:?} does not start with '/'"))
-    })?;
+    let rest = p
+        .strip_prefix('/')
+        .ok_or_else(|| PatchError::BadRequest(format!("JSON pointer {p:?} does not start with '/'")))?;
     rest.split('/')
         .map(|token| {
             let mut out = String::with_capacity(token.len());
@@ -202,9 +180,7 @@ fn parse_pointer(p: &str) -> Result<Vec<String>, PatchError> {
                     Some('0') => out.push('~'),
                     Some('1') => out.push('/'),
                     _ => {
-                        return Err(PatchError::BadRequest(format!(
-                            "JSON pointer {p:?} has an invalid escape"
-                        )));
+                        return Err(PatchError::BadRequest(format!("JSON pointer {p:?} has an invalid escape")));
                     }
                 }
             }
@@ -219,10 +195,7 @@ fn array_index(token: &str, len: usize, allow_end: bool) -> Option<usize> {
     if token == "-" {
         return allow_end.then_some(len);
     }
-    if token.is_empty()
-        || !token.bytes().all(|b| b.is_ascii_digit())
-        || (token.len() > 1 && token.starts_with('0'))
-    {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) || (token.len() > 1 && token.starts_with('0')) {
         return None;
     }
     let i: usize = token.parse().ok()?;
@@ -249,13 +222,7 @@ fn pointer_get_mut<'a>(doc: &'a mut Value, path: &[String]) -> Option<&'a mut Va
     })
 }
 
-fn pointer_add(
-    doc: &mut Value,
-    path: &[String],
-    path_str: &str,
-    value: Value,
-    op: &str,
-) -> Result<(), PatchError> {
+fn pointer_add(doc: &mut Value, path: &[String], path_str: &str, value: Value, op: &str) -> Result<(), PatchError> {
     let Some((last, parent)) = path.split_last() else {
         *doc = value;
         return Ok(());
@@ -277,12 +244,7 @@ fn pointer_add(
     }
 }
 
-fn pointer_remove(
-    doc: &mut Value,
-    path: &[String],
-    path_str: &str,
-    op: &str,
-) -> Result<Value, PatchError> {
+fn pointer_remove(doc: &mut Value, path: &[String], path_str: &str, op: &str) -> Result<Value, PatchError> {
     let Some((last, parent)) = path.split_last() else {
         return Err(PatchError::JsonPatch {
             op: op.to_string(),
@@ -305,13 +267,9 @@ fn json_equal(a: &Value, b: &Value) -> bool {
         (Value::Number(x), Value::Number(y)) => {
             x == y || matches!((x.as_f64(), y.as_f64()), (Some(p), Some(q)) if p == q)
         }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => a == b,
     }
@@ -335,20 +293,12 @@ pub fn strategic_merge(kind: &str, target: &Value, patch: &Value) -> Result<Valu
 }
 
 fn is_directive_key(k: &str) -> bool {
-    k == DIRECTIVE
-        || k == RETAIN_KEYS
-        || k.starts_with(SET_ELEMENT_ORDER)
-        || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+    k == DIRECTIVE || k == RETAIN_KEYS || k.starts_with(SET_ELEMENT_ORDER) || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
 }
 
 fn bad_patch_type(directive: &Value, map: &Map<String, Value>) -> PatchError {
-    let shown = directive
-        .as_str()
-        .map_or_else(|| directive.to_string(), str::to_string);
-    PatchError::Unprocessable(format!(
-        "unknown patch type: {shown} in map: {}",
-        Value::Object(map.clone())
-    ))
+    let shown = directive.as_str().map_or_else(|| directive.to_string(), str::to_string);
+    PatchError::Unprocessable(format!("unknown patch type: {shown} in map: {}", Value::Object(map.clone())))
 }
 
 fn str_path(path: &[String]) -> Vec<&str> {
@@ -384,9 +334,8 @@ fn smp_map(
             .iter()
             .map(|k| k.as_str().ok_or_else(|| bad(BAD_RETAIN_KEYS)))
             .collect::<Result<_, _>>()?;
-        let patch_outside_retained = patch
-            .iter()
-            .any(|(k, v)| !v.is_null() && !is_directive_key(k) && !keys.contains(&k.as_str()));
+        let patch_outside_retained =
+            patch.iter().any(|(k, v)| !v.is_null() && !is_directive_key(k) && !keys.contains(&k.as_str()));
         if patch_outside_retained {
             return Err(bad(BAD_RETAIN_KEYS));
         }
@@ -429,11 +378,7 @@ fn smp_map(
             continue;
         };
         let order = v.as_array().ok_or_else(|| bad(BAD_SET_ELEMENT_ORDER))?;
-        let live = original
-            .and_then(|o| o.get(field))
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let live = original.and_then(|o| o.get(field)).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         path.push(field.to_string());
         let list_kind = merge_keys::list_kind(kind, &str_path(path));
         path.pop();
@@ -453,9 +398,7 @@ fn smp_value(
 ) -> Result<Option<Value>, PatchError> {
     match patch {
         // A type change (scalar to map, say) is a replacement: merge into nothing.
-        Value::Object(p) => {
-            Ok(smp_map(kind, path, original.and_then(Value::as_object), p)?.map(Value::Object))
-        }
+        Value::Object(p) => Ok(smp_map(kind, path, original.and_then(Value::as_object), p)?.map(Value::Object)),
         Value::Array(p) => {
             let original = original.and_then(Value::as_array).map(Vec::as_slice);
             Ok(Some(Value::Array(smp_list(kind, path, original, p)?)))
@@ -475,9 +418,7 @@ fn smp_list(
     patch: &[Value],
 ) -> Result<Vec<Value>, PatchError> {
     let list_kind = merge_keys::list_kind(kind, &str_path(path));
-    let replace = patch
-        .iter()
-        .any(|item| list_directive(item).and_then(Value::as_str) == Some("replace"));
+    let replace = patch.iter().any(|item| list_directive(item).and_then(Value::as_str) == Some("replace"));
     if replace || list_kind == ListKind::Atomic {
         let mut out = Vec::with_capacity(patch.len());
         for item in patch.iter().filter(|i| list_directive(i).is_none()) {
@@ -569,19 +510,17 @@ fn smp_keyed_list(
 
 /// A patch item must carry the primary merge key; the defaulted `protocol` may be left out.
 fn has_merge_key(keys: &[&str], item: &Value) -> bool {
-    keys.first()
-        .is_some_and(|k| merge_keys::key_field(item, k, false).is_some())
+    keys.first().is_some_and(|k| merge_keys::key_field(item, k, false).is_some())
 }
 
 /// Whether `pattern` (a patch item, possibly naming only some key fields) names `item`. Key
 /// fields absent from the pattern match anything, except that `strict` defaults a missing
 /// `protocol` to TCP, as a patch item that omits it usually means.
 fn key_matches(keys: &[&str], pattern: &Value, item: &Value, strict: bool) -> bool {
-    keys.iter()
-        .all(|k| match merge_keys::key_field(pattern, k, strict) {
-            None => true,
-            Some(want) => merge_keys::key_field(item, k, true).as_ref() == Some(&want),
-        })
+    keys.iter().all(|k| match merge_keys::key_field(pattern, k, strict) {
+        None => true,
+        Some(want) => merge_keys::key_field(item, k, true).as_ref() == Some(&want),
+    })
 }
 
 /// The item `pattern` refers to: an exact key match first, then one ignoring key fields the
@@ -590,11 +529,7 @@ fn find_match(keys: &[&str], items: &[Value], pattern: &Value) -> Option<usize> 
     items
         .iter()
         .position(|i| key_matches(keys, pattern, i, true))
-        .or_else(|| {
-            items
-                .iter()
-                .position(|i| key_matches(keys, pattern, i, false))
-        })
+        .or_else(|| items.iter().position(|i| key_matches(keys, pattern, i, false)))
 }
 
 /// Position of `item` in `list` by merge key (Map lists) or by value.
@@ -611,12 +546,7 @@ fn position_in(list_kind: ListKind, list: &[Value], item: &Value) -> Option<usiz
 /// Orders a merged list the way the API server does: items named in `order` (the patch list,
 /// or `$setElementOrder`) follow that order; the others keep their live order; the two runs are
 /// interleaved so that an unnamed item stays before a named one it preceded in the live list.
-fn normalize_order(
-    list_kind: ListKind,
-    merged: Vec<Value>,
-    order: &[Value],
-    live: &[Value],
-) -> Vec<Value> {
+fn normalize_order(list_kind: ListKind, merged: Vec<Value>, order: &[Value], live: &[Value]) -> Vec<Value> {
     let mut named: Vec<(usize, Value)> = Vec::new();
     let mut others: Vec<(usize, Value)> = Vec::new();
     for item in merged {
@@ -641,11 +571,7 @@ fn normalize_order(
             (None, Some(_)) => false,
             (Some(o), Some(n)) => matches!((live_pos(o), live_pos(n)), (Some(a), Some(b)) if a < b),
         };
-        let next = if take_other {
-            others.next()
-        } else {
-            named.next()
-        };
+        let next = if take_other { others.next() } else { named.next() };
         out.extend(next);
     }
     out
@@ -667,12 +593,7 @@ pub fn apply_merge(kind: &str, live: &Value, applied: &Value) -> Result<Value, P
     apply_value(kind, &mut path, Some(live), applied)
 }
 
-fn apply_value(
-    kind: &str,
-    path: &mut Vec<String>,
-    live: Option<&Value>,
-    applied: &Value,
-) -> Result<Value, PatchError> {
+fn apply_value(kind: &str, path: &mut Vec<String>, live: Option<&Value>, applied: &Value) -> Result<Value, PatchError> {
     match applied {
         Value::Object(fields) if !merge_keys::map_is_atomic(kind, &str_path(path)) => {
             let mut out = live.and_then(Value::as_object).cloned().unwrap_or_default();
@@ -691,9 +612,7 @@ fn apply_value(
             let list_kind = merge_keys::list_kind(kind, &str_path(path));
             match (list_kind, live.and_then(Value::as_array)) {
                 (ListKind::Atomic, _) | (_, None) => Ok(applied.clone()),
-                (_, Some(live_items)) => {
-                    apply_list(kind, path, list_kind, live_items, items).map(Value::Array)
-                }
+                (_, Some(live_items)) => apply_list(kind, path, list_kind, live_items, items).map(Value::Array),
             }
         }
         _ => Ok(applied.clone()),
@@ -727,10 +646,7 @@ fn apply_list(
             ))
         })?;
         if rkeys.contains(&key) {
-            return Err(PatchError::Unprocessable(format!(
-                ".{}: duplicate entries for key {key}",
-                path.join(".")
-            )));
+            return Err(PatchError::Unprocessable(format!(".{}: duplicate entries for key {key}", path.join("."))));
         }
         rkeys.push(key);
     }
@@ -740,8 +656,7 @@ fn apply_list(
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            apply_key(kind, path, list_kind, item)
-                .unwrap_or_else(|| Value::String(format!("\u{0}unkeyed/{i}")))
+            apply_key(kind, path, list_kind, item).unwrap_or_else(|| Value::String(format!("\u{0}unkeyed/{i}")))
         })
         .collect();
     let in_rhs = |k: &Value| rkeys.contains(k);
@@ -822,9 +737,7 @@ mod tests {
     }
 
     fn containers(obj: &Value) -> &Vec<Value> {
-        obj.pointer("/spec/template/spec/containers")
-            .and_then(Value::as_array)
-            .unwrap()
+        obj.pointer("/spec/template/spec/containers").and_then(Value::as_array).unwrap()
     }
 
     fn names(list: &[Value]) -> Vec<&str> {
@@ -851,48 +764,20 @@ mod tests {
         // The test cases of RFC 7386 appendix A.
         let cases = [
             (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-            (
-                json!({"a": "b"}),
-                json!({"b": "c"}),
-                json!({"a": "b", "b": "c"}),
-            ),
+            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
             (json!({"a": "b"}), json!({"a": null}), json!({})),
-            (
-                json!({"a": "b", "b": "c"}),
-                json!({"a": null}),
-                json!({"b": "c"}),
-            ),
+            (json!({"a": "b", "b": "c"}), json!({"a": null}), json!({"b": "c"})),
             (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
             (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
-            (
-                json!({"a": {"b": "c"}}),
-                json!({"a": {"b": "d", "c": null}}),
-                json!({"a": {"b": "d"}}),
-            ),
-            (
-                json!({"a": [{"b": "c"}]}),
-                json!({"a": [1]}),
-                json!({"a": [1]}),
-            ),
+            (json!({"a": {"b": "c"}}), json!({"a": {"b": "d", "c": null}}), json!({"a": {"b": "d"}})),
+            (json!({"a": [{"b": "c"}]}), json!({"a": [1]}), json!({"a": [1]})),
             (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
             (json!({"a": "b"}), json!(["c"]), json!(["c"])),
             (json!({"a": "foo"}), json!(null), json!(null)),
             (json!({"a": "foo"}), json!("bar"), json!("bar")),
-            (
-                json!({"e": null}),
-                json!({"a": 1}),
-                json!({"e": null, "a": 1}),
-            ),
-            (
-                json!([1, 2]),
-                json!({"a": "b", "c": null}),
-                json!({"a": "b"}),
-            ),
-            (
-                json!({}),
-                json!({"a": {"bb": {"ccc": null}}}),
-                json!({"a": {"bb": {}}}),
-            ),
+            (json!({"e": null}), json!({"a": 1}), json!({"e": null, "a": 1})),
+            (json!([1, 2]), json!({"a": "b", "c": null}), json!({"a": "b"})),
+            (json!({}), json!({"a": {"bb": {"ccc": null}}}), json!({"a": {"bb": {}}})),
         ];
         for (mut target, patch, want) in cases {
             merge_patch(&mut target, &patch);
@@ -922,43 +807,24 @@ mod tests {
     fn json_patch_rfc6902_examples() {
         // RFC 6902 appendix A.
         assert_eq!(
-            jp(
-                json!({"foo": "bar"}),
-                json!([{"op": "add", "path": "/baz", "value": "qux"}])
-            )
-            .unwrap(),
+            jp(json!({"foo": "bar"}), json!([{"op": "add", "path": "/baz", "value": "qux"}])).unwrap(),
             json!({"baz": "qux", "foo": "bar"})
         );
         assert_eq!(
-            jp(
-                json!({"foo": ["bar", "baz"]}),
-                json!([{"op": "add", "path": "/foo/1", "value": "qux"}])
-            )
-            .unwrap(),
+            jp(json!({"foo": ["bar", "baz"]}), json!([{"op": "add", "path": "/foo/1", "value": "qux"}])).unwrap(),
             json!({"foo": ["bar", "qux", "baz"]})
         );
         assert_eq!(
-            jp(
-                json!({"baz": "qux", "foo": "bar"}),
-                json!([{"op": "remove", "path": "/baz"}])
-            )
-            .unwrap(),
+            jp(json!({"baz": "qux", "foo": "bar"}), json!([{"op": "remove", "path": "/baz"}])).unwrap(),
             json!({"foo": "bar"})
         );
         assert_eq!(
-            jp(
-                json!({"foo": ["bar", "qux", "baz"]}),
-                json!([{"op": "remove", "path": "/foo/1"}])
-            )
-            .unwrap(),
+            jp(json!({"foo": ["bar", "qux", "baz"]}), json!([{"op": "remove", "path": "/foo/1"}])).unwrap(),
             json!({"foo": ["bar", "baz"]})
         );
         assert_eq!(
-            jp(
-                json!({"baz": "qux", "foo": "bar"}),
-                json!([{"op": "replace", "path": "/baz", "value": "boo"}])
-            )
-            .unwrap(),
+            jp(json!({"baz": "qux", "foo": "bar"}), json!([{"op": "replace", "path": "/baz", "value": "boo"}]))
+                .unwrap(),
             json!({"baz": "boo", "foo": "bar"})
         );
         assert_eq!(
@@ -985,48 +851,36 @@ mod tests {
             .is_ok()
         );
         assert!(matches!(
-            jp(
-                json!({"baz": "qux"}),
-                json!([{"op": "test", "path": "/baz", "value": "bar"}])
-            ),
+            jp(json!({"baz": "qux"}), json!([{"op": "test", "path": "/baz", "value": "bar"}])),
             Err(PatchError::TestFailed { .. })
         ));
         assert_eq!(
-            jp(
-                json!({"foo": "bar"}),
-                json!([{"op": "add", "path": "/child", "value": {"grandchild": {}}}])
-            )
-            .unwrap(),
+            jp(json!({"foo": "bar"}), json!([{"op": "add", "path": "/child", "value": {"grandchild": {}}}])).unwrap(),
             json!({"foo": "bar", "child": {"grandchild": {}}})
         );
         assert!(matches!(
-            jp(
-                json!({"foo": "bar"}),
-                json!([{"op": "add", "path": "/baz/bat", "value": "qux"}])
-            ),
+            jp(json!({"foo": "bar"}), json!([{"op": "add", "path": "/baz/bat", "value": "qux"}])),
             Err(PatchError::MissingPath { .. })
         ));
         assert_eq!(
-            jp(json!({"/": 9, "~1": 10}), json!([{"op": "test", "path": "/~01", "value": 10}, {"op": "remove", "path": "/~1"}])).unwrap(),
-            json!({"~1": 10})
-        );
-        assert!(
             jp(
                 json!({"/": 9, "~1": 10}),
-                json!([{"op": "test", "path": "/~01", "value": "10"}])
-            )
-            .is_err()
-        );
-        assert_eq!(
-            jp(
-                json!({"foo": ["bar"]}),
-                json!([{"op": "add", "path": "/foo/-", "value": ["abc", "def"]}])
+                json!([{"op": "test", "path": "/~01", "value": 10}, {"op": "remove", "path": "/~1"}])
             )
             .unwrap(),
+            json!({"~1": 10})
+        );
+        assert!(jp(json!({"/": 9, "~1": 10}), json!([{"op": "test", "path": "/~01", "value": "10"}])).is_err());
+        assert_eq!(
+            jp(json!({"foo": ["bar"]}), json!([{"op": "add", "path": "/foo/-", "value": ["abc", "def"]}])).unwrap(),
             json!({"foo": ["bar", ["abc", "def"]]})
         );
         assert_eq!(
-            jp(json!({"foo": 1}), json!([{"op": "test", "path": "/foo", "value": 1.0}, {"op": "copy", "from": "/foo", "path": "/bar"}])).unwrap(),
+            jp(
+                json!({"foo": 1}),
+                json!([{"op": "test", "path": "/foo", "value": 1.0}, {"op": "copy", "from": "/foo", "path": "/bar"}])
+            )
+            .unwrap(),
             json!({"foo": 1, "bar": 1})
         );
     }
@@ -1044,10 +898,7 @@ mod tests {
             ]),
         )
         .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "testing value /metadata/annotations/team failed: test failed"
-        );
+        assert_eq!(err.to_string(), "testing value /metadata/annotations/team failed: test failed");
         assert_eq!(err.status_code(), 422);
         assert_eq!(d, before, "a failed patch must leave the object untouched");
 
@@ -1062,11 +913,7 @@ mod tests {
         .unwrap();
         assert_eq!(d["spec"]["replicas"], json!(5));
         assert_eq!(names(containers(&d)), ["web", "sidecar"]);
-        assert!(
-            d["metadata"]["annotations"]
-                .get("deployment.kubernetes.io/revision")
-                .is_none()
-        );
+        assert!(d["metadata"]["annotations"].get("deployment.kubernetes.io/revision").is_none());
     }
 
     #[test]
@@ -1094,22 +941,10 @@ mod tests {
             run(json!([{"op": "remove", "path": "/spec/template/spec/containers/-"}])),
             PatchError::MissingPath { .. }
         ));
-        assert!(matches!(
-            run(json!([{"op": "add", "path": "spec", "value": 1}])),
-            PatchError::BadRequest(_)
-        ));
-        assert!(matches!(
-            run(json!([{"op": "add", "path": "/spec/~2", "value": 1}])),
-            PatchError::BadRequest(_)
-        ));
-        assert!(matches!(
-            run(json!([{"op": "add", "path": "/spec/x"}])),
-            PatchError::JsonPatch { .. }
-        ));
-        assert!(matches!(
-            run(json!([{"op": "frobnicate", "path": "/spec"}])),
-            PatchError::UnknownOp(_)
-        ));
+        assert!(matches!(run(json!([{"op": "add", "path": "spec", "value": 1}])), PatchError::BadRequest(_)));
+        assert!(matches!(run(json!([{"op": "add", "path": "/spec/~2", "value": 1}])), PatchError::BadRequest(_)));
+        assert!(matches!(run(json!([{"op": "add", "path": "/spec/x"}])), PatchError::JsonPatch { .. }));
+        assert!(matches!(run(json!([{"op": "frobnicate", "path": "/spec"}])), PatchError::UnknownOp(_)));
         assert!(matches!(
             run(json!([{"op": "move", "from": "/spec", "path": "/spec/template/x"}])),
             PatchError::JsonPatch { .. }
@@ -1128,31 +963,22 @@ mod tests {
 
     #[test]
     fn smp_adds_a_sidecar_by_name() {
-        let out = smp(
-            json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "envoy:1.30"}]}}}}),
-        );
+        let out =
+            smp(json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "envoy:1.30"}]}}}}));
         // Without $setElementOrder the API server puts patch items before live-only ones
         // (the kubectl patch docs show the new container first).
         assert_eq!(names(containers(&out)), ["sidecar", "web"]);
-        assert_eq!(
-            containers(&out)[1]["image"],
-            json!("nginx:1.25"),
-            "web untouched"
-        );
+        assert_eq!(containers(&out)[1]["image"], json!("nginx:1.25"), "web untouched");
         assert_eq!(out["spec"]["replicas"], json!(2));
     }
 
     #[test]
     fn smp_changes_one_image_like_kubectl_set_image() {
-        let out = smp(
-            json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}),
-        );
+        let out =
+            smp(json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}));
         let c = &containers(&out)[0];
         assert_eq!(c["image"], json!("nginx:1.27"));
-        assert_eq!(
-            c["ports"],
-            json!([{"containerPort": 8080, "protocol": "TCP"}])
-        );
+        assert_eq!(c["ports"], json!([{"containerPort": 8080, "protocol": "TCP"}]));
         assert_eq!(c["env"].as_array().unwrap().len(), 2);
     }
 
@@ -1186,18 +1012,15 @@ mod tests {
         .unwrap();
         assert_no_directives(&out);
         assert_eq!(names(containers(&out)), ["web"]);
-        let vols = out
-            .pointer("/spec/template/spec/volumes")
-            .unwrap()
-            .as_array()
-            .unwrap();
+        let vols = out.pointer("/spec/template/spec/volumes").unwrap().as_array().unwrap();
         assert_eq!(names(vols), ["cache"]);
-        let e = strategic_merge("Deployment", &d, &json!({"spec": {"template": {"spec": {"containers": [{"$patch": "delete", "image": "x"}]}}}})).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("does not contain declared merge key: name"),
-            "{e}"
-        );
+        let e = strategic_merge(
+            "Deployment",
+            &d,
+            &json!({"spec": {"template": {"spec": {"containers": [{"$patch": "delete", "image": "x"}]}}}}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("does not contain declared merge key: name"), "{e}");
     }
 
     #[test]
@@ -1223,8 +1046,7 @@ mod tests {
         // An item the order does not name (injected by the server) is interleaved by live order:
         // it preceded `b` in the live list, so it stays before `b`.
         let mut d2 = deployment();
-        d2["spec"]["template"]["spec"]["containers"] =
-            json!([{"name": "a"}, {"name": "istio-proxy"}, {"name": "b"}]);
+        d2["spec"]["template"]["spec"]["containers"] = json!([{"name": "a"}, {"name": "istio-proxy"}, {"name": "b"}]);
         let out = strategic_merge(
             "Deployment",
             &d2,
@@ -1237,8 +1059,7 @@ mod tests {
     #[test]
     fn smp_retain_keys_drops_unlisted_fields() {
         let mut d = deployment();
-        d["spec"]["strategy"] =
-            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
         let out = strategic_merge(
             "Deployment",
             &d,
@@ -1262,22 +1083,15 @@ mod tests {
             "$deleteFromPrimitiveList/finalizers": ["example.com/a"],
             "finalizers": ["example.com/b", "example.com/c"]
         }}));
-        assert_eq!(
-            out["metadata"]["finalizers"],
-            json!(["example.com/b", "example.com/c"])
-        );
-        let out =
-            smp(json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/b"]}}));
+        assert_eq!(out["metadata"]["finalizers"], json!(["example.com/b", "example.com/c"]));
+        let out = smp(json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/b"]}}));
         assert_eq!(out["metadata"]["finalizers"], json!(["example.com/a"]));
     }
 
     #[test]
     fn smp_null_deletes_an_annotation() {
         let out = smp(json!({"metadata": {"annotations": {"team": null, "owner": "ops"}}}));
-        assert_eq!(
-            out["metadata"]["annotations"],
-            json!({"deployment.kubernetes.io/revision": "3", "owner": "ops"})
-        );
+        assert_eq!(out["metadata"]["annotations"], json!({"deployment.kubernetes.io/revision": "3", "owner": "ops"}));
         // A null for a key that is not there is dropped, not stored.
         let out = smp(json!({"spec": {"paused": null}}));
         assert!(out["spec"].get("paused").is_none());
@@ -1305,19 +1119,11 @@ mod tests {
         assert_eq!(http["targetPort"], json!(9090));
         assert_eq!(http["name"], json!("http"));
         // Named by port only, the UDP port is still found.
-        let out = strategic_merge(
-            "Service",
-            &svc,
-            &json!({"spec": {"ports": [{"port": 53, "targetPort": 5353}]}}),
-        )
-        .unwrap();
+        let out =
+            strategic_merge("Service", &svc, &json!({"spec": {"ports": [{"port": 53, "targetPort": 5353}]}})).unwrap();
         let ports = out["spec"]["ports"].as_array().unwrap();
         assert_eq!(ports.len(), 2);
-        assert!(
-            ports
-                .iter()
-                .any(|p| p["protocol"] == json!("UDP") && p["targetPort"] == json!(5353))
-        );
+        assert!(ports.iter().any(|p| p["protocol"] == json!("UDP") && p["targetPort"] == json!(5353)));
     }
 
     #[test]
@@ -1336,30 +1142,15 @@ mod tests {
         let out = smp(
             json!({"spec": {"template": {"metadata": {"labels": {"$patch": "replace", "app": "web2", "tier": "front"}}}}}),
         );
-        assert_eq!(
-            out.pointer("/spec/template/metadata/labels").unwrap(),
-            &json!({"app": "web2", "tier": "front"})
-        );
+        assert_eq!(out.pointer("/spec/template/metadata/labels").unwrap(), &json!({"app": "web2", "tier": "front"}));
         let out = smp(
             json!({"spec": {"template": {"spec": {"volumes": [{"$patch": "replace"}, {"name": "data", "emptyDir": {}}]}}}}),
         );
-        assert_eq!(
-            out.pointer("/spec/template/spec/volumes").unwrap(),
-            &json!([{"name": "data", "emptyDir": {}}])
-        );
+        assert_eq!(out.pointer("/spec/template/spec/volumes").unwrap(), &json!([{"name": "data", "emptyDir": {}}]));
         let out = smp(json!({"spec": {"selector": {"$patch": "delete"}}}));
         assert!(out["spec"].get("selector").is_none());
-        let e = strategic_merge(
-            "Deployment",
-            &deployment(),
-            &json!({"spec": {"$patch": "explode"}}),
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("unknown patch type: explode in map:"),
-            "{e}"
-        );
+        let e = strategic_merge("Deployment", &deployment(), &json!({"spec": {"$patch": "explode"}})).unwrap_err();
+        assert!(e.to_string().starts_with("unknown patch type: explode in map:"), "{e}");
     }
 
     #[test]
@@ -1369,10 +1160,7 @@ mod tests {
         );
         assert_eq!(out["spec"]["replicas"], json!(7));
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
-        assert!(matches!(
-            strategic_merge("Deployment", &deployment(), &json!([1])),
-            Err(PatchError::BadRequest(_))
-        ));
+        assert!(matches!(strategic_merge("Deployment", &deployment(), &json!([1])), Err(PatchError::BadRequest(_))));
     }
 
     // --- server-side apply ---
@@ -1408,26 +1196,12 @@ mod tests {
         assert_eq!(names(containers(&out)), ["web", "istio-proxy", "metrics"]);
         let web = &containers(&out)[0];
         assert_eq!(web["image"], json!("nginx:1.27"));
-        assert_eq!(
-            web["env"].as_array().unwrap().len(),
-            2,
-            "live-only env kept"
-        );
-        assert_eq!(
-            web["ports"],
-            json!([{"containerPort": 8080, "protocol": "TCP"}, {"containerPort": 9090}])
-        );
-        assert_eq!(
-            out.pointer("/spec/template/spec/tolerations").unwrap(),
-            &json!([])
-        );
-        assert_eq!(
-            out["spec"]["template"]["metadata"]["labels"],
-            json!({"app": "web"})
-        );
+        assert_eq!(web["env"].as_array().unwrap().len(), 2, "live-only env kept");
+        assert_eq!(web["ports"], json!([{"containerPort": 8080, "protocol": "TCP"}, {"containerPort": 9090}]));
+        assert_eq!(out.pointer("/spec/template/spec/tolerations").unwrap(), &json!([]));
+        assert_eq!(out["spec"]["template"]["metadata"]["labels"], json!({"app": "web"}));
 
-        let dup =
-            json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}});
+        let dup = json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}});
         assert!(apply_merge("Deployment", &live, &dup).is_err());
         let nokey = json!({"spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}});
         assert!(apply_merge("Deployment", &live, &nokey).is_err());
@@ -1436,12 +1210,8 @@ mod tests {
     #[test]
     fn apply_order_follows_the_applied_list() {
         let live = json!({"spec": {"containers": [{"name": "a"}, {"name": "x"}, {"name": "b"}]}});
-        let applied =
-            json!({"spec": {"containers": [{"name": "b"}, {"name": "a"}, {"name": "c"}]}});
+        let applied = json!({"spec": {"containers": [{"name": "b"}, {"name": "a"}, {"name": "c"}]}});
         let out = apply_merge("Pod", &live, &applied).unwrap();
-        assert_eq!(
-            names(out["spec"]["containers"].as_array().unwrap()),
-            ["x", "b", "a", "c"]
-        );
+        assert_eq!(names(out["spec"]["containers"].as_array().unwrap()), ["x", "b", "a", "c"]);
     }
 }

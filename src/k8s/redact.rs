@@ -80,10 +80,7 @@ impl Redactor {
         };
         let mut out = text.to_string();
         // longest first, so a value that contains another is replaced whole
-        let mut sorted: Vec<&String> = secrets
-            .iter()
-            .filter(|s| out.contains(s.as_str()))
-            .collect();
+        let mut sorted: Vec<&String> = secrets.iter().filter(|s| out.contains(s.as_str())).collect();
         sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
         for s in sorted {
             out = out.replace(s.as_str(), REDACTED);
@@ -115,10 +112,7 @@ impl Redactor {
 
 fn is_secret(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Secret")
-        && obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .is_some_and(|a| a == "v1")
+        && obj.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a == "v1")
 }
 
 /// Removes secret values from every Secret object found anywhere inside `v` (a Secret's
@@ -129,13 +123,10 @@ pub fn redact_objects(v: &mut Value) {
             if m.get("kind").and_then(Value::as_str) == Some("Secret") {
                 for field in ["data", "stringData"] {
                     if let Some(Value::Object(d)) = m.get_mut(field) {
-                        d.values_mut()
-                            .for_each(|x| *x = Value::String(REDACTED.into()));
+                        d.values_mut().for_each(|x| *x = Value::String(REDACTED.into()));
                     }
                 }
-                if let Some(Value::Object(a)) = m
-                    .get_mut("metadata")
-                    .and_then(|md| md.get_mut("annotations"))
+                if let Some(Value::Object(a)) = m.get_mut("metadata").and_then(|md| md.get_mut("annotations"))
                     && let Some(x) = a.get_mut(LAST_APPLIED)
                 {
                     *x = Value::String(REDACTED.into());
@@ -161,13 +152,11 @@ mod tests {
             "data": {"p": enc}, "stringData": {"q": "other-secret-9"}});
         let r = Redactor::new();
         r.learn_object(&secret);
-        let mut out = json!({"objects": [secret], "message": format!("bad value {canary} and {enc} and other-secret-9")});
+        let mut out =
+            json!({"objects": [secret], "message": format!("bad value {canary} and {enc} and other-secret-9")});
         r.redact_value(&mut out);
         let text = out.to_string();
-        assert!(
-            !text.contains(canary) && !text.contains(&enc) && !text.contains("other-secret-9"),
-            "{text}"
-        );
+        assert!(!text.contains(canary) && !text.contains(&enc) && !text.contains("other-secret-9"), "{text}");
         assert_eq!(out["objects"][0]["data"]["p"], REDACTED);
         assert!(out["objects"][0]["data"].get("p").is_some(), "keys stay");
         assert!(text.contains("bad value <redacted>"));

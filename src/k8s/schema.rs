@@ -31,8 +31,8 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, PatternOptions, ValidationError, Validator};
 use k8s_openapi::Resource;
 use k8s_openapi::api::{
-    admissionregistration, apps, autoscaling, batch, coordination, core, discovery, networking,
-    policy, rbac, scheduling, storage,
+    admissionregistration, apps, autoscaling, batch, coordination, core, discovery, networking, policy, rbac,
+    scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use serde_json::{Map, Value, json};
@@ -110,8 +110,7 @@ const BUILTIN_KINDS: &[BuiltinKind] = builtin_kinds![
 type Compiled = Result<Validator, String>;
 
 /// Process-wide cache of built-in validators, indexed like [`BUILTIN_KINDS`].
-static BUILTIN_VALIDATORS: [OnceLock<Compiled>; BUILTIN_KINDS.len()] =
-    [const { OnceLock::new() }; BUILTIN_KINDS.len()];
+static BUILTIN_VALIDATORS: [OnceLock<Compiled>; BUILTIN_KINDS.len()] = [const { OnceLock::new() }; BUILTIN_KINDS.len()];
 
 /// Schemas for built-in kinds (from k8s-openapi, made strict) and custom kinds (from CRDs).
 ///
@@ -168,10 +167,7 @@ impl fmt::Debug for SchemaSet {
             .flat_map(|(kind, versions)| versions.iter().map(move |(av, _)| format!("{av} {kind}")))
             .collect();
         custom.sort();
-        f.debug_struct("SchemaSet")
-            .field("builtin_kinds", &BUILTIN_KINDS.len())
-            .field("custom", &custom)
-            .finish()
+        f.debug_struct("SchemaSet").field("builtin_kinds", &BUILTIN_KINDS.len()).field("custom", &custom).finish()
     }
 }
 
@@ -190,10 +186,7 @@ impl SchemaSet {
     /// Nothing is registered when an error is returned. Registering the same apiVersion and
     /// kind again replaces the earlier schema.
     pub fn add_crd(&mut self, crd: &Value) -> Result<Vec<(String, String)>, String> {
-        let name = crd
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("<unnamed>");
+        let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
         let fail = |message: String| format!("CustomResourceDefinition {name}: {message}");
         if !crd.is_object() {
             return Err("CustomResourceDefinition: not an object".to_string());
@@ -221,8 +214,7 @@ impl SchemaSet {
         let mut staged = Vec::new();
         for (i, version) in versions.iter().enumerate() {
             let at = format!("spec.versions[{i}]");
-            let version_name =
-                non_empty_str(version, "/name").map_err(|m| fail(format!("{at}: {m}")))?;
+            let version_name = non_empty_str(version, "/name").map_err(|m| fail(format!("{at}: {m}")))?;
             let served = match version.get("served") {
                 None => true,
                 Some(Value::Bool(served)) => *served,
@@ -234,22 +226,15 @@ impl SchemaSet {
             let Some(schema) = version.pointer("/schema/openAPIV3Schema") else {
                 return Err(fail(format!("{at}: missing schema.openAPIV3Schema")));
             };
-            let schema = crd_root_schema(
-                schema,
-                preserve_root,
-                &format!("{at}.schema.openAPIV3Schema"),
-            )
-            .map_err(&fail)?;
+            let schema =
+                crd_root_schema(schema, preserve_root, &format!("{at}.schema.openAPIV3Schema")).map_err(&fail)?;
             staged.push((format!("{group}/{version_name}"), schema));
         }
 
         let mut registered = Vec::with_capacity(staged.len());
         let entries = self.custom.entry(kind.to_string()).or_default();
         for (api_version, schema) in staged {
-            let entry = Arc::new(CustomSchema {
-                schema,
-                validator: OnceLock::new(),
-            });
+            let entry = Arc::new(CustomSchema { schema, validator: OnceLock::new() });
             match entries.iter_mut().find(|(av, _)| *av == api_version) {
                 Some(existing) => existing.1 = entry,
                 None => entries.push((api_version.clone(), entry)),
@@ -261,16 +246,14 @@ impl SchemaSet {
 
     /// Whether a schema is known for this apiVersion and kind.
     pub fn has_schema(&self, api_version: &str, kind: &str) -> bool {
-        builtin_index(api_version, kind).is_some()
-            || self.custom_schema(api_version, kind).is_some()
+        builtin_index(api_version, kind).is_some() || self.custom_schema(api_version, kind).is_some()
     }
 
     /// Validates an object against the schema picked by its apiVersion and kind.
     pub fn validate(&self, obj: &Value) -> SchemaOutcome {
-        let (Some(api_version), Some(kind)) = (
-            obj.get("apiVersion").and_then(Value::as_str),
-            obj.get("kind").and_then(Value::as_str),
-        ) else {
+        let (Some(api_version), Some(kind)) =
+            (obj.get("apiVersion").and_then(Value::as_str), obj.get("kind").and_then(Value::as_str))
+        else {
             return SchemaOutcome::NoSchema;
         };
         let Some(compiled) = self.compiled(api_version, kind) else {
@@ -297,20 +280,14 @@ impl SchemaSet {
     }
 
     fn custom_schema(&self, api_version: &str, kind: &str) -> Option<&CustomSchema> {
-        self.custom
-            .get(kind)?
-            .iter()
-            .find(|(av, _)| av == api_version)
-            .map(|(_, schema)| schema.as_ref())
+        self.custom.get(kind)?.iter().find(|(av, _)| av == api_version).map(|(_, schema)| schema.as_ref())
     }
 
     /// The compiled validator for a kind, compiling it on first use.
     fn compiled(&self, api_version: &str, kind: &str) -> Option<&Compiled> {
         if let Some(index) = builtin_index(api_version, kind) {
             let builtin = &BUILTIN_KINDS[index];
-            return Some(
-                BUILTIN_VALIDATORS[index].get_or_init(|| compile(&builtin_schema(builtin))),
-            );
+            return Some(BUILTIN_VALIDATORS[index].get_or_init(|| compile(&builtin_schema(builtin))));
         }
         let custom = self.custom_schema(api_version, kind)?;
         Some(custom.validator.get_or_init(|| compile(&custom.schema)))
@@ -318,9 +295,7 @@ impl SchemaSet {
 }
 
 fn builtin_index(api_version: &str, kind: &str) -> Option<usize> {
-    BUILTIN_KINDS
-        .iter()
-        .position(|b| b.kind == kind && b.api_version == api_version)
+    BUILTIN_KINDS.iter().position(|b| b.kind == kind && b.api_version == api_version)
 }
 
 fn non_empty_str<'a>(value: &'a Value, pointer: &str) -> Result<&'a str, String> {
@@ -367,20 +342,11 @@ fn builtin_schema(builtin: &BuiltinKind) -> Value {
         patch_builtin_defs(defs);
     }
     if let Some(root) = schema.as_object_mut() {
-        let has_object_meta = root
-            .get("$defs")
-            .and_then(|defs| defs.get(OBJECT_META_DEF))
-            .is_some();
-        let properties = root
-            .entry("properties")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let has_object_meta = root.get("$defs").and_then(|defs| defs.get(OBJECT_META_DEF)).is_some();
+        let properties = root.entry("properties").or_insert_with(|| Value::Object(Map::new()));
         if let Some(properties) = properties.as_object_mut() {
-            properties
-                .entry("apiVersion")
-                .or_insert_with(|| json!({"type": "string"}));
-            properties
-                .entry("kind")
-                .or_insert_with(|| json!({"type": "string"}));
+            properties.entry("apiVersion").or_insert_with(|| json!({"type": "string"}));
+            properties.entry("kind").or_insert_with(|| json!({"type": "string"}));
             properties.entry("metadata").or_insert_with(|| {
                 if has_object_meta {
                     json!({"$ref": format!("#/$defs/{OBJECT_META_DEF}")})
@@ -422,22 +388,14 @@ fn tighten(node: &mut Value) {
     if schema.contains_key("properties") && !schema.contains_key("additionalProperties") {
         schema.insert("additionalProperties".to_string(), Value::Bool(false));
     }
-    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
-        && !schema.contains_key("type")
-    {
+    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) && !schema.contains_key("type") {
         schema.insert("type".to_string(), json!(["integer", "string"]));
     }
     for_each_subschema(schema, &mut tighten);
 }
 
 /// Keywords whose value is a map of name -> schema.
-const MAP_OF_SCHEMAS: &[&str] = &[
-    "properties",
-    "patternProperties",
-    "$defs",
-    "definitions",
-    "dependentSchemas",
-];
+const MAP_OF_SCHEMAS: &[&str] = &["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"];
 /// Keywords whose value is a schema or a list of schemas.
 const SCHEMA_OR_LIST: &[&str] = &[
     "additionalProperties",
@@ -492,8 +450,7 @@ fn remove_keyword(node: &mut Value, keyword: &str) -> bool {
 fn object_meta_defs() -> &'static Map<String, Value> {
     static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
-        let schema =
-            schemars::schema_for!(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta);
+        let schema = schemars::schema_for!(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta);
         let mut root = Value::from(schema);
         let mut defs = match root.as_object_mut().and_then(|root| root.remove("$defs")) {
             Some(Value::Object(defs)) => defs,
@@ -525,38 +482,20 @@ fn crd_root_schema(source: &Value, preserve_root: bool, at: &str) -> Result<Valu
     if preserve_root && root.get("additionalProperties") == Some(&Value::Bool(false)) {
         root.remove("additionalProperties");
     }
-    let properties = root
-        .entry("properties")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let properties = root.entry("properties").or_insert_with(|| Value::Object(Map::new()));
     if let Some(properties) = properties.as_object_mut() {
         properties.insert("apiVersion".to_string(), json!({"type": "string"}));
         properties.insert("kind".to_string(), json!({"type": "string"}));
-        properties.insert(
-            "metadata".to_string(),
-            json!({"$ref": format!("#/$defs/{OBJECT_META_DEF}")}),
-        );
+        properties.insert("metadata".to_string(), json!({"$ref": format!("#/$defs/{OBJECT_META_DEF}")}));
     }
-    root.insert(
-        "$defs".to_string(),
-        Value::Object(object_meta_defs().clone()),
-    );
-    root.insert(
-        "$schema".to_string(),
-        json!("https://json-schema.org/draft/2020-12/schema"),
-    );
+    root.insert("$defs".to_string(), Value::Object(object_meta_defs().clone()));
+    root.insert("$schema".to_string(), json!("https://json-schema.org/draft/2020-12/schema"));
     Ok(converted)
 }
 
 const OPENAPI_TYPES: &[&str] = &["object", "array", "string", "integer", "number", "boolean"];
 const NUMBER_KEYWORDS: &[&str] = &["minimum", "maximum", "multipleOf"];
-const COUNT_KEYWORDS: &[&str] = &[
-    "minLength",
-    "maxLength",
-    "minItems",
-    "maxItems",
-    "minProperties",
-    "maxProperties",
-];
+const COUNT_KEYWORDS: &[&str] = &["minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"];
 
 /// Converts one node of a CRD's OpenAPI v3 (structural) schema to JSON Schema 2020-12.
 ///
@@ -617,15 +556,9 @@ fn convert_crd_node(node: &Value, structural: bool, at: &str) -> Result<Value, S
             converted.insert(name.clone(), convert_crd_node(sub, structural, &sub_at)?);
         }
         if embedded && structural {
-            converted
-                .entry("apiVersion")
-                .or_insert_with(|| json!({"type": "string"}));
-            converted
-                .entry("kind")
-                .or_insert_with(|| json!({"type": "string"}));
-            converted
-                .entry("metadata")
-                .or_insert_with(|| json!({"type": "object"}));
+            converted.entry("apiVersion").or_insert_with(|| json!({"type": "string"}));
+            converted.entry("kind").or_insert_with(|| json!({"type": "string"}));
+            converted.entry("metadata").or_insert_with(|| json!({"type": "object"}));
         }
         out.insert("properties".to_string(), Value::Object(converted));
     }
@@ -640,9 +573,7 @@ fn convert_crd_node(node: &Value, structural: bool, at: &str) -> Result<Value, S
             out.insert("additionalProperties".to_string(), sub);
         }
         Some(_) => {
-            return Err(format!(
-                "{at}.additionalProperties must be a schema or a boolean"
-            ));
+            return Err(format!("{at}.additionalProperties must be a schema or a boolean"));
         }
     }
 
@@ -655,11 +586,7 @@ fn convert_crd_node(node: &Value, structural: bool, at: &str) -> Result<Value, S
         Some(Value::Array(list)) => {
             let mut converted = Vec::with_capacity(list.len());
             for (i, sub) in list.iter().enumerate() {
-                converted.push(convert_crd_node(
-                    sub,
-                    structural,
-                    &format!("{at}.items[{i}]"),
-                )?);
+                converted.push(convert_crd_node(sub, structural, &format!("{at}.items[{i}]"))?);
             }
             out.insert("prefixItems".to_string(), Value::Array(converted));
         }
@@ -703,10 +630,7 @@ fn convert_crd_node(node: &Value, structural: bool, at: &str) -> Result<Value, S
         }
     }
     // OpenAPI 3.0: `exclusiveMinimum: true` turns `minimum` exclusive; 2020-12 wants a number.
-    for (exclusive, bound) in [
-        ("exclusiveMinimum", "minimum"),
-        ("exclusiveMaximum", "maximum"),
-    ] {
+    for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
         match source.get(exclusive) {
             None | Some(Value::Bool(false)) => {}
             Some(Value::Bool(true)) => {
@@ -740,11 +664,7 @@ fn convert_crd_node(node: &Value, structural: bool, at: &str) -> Result<Value, S
         };
         let mut converted = Vec::with_capacity(list.len());
         for (i, sub) in list.iter().enumerate() {
-            converted.push(convert_crd_node(
-                sub,
-                false,
-                &format!("{at}.{keyword}[{i}]"),
-            )?);
+            converted.push(convert_crd_node(sub, false, &format!("{at}.{keyword}[{i}]"))?);
         }
         // The usual `anyOf: [{type: integer}, {type: string}]` beside int-or-string only
         // repeats the type and would double every error.
@@ -754,17 +674,10 @@ fn convert_crd_node(node: &Value, structural: bool, at: &str) -> Result<Value, S
         out.insert(keyword.to_string(), Value::Array(converted));
     }
     if let Some(sub) = source.get("not") {
-        out.insert(
-            "not".to_string(),
-            convert_crd_node(sub, false, &format!("{at}.not"))?,
-        );
+        out.insert("not".to_string(), convert_crd_node(sub, false, &format!("{at}.not"))?);
     }
 
-    if structural
-        && out.contains_key("properties")
-        && !out.contains_key("additionalProperties")
-        && !preserve_unknown
-    {
+    if structural && out.contains_key("properties") && !out.contains_key("additionalProperties") && !preserve_unknown {
         out.insert("additionalProperties".to_string(), Value::Bool(false));
     }
     Ok(Value::Object(out))
@@ -772,9 +685,7 @@ fn convert_crd_node(node: &Value, structural: bool, at: &str) -> Result<Value, S
 
 fn is_int_or_string_branch(branch: &Value) -> bool {
     branch.as_object().is_some_and(|branch| {
-        branch.iter().all(|(key, value)| {
-            key == "type" && matches!(value.as_str(), Some("integer" | "string"))
-        })
+        branch.iter().all(|(key, value)| key == "type" && matches!(value.as_str(), Some("integer" | "string")))
     })
 }
 
@@ -838,11 +749,9 @@ fn push_violations(error: &ValidationError<'_>, out: &mut Vec<SchemaViolation>) 
         ValidationErrorKind::OneOfMultipleValid { .. } => {
             "matches more than one of the allowed alternatives".to_string()
         }
-        ValidationErrorKind::Type { kind } => format!(
-            "expected {}, found {}",
-            expected_types(kind).join(" or "),
-            json_type(error.instance())
-        ),
+        ValidationErrorKind::Type { kind } => {
+            format!("expected {}, found {}", expected_types(kind).join(" or "), json_type(error.instance()))
+        }
         ValidationErrorKind::Required { property } => match property.as_str() {
             Some(name) => format!("missing required field {}", quoted(name)),
             None => "missing a required field".to_string(),
@@ -906,16 +815,12 @@ fn push_violations(error: &ValidationError<'_>, out: &mut Vec<SchemaViolation>) 
         }
         ValidationErrorKind::FromUtf8 { .. } => "decodes to invalid UTF-8".to_string(),
         ValidationErrorKind::Custom { message, .. } => message.clone(),
-        ValidationErrorKind::BacktrackLimitExceeded { .. }
-        | ValidationErrorKind::RegexEngineFailure { .. } => {
+        ValidationErrorKind::BacktrackLimitExceeded { .. } | ValidationErrorKind::RegexEngineFailure { .. } => {
             "could not be checked against its pattern".to_string()
         }
         ValidationErrorKind::Referencing(error) => format!("schema reference error: {error}"),
     };
-    out.push(SchemaViolation {
-        pointer: pointer.to_string(),
-        message,
-    });
+    out.push(SchemaViolation { pointer: pointer.to_string(), message });
 }
 
 /// Reports a failed `anyOf`/`oneOf` by its most specific alternative.
@@ -924,22 +829,15 @@ fn push_violations(error: &ValidationError<'_>, out: &mut Vec<SchemaViolation>) 
 /// one `expected A or B, found C` is reported. Otherwise the alternative whose errors reach
 /// deepest into the value is reported as if it were the only one; if several tie at the
 /// value itself, their messages are joined.
-fn push_alternatives(
-    pointer: &str,
-    context: &[Vec<ValidationError<'static>>],
-    out: &mut Vec<SchemaViolation>,
-) {
+fn push_alternatives(pointer: &str, context: &[Vec<ValidationError<'static>>], out: &mut Vec<SchemaViolation>) {
     let is_type_mismatch = |branch: &Vec<ValidationError<'static>>| {
         !branch.is_empty()
-            && branch.iter().all(|e| {
-                e.instance_path().as_str() == pointer
-                    && matches!(e.kind(), ValidationErrorKind::Type { .. })
-            })
+            && branch
+                .iter()
+                .all(|e| e.instance_path().as_str() == pointer && matches!(e.kind(), ValidationErrorKind::Type { .. }))
     };
-    let candidates: Vec<&Vec<ValidationError<'static>>> = context
-        .iter()
-        .filter(|branch| !branch.is_empty() && !is_type_mismatch(branch))
-        .collect();
+    let candidates: Vec<&Vec<ValidationError<'static>>> =
+        context.iter().filter(|branch| !branch.is_empty() && !is_type_mismatch(branch)).collect();
 
     if candidates.is_empty() {
         let mut expected: Vec<&'static str> = Vec::new();
@@ -959,25 +857,15 @@ fn push_alternatives(
         } else {
             format!("expected {}, found {found}", expected.join(" or "))
         };
-        out.push(SchemaViolation {
-            pointer: pointer.to_string(),
-            message,
-        });
+        out.push(SchemaViolation { pointer: pointer.to_string(), message });
         return;
     }
 
     let depth = |branch: &Vec<ValidationError<'static>>| {
-        branch
-            .iter()
-            .map(|e| e.instance_path().as_str().matches('/').count())
-            .max()
-            .unwrap_or(0)
+        branch.iter().map(|e| e.instance_path().as_str().matches('/').count()).max().unwrap_or(0)
     };
     let deepest = candidates.iter().map(|b| depth(b)).max().unwrap_or(0);
-    let best: Vec<&Vec<ValidationError<'static>>> = candidates
-        .into_iter()
-        .filter(|b| depth(b) == deepest)
-        .collect();
+    let best: Vec<&Vec<ValidationError<'static>>> = candidates.into_iter().filter(|b| depth(b) == deepest).collect();
     let base_depth = pointer.matches('/').count();
     if best.len() == 1 || deepest > base_depth {
         // Fewest errors among the deepest: the alternative the author most likely meant.
@@ -995,29 +883,19 @@ fn push_alternatives(
             for error in branch.iter() {
                 push_violations(error, &mut inner);
             }
-            inner
-                .into_iter()
-                .map(|v| v.message)
-                .collect::<Vec<_>>()
-                .join(", ")
+            inner.into_iter().map(|v| v.message).collect::<Vec<_>>().join(", ")
         })
         .collect();
     out.push(SchemaViolation {
         pointer: pointer.to_string(),
-        message: format!(
-            "does not match any of the allowed alternatives ({})",
-            summaries.join("; or ")
-        ),
+        message: format!("does not match any of the allowed alternatives ({})", summaries.join("; or ")),
     });
 }
 
 /// Sorts, deduplicates and caps violations.
 fn finish(mut violations: Vec<SchemaViolation>) -> Vec<SchemaViolation> {
     if violations.is_empty() {
-        violations.push(SchemaViolation {
-            pointer: String::new(),
-            message: "does not match the schema".to_string(),
-        });
+        violations.push(SchemaViolation { pointer: String::new(), message: "does not match the schema".to_string() });
     }
     violations.sort();
     violations.dedup();
@@ -1184,11 +1062,7 @@ mod tests {
     fn typo_is_reported_at_the_field() {
         let mut d = deployment();
         let container = d.pointer_mut("/spec/template/spec/containers/0").unwrap();
-        let policy = container
-            .as_object_mut()
-            .unwrap()
-            .remove("imagePullPolicy")
-            .unwrap();
+        let policy = container.as_object_mut().unwrap().remove("imagePullPolicy").unwrap();
         container["imagePullPolcy"] = policy;
         let v = violations(SchemaSet::builtin().validate(&d));
         assert_eq!(
@@ -1209,15 +1083,7 @@ mod tests {
         d["spec"]["template"]["spec"]["containers"][0]["a/b~c"] = json!(true);
         let v = violations(SchemaSet::builtin().validate(&d));
         let pointers: Vec<&str> = v.iter().map(|v| v.pointer.as_str()).collect();
-        assert_eq!(
-            pointers,
-            vec![
-                "/spec/alpha",
-                "/spec/template/spec/containers/0/a~1b~0c",
-                "/spec/zeta",
-                "/spek"
-            ]
-        );
+        assert_eq!(pointers, vec!["/spec/alpha", "/spec/template/spec/containers/0/a~1b~0c", "/spec/zeta", "/spek"]);
         assert_eq!(v[1].message, "unknown field \"a/b~c\"");
     }
 
@@ -1248,19 +1114,9 @@ mod tests {
     #[test]
     fn quantities_and_int_or_string_accept_their_forms() {
         let set = SchemaSet::builtin();
-        for quantity in [
-            json!("500m"),
-            json!("1Gi"),
-            json!(2),
-            json!(0.25),
-            json!("1.5"),
-        ] {
+        for quantity in [json!("500m"), json!("1Gi"), json!(2), json!(0.25), json!("1.5")] {
             let mut d = deployment();
-            set_at(
-                &mut d,
-                "/spec/template/spec/containers/0/resources/limits/cpu",
-                quantity,
-            );
+            set_at(&mut d, "/spec/template/spec/containers/0/resources/limits/cpu", quantity);
             assert_valid(&set, &d);
         }
         for surge in [json!("25%"), json!(1), json!("1")] {
@@ -1270,11 +1126,7 @@ mod tests {
         }
         for port in [json!("http"), json!(8080)] {
             let mut d = deployment();
-            set_at(
-                &mut d,
-                "/spec/template/spec/containers/0/readinessProbe/httpGet/port",
-                port,
-            );
+            set_at(&mut d, "/spec/template/spec/containers/0/readinessProbe/httpGet/port", port);
             assert_valid(&set, &d);
         }
     }
@@ -1283,11 +1135,7 @@ mod tests {
     fn objects_are_rejected_as_quantity_and_int_or_string() {
         let set = SchemaSet::builtin();
         let mut d = deployment();
-        set_at(
-            &mut d,
-            "/spec/template/spec/containers/0/resources/limits/cpu",
-            json!({"oops": 1}),
-        );
+        set_at(&mut d, "/spec/template/spec/containers/0/resources/limits/cpu", json!({"oops": 1}));
         let v = violations(set.validate(&d));
         assert_eq!(
             v,
@@ -1298,21 +1146,13 @@ mod tests {
         );
 
         let mut d = deployment();
-        set_at(
-            &mut d,
-            "/spec/strategy/rollingUpdate/maxSurge",
-            json!({"oops": 1}),
-        );
+        set_at(&mut d, "/spec/strategy/rollingUpdate/maxSurge", json!({"oops": 1}));
         let v = violations(set.validate(&d));
         assert_eq!(v[0].pointer, "/spec/strategy/rollingUpdate/maxSurge");
         assert_eq!(v[0].message, "expected integer or string, found object");
 
         let mut d = deployment();
-        set_at(
-            &mut d,
-            "/spec/template/spec/containers/0/livenessProbe/tcpSocket/port",
-            json!(80.5),
-        );
+        set_at(&mut d, "/spec/template/spec/containers/0/livenessProbe/tcpSocket/port", json!(80.5));
         let v = violations(set.validate(&d));
         assert_eq!(v[0].message, "expected integer or string, found number");
     }
@@ -1320,10 +1160,7 @@ mod tests {
     #[test]
     fn missing_required_field() {
         let mut d = deployment();
-        d["spec"]["template"]["spec"]
-            .as_object_mut()
-            .unwrap()
-            .remove("containers");
+        d["spec"]["template"]["spec"].as_object_mut().unwrap().remove("containers");
         let v = violations(SchemaSet::builtin().validate(&d));
         assert_eq!(
             v,
@@ -1426,10 +1263,7 @@ mod tests {
         assert_eq!(v[1].pointer, "/stringData/token");
         for violation in &v {
             let text = violation.to_string();
-            assert!(
-                !text.contains("123456") && !text.contains("s3cr3t"),
-                "{text}"
-            );
+            assert!(!text.contains("123456") && !text.contains("s3cr3t"), "{text}");
         }
     }
 
@@ -1497,26 +1331,19 @@ mod tests {
         let v = violations(SchemaSet::builtin().validate(&obj));
         assert_eq!(
             v.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-            vec![
-                "/data/enabled: expected string, found boolean",
-                "/data/port: expected string, found integer"
-            ]
+            vec!["/data/enabled: expected string, found boolean", "/data/port: expected string, found integer"]
         );
     }
 
     #[test]
     fn unknown_kinds_have_no_schema() {
         let set = SchemaSet::builtin();
-        let obj =
-            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
+        let obj = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
         assert_eq!(set.validate(&obj), SchemaOutcome::NoSchema);
         assert!(!set.has_schema("example.com/v1", "Widget"));
         assert!(set.has_schema("apps/v1", "Deployment"));
         assert!(!set.has_schema("apps/v1beta1", "Deployment"));
-        assert_eq!(
-            set.validate(&json!({"kind": "Deployment"})),
-            SchemaOutcome::NoSchema
-        );
+        assert_eq!(set.validate(&json!({"kind": "Deployment"})), SchemaOutcome::NoSchema);
         assert_eq!(set.validate(&json!("Deployment")), SchemaOutcome::NoSchema);
     }
 
@@ -1539,12 +1366,7 @@ mod tests {
                 .map(|e| format!("{:?}", e.kind()))
                 .filter(|k| !k.starts_with("Required"))
                 .collect();
-            assert!(
-                unknown.is_empty(),
-                "{} {}: {unknown:?}",
-                builtin.api_version,
-                builtin.kind
-            );
+            assert!(unknown.is_empty(), "{} {}: {unknown:?}", builtin.api_version, builtin.kind);
         }
         assert_eq!(BUILTIN_KINDS.len(), 37);
     }
@@ -1674,14 +1496,8 @@ mod tests {
         assert_eq!(
             registered,
             vec![
-                (
-                    "monitoring.example.com/v1".to_string(),
-                    "ServiceMonitor".to_string()
-                ),
-                (
-                    "monitoring.example.com/v1alpha1".to_string(),
-                    "ServiceMonitor".to_string()
-                ),
+                ("monitoring.example.com/v1".to_string(), "ServiceMonitor".to_string()),
+                ("monitoring.example.com/v1alpha1".to_string(), "ServiceMonitor".to_string()),
             ]
         );
         assert!(set.has_schema("monitoring.example.com/v1", "ServiceMonitor"));
@@ -1736,21 +1552,14 @@ mod tests {
                 "/spec/partial/known: expected string, found integer",
             ]
         );
-        assert!(
-            !text
-                .iter()
-                .any(|t| t.contains("ftp") || t.contains("30 seconds"))
-        );
+        assert!(!text.iter().any(|t| t.contains("ftp") || t.contains("30 seconds")));
 
         // oneOf of required field sets.
         let mut both = service_monitor();
         both["spec"]["endpoints"][0]["tlsConfig"] = json!({"ca": "x", "serverName": "y"});
         let v = violations(set.validate(&both));
         assert_eq!(v[0].pointer, "/spec/endpoints/0/tlsConfig");
-        assert_eq!(
-            v[0].message,
-            "matches more than one of the allowed alternatives"
-        );
+        assert_eq!(v[0].message, "matches more than one of the allowed alternatives");
         let mut neither = service_monitor();
         neither["spec"]["endpoints"][0]["tlsConfig"] = json!({});
         let v = violations(set.validate(&neither));
@@ -1765,10 +1574,7 @@ mod tests {
         loose["spec"] = json!({"anything": ["at", "all"]});
         assert_valid(&set, &loose);
         loose["metadata"]["nmae"] = json!("x");
-        assert_eq!(
-            violations(set.validate(&loose))[0].pointer,
-            "/metadata/nmae"
-        );
+        assert_eq!(violations(set.validate(&loose))[0].pointer, "/metadata/nmae");
 
         // Not served.
         let mut unserved = service_monitor();
@@ -1789,32 +1595,21 @@ mod tests {
         );
         // `additionalProperties` is a schema or a boolean (oneOf): the schema branch is the
         // specific one for an object, the boolean branch only for a mistyped scalar.
-        let matchlabels = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/selector/properties/matchLabels";
+        let matchlabels =
+            "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/selector/properties/matchLabels";
         let mut deep = service_monitor_crd();
-        set_at(
-            &mut deep,
-            &format!("{matchlabels}/additionalProperties"),
-            json!({"tpye": "string"}),
-        );
+        set_at(&mut deep, &format!("{matchlabels}/additionalProperties"), json!({"tpye": "string"}));
         let v = violations(set.validate(&deep));
         assert_eq!(
             v.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-            vec![format!(
-                "{matchlabels}/additionalProperties/tpye: unknown field \"tpye\""
-            )]
+            vec![format!("{matchlabels}/additionalProperties/tpye: unknown field \"tpye\"")]
         );
         let mut scalar = service_monitor_crd();
-        set_at(
-            &mut scalar,
-            &format!("{matchlabels}/additionalProperties"),
-            json!("string"),
-        );
+        set_at(&mut scalar, &format!("{matchlabels}/additionalProperties"), json!("string"));
         let v = violations(set.validate(&scalar));
         assert_eq!(
             v.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-            vec![format!(
-                "{matchlabels}/additionalProperties: expected object or boolean, found string"
-            )]
+            vec![format!("{matchlabels}/additionalProperties: expected object or boolean, found string")]
         );
     }
 
@@ -1828,66 +1623,32 @@ mod tests {
                 Some(value) => set_at(&mut c, pointer, value),
                 None => {
                     let (parent, key) = pointer.rsplit_once('/').unwrap();
-                    c.pointer_mut(parent)
-                        .unwrap()
-                        .as_object_mut()
-                        .unwrap()
-                        .remove(key);
+                    c.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(key);
                 }
             }
             c
         };
         let cases = [
             (json!([]), "not an object"),
-            (
-                break_at("/apiVersion", Some(json!("apiextensions.k8s.io/v1beta1"))),
-                "apiVersion",
-            ),
+            (break_at("/apiVersion", Some(json!("apiextensions.k8s.io/v1beta1"))), "apiVersion"),
             (break_at("/spec/group", None), "spec.group is missing"),
+            (break_at("/spec/names/kind", Some(json!(""))), "spec.names.kind is empty"),
+            (break_at("/spec/versions", Some(json!({}))), "spec.versions must be a list"),
+            (break_at("/spec/versions", Some(json!([]))), "spec.versions is empty"),
+            (break_at("/spec/versions/0/schema", None), "missing schema.openAPIV3Schema"),
             (
-                break_at("/spec/names/kind", Some(json!(""))),
-                "spec.names.kind is empty",
-            ),
-            (
-                break_at("/spec/versions", Some(json!({}))),
-                "spec.versions must be a list",
-            ),
-            (
-                break_at("/spec/versions", Some(json!([]))),
-                "spec.versions is empty",
-            ),
-            (
-                break_at("/spec/versions/0/schema", None),
-                "missing schema.openAPIV3Schema",
-            ),
-            (
-                break_at(
-                    "/spec/versions/0/schema/openAPIV3Schema/properties/spec/type",
-                    Some(json!(5)),
-                ),
+                break_at("/spec/versions/0/schema/openAPIV3Schema/properties/spec/type", Some(json!(5))),
                 "openAPIV3Schema.properties.spec.type must be a string",
             ),
             (
-                break_at(
-                    "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties",
-                    Some(json!([])),
-                ),
+                break_at("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties", Some(json!([]))),
                 "properties must be a map",
             ),
             (
-                break_at(
-                    "/spec/versions/0/schema/openAPIV3Schema/properties/spec/required",
-                    Some(json!("selector")),
-                ),
+                break_at("/spec/versions/0/schema/openAPIV3Schema/properties/spec/required", Some(json!("selector"))),
                 "required must be a list",
             ),
-            (
-                break_at(
-                    "/spec/versions/0/schema/openAPIV3Schema/type",
-                    Some(json!("array")),
-                ),
-                "root schema",
-            ),
+            (break_at("/spec/versions/0/schema/openAPIV3Schema/type", Some(json!("array"))), "root schema"),
         ];
         for (bad, expected) in cases {
             match set.add_crd(&bad) {
@@ -1916,13 +1677,10 @@ mod tests {
             &set,
             &json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"x": 1}}),
         );
-        let v = violations(set.validate(
-            &json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": 5}}),
-        ));
-        assert_eq!(
-            v[0].to_string(),
-            "/metadata/name: expected string, found integer"
+        let v = violations(
+            set.validate(&json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": 5}})),
         );
+        assert_eq!(v[0].to_string(), "/metadata/name: expected string, found integer");
     }
 
     #[test]
@@ -1943,16 +1701,12 @@ mod tests {
                                "metadata": {"name": "t"}, "spec": {"name": "kube-x"}});
         assert_valid(&set, &thing);
         thing["spec"]["size"] = json!("big");
-        assert_eq!(
-            violations(set.validate(&thing))[0].to_string(),
-            "/spec/size: expected integer, found string"
-        );
+        assert_eq!(violations(set.validate(&thing))[0].to_string(), "/spec/size: expected integer, found string");
     }
 
     #[test]
     fn too_many_violations_are_capped() {
-        let mut obj =
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+        let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
         for i in 0..150 {
             obj["data"][format!("k{i:03}")] = json!(i);
         }
@@ -1969,18 +1723,12 @@ mod tests {
         let generated = start.elapsed();
         let validator = compile(&schema).unwrap();
         let compiled = start.elapsed();
-        println!(
-            "Deployment schema: generated+tightened in {generated:?}, generated+compiled in {compiled:?}"
-        );
+        println!("Deployment schema: generated+tightened in {generated:?}, generated+compiled in {compiled:?}");
 
         let set = SchemaSet::builtin();
         let d = deployment();
         assert_eq!(set.validate(&d), SchemaOutcome::Valid);
-        let n = if cfg!(debug_assertions) {
-            2_000
-        } else {
-            200_000
-        };
+        let n = if cfg!(debug_assertions) { 2_000 } else { 200_000 };
         let start = Instant::now();
         let mut valid = 0;
         for _ in 0..n {
@@ -1993,11 +1741,7 @@ mod tests {
         println!(
             "validate(Deployment): {:.0}/s ({n} in {elapsed:?}; {} build)",
             n as f64 / elapsed.as_secs_f64(),
-            if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            }
+            if cfg!(debug_assertions) { "debug" } else { "release" }
         );
         let start = Instant::now();
         for _ in 0..n {
@@ -2010,15 +1754,9 @@ mod tests {
         typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = json!("Always");
         let start = Instant::now();
         for _ in 0..n / 10 {
-            assert!(matches!(
-                set.validate(std::hint::black_box(&typo)),
-                SchemaOutcome::Invalid(_)
-            ));
+            assert!(matches!(set.validate(std::hint::black_box(&typo)), SchemaOutcome::Invalid(_)));
         }
         let elapsed = start.elapsed();
-        println!(
-            "validate(invalid Deployment): {:.0}/s",
-            (n / 10) as f64 / elapsed.as_secs_f64()
-        );
+        println!("validate(invalid Deployment): {:.0}/s", (n / 10) as f64 / elapsed.as_secs_f64());
     }
 }

@@ -60,39 +60,20 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
     static PLUGIN: OnceLock<Option<Regex>> = OnceLock::new();
     let root = format!("{}/", repo.root.display());
     let text = unwrap_klog(stderr);
-    let text = text
-        .trim()
-        .trim_start_matches("error: ")
-        .trim_start_matches("Error: ")
-        .replace(&root, "");
-    let leaf_file = repo
-        .kustomizations
-        .get(dir)
-        .map_or_else(|| format!("{dir}/kustomization.yaml"), |k| k.file.clone());
+    let text = text.trim().trim_start_matches("error: ").trim_start_matches("Error: ").replace(&root, "");
+    let leaf_file =
+        repo.kustomizations.get(dir).map_or_else(|| format!("{dir}/kustomization.yaml"), |k| k.file.clone());
     let closure = repo.closure(dir);
     let in_closure = |suffix: &str| -> Option<String> {
-        closure
-            .files
-            .iter()
-            .find(|f| f.as_str() == suffix || f.ends_with(&format!("/{suffix}")))
-            .cloned()
+        closure.files.iter().find(|f| f.as_str() == suffix || f.ends_with(&format!("/{suffix}"))).cloned()
     };
     // The kustomization (in this build) that refers to `path`, and the line of the reference.
     let referrer = |path: &str| -> Option<(String, u32)> {
         closure
             .files
             .iter()
-            .filter_map(|f| {
-                repo.kustomizations
-                    .get(crate::repo::split_dir(f).0)
-                    .filter(|k| &k.file == f)
-            })
-            .find_map(|k| {
-                k.refs
-                    .iter()
-                    .find(|r| r.path == path)
-                    .map(|r| (k.file.clone(), r.line))
-            })
+            .filter_map(|f| repo.kustomizations.get(crate::repo::split_dir(f).0).filter(|k| &k.file == f))
+            .find_map(|k| k.refs.iter().find(|r| r.path == path).map(|r| (k.file.clone(), r.line)))
     };
 
     // The reference named in the innermost "accumulating/merging resources from 'X'".
@@ -102,27 +83,21 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
             .map(|c| c[1].to_string());
         // The same raw path may appear in several kustomizations: the leaf's own first.
         let found = raw.and_then(|raw| {
-            let others = closure.files.iter().filter_map(|f| {
-                repo.kustomizations
-                    .get(crate::repo::split_dir(f).0)
-                    .filter(|k| &k.file == f)
-            });
+            let others = closure
+                .files
+                .iter()
+                .filter_map(|f| repo.kustomizations.get(crate::repo::split_dir(f).0).filter(|k| &k.file == f));
             repo.kustomizations
                 .get(dir)
                 .into_iter()
                 .chain(others)
-                .find_map(|k| {
-                    k.refs
-                        .iter()
-                        .find(|r| r.raw == raw)
-                        .map(|r| (k.file.clone(), r.line))
-                })
+                .find_map(|k| k.refs.iter().find(|r| r.raw == raw).map(|r| (k.file.clone(), r.line)))
         });
         found.map_or((leaf_file.clone(), None), |(f, l)| (f, Some(l)))
     };
 
-    if let Some(c) = re(&YAML, r"yaml: line (\d+): ([^\n]*?) in File: (\S+)")
-        .and_then(|r| r.captures_iter(&text).last())
+    if let Some(c) =
+        re(&YAML, r"yaml: line (\d+): ([^\n]*?) in File: (\S+)").and_then(|r| r.captures_iter(&text).last())
     {
         let file = in_closure(&c[3]).unwrap_or_else(|| leaf_file.clone());
         // Our own parser's line is exact; kustomize's is not always.
@@ -130,15 +105,10 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
             Some(Err(e)) => Some(e.line),
             _ => c[1].parse().ok().filter(|l| *l > 0),
         };
-        return BuildError {
-            class: "yaml",
-            message: format!("malformed YAML: {}", &c[2]),
-            file,
-            line,
-        };
+        return BuildError { class: "yaml", message: format!("malformed YAML: {}", &c[2]), file, line };
     }
-    if let Some(c) = re(&MISSING, r"lstat ([^:']+): no such file or directory")
-        .and_then(|r| r.captures_iter(&text).last())
+    if let Some(c) =
+        re(&MISSING, r"lstat ([^:']+): no such file or directory").and_then(|r| r.captures_iter(&text).last())
     {
         let path = c[1].trim().trim_start_matches('/').to_string();
         let (file, line) = referrer(&path).map_or((leaf_file.clone(), None), |(f, l)| (f, Some(l)));
@@ -151,19 +121,11 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
     }
     let patch = r#"no matches for Id ([^;\s]+)|failed to find unique target for patch ([^\s:]+)|no resource matches strategic merge patch "([^"]+)""#;
     if let Some(c) = re(&PATCH, patch).and_then(|r| r.captures(&text)) {
-        let id = c
-            .get(1)
-            .or(c.get(2))
-            .or(c.get(3))
-            .map_or("", |m| m.as_str())
-            .to_string();
+        let id = c.get(1).or(c.get(2)).or(c.get(3)).map_or("", |m| m.as_str()).to_string();
         // Id looks like Deployment.v1.apps/other.[noNs] or Deployment.v1.apps/other.ns
-        let (kind, name) = id.split_once('/').map_or(("", ""), |(k, n)| {
-            (
-                k.split('.').next().unwrap_or(""),
-                n.rsplit_once('.').map_or(n, |x| x.0),
-            )
-        });
+        let (kind, name) = id
+            .split_once('/')
+            .map_or(("", ""), |(k, n)| (k.split('.').next().unwrap_or(""), n.rsplit_once('.').map_or(n, |x| x.0)));
         let found = closure.files.iter().find_map(|f| {
             repo.docs(f)
                 .iter()
@@ -177,29 +139,19 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
         let (file, line) = found.map_or((leaf_file.clone(), None), |(f, l)| (f, Some(l)));
         return BuildError {
             class: "patch-target",
-            message: format!(
-                "patch target {kind} {name:?} is not among the resources of this build"
-            ),
+            message: format!("patch target {kind} {name:?} is not among the resources of this build"),
             file,
             line,
         };
     }
-    if let Some(c) = re(
-        &UNKNOWN_FIELD,
-        r#"invalid Kustomization: json: unknown field "([^"]+)""#,
-    )
-    .and_then(|r| r.captures(&text))
+    if let Some(c) =
+        re(&UNKNOWN_FIELD, r#"invalid Kustomization: json: unknown field "([^"]+)""#).and_then(|r| r.captures(&text))
     {
         let field = c[1].to_string();
         let found = closure.files.iter().find_map(|f| {
-            let k = repo
-                .kustomizations
-                .get(crate::repo::split_dir(f).0)
-                .filter(|k| &k.file == f)?;
+            let k = repo.kustomizations.get(crate::repo::split_dir(f).0).filter(|k| &k.file == f)?;
             let d = repo.docs(&k.file).first()?;
-            d.value
-                .get(&field)
-                .map(|_| (k.file.clone(), d.line_of(&format!("/{field}"))))
+            d.value.get(&field).map(|_| (k.file.clone(), d.line_of(&format!("/{field}"))))
         });
         let (file, line) = found.map_or((leaf_file.clone(), None), |(f, l)| (f, Some(l)));
         return BuildError {
@@ -209,11 +161,8 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
             line,
         };
     }
-    if let Some(c) = re(
-        &DUP,
-        r"may not add resource with an already registered id: ([^\s']+)",
-    )
-    .and_then(|r| r.captures(&text))
+    if let Some(c) =
+        re(&DUP, r"may not add resource with an already registered id: ([^\s']+)").and_then(|r| r.captures(&text))
     {
         let (file, line) = from_ref();
         return BuildError {
@@ -235,9 +184,7 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
         || text.contains("external plugins disabled")
         || text.contains("unable to load external plugin")
     {
-        let kind = re(&PLUGIN, r"external plugin '([^']+)'")
-            .and_then(|r| r.captures(&text))
-            .map(|c| c[1].to_string());
+        let kind = re(&PLUGIN, r"external plugin '([^']+)'").and_then(|r| r.captures(&text)).map(|c| c[1].to_string());
         let found = kind.as_deref().and_then(|kind| {
             closure.files.iter().find_map(|f| {
                 repo.docs(f)
@@ -257,11 +204,8 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
             line,
         };
     }
-    if let Some(c) = re(
-        &RESTRICT,
-        r"security; file '([^']+)' is not in or below '([^']+)'",
-    )
-    .and_then(|r| r.captures(&text))
+    if let Some(c) =
+        re(&RESTRICT, r"security; file '([^']+)' is not in or below '([^']+)'").and_then(|r| r.captures(&text))
     {
         let (file, line) = from_ref();
         return BuildError {
@@ -275,16 +219,6 @@ pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
         };
     }
     // Innermost cause: the text after the last "': " nesting boundary, without the wrapping.
-    let inner = text
-        .rsplit("': ")
-        .next()
-        .unwrap_or(&text)
-        .trim_end_matches('\'')
-        .trim();
-    BuildError {
-        class: "other",
-        message: inner.to_string(),
-        file: leaf_file,
-        line: None,
-    }
+    let inner = text.rsplit("': ").next().unwrap_or(&text).trim_end_matches('\'').trim();
+    BuildError { class: "other", message: inner.to_string(), file: leaf_file, line: None }
 }

@@ -31,30 +31,13 @@ pub struct Kustomize {
 
 impl Kustomize {
     fn new(program: PathBuf) -> Result<Kustomize> {
-        let meta = std::fs::metadata(&program).map_err(|e| Error::KustomizeBroken {
-            path: program.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let via_kubectl = program
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("kubectl"));
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        let identity = format!(
-            "{}|{}|{}|{}",
-            program.display(),
-            meta.len(),
-            mtime,
-            via_kubectl
-        );
-        Ok(Kustomize {
-            program,
-            via_kubectl,
-            identity,
-        })
+        let meta = std::fs::metadata(&program)
+            .map_err(|e| Error::KustomizeBroken { path: program.display().to_string(), message: e.to_string() })?;
+        let via_kubectl = program.file_name().is_some_and(|n| n.to_string_lossy().starts_with("kubectl"));
+        let mtime =
+            meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let identity = format!("{}|{}|{}|{}", program.display(), meta.len(), mtime, via_kubectl);
+        Ok(Kustomize { program, via_kubectl, identity })
     }
 
     /// Finds kustomize: an explicit path (flag or config), `kustomize` on PATH, `kubectl` on
@@ -62,10 +45,7 @@ impl Kustomize {
     pub fn locate(explicit: Option<&Path>) -> Result<Kustomize> {
         if let Some(p) = explicit {
             if !p.is_file() {
-                return Err(Error::KustomizeBroken {
-                    path: p.display().to_string(),
-                    message: "no such file".into(),
-                });
+                return Err(Error::KustomizeBroken { path: p.display().to_string(), message: "no such file".into() });
             }
             return Kustomize::new(p.to_path_buf());
         }
@@ -111,9 +91,7 @@ impl Kustomize {
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// Where build results are cached.
@@ -170,10 +148,7 @@ impl Engine {
     }
 
     pub fn stats(&self) -> EngineStats {
-        EngineStats {
-            builds: self.builds.load(Ordering::Relaxed),
-            cache_hits: self.hits.load(Ordering::Relaxed),
-        }
+        EngineStats { builds: self.builds.load(Ordering::Relaxed), cache_hits: self.hits.load(Ordering::Relaxed) }
     }
 
     /// Forgets file hashes, for callers that edit files between builds.
@@ -221,54 +196,33 @@ impl Engine {
         let key = self.key(repo, dir);
         if let Some(stdout) = self.cache_get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return BuildOutput {
-                stdout,
-                error: None,
-                cached: true,
-            };
+            return BuildOutput { stdout, error: None, cached: true };
         }
         self.builds.fetch_add(1, Ordering::Relaxed);
-        let out = self
-            .kustomize
-            .command(&repo.abs(dir))
-            .current_dir(&repo.root)
-            .output();
+        let out = self.kustomize.command(&repo.abs(dir)).current_dir(&repo.root).output();
         match out {
             Ok(o) if o.status.success() => {
                 let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
                 self.cache_put(&key, &stdout);
-                BuildOutput {
-                    stdout,
-                    error: None,
-                    cached: false,
-                }
+                BuildOutput { stdout, error: None, cached: false }
             }
             Ok(o) => {
                 let mut err = String::from_utf8_lossy(&o.stderr).trim().to_string();
                 if err.is_empty() {
                     err = format!("kustomize exited with {}", o.status);
                 }
-                BuildOutput {
-                    stdout: String::new(),
-                    error: Some(err),
-                    cached: false,
-                }
+                BuildOutput { stdout: String::new(), error: Some(err), cached: false }
             }
             Err(e) => BuildOutput {
                 stdout: String::new(),
-                error: Some(format!(
-                    "could not run {}: {e}",
-                    self.kustomize.program.display()
-                )),
+                error: Some(format!("could not run {}: {e}", self.kustomize.program.display())),
                 cached: false,
             },
         }
     }
 
     fn entry_path(&self, key: &str) -> Option<PathBuf> {
-        self.cache_dir
-            .as_ref()
-            .map(|d| d.join(&key[..2]).join(format!("{key}.json")))
+        self.cache_dir.as_ref().map(|d| d.join(&key[..2]).join(format!("{key}.json")))
     }
 
     /// A cached rendering, if present and intact. A corrupt or mismatched entry is ignored.
@@ -326,9 +280,6 @@ mod tests {
     #[test]
     fn not_found_message_says_how_to_install() {
         let msg = Error::KustomizeNotFound.to_string();
-        assert!(
-            msg.contains("scripts/setup-tools") && msg.contains("--kustomize"),
-            "{msg}"
-        );
+        assert!(msg.contains("scripts/setup-tools") && msg.contains("--kustomize"), "{msg}");
     }
 }

@@ -11,7 +11,140 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use super::store::{EventType, Store, WriteOptions};
 use crate::kustomize::Kustomize;
+
+/// Field manager of the simulated controller, as Argo CD's own.
+pub const MANAGER: &str = "argocd-controller";
+const APP_MANAGER: &str = "argocd-application-controller";
+
+/// A cluster the simulated controller can deploy to.
+#[derive(Clone)]
+pub struct Target {
+    pub name: String,
+    pub url: String,
+    pub store: Store,
+}
+
+/// Starts the controller: every cluster's Applications are watched, and each one whose
+/// `operation` is set (now or later) is synced. Runs until the runtime stops.
+pub fn spawn(targets: Vec<Target>, renderer: Arc<Renderer>) -> Vec<tokio::task::JoinHandle<()>> {
+    let targets = Arc::new(targets);
+    (0..targets.len())
+        .map(|i| {
+            let targets = targets.clone();
+            let renderer = renderer.clone();
+            tokio::spawn(async move {
+                let home = &targets[i];
+                let mut rx = home.store.subscribe();
+                for app in home.store.list("argoproj.io/v1alpha1", "Application", None) {
+                    if app.get("operation").is_some_and(|o| !o.is_null()) {
+                        sync(&targets, i, &renderer, &app).await;
+                    }
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(ev) => {
+                            let wanted = ev.event != EventType::Deleted
+                                && ev.is_of("argoproj.io", "Application")
+                                && ev.object.get("operation").is_some_and(|o| !o.is_null());
+                            if wanted {
+                                sync(&targets, i, &renderer, &ev.object).await;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// One sync of one Application of cluster `home`: render, apply, write status.
+async fn sync(targets: &[Target], home: usize, renderer: &Arc<Renderer>, app: &Value) {
+    let started = super::util::now_seconds();
+    let home_t = &targets[home];
+    let names: Vec<(String, String)> = targets.iter().map(|t| (t.name.clone(), t.url.clone())).collect();
+    let src = source(app).cloned().unwrap_or(Value::Null);
+    let revision = app
+        .pointer("/operation/sync/revision")
+        .and_then(Value::as_str)
+        .or_else(|| src.get("targetRevision").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    let path = src.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
+    let dest = destination(app, &names, &home_t.name).and_then(|n| targets.iter().find(|t| t.name == n));
+    let outcome = match dest {
+        None => Err(format!(
+            "destination {} matches no cluster (clusters: {})",
+            app.pointer("/spec/destination").map(Value::to_string).unwrap_or_default(),
+            names.iter().map(|n| n.0.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+        Some(dest) => {
+            let r = renderer.clone();
+            let rendered = tokio::task::spawn_blocking(move || r.render(&revision, &path))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            match rendered {
+                Ok(result) => deploy(app, dest, &result.objects).map(|()| result),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let finished = super::util::now_seconds();
+    // Re-read: the Application may have changed while rendering.
+    let name = app.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let ns = app.pointer("/metadata/namespace").and_then(Value::as_str);
+    let current = home_t.store.get("argoproj.io/v1alpha1", "Application", ns, name).unwrap_or_else(|| app.clone());
+    let updated = after_sync(&current, &outcome, &started, &finished);
+    if let Some(r) = home_t.store.resources().by_api_version_kind("argoproj.io/v1alpha1", "Application").cloned() {
+        let w = WriteOptions { manager: APP_MANAGER.into(), ..WriteOptions::default() };
+        let _ = home_t.store.replace(&r, ns, name, updated, &w);
+    }
+}
+
+/// Applies rendered objects as Argo CD would: the destination namespace for namespaced
+/// objects without one, the tracking label, and the namespace itself with CreateNamespace.
+fn deploy(app: &Value, dest: &Target, objects: &[Value]) -> Result<(), String> {
+    let app_name = app.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let dest_ns = app.pointer("/spec/destination/namespace").and_then(Value::as_str);
+    let create_ns = app
+        .pointer("/spec/syncPolicy/syncOptions")
+        .and_then(Value::as_array)
+        .is_some_and(|o| o.iter().any(|x| x.as_str() == Some("CreateNamespace=true")));
+    if let (true, Some(ns)) = (create_ns, dest_ns) {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        if dest.store.get("v1", "Namespace", None, ns).is_none() {
+            dest.store.apply(&obj, MANAGER).map_err(|e| format!("creating namespace {ns}: {}", e.message))?;
+        }
+    }
+    let resources = dest.store.resources();
+    let mut errors = Vec::new();
+    for obj in objects {
+        let mut obj = obj.clone();
+        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let namespaced = resources.by_api_version_kind(&av, &kind).map(|r| r.namespaced);
+        if namespaced == Some(true)
+            && obj.pointer("/metadata/namespace").is_none()
+            && let (Some(ns), Some(meta)) = (dest_ns, obj.get_mut("metadata").and_then(Value::as_object_mut))
+        {
+            meta.insert("namespace".into(), Value::String(ns.into()));
+        }
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("app.kubernetes.io/instance".into(), Value::String(app_name.into()));
+            }
+        }
+        if let Err(e) = dest.store.apply(&obj, MANAGER) {
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            errors.push(format!("{kind}/{name}: {}", e.message));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(format!("one or more objects failed to apply: {}", errors.join("; "))) }
+}
 
 /// A sync's outcome before it is written to the Application.
 #[derive(Debug, Clone)]
@@ -36,7 +169,8 @@ impl Renderer {
     /// Resolves a revision as Argo CD would: a commit SHA (or prefix), a branch (local or
     /// `origin/`), a tag, or `HEAD` when empty.
     pub fn resolve(&self, revision: &str) -> Result<String, String> {
-        let git = git2::Repository::open(&self.repo).map_err(|e| format!("repository {}: {}", self.repo.display(), e.message()))?;
+        let git = git2::Repository::open(&self.repo)
+            .map_err(|e| format!("repository {}: {}", self.repo.display(), e.message()))?;
         let rev = if revision.is_empty() { "HEAD" } else { revision };
         let candidates = [rev.to_string(), format!("origin/{rev}"), format!("refs/tags/{rev}")];
         for c in &candidates {
@@ -65,14 +199,13 @@ impl Renderer {
                 return git2::TreeWalkResult::Ok;
             }
             let path = dir.path().join(parent).join(entry.name().unwrap_or_default());
-            let written = entry
-                .to_object(&git)
-                .and_then(|o| o.peel_to_blob())
-                .map_err(|e| e.message().to_string())
-                .and_then(|blob| {
-                    path.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(|e| e.to_string())?;
-                    std::fs::write(&path, blob.content()).map_err(|e| e.to_string())
-                });
+            let written =
+                entry.to_object(&git).and_then(|o| o.peel_to_blob()).map_err(|e| e.message().to_string()).and_then(
+                    |blob| {
+                        path.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(|e| e.to_string())?;
+                        std::fs::write(&path, blob.content()).map_err(|e| e.to_string())
+                    },
+                );
             match written {
                 Ok(()) => git2::TreeWalkResult::Ok,
                 Err(e) => {
@@ -111,7 +244,8 @@ impl Renderer {
             let err = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", tree.path().display()), "");
             return Err(format!("kustomize build {path} failed: {}", err.trim()));
         }
-        let objects = crate::repo::yaml::parse_values(&String::from_utf8_lossy(&out.stdout)).map_err(|e| format!("rendered manifests do not parse: {e}"))?;
+        let objects = crate::repo::yaml::parse_values(&String::from_utf8_lossy(&out.stdout))
+            .map_err(|e| format!("rendered manifests do not parse: {e}"))?;
         Ok(SyncResult { revision: sha, objects })
     }
 }
@@ -131,7 +265,8 @@ pub fn destination<'a>(app: &Value, clusters: &'a [(String, String)], home: &'a 
     if server == "https://kubernetes.default.svc" {
         return Some(home);
     }
-    if let Some((c, _)) = clusters.iter().find(|(_, url)| url.trim_end_matches('/') == server) {
+    let authority = |u: &str| u.split("://").nth(1).unwrap_or(u).trim_end_matches('/').to_string();
+    if let Some((c, _)) = clusters.iter().find(|(_, url)| authority(url) == authority(server)) {
         return Some(c);
     }
     let host = server.split("://").nth(1).unwrap_or(server).split(['/', ':']).next().unwrap_or_default();
@@ -166,7 +301,10 @@ pub fn after_sync(app: &Value, outcome: &Result<SyncResult, String>, started: &s
     match outcome {
         Ok(r) => {
             let dest = app_dest.clone();
-            status.insert("sync".into(), json!({"status": "Synced", "revision": r.revision, "comparedTo": {"source": src, "destination": dest}}));
+            status.insert(
+                "sync".into(),
+                json!({"status": "Synced", "revision": r.revision, "comparedTo": {"source": src, "destination": dest}}),
+            );
             status.insert("health".into(), json!({"status": "Healthy"}));
             status.insert(
                 "operationState".into(),
@@ -207,12 +345,21 @@ mod tests {
 
     #[test]
     fn destinations() {
-        let clusters = vec![("dev".to_string(), "http://127.0.0.1:1000".to_string()), ("prod-west".to_string(), "http://127.0.0.1:2000".to_string())];
+        let clusters = vec![
+            ("dev".to_string(), "http://127.0.0.1:1000".to_string()),
+            ("prod-west".to_string(), "http://127.0.0.1:2000".to_string()),
+        ];
         let app = |dest: Value| json!({"spec": {"destination": dest}});
         assert_eq!(destination(&app(json!({"name": "prod-west"})), &clusters, "dev"), Some("prod-west"));
         assert_eq!(destination(&app(json!({"server": "http://127.0.0.1:2000/"})), &clusters, "dev"), Some("prod-west"));
-        assert_eq!(destination(&app(json!({"server": "https://prod-west.k8s.acme.internal"})), &clusters, "dev"), Some("prod-west"));
-        assert_eq!(destination(&app(json!({"server": "https://kubernetes.default.svc"})), &clusters, "prod-west"), Some("prod-west"));
+        assert_eq!(
+            destination(&app(json!({"server": "https://prod-west.k8s.acme.internal"})), &clusters, "dev"),
+            Some("prod-west")
+        );
+        assert_eq!(
+            destination(&app(json!({"server": "https://kubernetes.default.svc"})), &clusters, "prod-west"),
+            Some("prod-west")
+        );
         assert_eq!(destination(&app(json!({"server": "https://elsewhere.example.com"})), &clusters, "dev"), None);
     }
 
@@ -220,7 +367,10 @@ mod tests {
     fn status_after_a_sync() {
         let app = json!({"spec": {"source": {"path": "apps/a/overlays/dev", "targetRevision": "main"}}, "operation": {"sync": {"revision": "abc"}},
                          "status": {"history": [{"id": 0, "revision": "old"}]}});
-        let ok = Ok(SyncResult { revision: "abc123".into(), objects: vec![json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}})] });
+        let ok = Ok(SyncResult {
+            revision: "abc123".into(),
+            objects: vec![json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}})],
+        });
         let after = after_sync(&app, &ok, "2026-11-27T10:00:00Z", "2026-11-27T10:00:02Z");
         assert!(after.get("operation").is_none());
         assert_eq!(after["status"]["sync"]["status"], "Synced");
@@ -250,7 +400,8 @@ mod tests {
             idx.write().unwrap();
             let tree = git.find_tree(idx.write_tree().unwrap()).unwrap();
             let sig = git2::Signature::now("t", "t@example.com").unwrap();
-            let parents: Vec<git2::Commit> = git.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+            let parents: Vec<git2::Commit> =
+                git.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
             let refs: Vec<&git2::Commit> = parents.iter().collect();
             git.commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs).unwrap().to_string()
         };

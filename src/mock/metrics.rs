@@ -21,6 +21,78 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::store::Store;
+use super::util::parse_time;
+
+/// The simulated Prometheus behind a cluster's service proxy and its `/metrics`. Series are
+/// the cluster's own MockMetrics; Applications are looked up in `stores` (the cluster's own
+/// first, then the rest of its fleet).
+pub struct MockPrometheus {
+    stores: Vec<Store>,
+}
+
+impl MockPrometheus {
+    pub fn new(stores: Vec<Store>) -> MockPrometheus {
+        MockPrometheus { stores }
+    }
+
+    fn series(&self) -> Result<Vec<SeriesDef>, String> {
+        self.stores.first().map_or(Ok(Vec::new()), |s| series_of(&s.mock_metrics()))
+    }
+
+    fn application(&self, name: &str) -> Option<Value> {
+        self.stores.iter().find_map(|s| {
+            s.list("argoproj.io/v1alpha1", "Application", None)
+                .into_iter()
+                .find(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+        })
+    }
+
+    /// Whether a Service is a Prometheus: named like one or labelled as one.
+    fn is_prometheus(&self, namespace: &str, service: &str) -> bool {
+        let Some(svc) = self.stores.first().and_then(|s| s.get("v1", "Service", Some(namespace), service)) else {
+            return false;
+        };
+        let label = |k: &str| {
+            svc.pointer(&format!("/metadata/labels/{}", k.replace('/', "~1")))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        service.contains("prometheus")
+            || label("app.kubernetes.io/name") == "prometheus"
+            || label("app") == "prometheus"
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl super::ServiceProxy for MockPrometheus {
+    fn handle(
+        &self,
+        namespace: &str,
+        service: &str,
+        _port: &str,
+        path_and_query: &str,
+    ) -> Option<(u16, String, Vec<u8>)> {
+        if !self.is_prometheus(namespace, service) {
+            return None;
+        }
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (code, body) = match self.series() {
+            Ok(series) => answer(&series, path, query, now(), &|n| self.application(n)),
+            Err(e) => (500, json!({"status": "error", "errorType": "internal", "error": e})),
+        };
+        Some((code, "application/json".into(), body.to_string().into_bytes()))
+    }
+
+    fn metrics_text(&self) -> Option<String> {
+        self.series().ok().map(|s| exposition(&s, &|n| self.application(n)))
+    }
+}
+
 /// One declared series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesDef {
@@ -33,7 +105,10 @@ pub struct SeriesDef {
 pub enum SeriesValue {
     Fixed(f64),
     /// application name, revision prefix -> value ("default" for any other revision)
-    ByRevision { application: String, values: BTreeMap<String, f64> },
+    ByRevision {
+        application: String,
+        values: BTreeMap<String, f64>,
+    },
 }
 
 /// Reads the series of MockMetrics objects; errors name the object and the series.
@@ -47,18 +122,32 @@ pub fn series_of(objects: &[Value]) -> Result<Vec<SeriesDef>, String> {
             let labels = s
                 .get("labels")
                 .and_then(Value::as_object)
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                        .collect()
+                })
                 .unwrap_or_default();
             let value = match (s.get("value"), s.get("by_revision")) {
-                (Some(v), None) => SeriesValue::Fixed(v.as_f64().ok_or_else(|| format!("{at}: value is not a number"))?),
+                (Some(v), None) => {
+                    SeriesValue::Fixed(v.as_f64().ok_or_else(|| format!("{at}: value is not a number"))?)
+                }
                 (None, Some(b)) => {
-                    let application = b.get("application").and_then(Value::as_str).ok_or_else(|| format!("{at}: by_revision needs application"))?.to_string();
+                    let application = b
+                        .get("application")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| format!("{at}: by_revision needs application"))?
+                        .to_string();
                     let values = b
                         .get("values")
                         .and_then(Value::as_object)
                         .ok_or_else(|| format!("{at}: by_revision needs values"))?
                         .iter()
-                        .map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)).ok_or_else(|| format!("{at}: value for {k} is not a number")))
+                        .map(|(k, v)| {
+                            v.as_f64()
+                                .map(|f| (k.clone(), f))
+                                .ok_or_else(|| format!("{at}: value for {k} is not a number"))
+                        })
                         .collect::<Result<_, _>>()?;
                     SeriesValue::ByRevision { application, values }
                 }
@@ -92,7 +181,10 @@ pub fn parse_selector(expr: &str) -> Result<Selector, String> {
     if rest.is_empty() {
         return if sel.name.is_some() { Ok(sel) } else { Err("empty selector".into()) };
     }
-    let inner = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).ok_or_else(|| format!("unbalanced braces in {expr:?}"))?;
+    let inner = rest
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(|| format!("unbalanced braces in {expr:?}"))?;
     let mut chars = inner.chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
@@ -152,7 +244,12 @@ pub fn revision_at(app: &Value, t: Option<f64>) -> Option<String> {
     if let Some(t) = t {
         let mut best: Option<(f64, String)> = None;
         for h in app.pointer("/status/history").and_then(Value::as_array).into_iter().flatten() {
-            let (Some(at), Some(rev)) = (h.get("deployedAt").and_then(Value::as_str).and_then(parse_rfc3339), h.get("revision").and_then(Value::as_str)) else { continue };
+            let (Some(at), Some(rev)) = (
+                h.get("deployedAt").and_then(Value::as_str).and_then(parse_time).map(|t| t as f64),
+                h.get("revision").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
             if at <= t && best.as_ref().is_none_or(|b| at >= b.0) {
                 best = Some((at, rev.to_string()));
             }
@@ -170,7 +267,13 @@ pub fn value_at(s: &SeriesDef, t: Option<f64>, app: &dyn Fn(&str) -> Option<Valu
         SeriesValue::Fixed(v) => Some(*v),
         SeriesValue::ByRevision { application, values } => {
             let rev = app(application).and_then(|a| revision_at(&a, t));
-            let hit = rev.as_deref().and_then(|r| values.iter().filter(|(k, _)| k.as_str() != "default" && r.starts_with(k.as_str())).max_by_key(|(k, _)| k.len()).map(|(_, v)| *v));
+            let hit = rev.as_deref().and_then(|r| {
+                values
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "default" && r.starts_with(k.as_str()))
+                    .max_by_key(|(k, _)| k.len())
+                    .map(|(_, v)| *v)
+            });
             hit.or_else(|| values.get("default").copied())
         }
     }
@@ -191,7 +294,13 @@ fn fmt_value(v: f64) -> String {
 
 /// Answers a Prometheus HTTP API request (`api/v1/query` or `api/v1/query_range` with its
 /// query string) over the series; (status code, JSON body).
-pub fn answer(series: &[SeriesDef], path: &str, query: &str, now: f64, app: &dyn Fn(&str) -> Option<Value>) -> (u16, Value) {
+pub fn answer(
+    series: &[SeriesDef],
+    path: &str,
+    query: &str,
+    now: f64,
+    app: &dyn Fn(&str) -> Option<Value>,
+) -> (u16, Value) {
     let params: BTreeMap<String, String> = query
         .split('&')
         .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
@@ -204,13 +313,15 @@ pub fn answer(series: &[SeriesDef], path: &str, query: &str, now: f64, app: &dyn
         Ok(s) => s,
         Err(e) => return bad(e),
     };
-    let num = |k: &str| params.get(k).and_then(|v| v.parse::<f64>().ok().or_else(|| parse_rfc3339(v)));
+    let num = |k: &str| params.get(k).and_then(|v| v.parse::<f64>().ok().or_else(|| parse_time(v).map(|t| t as f64)));
     let matching = series.iter().filter(|s| sel.matches(s));
     match path.trim_start_matches('/') {
         "api/v1/query" => {
             let t = num("time").unwrap_or(now);
             let result: Vec<Value> = matching
-                .filter_map(|s| value_at(s, Some(t), app).map(|v| json!({"metric": labels_json(s), "value": [t, fmt_value(v)]})))
+                .filter_map(|s| {
+                    value_at(s, Some(t), app).map(|v| json!({"metric": labels_json(s), "value": [t, fmt_value(v)]}))
+                })
                 .collect();
             (200, json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
         }
@@ -236,7 +347,9 @@ pub fn answer(series: &[SeriesDef], path: &str, query: &str, now: f64, app: &dyn
                 .collect();
             (200, json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
         }
-        other => (404, json!({"status": "error", "errorType": "not_found", "error": format!("unknown endpoint {other}")})),
+        other => {
+            (404, json!({"status": "error", "errorType": "not_found", "error": format!("unknown endpoint {other}")}))
+        }
     }
 }
 
@@ -249,7 +362,8 @@ pub fn exposition(series: &[SeriesDef], app: &dyn Fn(&str) -> Option<Value>) -> 
         if typed.insert(s.name.clone()) {
             out.push_str(&format!("# TYPE {} gauge\n", s.name));
         }
-        let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+        let labels: Vec<String> =
+            s.labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
         out.push_str(&format!("{}{{{}}} {}\n", s.name, labels.join(","), fmt_value(v)));
     }
     out
@@ -278,38 +392,19 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses an RFC 3339 UTC timestamp (`2026-11-27T10:00:00Z`) to Unix seconds.
-pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let time = time.trim_end_matches('Z');
-    let (time, frac) = time.split_once('.').map_or((time, 0.0), |(t, f)| (t, format!("0.{}", f.trim_end_matches(|c: char| !c.is_ascii_digit())).parse().unwrap_or(0.0)));
-    let mut t = time.split(':').map(|x| x.parse::<i64>());
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    // days from civil (Howard Hinnant's algorithm)
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fixture() -> Vec<SeriesDef> {
-        let objs: Vec<Value> = vec![json!({"apiVersion": "agentops.dev/v1alpha1", "kind": "MockMetrics", "metadata": {"name": "m"}, "series": [
-            {"name": "http_error_ratio", "labels": {"app": "auth-service", "namespace": "auth"},
-             "by_revision": {"application": "auth-service-prod-west", "values": {"a3f8d2c": 0.87, "default": 0.001}}},
-            {"name": "http_error_ratio", "labels": {"app": "web", "namespace": "web"}, "value": 0.002},
-            {"name": "up", "labels": {"job": "api"}, "value": 1}
-        ]})];
+        let objs: Vec<Value> = vec![
+            json!({"apiVersion": "agentops.dev/v1alpha1", "kind": "MockMetrics", "metadata": {"name": "m"}, "series": [
+                {"name": "http_error_ratio", "labels": {"app": "auth-service", "namespace": "auth"},
+                 "by_revision": {"application": "auth-service-prod-west", "values": {"a3f8d2c": 0.87, "default": 0.001}}},
+                {"name": "http_error_ratio", "labels": {"app": "web", "namespace": "web"}, "value": 0.002},
+                {"name": "up", "labels": {"job": "api"}, "value": 1}
+            ]}),
+        ];
         series_of(&objs).unwrap()
     }
 
@@ -325,13 +420,20 @@ mod tests {
     #[test]
     fn instant_query_follows_the_deployed_revision() {
         let s = fixture();
-        let now = parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
-        let (code, body) = answer(&s, "api/v1/query", "query=http_error_ratio%7Bapp%3D%22auth-service%22%7D", now, &app);
+        let now = parse_time("2026-11-27T10:00:00Z").unwrap() as f64;
+        let (code, body) =
+            answer(&s, "api/v1/query", "query=http_error_ratio%7Bapp%3D%22auth-service%22%7D", now, &app);
         assert_eq!(code, 200, "{body}");
         assert_eq!(body["data"]["result"][0]["value"][1], "0.87");
         // before the bad deploy the older revision was live
-        let before = parse_rfc3339("2026-11-26T10:00:00Z").unwrap();
-        let (_, body) = answer(&s, "api/v1/query", &format!("query=http_error_ratio{{app=\"auth-service\"}}&time={before}"), now, &app);
+        let before = parse_time("2026-11-26T10:00:00Z").unwrap() as f64;
+        let (_, body) = answer(
+            &s,
+            "api/v1/query",
+            &format!("query=http_error_ratio{{app=\"auth-service\"}}&time={before}"),
+            now,
+            &app,
+        );
         assert_eq!(body["data"]["result"][0]["value"][1], "0.001");
         let (_, body) = answer(&s, "api/v1/query", "query=http_error_ratio{app!=\"auth-service\"}", now, &app);
         assert_eq!(body["data"]["result"].as_array().unwrap().len(), 1);
@@ -356,12 +458,5 @@ mod tests {
         assert!(text.contains("# TYPE http_error_ratio gauge\n"));
         assert!(text.contains("http_error_ratio{app=\"auth-service\",namespace=\"auth\"} 0.87\n"));
         assert!(text.contains("up{job=\"api\"} 1\n"));
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(parse_rfc3339("2026-11-27T10:00:00Z"), Some(1795773600.0));
-        assert_eq!(parse_rfc3339("2026-11-27T10:00:00.5Z"), Some(1795773600.5));
     }
 }

@@ -4,16 +4,7 @@
 
 use serde_json::{Value, json};
 
-const RW: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const RW: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// Where a scale subresource reads and writes replicas (JSON paths as in a CRD, `.spec.replicas`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,29 +38,17 @@ pub struct Resource {
 
 impl Resource {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// `deployments.apps`, `pods`: how the API server names a resource in messages.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     /// `Deployment.apps`, `Pod`: how Invalid errors name the kind.
     pub fn qualified_kind(&self) -> String {
-        if self.group.is_empty() {
-            self.kind.clone()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        }
+        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
     }
 
     /// URL prefix of the group version: `/api/v1` or `/apis/apps/v1`.
@@ -149,106 +128,38 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "Endpoints", "endpoints").short(&["ep"]),
     b("", "v1", "Event", "events").short(&["ev"]),
     b("", "v1", "LimitRange", "limitranges").short(&["limits"]),
-    b("", "v1", "Namespace", "namespaces")
-        .cluster()
-        .short(&["ns"])
-        .status()
-        .returns_deleted(),
+    b("", "v1", "Namespace", "namespaces").cluster().short(&["ns"]).status().returns_deleted(),
     b("", "v1", "Node", "nodes").cluster().short(&["no"]).status(),
-    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
-        .short(&["pvc"])
-        .status(),
-    b("", "v1", "PersistentVolume", "persistentvolumes")
-        .cluster()
-        .short(&["pv"])
-        .status(),
-    b("", "v1", "Pod", "pods")
-        .short(&["po"])
-        .all()
-        .status()
-        .generation()
-        .returns_deleted(),
+    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims").short(&["pvc"]).status(),
+    b("", "v1", "PersistentVolume", "persistentvolumes").cluster().short(&["pv"]).status(),
+    b("", "v1", "Pod", "pods").short(&["po"]).all().status().generation().returns_deleted(),
     b("", "v1", "PodTemplate", "podtemplates"),
-    b("", "v1", "ReplicationController", "replicationcontrollers")
-        .short(&["rc"])
-        .all()
-        .status()
-        .scale()
-        .generation(),
-    b("", "v1", "ResourceQuota", "resourcequotas")
-        .short(&["quota"])
-        .status(),
+    b("", "v1", "ReplicationController", "replicationcontrollers").short(&["rc"]).all().status().scale().generation(),
+    b("", "v1", "ResourceQuota", "resourcequotas").short(&["quota"]).status(),
     b("", "v1", "Secret", "secrets"),
     b("", "v1", "ServiceAccount", "serviceaccounts").short(&["sa"]),
-    b("", "v1", "Service", "services")
-        .short(&["svc"])
-        .all()
-        .status()
-        .returns_deleted(),
+    b("", "v1", "Service", "services").short(&["svc"]).all().status().returns_deleted(),
     b("apps", "v1", "ControllerRevision", "controllerrevisions"),
-    b("apps", "v1", "DaemonSet", "daemonsets")
-        .short(&["ds"])
-        .all()
-        .status()
-        .generation(),
-    b("apps", "v1", "Deployment", "deployments")
-        .short(&["deploy"])
-        .all()
-        .status()
-        .scale()
-        .generation(),
-    b("apps", "v1", "ReplicaSet", "replicasets")
-        .short(&["rs"])
-        .all()
-        .status()
-        .scale()
-        .generation(),
-    b("apps", "v1", "StatefulSet", "statefulsets")
-        .short(&["sts"])
-        .all()
-        .status()
-        .scale()
-        .generation(),
-    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-        .short(&["hpa"])
-        .all()
-        .status(),
-    b("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-        .short(&["hpa"])
-        .all()
-        .status(),
-    b("batch", "v1", "CronJob", "cronjobs")
-        .short(&["cj"])
-        .all()
-        .status()
-        .generation(),
+    b("apps", "v1", "DaemonSet", "daemonsets").short(&["ds"]).all().status().generation(),
+    b("apps", "v1", "Deployment", "deployments").short(&["deploy"]).all().status().scale().generation(),
+    b("apps", "v1", "ReplicaSet", "replicasets").short(&["rs"]).all().status().scale().generation(),
+    b("apps", "v1", "StatefulSet", "statefulsets").short(&["sts"]).all().status().scale().generation(),
+    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers").short(&["hpa"]).all().status(),
+    b("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers").short(&["hpa"]).all().status(),
+    b("batch", "v1", "CronJob", "cronjobs").short(&["cj"]).all().status().generation(),
     b("batch", "v1", "Job", "jobs").all().status().generation(),
-    b("networking.k8s.io", "v1", "IngressClass", "ingressclasses")
-        .cluster()
-        .generation(),
-    b("networking.k8s.io", "v1", "Ingress", "ingresses")
-        .short(&["ing"])
-        .status()
-        .generation(),
-    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
-        .short(&["netpol"])
-        .generation(),
-    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets")
-        .short(&["pdb"])
-        .status()
-        .generation(),
+    b("networking.k8s.io", "v1", "IngressClass", "ingressclasses").cluster().generation(),
+    b("networking.k8s.io", "v1", "Ingress", "ingresses").short(&["ing"]).status().generation(),
+    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies").short(&["netpol"]).generation(),
+    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets").short(&["pdb"]).status().generation(),
     b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings").cluster(),
     b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles").cluster(),
     b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
     b("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     b("storage.k8s.io", "v1", "CSIDriver", "csidrivers").cluster(),
     b("storage.k8s.io", "v1", "CSINode", "csinodes").cluster(),
-    b("storage.k8s.io", "v1", "StorageClass", "storageclasses")
-        .cluster()
-        .short(&["sc"]),
-    b("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments")
-        .cluster()
-        .status(),
+    b("storage.k8s.io", "v1", "StorageClass", "storageclasses").cluster().short(&["sc"]),
+    b("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments").cluster().status(),
     b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions")
         .cluster()
         .short(&["crd", "crds"])
@@ -290,10 +201,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<Resource>, String> {
     let kind = s("/spec/names/kind");
     let plural = s("/spec/names/plural");
     if group.is_empty() || kind.is_empty() || plural.is_empty() {
-        return Err(
-            "a CustomResourceDefinition needs spec.group, spec.names.kind and spec.names.plural"
-                .into(),
-        );
+        return Err("a CustomResourceDefinition needs spec.group, spec.names.kind and spec.names.plural".into());
     }
     let singular = match s("/spec/names/singular") {
         "" => kind.to_lowercase(),
@@ -309,11 +217,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<Resource>, String> {
             .collect()
     };
     let namespaced = s("/spec/scope") != "Cluster";
-    let versions = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut out = Vec::new();
     for v in &versions {
         if v.get("served").and_then(Value::as_bool) == Some(false) {
@@ -323,20 +227,9 @@ pub fn from_crd(crd: &Value) -> Result<Vec<Resource>, String> {
             continue;
         };
         let scale = v.pointer("/subresources/scale").map(|sc| ScalePaths {
-            spec_replicas: sc
-                .get("specReplicasPath")
-                .and_then(Value::as_str)
-                .unwrap_or(".spec.replicas")
-                .into(),
-            status_replicas: sc
-                .get("statusReplicasPath")
-                .and_then(Value::as_str)
-                .unwrap_or(".status.replicas")
-                .into(),
-            label_selector: sc
-                .get("labelSelectorPath")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            spec_replicas: sc.get("specReplicasPath").and_then(Value::as_str).unwrap_or(".spec.replicas").into(),
+            status_replicas: sc.get("statusReplicasPath").and_then(Value::as_str).unwrap_or(".status.replicas").into(),
+            label_selector: sc.get("labelSelectorPath").and_then(Value::as_str).map(str::to_string),
         });
         let r = Resource {
             group: group.into(),
@@ -386,11 +279,7 @@ impl ResourceSet {
         for crd in crds {
             if let Ok(rs) = from_crd(crd) {
                 for r in rs {
-                    if !set
-                        .list
-                        .iter()
-                        .any(|x| x.group == r.group && x.version == r.version && x.plural == r.plural)
-                    {
+                    if !set.list.iter().any(|x| x.group == r.group && x.version == r.version && x.plural == r.plural) {
                         set.list.push(r);
                     }
                 }
@@ -404,17 +293,13 @@ impl ResourceSet {
     }
 
     pub fn by_plural(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
-        self.list
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
+        self.list.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
     }
 
     /// The resource of `apiVersion` + `kind`, served at exactly that version.
     pub fn by_api_version_kind(&self, api_version: &str, kind: &str) -> Option<&Resource> {
         let (group, version) = split_api_version(api_version);
-        self.list
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.kind == kind)
+        self.list.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
     }
 
     /// The preferred version of a group's kind.
@@ -439,9 +324,7 @@ impl ResourceSet {
     }
 
     pub fn in_group_version<'a>(&'a self, group: &'a str, version: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
-        self.list
-            .iter()
-            .filter(move |r| r.group == group && r.version == version)
+        self.list.iter().filter(move |r| r.group == group && r.version == version)
     }
 
     pub fn has_group_version(&self, group: &str, version: &str) -> bool {
@@ -537,20 +420,14 @@ pub fn api_versions(server_address: &str) -> Value {
 
 /// Legacy `/apis`: APIGroupList.
 pub fn api_group_list(set: &ResourceSet) -> Value {
-    let groups: Vec<Value> = set
-        .groups()
-        .into_iter()
-        .filter(|(g, _)| !g.is_empty())
-        .map(|(g, vs)| group_doc(&g, &vs))
-        .collect();
+    let groups: Vec<Value> =
+        set.groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_doc(&g, &vs)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 fn group_doc(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-        .collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
     let preferred = vs.first().cloned().unwrap_or(Value::Null);
     json!({"name": group, "versions": vs, "preferredVersion": preferred})
 }
@@ -606,11 +483,7 @@ pub fn api_resource_list(set: &ResourceSet, group: &str, version: &str) -> Optio
             }));
         }
     }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     let mut doc = json!({"kind": "APIResourceList", "groupVersion": gv, "resources": resources});
     if !group.is_empty() {
         doc["apiVersion"] = json!("v1");
@@ -629,10 +502,7 @@ mod tests {
         assert_eq!(d.qualified(), "deployments.apps");
         assert!(d.scale.is_some());
         assert!(set.by_plural("autoscaling", "v1", "horizontalpodautoscalers").is_some());
-        assert_eq!(
-            set.by_group_kind("autoscaling", "HorizontalPodAutoscaler").unwrap().version,
-            "v2"
-        );
+        assert_eq!(set.by_group_kind("autoscaling", "HorizontalPodAutoscaler").unwrap().version, "v2");
         assert!(set.by_api_version_kind("monitoring.coreos.com/v1", "ServiceMonitor").is_none());
     }
 

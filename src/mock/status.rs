@@ -11,7 +11,7 @@ pub struct StoreError {
     pub code: u16,
     pub reason: String,
     pub message: String,
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
 }
 
 impl std::fmt::Display for StoreError {
@@ -33,42 +33,33 @@ fn details(r: &Resource, name: &str) -> Value {
 
 impl StoreError {
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> StoreError {
-        StoreError {
-            code,
-            reason: reason.into(),
-            message: message.into(),
-            details: None,
-        }
+        StoreError { code, reason: reason.into(), message: message.into(), details: None }
     }
 
     pub fn not_found(r: &Resource, name: &str) -> StoreError {
         StoreError {
-            details: Some(details(r, name)),
+            details: Some(Box::new(details(r, name))),
             ..StoreError::new(404, "NotFound", format!("{} \"{name}\" not found", r.qualified()))
         }
     }
 
     pub fn namespace_not_found(ns: &str) -> StoreError {
         StoreError {
-            details: Some(json!({"name": ns, "kind": "namespaces"})),
+            details: Some(Box::new(json!({"name": ns, "kind": "namespaces"}))),
             ..StoreError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
         }
     }
 
     pub fn already_exists(r: &Resource, name: &str) -> StoreError {
         StoreError {
-            details: Some(details(r, name)),
-            ..StoreError::new(
-                409,
-                "AlreadyExists",
-                format!("{} \"{name}\" already exists", r.qualified()),
-            )
+            details: Some(Box::new(details(r, name))),
+            ..StoreError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", r.qualified()))
         }
     }
 
     pub fn conflict(r: &Resource, name: &str) -> StoreError {
         StoreError {
-            details: Some(details(r, name)),
+            details: Some(Box::new(details(r, name))),
             ..StoreError::new(
                 409,
                 "Conflict",
@@ -83,15 +74,8 @@ impl StoreError {
 
     /// 422 Invalid with one cause per (field, cause reason, message).
     pub fn invalid(r: &Resource, name: &str, causes: &[(&str, &str, String)]) -> StoreError {
-        let text: Vec<String> = causes
-            .iter()
-            .map(|(field, _, msg)| format!("{field}: {msg}"))
-            .collect();
-        let text = if text.len() == 1 {
-            text.join("")
-        } else {
-            format!("[{}]", text.join(", "))
-        };
+        let text: Vec<String> = causes.iter().map(|(field, _, msg)| format!("{field}: {msg}")).collect();
+        let text = if text.len() == 1 { text.join("") } else { format!("[{}]", text.join(", ")) };
         let mut d = json!({"name": name});
         if !r.group.is_empty() {
             d["group"] = json!(r.group);
@@ -102,12 +86,8 @@ impl StoreError {
             .map(|(field, reason, msg)| json!({"reason": reason, "message": msg, "field": field}))
             .collect();
         StoreError {
-            details: Some(d),
-            ..StoreError::new(
-                422,
-                "Invalid",
-                format!("{} \"{name}\" is invalid: {text}", r.qualified_kind()),
-            )
+            details: Some(Box::new(d)),
+            ..StoreError::new(422, "Invalid", format!("{} \"{name}\" is invalid: {text}", r.qualified_kind()))
         }
     }
 
@@ -116,25 +96,25 @@ impl StoreError {
     }
 
     pub fn method_not_allowed() -> StoreError {
-        StoreError::new(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-        )
+        StoreError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     }
 
     pub fn unsupported_media_type(content_type: &str) -> StoreError {
         StoreError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
         )
     }
 
     /// The answer for a path no resource serves.
     pub fn no_route() -> StoreError {
         StoreError {
-            details: Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})),
+            details: Some(Box::new(
+                json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]}),
+            )),
             ..StoreError::new(404, "NotFound", "the server could not find the requested resource")
         }
     }
@@ -158,7 +138,7 @@ impl StoreError {
             "reason": self.reason,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s["code"] = json!(self.code);
         s

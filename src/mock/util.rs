@@ -23,10 +23,7 @@ pub fn format_time(t: SystemTime, micros: bool) -> String {
     let (y, m, dd) = civil_from_days(days);
     let (h, mi, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     if micros {
-        format!(
-            "{y:04}-{m:02}-{dd:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
-            d.subsec_micros()
-        )
+        format!("{y:04}-{m:02}-{dd:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", d.subsec_micros())
     } else {
         format!("{y:04}-{m:02}-{dd:02}T{h:02}:{mi:02}:{s:02}Z")
     }
@@ -66,10 +63,7 @@ pub fn age(created: &str) -> String {
     let Some(t) = parse_time(created) else {
         return "<unknown>".into();
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
     let s = (now - t).max(0);
     match s {
         0..120 => format!("{s}s"),
@@ -108,12 +102,7 @@ pub fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.finish()
 }
 
@@ -126,14 +115,7 @@ pub fn new_uid() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 #[cfg(test)]

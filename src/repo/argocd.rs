@@ -43,9 +43,7 @@ pub(super) fn discover(repo: &Repo) -> Result<Vec<ArgoApp>> {
         for doc in docs {
             let v = &doc.value;
             let is_app = v.get("kind").and_then(Value::as_str) == Some("Application")
-                && v.get("apiVersion")
-                    .and_then(Value::as_str)
-                    .is_some_and(|a| a.starts_with("argoproj.io/"));
+                && v.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a.starts_with("argoproj.io/"));
             if !is_app {
                 continue;
             }
@@ -69,10 +67,7 @@ pub(super) fn discover(repo: &Repo) -> Result<Vec<ArgoApp>> {
                 }
             };
             one("/spec/source");
-            let n = v
-                .pointer("/spec/sources")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let n = v.pointer("/spec/sources").and_then(Value::as_array).map_or(0, Vec::len);
             for i in 0..n {
                 one(&format!("/spec/sources/{i}"));
             }
@@ -86,9 +81,7 @@ pub(super) fn discover(repo: &Repo) -> Result<Vec<ArgoApp>> {
                 destination_server: s("/spec/destination/server"),
                 destination_name: s("/spec/destination/name"),
                 destination_namespace: s("/spec/destination/namespace"),
-                automated: v
-                    .pointer("/spec/syncPolicy/automated")
-                    .is_some_and(|a| !a.is_null()),
+                automated: v.pointer("/spec/syncPolicy/automated").is_some_and(|a| !a.is_null()),
             });
         }
     }

@@ -53,11 +53,7 @@ pub struct Kustomization {
 
 /// Joins a repo-relative directory and a relative path, resolving `.` and `..` lexically.
 pub fn join(dir: &str, rel: &str) -> String {
-    let mut parts: Vec<&str> = if dir.is_empty() {
-        Vec::new()
-    } else {
-        dir.split('/').collect()
-    };
+    let mut parts: Vec<&str> = if dir.is_empty() { Vec::new() } else { dir.split('/').collect() };
     let mut ups = 0usize;
     for seg in rel.split('/') {
         match seg {
@@ -84,20 +80,13 @@ pub fn is_remote(entry: &str) -> bool {
         || entry.starts_with("git@")
         || entry.contains("?ref=")
         || entry.contains(".git//")
-        || ["github.com/", "gitlab.com/", "bitbucket.org/"]
-            .iter()
-            .any(|h| entry.starts_with(h))
+        || ["github.com/", "gitlab.com/", "bitbucket.org/"].iter().any(|h| entry.starts_with(h))
 }
 
 impl Kustomization {
     /// Reads the references out of a parsed kustomization. `is_dir` tells whether a
     /// repo-relative path is an existing directory.
-    pub fn from_doc(
-        dir: &str,
-        file: &str,
-        doc: &YamlDoc,
-        is_dir: &dyn Fn(&str) -> bool,
-    ) -> Kustomization {
+    pub fn from_doc(dir: &str, file: &str, doc: &YamlDoc, is_dir: &dyn Fn(&str) -> bool) -> Kustomization {
         let v = &doc.value;
         let mut k = Kustomization {
             dir: dir.to_string(),
@@ -122,30 +111,16 @@ impl Kustomization {
                 });
                 return;
             }
-            k.refs.push(Ref {
-                kind,
-                raw: raw.to_string(),
-                path: join(dir, raw),
-                line: line(&ptr),
-            });
+            k.refs.push(Ref { kind, raw: raw.to_string(), path: join(dir, raw), line: line(&ptr) });
         };
-        for (field, kind) in [
-            ("resources", RefKind::Resource),
-            ("bases", RefKind::Resource),
-            ("components", RefKind::Component),
-        ] {
+        for (field, kind) in
+            [("resources", RefKind::Resource), ("bases", RefKind::Resource), ("components", RefKind::Component)]
+        {
             for (i, e) in strings(v.get(field)) {
                 push(&mut k, kind, e, format!("/{field}/{i}"));
             }
         }
-        for field in [
-            "crds",
-            "configurations",
-            "patchesStrategicMerge",
-            "generators",
-            "transformers",
-            "validators",
-        ] {
+        for field in ["crds", "configurations", "patchesStrategicMerge", "generators", "transformers", "validators"] {
             for (i, e) in strings(v.get(field)) {
                 let kind = if field != "patchesStrategicMerge" && is_dir(&join(dir, e)) {
                     RefKind::Resource
@@ -175,19 +150,13 @@ impl Kustomization {
                 let secret = field == "secretGenerator";
                 for (j, f) in strings(item.get("files")) {
                     let path = f.split_once('=').map_or(f, |(_, p)| p);
-                    push(
-                        &mut k,
-                        RefKind::File,
-                        path,
-                        format!("/{field}/{i}/files/{j}"),
-                    );
+                    push(&mut k, RefKind::File, path, format!("/{field}/{i}/files/{j}"));
                     if secret {
                         k.secret_files.push(join(dir, path));
                     }
                 }
-                let mut envs: Vec<(String, &str)> = strings(item.get("envs"))
-                    .map(|(j, e)| (format!("/{field}/{i}/envs/{j}"), e))
-                    .collect();
+                let mut envs: Vec<(String, &str)> =
+                    strings(item.get("envs")).map(|(j, e)| (format!("/{field}/{i}/envs/{j}"), e)).collect();
                 if let Some(e) = item.get("env").and_then(Value::as_str) {
                     envs.push((format!("/{field}/{i}/env"), e));
                 }
@@ -212,7 +181,9 @@ impl Kustomization {
                 k.blockers.push(OfflineBlocker {
                     file: file.to_string(),
                     line: line(&format!("/helmCharts/{i}")),
-                    what: format!("Helm chart {name:?} (helmCharts) needs --enable-helm and the network; it is not built offline"),
+                    what: format!(
+                        "Helm chart {name:?} (helmCharts) needs --enable-helm and the network; it is not built offline"
+                    ),
                 });
             }
         }
@@ -221,11 +192,7 @@ impl Kustomization {
 }
 
 fn strings(v: Option<&Value>) -> impl Iterator<Item = (usize, &str)> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .filter_map(|(i, e)| e.as_str().map(|s| (i, s)))
+    v.and_then(Value::as_array).into_iter().flatten().enumerate().filter_map(|(i, e)| e.as_str().map(|s| (i, s)))
 }
 
 #[cfg(test)]
@@ -245,17 +212,9 @@ mod tests {
     fn reads_refs_and_blockers() {
         let text = "resources:\n- ../../base\n- ingress.yaml\n- https://github.com/x/y//z?ref=v1\ncomponents:\n- ../../../../components/tls\npatches:\n- path: patch.yaml\n- patch: |-\n    a: b\nconfigMapGenerator:\n- name: c\n  files:\n  - cfg=config.ini\nsecretGenerator:\n- name: s\n  literals:\n  - password=hunter22\n  envs:\n  - secret.env\nhelmCharts:\n- name: redis\n";
         let doc = &parse_documents(text).unwrap()[0];
-        let k = Kustomization::from_doc(
-            "apps/a/overlays/dev",
-            "apps/a/overlays/dev/kustomization.yaml",
-            doc,
-            &|_| false,
-        );
-        let paths: Vec<_> = k
-            .refs
-            .iter()
-            .map(|r| (r.kind, r.path.as_str(), r.line))
-            .collect();
+        let k =
+            Kustomization::from_doc("apps/a/overlays/dev", "apps/a/overlays/dev/kustomization.yaml", doc, &|_| false);
+        let paths: Vec<_> = k.refs.iter().map(|r| (r.kind, r.path.as_str(), r.line)).collect();
         assert_eq!(
             paths,
             vec![

@@ -77,10 +77,7 @@ impl Repo {
     pub fn load_with(root: &Path, config: Config) -> Result<Repo> {
         let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
         if !root.is_dir() {
-            return Err(Error::Usage(format!(
-                "{} is not a directory",
-                root.display()
-            )));
+            return Err(Error::Usage(format!("{} is not a directory", root.display())));
         }
         let ignore = GlobSet::new(&config.ignore)?;
         let mut files = BTreeMap::new();
@@ -89,39 +86,27 @@ impl Repo {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let path = e
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    return Err(Error::Io {
-                        path,
-                        source: e.into(),
-                    });
+                    let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                    return Err(Error::Io { path, source: e.into() });
                 }
             };
             let rel = rel_path(&root, entry.path());
             if entry.file_type().is_dir() {
                 let name = entry.file_name().to_string_lossy();
-                if entry.depth() > 0 && (SKIP_DIRS.contains(&name.as_ref()) || ignore.matches(&rel))
-                {
+                if entry.depth() > 0 && (SKIP_DIRS.contains(&name.as_ref()) || ignore.matches(&rel)) {
                     walker.skip_current_dir();
                 }
                 continue;
             }
             let name = entry.file_name().to_string_lossy();
-            let is_yaml =
-                name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization";
+            let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization";
             if !is_yaml || ignore.matches(&rel) || rel == crate::config::CONFIG_FILE {
                 continue;
             }
             let text = std::fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
             let docs = match std::str::from_utf8(&text) {
                 Ok(t) => yaml::parse_documents(t),
-                Err(e) => Err(YamlError {
-                    line: 1,
-                    column: 1,
-                    message: format!("not UTF-8 text: {e}"),
-                }),
+                Err(e) => Err(YamlError { line: 1, column: 1, message: format!("not UTF-8 text: {e}") }),
             };
             files.insert(rel.clone(), SourceFile { path: rel, docs });
         }
@@ -134,9 +119,7 @@ impl Repo {
             }
             let is_dir = |p: &str| root.join(p).is_dir();
             let k = match &file.docs {
-                Ok(docs) if !docs.is_empty() => {
-                    Kustomization::from_doc(dir, path, &docs[0], &is_dir)
-                }
+                Ok(docs) if !docs.is_empty() => Kustomization::from_doc(dir, path, &docs[0], &is_dir),
                 _ => Kustomization::from_doc(dir, path, &YamlDoc::empty(), &is_dir),
             };
             kustomizations.insert(dir.to_string(), k);
@@ -171,16 +154,9 @@ impl Repo {
 
     fn discover_layout(&mut self) -> Result<()> {
         let layout = &self.config.layout;
-        let base_patterns: Vec<PathPattern> = layout
-            .base
-            .iter()
-            .map(|p| PathPattern::new(p))
-            .collect::<Result<_>>()?;
-        let overlay_patterns: Vec<PathPattern> = layout
-            .overlays
-            .iter()
-            .map(|p| PathPattern::new(p))
-            .collect::<Result<_>>()?;
+        let base_patterns: Vec<PathPattern> = layout.base.iter().map(|p| PathPattern::new(p)).collect::<Result<_>>()?;
+        let overlay_patterns: Vec<PathPattern> =
+            layout.overlays.iter().map(|p| PathPattern::new(p)).collect::<Result<_>>()?;
         let mut referenced = BTreeSet::new();
         for k in self.kustomizations.values() {
             for r in &k.refs {
@@ -194,17 +170,11 @@ impl Repo {
             let overlay = overlay_patterns.iter().find_map(|p| p.captures(dir));
             let base = base_patterns.iter().find_map(|p| p.captures(dir));
             if let Some((Some(app), Some(env))) = &overlay {
-                let a = self.apps.entry(app.clone()).or_insert_with(|| App {
-                    name: app.clone(),
-                    ..App::default()
-                });
+                let a = self.apps.entry(app.clone()).or_insert_with(|| App { name: app.clone(), ..App::default() });
                 a.overlays.insert(env.clone(), dir.clone());
                 envs.insert(env.clone());
             } else if let Some((Some(app), _)) = &base {
-                let a = self.apps.entry(app.clone()).or_insert_with(|| App {
-                    name: app.clone(),
-                    ..App::default()
-                });
+                let a = self.apps.entry(app.clone()).or_insert_with(|| App { name: app.clone(), ..App::default() });
                 a.base.get_or_insert_with(|| dir.clone());
             }
             if k.is_component || referenced.contains(dir) {
@@ -215,18 +185,10 @@ impl Repo {
                 (None, Some((app, _))) => (app, None),
                 (None, None) => (None, None),
             };
-            self.leaves.push(Leaf {
-                dir: dir.clone(),
-                app,
-                env,
-            });
+            self.leaves.push(Leaf { dir: dir.clone(), app, env });
         }
         let configured: Vec<String> = self.config.environments.keys().cloned().collect();
-        self.environments = if configured.is_empty() {
-            envs.into_iter().collect()
-        } else {
-            configured
-        };
+        self.environments = if configured.is_empty() { envs.into_iter().collect() } else { configured };
         Ok(())
     }
 
@@ -250,23 +212,13 @@ impl Repo {
     /// Finds the source document a rendered object most likely came from, among the
     /// resource files a leaf reaches: exact kind and name first, then a name that the
     /// rendered one contains (namePrefix/nameSuffix), then patches naming it.
-    pub fn locate_source<'a>(
-        &'a self,
-        closure: &'a Closure,
-        kind: &str,
-        name: &str,
-    ) -> Option<(&'a str, &'a YamlDoc)> {
+    pub fn locate_source<'a>(&'a self, closure: &'a Closure, kind: &str, name: &str) -> Option<(&'a str, &'a YamlDoc)> {
         let candidates = |files: &'a BTreeSet<String>, exact: bool| {
             files.iter().find_map(move |f| {
                 self.docs(f).iter().find_map(|d| {
                     let k = d.value.get("kind").and_then(Value::as_str)?;
                     let n = d.value.pointer("/metadata/name").and_then(Value::as_str)?;
-                    let hit = k == kind
-                        && if exact {
-                            n == name
-                        } else {
-                            !n.is_empty() && name.contains(n)
-                        };
+                    let hit = k == kind && if exact { n == name } else { !n.is_empty() && name.contains(n) };
                     hit.then_some((f.as_str(), d))
                 })
             })
@@ -277,14 +229,48 @@ impl Repo {
             .or_else(|| candidates(&closure.files, false))
     }
 
-    /// For an object made by a configMapGenerator or secretGenerator: the kustomization
-    /// file and line of the generator entry (rendered names carry a hash suffix).
-    pub fn locate_generator<'a>(
+    /// The patch file that sets the field at `pointer` of a rendered object, if one does:
+    /// a strategic-merge patch of the same kind and name holding that field, or a JSON6902
+    /// patch with an operation on that path. Patches in the leaf's own directory win.
+    pub fn locate_patch<'a>(
         &'a self,
         closure: &'a Closure,
+        leaf_dir: &str,
         kind: &str,
         name: &str,
+        pointer: &str,
     ) -> Option<(&'a str, u32)> {
+        if pointer.is_empty() {
+            return None;
+        }
+        let prefix = format!("{leaf_dir}/");
+        let is_kustomization = |f: &str| self.kustomizations.get(split_dir(f).0).is_some_and(|k| k.file == f);
+        let mut patches: Vec<&String> =
+            closure.files.iter().filter(|f| !closure.resource_files.contains(*f) && !is_kustomization(f)).collect();
+        patches.sort_by_key(|f| !f.starts_with(&prefix));
+        for f in patches {
+            for d in self.docs(f) {
+                let v = &d.value;
+                let smp = v.get("kind").and_then(Value::as_str) == Some(kind)
+                    && v.pointer("/metadata/name").and_then(Value::as_str) == Some(name);
+                if smp && d.has_pointer(pointer) {
+                    return Some((f.as_str(), d.line_of(pointer)));
+                }
+                if let Some(ops) = v.as_array() {
+                    for (i, op) in ops.iter().enumerate() {
+                        if op.get("path").and_then(Value::as_str) == Some(pointer) {
+                            return Some((f.as_str(), d.line_of(&format!("/{i}/path"))));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// For an object made by a configMapGenerator or secretGenerator: the kustomization
+    /// file and line of the generator entry (rendered names carry a hash suffix).
+    pub fn locate_generator<'a>(&'a self, closure: &'a Closure, kind: &str, name: &str) -> Option<(&'a str, u32)> {
         let field = match kind {
             "ConfigMap" => "configMapGenerator",
             "Secret" => "secretGenerator",
@@ -292,11 +278,7 @@ impl Repo {
         };
         let mut best: Option<(&str, u32, usize)> = None;
         for f in &closure.files {
-            let Some(k) = self
-                .kustomizations
-                .get(split_dir(f).0)
-                .filter(|k| &k.file == f)
-            else {
+            let Some(k) = self.kustomizations.get(split_dir(f).0).filter(|k| &k.file == f) else {
                 continue;
             };
             let Some(doc) = self.docs(&k.file).first() else {
@@ -312,11 +294,7 @@ impl Repo {
                 if name == g || name.starts_with(&format!("{g}-")) || name.contains(g) {
                     // the longest generator name that fits is the one that made it
                     if best.is_none_or(|b| g.len() > b.2) {
-                        best = Some((
-                            k.file.as_str(),
-                            doc.line_of(&format!("/{field}/{i}")),
-                            g.len(),
-                        ));
+                        best = Some((k.file.as_str(), doc.line_of(&format!("/{field}/{i}")), g.len()));
                     }
                 }
             }
@@ -328,24 +306,18 @@ impl Repo {
     /// files included).
     pub fn changed_since(&self, rev: &str) -> Result<BTreeSet<String>> {
         let git = git2::Repository::discover(&self.root)?;
-        let workdir = git
-            .workdir()
-            .ok_or_else(|| Error::Git("bare repository has no working tree".into()))?;
+        let workdir = git.workdir().ok_or_else(|| Error::Git("bare repository has no working tree".into()))?;
         let workdir = workdir.canonicalize().map_err(|e| Error::io(workdir, e))?;
         let prefix = rel_path(&workdir, &self.root);
-        let obj = git
-            .revparse_single(rev)
-            .map_err(|e| Error::Usage(format!("--changed-since {rev}: {}", e.message())))?;
+        let obj =
+            git.revparse_single(rev).map_err(|e| Error::Usage(format!("--changed-since {rev}: {}", e.message())))?;
         let tree = obj.peel_to_tree()?;
         let mut opts = git2::DiffOptions::new();
         opts.include_untracked(true).recurse_untracked_dirs(true);
         let diff = git.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))?;
         let mut out = BTreeSet::new();
         for delta in diff.deltas() {
-            for f in [delta.old_file().path(), delta.new_file().path()]
-                .into_iter()
-                .flatten()
-            {
+            for f in [delta.old_file().path(), delta.new_file().path()].into_iter().flatten() {
                 let p = f.to_string_lossy().replace('\\', "/");
                 let rel = if prefix.is_empty() {
                     Some(p.as_str())
@@ -412,10 +384,7 @@ fn closure_of(
 
 /// Repo-relative path with `/` separators.
 pub fn rel_path(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .replace('\\', "/")
+    path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/")
 }
 
 /// Splits a repo-relative path into directory and file name.

@@ -25,12 +25,7 @@ pub struct YamlDoc {
 impl YamlDoc {
     /// An empty mapping, standing in for a file that does not parse.
     pub fn empty() -> YamlDoc {
-        YamlDoc {
-            index: 0,
-            line: 1,
-            value: Value::Object(Map::new()),
-            lines: BTreeMap::new(),
-        }
+        YamlDoc { index: 0, line: 1, value: Value::Object(Map::new()), lines: BTreeMap::new() }
     }
 
     /// Line of the node at `pointer`, or of its nearest ancestor that has one.
@@ -63,11 +58,7 @@ pub struct YamlError {
 
 impl std::fmt::Display for YamlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "line {} column {}: {}",
-            self.line, self.column, self.message
-        )
+        write!(f, "line {} column {}: {}", self.line, self.column, self.message)
     }
 }
 
@@ -100,25 +91,14 @@ fn parse(text: &str, with_lines: bool) -> Result<Vec<YamlDoc>, YamlError> {
         if value.is_null() {
             continue;
         }
-        docs.push(YamlDoc {
-            index,
-            line: node.span.start.line() as u32,
-            value,
-            lines,
-        });
+        docs.push(YamlDoc { index, line: node.span.start.line() as u32, value, lines });
     }
     Ok(docs)
 }
 
-fn convert(
-    node: &MarkedYaml,
-    ptr: &mut String,
-    mut lines: Option<&mut BTreeMap<String, u32>>,
-) -> Value {
+fn convert(node: &MarkedYaml, ptr: &mut String, mut lines: Option<&mut BTreeMap<String, u32>>) -> Value {
     match &node.data {
-        YamlData::Representation(text, style, tag) => {
-            scalar(text, *style, tag.as_ref().map(|t| t.suffix.as_str()))
-        }
+        YamlData::Representation(text, style, tag) => scalar(text, *style, tag.as_ref().map(|t| t.suffix.as_str())),
         YamlData::Value(s) => scalar_value(s),
         YamlData::Tagged(tag, inner) => {
             let v = convert(inner, ptr, lines);
@@ -181,9 +161,7 @@ fn scalar_value(s: &saphyr::Scalar) -> Value {
         saphyr::Scalar::Null => Value::Null,
         saphyr::Scalar::Boolean(b) => Value::Bool(*b),
         saphyr::Scalar::Integer(i) => Value::from(*i),
-        saphyr::Scalar::FloatingPoint(f) => {
-            Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number)
-        }
+        saphyr::Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number),
         saphyr::Scalar::String(s) => Value::String(s.to_string()),
     }
 }
@@ -215,11 +193,7 @@ pub fn resolve_plain(text: &str) -> Value {
     };
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         let parsed = if digits.len() > 1 && digits.starts_with('0') {
-            if digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-                i64::from_str_radix(digits, 8).ok()
-            } else {
-                None
-            }
+            if digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) { i64::from_str_radix(digits, 8).ok() } else { None }
         } else {
             digits.parse::<i64>().ok()
         };
@@ -293,10 +267,7 @@ mod tests {
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].line, 2);
-        assert_eq!(
-            docs[0].value["data"],
-            json!({"mode": 420, "port": "8080", "n": 8080, "on": "yes", "f": 1.5})
-        );
+        assert_eq!(docs[0].value["data"], json!({"mode": 420, "port": "8080", "n": 8080, "on": "yes", "f": 1.5}));
         assert_eq!(docs[0].line_of("/metadata/name"), 5);
         assert_eq!(docs[0].line_of("/data/mode"), 7);
         assert_eq!(docs[0].line_of("/data/missing/deeper"), 6);

@@ -23,11 +23,7 @@ struct Style {
 
 impl Style {
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.on {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
+        if self.on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
     }
     fn severity(&self, s: Severity) -> String {
         match s {
@@ -72,27 +68,12 @@ fn text(report: &ValidationReport, color: bool) -> String {
     let mut out = String::new();
     let mut groups: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
     for f in &report.findings {
-        groups
-            .entry(f.app.as_deref().unwrap_or("(no app)"))
-            .or_default()
-            .push(f);
+        groups.entry(f.app.as_deref().unwrap_or("(no app)")).or_default().push(f);
     }
     for (app, findings) in &groups {
-        let errors = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        let warnings = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Warning)
-            .count();
-        let _ = writeln!(
-            out,
-            "{} ({}, {})",
-            st.paint("1", app),
-            count(errors, "error"),
-            count(warnings, "warning")
-        );
+        let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+        let warnings = findings.iter().filter(|f| f.severity == Severity::Warning).count();
+        let _ = writeln!(out, "{} ({}, {})", st.paint("1", app), count(errors, "error"), count(warnings, "warning"));
         for f in findings {
             let scope = match (&f.env, &f.object) {
                 (Some(e), Some(o)) => format!(" [{e}] {o}:"),
@@ -113,11 +94,7 @@ fn text(report: &ValidationReport, color: bool) -> String {
         out.push('\n');
     }
     let s = &report.summary;
-    let verdict = if report.has_errors() {
-        st.paint("1;31", "FAILED")
-    } else {
-        st.paint("1;32", "OK")
-    };
+    let verdict = if report.has_errors() { st.paint("1;31", "FAILED") } else { st.paint("1;32", "OK") };
     let _ = writeln!(
         out,
         "{verdict}: {}, {}. Overlays: {} checked, {} built, {} failed, {} skipped (offline); {} objects; {} files; {} Argo CD applications. kustomize: {} runs, {} cached.",
@@ -137,11 +114,7 @@ fn text(report: &ValidationReport, color: bool) -> String {
 }
 
 fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 fn rule_text(id: &str) -> &'static str {
@@ -159,10 +132,8 @@ fn rule_text(id: &str) -> &'static str {
 }
 
 fn sarif(report: &ValidationReport) -> Value {
-    let rules: Vec<Value> = CHECKS
-        .iter()
-        .map(|id| json!({"id": id, "name": id, "shortDescription": {"text": rule_text(id)}}))
-        .collect();
+    let rules: Vec<Value> =
+        CHECKS.iter().map(|id| json!({"id": id, "name": id, "shortDescription": {"text": rule_text(id)}})).collect();
     let results: Vec<Value> = report
         .findings
         .iter()

@@ -53,10 +53,15 @@ impl Tool for ArgocdAppStatus {
         let c = ctx.clone();
         let repo = blocking(move || Ok(c.load_repo()?)).await?;
         let env = target_envs(&repo, std::slice::from_ref(&args.env))?.remove(0);
-        let client = ctx.clusters()?.client(&repo.config.context_for(&env)).await.map_err(|e| ToolError::new(e.to_string()))?;
+        let client =
+            ctx.clusters()?.client(&repo.config.context_for(&env)).await.map_err(|e| ToolError::new(e.to_string()))?;
         let ns = args.namespace.clone().unwrap_or_else(|| "argocd".into());
-        let (ar, caps) = cluster::resolve(&client, "Application", Some("argoproj.io/v1alpha1")).await.map_err(|e| ToolError::new(format!("{e} (is Argo CD installed in this cluster?)")))?;
-        let objs = cluster::query(&client, &ar, &caps, Some(&ns), Some(&args.name), None).await.map_err(|e| ToolError::new(e.to_string()))?;
+        let (ar, caps) = cluster::resolve(&client, "Application", Some("argoproj.io/v1alpha1"))
+            .await
+            .map_err(|e| ToolError::new(format!("{e} (is Argo CD installed in this cluster?)")))?;
+        let objs = cluster::query(&client, &ar, &caps, Some(&ns), Some(&args.name), None)
+            .await
+            .map_err(|e| ToolError::new(e.to_string()))?;
         let app = objs.into_iter().next().unwrap_or(Value::Null);
         let p = |ptr: &str| app.pointer(ptr).cloned().unwrap_or(Value::Null);
         Ok(Output {

@@ -68,7 +68,15 @@ impl Tool for ClusterQuery {
         let results = clusters
             .run_all(&contexts, |client| async move {
                 let (ar, caps) = cluster::resolve(&client, &a.kind, a.api_version.as_deref()).await?;
-                cluster::query(&client, &ar, &caps, a.namespace.as_deref(), a.name.as_deref(), a.label_selector.as_deref()).await
+                cluster::query(
+                    &client,
+                    &ar,
+                    &caps,
+                    a.namespace.as_deref(),
+                    a.name.as_deref(),
+                    a.label_selector.as_deref(),
+                )
+                .await
             })
             .await;
         let clusters = envs

@@ -45,20 +45,12 @@ impl Tool for KustomizeBuild {
             let repo = ctx.load_repo()?;
             let dir = crate::repo::kustomization::join("", &args.overlay);
             if dir.starts_with("..") {
-                return Err(ToolError::new(format!(
-                    "{} is outside the repo",
-                    args.overlay
-                )));
+                return Err(ToolError::new(format!("{} is outside the repo", args.overlay)));
             }
             if !repo.kustomizations.contains_key(&dir) {
                 return Err(ToolError::new(format!(
                     "{dir} has no kustomization.yaml; kustomizations: {}",
-                    repo.leaves
-                        .iter()
-                        .take(20)
-                        .map(|l| l.dir.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    repo.leaves.iter().take(20).map(|l| l.dir.as_str()).collect::<Vec<_>>().join(", ")
                 )));
             }
             let closure = repo.closure(&dir);
@@ -73,12 +65,7 @@ impl Tool for KustomizeBuild {
                         line: Some(b.line),
                     })
                     .collect();
-                return Ok(Output {
-                    overlay: dir,
-                    objects: Vec::new(),
-                    errors,
-                    cached: false,
-                });
+                return Ok(Output { overlay: dir, objects: Vec::new(), errors, cached: false });
             }
             let engine = ctx.engine(&repo)?;
             let out = engine.build(&repo, &dir);
@@ -93,12 +80,7 @@ impl Tool for KustomizeBuild {
             let objects = crate::repo::yaml::parse_values(&out.stdout)
                 .map_err(|e| ToolError::new(format!("kustomize output does not parse: {e}")))?;
             objects.iter().for_each(|o| ctx.redactor().learn_object(o));
-            Ok(Output {
-                overlay: dir,
-                objects,
-                errors: Vec::new(),
-                cached: out.cached,
-            })
+            Ok(Output { overlay: dir, objects, errors: Vec::new(), cached: out.cached })
         })
         .await
     }

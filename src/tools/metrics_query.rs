@@ -49,7 +49,9 @@ impl Tool for MetricsQuery {
         let repo = blocking(move || Ok(c.load_repo()?)).await?;
         let env = target_envs(&repo, std::slice::from_ref(&args.env))?.remove(0);
         let endpoint = endpoint_for(ctx, &repo, &env).await?;
-        let result = metrics::query(&endpoint, &args.query, args.time, args.range).await.map_err(|e| ToolError::new(e.to_string()))?;
+        let result = metrics::query(&endpoint, &args.query, args.time, args.range)
+            .await
+            .map_err(|e| ToolError::new(e.to_string()))?;
         Ok(Output { env, endpoint: format!("{endpoint:?}"), result })
     }
 }
@@ -60,7 +62,13 @@ pub async fn endpoint_for(ctx: &ToolCtx, repo: &crate::repo::Repo, env: &str) ->
     if let Some(url) = repo.config.environments.get(env).and_then(|e| e.prometheus_url.clone()) {
         return Ok(Endpoint::Url(url));
     }
-    let client = ctx.clusters()?.client(&repo.config.context_for(env)).await.map_err(|e| ToolError::new(e.to_string()))?;
+    let client =
+        ctx.clusters()?.client(&repo.config.context_for(env)).await.map_err(|e| ToolError::new(e.to_string()))?;
     let p = &repo.config.prometheus;
-    Ok(Endpoint::ServiceProxy { client, namespace: p.namespace.clone(), service: p.service.clone(), port: p.port.clone() })
+    Ok(Endpoint::ServiceProxy {
+        client,
+        namespace: p.namespace.clone(),
+        service: p.service.clone(),
+        port: p.port.clone(),
+    })
 }

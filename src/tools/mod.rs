@@ -28,9 +28,7 @@ use crate::kustomize::{Engine, Kustomize};
 use crate::repo::Repo;
 
 /// What running a tool may change. Approval decisions come from this, never from a model.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub enum Effect {
     ReadOnly,
@@ -48,10 +46,7 @@ pub struct ToolError {
 
 impl ToolError {
     pub fn new(public: impl Into<String>) -> ToolError {
-        ToolError {
-            public: public.into(),
-            internal: None,
-        }
+        ToolError { public: public.into(), internal: None }
     }
 }
 
@@ -98,11 +93,7 @@ impl ToolCtx {
                 repo_root: repo_root.to_path_buf(),
                 kustomize: opts.kustomize,
                 cache_dir: opts.cache_dir,
-                jobs: if opts.jobs == 0 {
-                    crate::kustomize::default_jobs()
-                } else {
-                    opts.jobs
-                },
+                jobs: if opts.jobs == 0 { crate::kustomize::default_jobs() } else { opts.jobs },
                 kubeconfig: opts.kubeconfig,
                 redactor: Arc::new(Redactor::new()),
                 engine: OnceLock::new(),
@@ -134,24 +125,14 @@ impl ToolCtx {
     pub fn engine(&self, repo: &Repo) -> Result<Arc<Engine>, Error> {
         let r = self.inner.engine.get_or_init(|| {
             let explicit = self.inner.kustomize.clone().or_else(|| {
-                repo.config.kustomize.as_ref().map(|p| {
-                    if p.is_absolute() {
-                        p.clone()
-                    } else {
-                        repo.root.join(p)
-                    }
-                })
+                repo.config.kustomize.as_ref().map(|p| if p.is_absolute() { p.clone() } else { repo.root.join(p) })
             });
             Kustomize::locate(explicit.as_deref())
                 .map(|k| Arc::new(Engine::new(k, self.inner.cache_dir.clone())))
                 .map_err(|e| e.to_string())
         });
         r.clone().map_err(|m| {
-            if m == Error::KustomizeNotFound.to_string() {
-                Error::KustomizeNotFound
-            } else {
-                Error::Usage(m)
-            }
+            if m == Error::KustomizeNotFound.to_string() { Error::KustomizeNotFound } else { Error::Usage(m) }
         })
     }
 }
@@ -174,7 +155,10 @@ pub fn target_envs(repo: &Repo, asked: &[String]) -> Result<Vec<String>, ToolErr
     }
     for e in asked {
         if !repo.environments.contains(e) {
-            return Err(ToolError::new(format!("unknown environment {e:?}; environments: {}", repo.environments.join(", "))));
+            return Err(ToolError::new(format!(
+                "unknown environment {e:?}; environments: {}",
+                repo.environments.join(", ")
+            )));
         }
     }
     Ok(asked.to_vec())
@@ -211,11 +195,7 @@ pub trait Tool: Send + Sync + 'static {
     fn effect(&self) -> Effect {
         Effect::WritesCluster
     }
-    fn call(
-        &self,
-        ctx: &ToolCtx,
-        args: Self::Args,
-    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+    fn call(&self, ctx: &ToolCtx, args: Self::Args) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -225,11 +205,7 @@ trait ErasedTool: Send + Sync {
     fn description(&self) -> &'static str;
     fn effect(&self) -> Effect;
     fn parameters(&self) -> Value;
-    fn call_json<'a>(
-        &'a self,
-        ctx: &'a ToolCtx,
-        args: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>>;
+    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>>;
 }
 
 impl<T: Tool> ErasedTool for T {
@@ -245,14 +221,10 @@ impl<T: Tool> ErasedTool for T {
     fn parameters(&self) -> Value {
         parameters_schema::<T::Args>()
     }
-    fn call_json<'a>(
-        &'a self,
-        ctx: &'a ToolCtx,
-        args: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
-            let args: T::Args = serde_json::from_value(args)
-                .map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
+            let args: T::Args =
+                serde_json::from_value(args).map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
             let out = Tool::call(self, ctx, args).await?;
             serde_json::to_value(out).map_err(|e| ToolError {
                 public: "the tool's output could not be encoded".into(),
@@ -265,8 +237,7 @@ impl<T: Tool> ErasedTool for T {
 /// The JSON Schema of a tool's arguments: subschemas inlined, no `$schema` or `title`, so
 /// it can go to a model as function parameters as it is.
 pub fn parameters_schema<A: JsonSchema>() -> Value {
-    let settings =
-        schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
     let schema = settings.into_generator().into_root_schema_for::<A>();
     let mut v = schema.to_value();
     if let Some(m) = v.as_object_mut() {
@@ -298,9 +269,7 @@ pub struct ToolRegistry {
 
 impl ToolRegistry {
     pub fn empty() -> ToolRegistry {
-        ToolRegistry {
-            entries: Vec::new(),
-        }
+        ToolRegistry { entries: Vec::new() }
     }
 
     /// The built-in catalog.
@@ -320,11 +289,7 @@ impl ToolRegistry {
         let parameters = ErasedTool::parameters(&tool);
         let validator = jsonschema::validator_for(&parameters).ok();
         self.entries.retain(|e| e.tool.name() != Tool::name(&tool));
-        self.entries.push(Entry {
-            tool: Box::new(tool),
-            parameters,
-            validator,
-        });
+        self.entries.push(Entry { tool: Box::new(tool), parameters, validator });
         self.entries.sort_by_key(|e| e.tool.name());
     }
 
@@ -348,47 +313,27 @@ impl ToolRegistry {
     pub fn validate_args(&self, name: &str, args: &Value) -> Result<(), ToolError> {
         let e = self.entry(name)?;
         let Some(v) = &e.validator else {
-            return Err(ToolError {
-                public: format!("tool {name} has no usable schema"),
-                internal: None,
-            });
+            return Err(ToolError { public: format!("tool {name} has no usable schema"), internal: None });
         };
         let errors: Vec<String> = v
             .iter_errors(args)
             .map(|err| {
                 let at = err.instance_path().to_string();
-                format!(
-                    "{}: {}",
-                    if at.is_empty() {
-                        "(arguments)".to_string()
-                    } else {
-                        at
-                    },
-                    err
-                )
+                format!("{}: {}", if at.is_empty() { "(arguments)".to_string() } else { at }, err)
             })
             .collect();
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ToolError::new(format!(
-                "invalid arguments for {name}: {}",
-                errors.join("; ")
-            )))
+            Err(ToolError::new(format!("invalid arguments for {name}: {}", errors.join("; "))))
         }
     }
 
     fn entry(&self, name: &str) -> Result<&Entry, ToolError> {
-        self.entries
-            .iter()
-            .find(|e| e.tool.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.entries.iter().map(|e| e.tool.name()).collect();
-                ToolError::new(format!(
-                    "unknown tool {name:?}; tools: {}",
-                    names.join(", ")
-                ))
-            })
+        self.entries.iter().find(|e| e.tool.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = self.entries.iter().map(|e| e.tool.name()).collect();
+            ToolError::new(format!("unknown tool {name:?}; tools: {}", names.join(", ")))
+        })
     }
 
     /// Validates and runs one tool, JSON in and JSON out. The output is redacted. Approval
@@ -422,10 +367,7 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, ToolError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ToolError {
-            public: "the tool stopped unexpectedly".into(),
-            internal: Some(e.to_string()),
-        })?
+        .map_err(|e| ToolError { public: "the tool stopped unexpectedly".into(), internal: Some(e.to_string()) })?
 }
 
 #[cfg(test)]
@@ -460,13 +402,8 @@ mod tests {
     fn undeclared_effect_is_the_most_dangerous() {
         let mut r = ToolRegistry::empty();
         r.register(Careless);
-        assert_eq!(
-            r.get("careless").map(|t| t.effect),
-            Some(Effect::WritesCluster)
-        );
-        assert!(
-            Effect::WritesCluster > Effect::WritesRepo && Effect::WritesRepo > Effect::ReadOnly
-        );
+        assert_eq!(r.get("careless").map(|t| t.effect), Some(Effect::WritesCluster));
+        assert!(Effect::WritesCluster > Effect::WritesRepo && Effect::WritesRepo > Effect::ReadOnly);
     }
 
     #[tokio::test]
@@ -474,40 +411,15 @@ mod tests {
         let mut r = ToolRegistry::empty();
         r.register(Careless);
         let ctx = ToolCtx::new(Path::new("."), CtxOptions::default());
-        assert_eq!(
-            r.call(&ctx, "careless", serde_json::json!({"count": 4}))
-                .await
-                .ok(),
-            Some(serde_json::json!(8))
-        );
-        let e = r
-            .call(
-                &ctx,
-                "careless",
-                serde_json::json!({"count": 4, "extra": 1}),
-            )
-            .await
-            .unwrap_err();
+        assert_eq!(r.call(&ctx, "careless", serde_json::json!({"count": 4})).await.ok(), Some(serde_json::json!(8)));
+        let e = r.call(&ctx, "careless", serde_json::json!({"count": 4, "extra": 1})).await.unwrap_err();
         assert!(e.public.contains("extra"), "{}", e.public);
-        let e = r
-            .call(&ctx, "careless", serde_json::json!({"count": "four"}))
-            .await
-            .unwrap_err();
+        let e = r.call(&ctx, "careless", serde_json::json!({"count": "four"})).await.unwrap_err();
         assert!(e.public.contains("/count"), "{}", e.public);
-        let e = r
-            .call(&ctx, "careless", serde_json::json!({}))
-            .await
-            .unwrap_err();
+        let e = r.call(&ctx, "careless", serde_json::json!({})).await.unwrap_err();
         assert!(e.public.contains("count"), "{}", e.public);
-        let e = r
-            .call(&ctx, "nope", serde_json::json!({}))
-            .await
-            .unwrap_err();
-        assert!(
-            e.public.contains("unknown tool") && e.public.contains("careless"),
-            "{}",
-            e.public
-        );
+        let e = r.call(&ctx, "nope", serde_json::json!({})).await.unwrap_err();
+        assert!(e.public.contains("unknown tool") && e.public.contains("careless"), "{}", e.public);
     }
 
     #[test]

@@ -105,21 +105,14 @@ struct Filter {
 impl Filter {
     fn object(&self, obj: &Value) -> bool {
         let r = ObjectRef::of(obj);
-        if self
-            .kind
-            .as_ref()
-            .is_some_and(|k| !r.kind.eq_ignore_ascii_case(k))
-        {
+        if self.kind.as_ref().is_some_and(|k| !r.kind.eq_ignore_ascii_case(k)) {
             return false;
         }
         if self.name.as_ref().is_some_and(|n| !n.is_match(&r.name)) {
             return false;
         }
         if let Some((k, v)) = &self.label {
-            let got = obj
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(k))
-                .and_then(Value::as_str);
+            let got = obj.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str);
             if got.is_none() || v.as_ref().is_some_and(|v| got != Some(v.as_str())) {
                 return false;
             }
@@ -137,18 +130,10 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
         None => None,
     };
     let label = args.label.as_ref().map(|l| match l.split_once('=') {
-        Some((k, v)) => (
-            k.trim().to_string(),
-            Some(v.trim_start_matches('=').trim().to_string()),
-        ),
+        Some((k, v)) => (k.trim().to_string(), Some(v.trim_start_matches('=').trim().to_string())),
         None => (l.trim().to_string(), None),
     });
-    let filter = Filter {
-        kind: args.kind.clone(),
-        name,
-        label,
-        text: args.text.as_ref().map(|t| t.to_lowercase()),
-    };
+    let filter = Filter { kind: args.kind.clone(), name, label, text: args.text.as_ref().map(|t| t.to_lowercase()) };
     let leaves: Vec<&Leaf> = repo
         .leaves
         .iter()
@@ -163,13 +148,7 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
         let files: BTreeSet<&str> = if args.app.is_some() || args.env.is_some() {
             leaves
                 .iter()
-                .flat_map(|l| {
-                    repo.closure(&l.dir)
-                        .files
-                        .iter()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                })
+                .flat_map(|l| repo.closure(&l.dir).files.iter().cloned().collect::<Vec<_>>())
                 .filter_map(|f| repo.files.get_key_value(&f).map(|(k, _)| k.as_str()))
                 .collect()
         } else {
@@ -191,10 +170,7 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
                         if !filter.object(&d.value) {
                             continue;
                         }
-                    } else if filter.kind.is_some()
-                        || filter.name.is_some()
-                        || filter.label.is_some()
-                    {
+                    } else if filter.kind.is_some() || filter.name.is_some() || filter.label.is_some() {
                         continue;
                     }
                     matches.push(Match {
@@ -209,10 +185,7 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
                     });
                 }
             } else {
-                for d in docs
-                    .iter()
-                    .filter(|d| d.value.get("kind").is_some() && filter.object(&d.value))
-                {
+                for d in docs.iter().filter(|d| d.value.get("kind").is_some() && filter.object(&d.value)) {
                     matches.push(Match {
                         r#where: "source",
                         file: Some(f.to_string()),
@@ -238,10 +211,7 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
             let out = engine.build(repo, &leaf.dir);
             if let Some(e) = out.error {
                 let e = crate::kustomize::classify(&e, repo, &leaf.dir);
-                errors.push(format!(
-                    "{}: build failed ({}): {}",
-                    leaf.dir, e.class, e.message
-                ));
+                errors.push(format!("{}: build failed ({}): {}", leaf.dir, e.class, e.message));
                 continue;
             }
             let objects = crate::repo::yaml::parse_values(&out.stdout).unwrap_or_default();
@@ -276,9 +246,5 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
     }
     let truncated = matches.len() > limit;
     matches.truncate(limit);
-    Ok(Output {
-        matches,
-        truncated,
-        errors,
-    })
+    Ok(Output { matches, truncated, errors })
 }

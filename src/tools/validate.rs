@@ -18,23 +18,12 @@ impl Tool for Validate {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(
-        &self,
-        ctx: &ToolCtx,
-        args: ValidateRequest,
-    ) -> Result<ValidationReport, ToolError> {
+    async fn call(&self, ctx: &ToolCtx, args: ValidateRequest) -> Result<ValidationReport, ToolError> {
         let ctx = ctx.clone();
         blocking(move || {
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
-            Ok(validate::run(
-                &repo,
-                &engine,
-                ctx.redactor(),
-                &args,
-                ctx.jobs(),
-                &|_, _| {},
-            )?)
+            Ok(validate::run(&repo, &engine, ctx.redactor(), &args, ctx.jobs(), &|_, _| {})?)
         })
         .await
     }

@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cluster::prereq::{self, Need};
+use crate::cluster::{ClusterError, ClusterSet};
 use crate::config::Severity;
 use crate::error::Result;
 use crate::k8s::redact::Redactor;
@@ -17,8 +19,6 @@ use crate::k8s::schema::{SchemaOutcome, SchemaSet};
 use crate::k8s::{self, ObjectRef};
 use crate::kustomize::{Engine, classify};
 use crate::repo::argocd::normalize_repo_url;
-use crate::cluster::prereq::{self, Need};
-use crate::cluster::{ClusterError, ClusterSet};
 use crate::repo::{Closure, Leaf, Repo};
 
 /// Check ids, stable across releases.
@@ -147,11 +147,7 @@ pub fn run_collect(
         .iter()
         .filter(|l| req.env.is_empty() || l.env.as_ref().is_some_and(|e| req.env.contains(e)))
         .filter(|l| req.app.is_empty() || l.app.as_ref().is_some_and(|a| req.app.contains(a)))
-        .filter(|l| {
-            changed
-                .as_ref()
-                .is_none_or(|c| repo.closure(&l.dir).files.iter().any(|f| c.contains(f)))
-        })
+        .filter(|l| changed.as_ref().is_none_or(|c| repo.closure(&l.dir).files.iter().any(|f| c.contains(f))))
         .collect();
     let filtered = !req.env.is_empty() || !req.app.is_empty() || changed.is_some();
 
@@ -169,12 +165,7 @@ pub fn run_collect(
             }
         }
         if let Some(c) = &changed {
-            scope.extend(
-                repo.files
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|f| c.contains(*f)),
-            );
+            scope.extend(repo.files.keys().map(String::as_str).filter(|f| c.contains(*f)));
         }
     } else {
         scope.extend(repo.files.keys().map(String::as_str));
@@ -234,11 +225,7 @@ pub fn run_collect(
             })
             .collect()
     });
-    let mut summary = Summary {
-        overlays: total,
-        files: scope.len(),
-        ..Summary::default()
-    };
+    let mut summary = Summary { overlays: total, files: scope.len(), ..Summary::default() };
     let mut needs = Vec::new();
     for r in per_leaf {
         needs.extend(r.needs);
@@ -282,7 +269,13 @@ impl ValidationReport {
 /// cluster-prereq: checks every need against the cluster of its environment (each cluster
 /// read once, all concurrently) and adds findings to the report. An unreachable cluster is
 /// one error finding for its environment; the other clusters are still checked.
-pub async fn check_clusters(repo: &Repo, clusters: &ClusterSet, needs: Vec<NeedSite>, report: &mut ValidationReport, redactor: &Redactor) {
+pub async fn check_clusters(
+    repo: &Repo,
+    clusters: &ClusterSet,
+    needs: Vec<NeedSite>,
+    report: &mut ValidationReport,
+    redactor: &Redactor,
+) {
     let mut contexts: Vec<String> = needs.iter().map(|n| repo.config.context_for(&n.env)).collect();
     contexts.sort();
     contexts.dedup();
@@ -383,26 +376,18 @@ impl LeafCtx<'_> {
     }
 
     /// A finding on a rendered object, pinned to its source document where it can be found.
-    fn on_object(
-        &mut self,
-        check: &str,
-        severity: Severity,
-        obj: &Value,
-        pointer: &str,
-        message: String,
-    ) {
+    fn on_object(&mut self, check: &str, severity: Severity, obj: &Value, pointer: &str, message: String) {
         let r = ObjectRef::of(obj);
+        if let Some((f, line)) = self.repo.locate_patch(self.closure, &self.leaf.dir, &r.kind, &r.name, pointer) {
+            let file = Some(f.to_string());
+            self.finding(check, severity, file, Some(line), Some(r.to_string()), message);
+            return;
+        }
         let (file, line) = match self.repo.locate_source(self.closure, &r.kind, &r.name) {
             Some((f, d)) => (Some(f.to_string()), Some(d.line_of(pointer))),
             None => match self.repo.locate_generator(self.closure, &r.kind, &r.name) {
                 Some((f, line)) => (Some(f.to_string()), Some(line)),
-                None => (
-                    self.repo
-                        .kustomizations
-                        .get(&self.leaf.dir)
-                        .map(|k| k.file.clone()),
-                    None,
-                ),
+                None => (self.repo.kustomizations.get(&self.leaf.dir).map(|k| k.file.clone()), None),
             },
         };
         self.finding(check, severity, file, line, Some(r.to_string()), message);
@@ -418,12 +403,7 @@ fn check_leaf(
     wants_clusters: bool,
 ) -> LeafResult {
     let closure = repo.closure(&leaf.dir);
-    let mut cx = LeafCtx {
-        repo,
-        leaf,
-        closure: &closure,
-        out: Vec::new(),
-    };
+    let mut cx = LeafCtx { repo, leaf, closure: &closure, out: Vec::new() };
     if !closure.blockers.is_empty() {
         for b in &closure.blockers {
             cx.finding(
@@ -435,11 +415,7 @@ fn check_leaf(
                 format!("not built: {}", b.what),
             );
         }
-        return LeafResult {
-            outcome: LeafOutcome::Skipped,
-            findings: cx.out,
-            needs: Vec::new(),
-        };
+        return LeafResult { outcome: LeafOutcome::Skipped, findings: cx.out, needs: Vec::new() };
     }
     let built = engine.build(repo, &leaf.dir);
     if let Some(err) = &built.error {
@@ -452,11 +428,7 @@ fn check_leaf(
             None,
             format!("build failed ({}): {}", e.class, e.message),
         );
-        return LeafResult {
-            outcome: LeafOutcome::Failed,
-            findings: cx.out,
-            needs: Vec::new(),
-        };
+        return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out, needs: Vec::new() };
     }
     let objects = match crate::repo::yaml::parse_values(&built.stdout) {
         Ok(v) => flatten_lists(v),
@@ -469,11 +441,7 @@ fn check_leaf(
                 None,
                 format!("kustomize output does not parse: {e}"),
             );
-            return LeafResult {
-                outcome: LeafOutcome::Failed,
-                findings: cx.out,
-                needs: Vec::new(),
-            };
+            return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out, needs: Vec::new() };
         }
     };
     objects.iter().for_each(|o| redactor.learn_object(o));
@@ -485,24 +453,23 @@ fn check_leaf(
                 SchemaOutcome::Valid => {}
                 SchemaOutcome::Invalid(violations) => {
                     for v in violations {
-                        let at = if v.pointer.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" at {}", v.pointer)
-                        };
-                        cx.on_object(
-                            "schema",
-                            p.schema.severity,
-                            obj,
-                            &v.pointer,
-                            format!("{}{at}", v.message),
-                        );
+                        let at = if v.pointer.is_empty() { String::new() } else { format!(" at {}", v.pointer) };
+                        cx.on_object("schema", p.schema.severity, obj, &v.pointer, format!("{}{at}", v.message));
                     }
                 }
                 SchemaOutcome::NoSchema => {
                     let r = ObjectRef::of(obj);
                     if missing_schema.insert((r.api_version.clone(), r.kind.clone())) {
-                        cx.on_object("schema", Severity::Warning, obj, "", format!("no schema for {} {}: add its CustomResourceDefinition to the repo to check it", r.api_version, r.kind));
+                        cx.on_object(
+                            "schema",
+                            Severity::Warning,
+                            obj,
+                            "",
+                            format!(
+                                "no schema for {} {}: add its CustomResourceDefinition to the repo to check it",
+                                r.api_version, r.kind
+                            ),
+                        );
                     }
                 }
             }
@@ -562,17 +529,14 @@ fn check_leaf(
             })
             .collect();
         for obj in &objects {
-            if k8s::pod_spec_pointer(obj).is_none()
-                || obj.get("kind").and_then(Value::as_str) == Some("Pod")
-            {
+            if k8s::pod_spec_pointer(obj).is_none() || obj.get("kind").and_then(Value::as_str) == Some("Pod") {
                 continue;
             }
             let empty = serde_json::Map::new();
             let labels = k8s::pod_labels(obj).unwrap_or(&empty);
             let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-            let selected = policies.iter().any(|(pns, sel)| {
-                *pns == ns && (sel.is_null() || k8s::selector_matches(sel, labels))
-            });
+            let selected =
+                policies.iter().any(|(pns, sel)| *pns == ns && (sel.is_null() || k8s::selector_matches(sel, labels)));
             if !selected {
                 let ptr = k8s::pod_spec_pointer(obj)
                     .and_then(|s| s.strip_suffix("/spec"))
@@ -604,7 +568,12 @@ fn leaf_needs(cx: &mut LeafCtx, env: &str, objects: &[Value]) -> Vec<NeedSite> {
     let own_crds: BTreeSet<(String, String)> = objects
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
-        .filter_map(|o| Some((o.pointer("/spec/group")?.as_str()?.to_string(), o.pointer("/spec/names/kind")?.as_str()?.to_string())))
+        .filter_map(|o| {
+            Some((
+                o.pointer("/spec/group")?.as_str()?.to_string(),
+                o.pointer("/spec/names/kind")?.as_str()?.to_string(),
+            ))
+        })
         .collect();
     let mut out = Vec::new();
     for obj in objects {
@@ -626,10 +595,7 @@ fn leaf_needs(cx: &mut LeafCtx, env: &str, objects: &[Value]) -> Vec<NeedSite> {
 fn flatten_lists(objs: Vec<Value>) -> Vec<Value> {
     let mut out = Vec::with_capacity(objs.len());
     for o in objs {
-        let is_list = o
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_some_and(|k| k == "List" || k.ends_with("List"))
+        let is_list = o.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
             && o.get("items").is_some_and(Value::is_array);
         if is_list {
             if let Some(Value::Array(items)) = o.get("items") {
@@ -661,24 +627,14 @@ pub fn image_problem(image: &str) -> Option<String> {
 
 /// argocd-path: Applications of this repo point at paths that exist. Returns the number of
 /// Applications considered and the findings.
-fn check_argocd(
-    repo: &Repo,
-    req: &ValidateRequest,
-    changed: Option<&BTreeSet<String>>,
-) -> (usize, Vec<Finding>) {
+fn check_argocd(repo: &Repo, req: &ValidateRequest, changed: Option<&BTreeSet<String>>) -> (usize, Vec<Finding>) {
     let policy = &repo.config.policies.argocd_path;
     let mut out = Vec::new();
     if !policy.enabled {
         return (0, out);
     }
-    let own = repo
-        .config
-        .repo_url
-        .clone()
-        .or_else(|| origin_url(repo))
-        .map(|u| normalize_repo_url(&u));
-    let overlay_owner: BTreeMap<&str, &Leaf> =
-        repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
+    let own = repo.config.repo_url.clone().or_else(|| origin_url(repo)).map(|u| normalize_repo_url(&u));
+    let overlay_owner: BTreeMap<&str, &Leaf> = repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
     let mut count = 0;
     for app in &repo.argocd_apps {
         if changed.is_some_and(|c| !c.contains(&app.file)) {
@@ -720,10 +676,7 @@ fn check_argocd(
                     env: e,
                     object: Some(format!(
                         "Application/{}{}",
-                        app.namespace
-                            .as_ref()
-                            .map(|n| format!("{n}/"))
-                            .unwrap_or_default(),
+                        app.namespace.as_ref().map(|n| format!("{n}/")).unwrap_or_default(),
                         app.name
                     )),
                     message: format!("path {path:?} does not exist in this repo"),

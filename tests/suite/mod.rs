@@ -1,4 +1,6 @@
+mod cluster;
 mod common;
 mod kustomize;
+mod mock;
 mod tools;
 mod validate;

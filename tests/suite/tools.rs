@@ -11,17 +11,10 @@ fn committed_schemas_are_fresh() {
     let files = ToolRegistry::builtin().schema_files();
     for (name, content) in &files {
         let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        assert_eq!(
-            &committed, content,
-            "tools/schemas/{name} is stale: run `cargo run -- tools export`"
-        );
+        assert_eq!(&committed, content, "tools/schemas/{name} is stale: run `cargo run -- tools export`");
     }
     let on_disk = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(
-        on_disk,
-        files.len(),
-        "tools/schemas holds files for tools that no longer exist"
-    );
+    assert_eq!(on_disk, files.len(), "tools/schemas holds files for tools that no longer exist");
 }
 
 #[test]
@@ -32,7 +25,15 @@ fn list_shows_every_tool_with_effect_and_schema() {
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        vec!["argocd_app_status", "cluster_prereqs", "cluster_query", "kustomize_build", "metrics_query", "repo_scan", "validate"]
+        vec![
+            "argocd_app_status",
+            "cluster_prereqs",
+            "cluster_query",
+            "kustomize_build",
+            "metrics_query",
+            "repo_scan",
+            "validate"
+        ]
     );
     for t in v.as_array().unwrap() {
         assert_eq!(t["effect"], "ReadOnly");
@@ -46,26 +47,10 @@ fn list_shows_every_tool_with_effect_and_schema() {
 #[test]
 fn call_validates_arguments_before_running() {
     let repo = fixture("clean");
-    let r = agentops(&[
-        "tools",
-        "call",
-        "validate",
-        "--args",
-        r#"{"bogus": 1}"#,
-        "--repo",
-        repo.to_str().unwrap(),
-    ]);
+    let r = agentops(&["tools", "call", "validate", "--args", r#"{"bogus": 1}"#, "--repo", repo.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("bogus"), "{}", r.stderr);
-    let r = agentops(&[
-        "tools",
-        "call",
-        "validate",
-        "--args",
-        r#"{"env": "dev"}"#,
-        "--repo",
-        repo.to_str().unwrap(),
-    ]);
+    let r = agentops(&["tools", "call", "validate", "--args", r#"{"env": "dev"}"#, "--repo", repo.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("/env"), "{}", r.stderr);
     let r = agentops(&["tools", "call", "nope", "--repo", repo.to_str().unwrap()]);
@@ -107,11 +92,7 @@ fn repo_scan_finds_objects_in_sources_and_rendered_output() {
     assert_eq!(sources[0]["line"], 13);
     let rendered: Vec<_> = m.iter().filter(|x| x["where"] == "rendered").collect();
     assert_eq!(rendered.len(), 2);
-    assert!(
-        rendered
-            .iter()
-            .all(|x| x["file"] == "apps/web/base/service.yaml" && x["object"] == "Ingress/web/web")
-    );
+    assert!(rendered.iter().all(|x| x["file"] == "apps/web/base/service.yaml" && x["object"] == "Ingress/web/web"));
 
     let r = agentops(&[
         "tools",
@@ -124,20 +105,8 @@ fn repo_scan_finds_objects_in_sources_and_rendered_output() {
         "--no-cache",
     ]);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let objects: Vec<&str> = v["matches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["object"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        objects,
-        vec![
-            "Secret/api/api-db",
-            "Deployment/api/api",
-            "NetworkPolicy/api/default-deny"
-        ]
-    );
+    let objects: Vec<&str> = v["matches"].as_array().unwrap().iter().map(|x| x["object"].as_str().unwrap()).collect();
+    assert_eq!(objects, vec!["Secret/api/api-db", "Deployment/api/api", "NetworkPolicy/api/default-deny"]);
 
     let r = agentops(&[
         "tools",
@@ -150,10 +119,7 @@ fn repo_scan_finds_objects_in_sources_and_rendered_output() {
     ]);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["matches"][0]["line"], 18);
-    assert_eq!(
-        v["matches"][0]["snippet"],
-        "nginx.ingress.kubernetes.io/ssl-redirect: \"true\""
-    );
+    assert_eq!(v["matches"][0]["snippet"], "nginx.ingress.kubernetes.io/ssl-redirect: \"true\"");
 }
 
 #[test]
@@ -169,28 +135,9 @@ fn kustomize_build_returns_objects_or_a_pinned_error() {
         "--no-cache",
     ]);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let kinds: Vec<&str> = v["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![
-            "ConfigMap",
-            "Service",
-            "Deployment",
-            "Ingress",
-            "NetworkPolicy"
-        ]
-    );
-    let dep = v["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["kind"] == "Deployment")
-        .unwrap();
+    let kinds: Vec<&str> = v["objects"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["ConfigMap", "Service", "Deployment", "Ingress", "NetworkPolicy"]);
+    let dep = v["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
     assert_eq!(dep["spec"]["replicas"], 3);
     assert_eq!(
         dep["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"], 420,
@@ -208,10 +155,7 @@ fn kustomize_build_returns_objects_or_a_pinned_error() {
     ]);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["errors"][0]["class"], "missing-file");
-    assert_eq!(
-        v["errors"][0]["file"],
-        "apps/shop/overlays/prod/kustomization.yaml"
-    );
+    assert_eq!(v["errors"][0]["file"], "apps/shop/overlays/prod/kustomization.yaml");
     assert_eq!(v["errors"][0]["line"], 5);
     let r = agentops(&[
         "tools",

@@ -5,13 +5,7 @@ use serde_json::Value;
 use super::common::*;
 
 fn validate_json(repo: &std::path::Path, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec![
-        "validate",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["validate", "--repo", repo.to_str().unwrap(), "--format", "json"];
     args.extend_from_slice(extra);
     let r = agentops(&args);
     let v: Value = serde_json::from_str(&r.stdout)
@@ -29,12 +23,7 @@ fn has(findings: &Value, check: &str, file: &str, line: Option<u64>) -> bool {
 
 #[test]
 fn clean_repo_passes() {
-    let r = agentops(&[
-        "validate",
-        "--repo",
-        fixture("clean").to_str().unwrap(),
-        "--no-cache",
-    ]);
+    let r = agentops(&["validate", "--repo", fixture("clean").to_str().unwrap(), "--no-cache"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     insta::assert_snapshot!("clean_text", r.stdout);
     let (code, v) = validate_json(&fixture("clean"), &["--no-cache"]);
@@ -42,10 +31,7 @@ fn clean_repo_passes() {
     assert_eq!(v["summary"]["errors"], 0);
     // 4 conventional overlays and platform/namespaces; not the Component, not templates/
     assert_eq!(v["summary"]["overlays_built"], 5);
-    assert_eq!(
-        v["summary"]["argocd_applications"], 4,
-        "the other repo's Application is skipped"
-    );
+    assert_eq!(v["summary"]["argocd_applications"], 4, "the other repo's Application is skipped");
 }
 
 #[test]
@@ -53,76 +39,26 @@ fn every_defect_is_found_with_file_and_line() {
     let (code, v) = validate_json(&fixture("defects"), &["--no-cache"]);
     assert_eq!(code, 1);
     let f = &v["findings"];
+    assert!(has(f, "yaml-syntax", "apps/broken/base/configmap.yaml", Some(7)), "{f:#}");
+    assert!(has(f, "kustomize-build", "apps/broken/base/configmap.yaml", Some(7)));
     assert!(
-        has(f, "yaml-syntax", "apps/broken/base/configmap.yaml", Some(7)),
-        "{f:#}"
-    );
-    assert!(has(
-        f,
-        "kustomize-build",
-        "apps/broken/base/configmap.yaml",
-        Some(7)
-    ));
-    assert!(
-        has(
-            f,
-            "kustomize-build",
-            "apps/shop/overlays/prod/kustomization.yaml",
-            Some(5)
-        ),
+        has(f, "kustomize-build", "apps/shop/overlays/prod/kustomization.yaml", Some(5)),
         "missing resource pinned to its reference"
     );
     assert!(
-        has(
-            f,
-            "kustomize-build",
-            "apps/remote/overlays/dev/kustomization.yaml",
-            Some(4)
-        ),
+        has(f, "kustomize-build", "apps/remote/overlays/dev/kustomization.yaml", Some(4)),
         "remote base is its own finding"
     );
-    assert!(
-        has(f, "schema", "apps/shop/base/deployment.yaml", Some(21)),
-        "imagePullPolcy typo"
-    );
-    assert!(
-        has(f, "schema", "apps/shop/base/deployment.yaml", Some(9)),
-        "replicas as a string"
-    );
-    assert!(
-        has(f, "schema", "apps/metrics/base/monitors.yaml", Some(13)),
-        "typo under a CRD schema"
-    );
-    assert!(has(
-        f,
-        "required-labels",
-        "apps/shop/base/worker.yaml",
-        Some(3)
-    ));
-    assert!(has(
-        f,
-        "resource-limits",
-        "apps/shop/base/deployment.yaml",
-        Some(23)
-    ));
-    assert!(has(
-        f,
-        "image-tag",
-        "apps/shop/base/deployment.yaml",
-        Some(20)
-    ));
+    assert!(has(f, "schema", "apps/shop/base/deployment.yaml", Some(21)), "imagePullPolcy typo");
+    assert!(has(f, "schema", "apps/shop/base/deployment.yaml", Some(9)), "replicas as a string");
+    assert!(has(f, "schema", "apps/metrics/base/monitors.yaml", Some(13)), "typo under a CRD schema");
+    assert!(has(f, "required-labels", "apps/shop/base/worker.yaml", Some(3)));
+    assert!(has(f, "resource-limits", "apps/shop/base/deployment.yaml", Some(23)));
+    assert!(has(f, "image-tag", "apps/shop/base/deployment.yaml", Some(20)));
     assert!(has(f, "image-tag", "apps/shop/base/worker.yaml", Some(17)));
-    assert!(has(
-        f,
-        "network-policy",
-        "apps/shop/base/worker.yaml",
-        Some(11)
-    ));
+    assert!(has(f, "network-policy", "apps/shop/base/worker.yaml", Some(11)));
     assert!(has(f, "argocd-path", "argocd/apps.yaml", Some(22)));
-    assert!(
-        !has(f, "argocd-path", "argocd/apps.yaml", Some(34)),
-        "templated paths are skipped"
-    );
+    assert!(!has(f, "argocd-path", "argocd/apps.yaml", Some(34)), "templated paths are skipped");
     let no_schema = f
         .as_array()
         .unwrap()
@@ -134,9 +70,7 @@ fn every_defect_is_found_with_file_and_line() {
     for x in f.as_array().unwrap() {
         assert!(x["file"].is_string(), "{x}");
         assert!(["error", "warning"].contains(&x["severity"].as_str().unwrap()));
-        for key in [
-            "check", "severity", "file", "line", "overlay", "app", "env", "object", "message",
-        ] {
+        for key in ["check", "severity", "file", "line", "overlay", "app", "env", "object", "message"] {
             assert!(x.get(key).is_some(), "{key} missing in {x}");
         }
     }
@@ -147,34 +81,18 @@ fn every_defect_is_found_with_file_and_line() {
 
 #[test]
 fn defects_text_and_sarif() {
-    let r = agentops(&[
-        "validate",
-        "--repo",
-        fixture("defects").to_str().unwrap(),
-        "--no-cache",
-    ]);
+    let r = agentops(&["validate", "--repo", fixture("defects").to_str().unwrap(), "--no-cache"]);
     assert_eq!(r.code, 1);
     insta::assert_snapshot!("defects_text", r.stdout);
-    let r = agentops(&[
-        "validate",
-        "--repo",
-        fixture("defects").to_str().unwrap(),
-        "--no-cache",
-        "--format",
-        "sarif",
-    ]);
+    let r = agentops(&["validate", "--repo", fixture("defects").to_str().unwrap(), "--no-cache", "--format", "sarif"]);
     assert_eq!(r.code, 1);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["version"], "2.1.0");
     let results = v["runs"][0]["results"].as_array().unwrap();
     let (_, j) = validate_json(&fixture("defects"), &["--no-cache"]);
     assert_eq!(results.len(), j["findings"].as_array().unwrap().len());
-    let rules: Vec<&str> = v["runs"][0]["tool"]["driver"]["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let rules: Vec<&str> =
+        v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     for r in results {
         assert!(rules.contains(&r["ruleId"].as_str().unwrap()));
         assert!(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].is_string());
@@ -183,26 +101,13 @@ fn defects_text_and_sarif() {
 
 #[test]
 fn secret_values_never_reach_output() {
-    let canaries = [
-        "defects-canary-42f1c0",
-        "defects-literal-9b8e77",
-        "clean-canary-7d3f9a",
-    ];
+    let canaries = ["defects-canary-42f1c0", "defects-literal-9b8e77", "clean-canary-7d3f9a"];
     for repo in ["defects", "clean"] {
         for format in ["text", "json", "sarif"] {
-            let r = agentops(&[
-                "validate",
-                "--repo",
-                fixture(repo).to_str().unwrap(),
-                "--no-cache",
-                "--format",
-                format,
-            ]);
+            let r =
+                agentops(&["validate", "--repo", fixture(repo).to_str().unwrap(), "--no-cache", "--format", format]);
             for c in canaries {
-                assert!(
-                    !r.stdout.contains(c) && !r.stderr.contains(c),
-                    "{c} leaked in {repo} {format}"
-                );
+                assert!(!r.stdout.contains(c) && !r.stderr.contains(c), "{c} leaked in {repo} {format}");
             }
         }
         for (tool, args) in [
@@ -241,11 +146,7 @@ fn secret_values_never_reach_output() {
         fixture("defects").to_str().unwrap(),
         "--no-cache",
     ]);
-    assert!(
-        r.stdout.contains("\"password\": \"<redacted>\""),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("\"password\": \"<redacted>\""), "{}", r.stdout);
 }
 
 #[test]
@@ -263,27 +164,24 @@ fn cache_makes_warm_runs_free_and_rebuilds_only_dependents() {
 
     // an edited base rebuilds exactly the overlays that use it
     let dep = repo.path().join("apps/web/base/deployment.yaml");
-    let text = std::fs::read_to_string(&dep)
-        .unwrap()
-        .replace("nginx:1.27.0", "nginx:latest");
+    let text = std::fs::read_to_string(&dep).unwrap().replace("nginx:1.27.0", "nginx:latest");
     std::fs::write(&dep, text).unwrap();
     let (_, edited) = validate_json(repo.path(), &args);
     assert_eq!(edited["summary"]["kustomize_runs"], 2);
     assert_eq!(edited["summary"]["cache_hits"], 3);
     assert!(
-        has(
-            &edited["findings"],
-            "image-tag",
-            "apps/web/base/deployment.yaml",
-            Some(17)
-        ),
+        has(&edited["findings"], "image-tag", "apps/web/base/deployment.yaml", Some(17)),
         "dev still uses the edited image"
     );
 
     // a corrupt cache entry is ignored and replaced, never trusted
     let mut corrupted = 0;
     for e in walk(cache.path()) {
-        std::fs::write(&e, b"{\"format\":\"agentops-kustomize-cache-v1\",\"key\":\"x\",\"stdout\":\"kind: Evil\",\"check\":\"0\"}").unwrap();
+        std::fs::write(
+            &e,
+            b"{\"format\":\"agentops-kustomize-cache-v1\",\"key\":\"x\",\"stdout\":\"kind: Evil\",\"check\":\"0\"}",
+        )
+        .unwrap();
         corrupted += 1;
     }
     assert!(corrupted >= 5);
@@ -299,11 +197,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
     }
     out
 }
@@ -315,93 +209,44 @@ fn changed_since_validates_only_affected_overlays() {
     let (_, none) = validate_json(repo.path(), &["--no-cache", "--changed-since", "HEAD"]);
     assert_eq!(none["summary"]["overlays"], 0);
     let api = repo.path().join("apps/api/base/api.yaml");
-    let text = std::fs::read_to_string(&api)
-        .unwrap()
-        .replace("cpu: 250m, ", "");
+    let text = std::fs::read_to_string(&api).unwrap().replace("cpu: 250m, ", "");
     std::fs::write(&api, text).unwrap();
     let (code, v) = validate_json(repo.path(), &["--no-cache", "--changed-since", "HEAD"]);
     assert_eq!(code, 1);
     assert_eq!(v["summary"]["overlays"], 2);
-    let overlays: std::collections::BTreeSet<&str> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["overlay"].as_str())
-        .collect();
-    assert_eq!(
-        overlays.into_iter().collect::<Vec<_>>(),
-        vec!["apps/api/overlays/dev", "apps/api/overlays/prod"]
-    );
+    let overlays: std::collections::BTreeSet<&str> =
+        v["findings"].as_array().unwrap().iter().filter_map(|f| f["overlay"].as_str()).collect();
+    assert_eq!(overlays.into_iter().collect::<Vec<_>>(), vec!["apps/api/overlays/dev", "apps/api/overlays/prod"]);
     // a new, untracked overlay file counts as a change of that overlay only
-    std::fs::write(
-        repo.path().join("apps/web/overlays/dev/notes.yaml"),
-        "a: [\n",
-    )
-    .unwrap();
+    std::fs::write(repo.path().join("apps/web/overlays/dev/notes.yaml"), "a: [\n").unwrap();
     let (_, v) = validate_json(repo.path(), &["--no-cache", "--changed-since", "HEAD"]);
-    assert!(has(
-        &v["findings"],
-        "yaml-syntax",
-        "apps/web/overlays/dev/notes.yaml",
-        None
-    ));
-    let r = agentops(&[
-        "validate",
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "--changed-since",
-        "no-such-rev",
-    ]);
+    assert!(has(&v["findings"], "yaml-syntax", "apps/web/overlays/dev/notes.yaml", None));
+    let r = agentops(&["validate", "--repo", repo.path().to_str().unwrap(), "--changed-since", "no-such-rev"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
 #[test]
 fn filters_by_env_and_app() {
-    let (_, v) = validate_json(
-        &fixture("clean"),
-        &["--no-cache", "--env", "prod", "--app", "web"],
-    );
+    let (_, v) = validate_json(&fixture("clean"), &["--no-cache", "--env", "prod", "--app", "web"]);
     assert_eq!(v["summary"]["overlays"], 1);
     assert_eq!(v["summary"]["argocd_applications"], 1);
     let (_, v) = validate_json(&fixture("clean"), &["--no-cache", "--env", "dev"]);
     assert_eq!(v["summary"]["overlays"], 2);
-    let r = agentops(&[
-        "validate",
-        "--repo",
-        fixture("clean").to_str().unwrap(),
-        "--env",
-        "qa",
-    ]);
+    let r = agentops(&["validate", "--repo", fixture("clean").to_str().unwrap(), "--env", "qa"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("unknown environment \"qa\"") && r.stderr.contains("dev, prod"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("unknown environment \"qa\"") && r.stderr.contains("dev, prod"), "{}", r.stderr);
 }
 
 #[test]
 fn bad_config_and_missing_kustomize_are_usage_errors() {
     let repo = copy_fixture("clean");
-    std::fs::write(
-        repo.path().join(".agentops.yaml"),
-        "repo_url: x\npolicies:\n  image-tags: {enabled: false}\n",
-    )
-    .unwrap();
+    std::fs::write(repo.path().join(".agentops.yaml"), "repo_url: x\npolicies:\n  image-tags: {enabled: false}\n")
+        .unwrap();
     let r = agentops(&["validate", "--repo", repo.path().to_str().unwrap()]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains(".agentops.yaml") && r.stderr.contains("image-tags"),
-        "{}",
-        r.stderr
-    );
-    let r = agentops(&[
-        "validate",
-        "--repo",
-        fixture("clean").to_str().unwrap(),
-        "--kustomize",
-        "/nonexistent/kustomize",
-    ]);
+    assert!(r.stderr.contains(".agentops.yaml") && r.stderr.contains("image-tags"), "{}", r.stderr);
+    let r =
+        agentops(&["validate", "--repo", fixture("clean").to_str().unwrap(), "--kustomize", "/nonexistent/kustomize"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("/nonexistent/kustomize"), "{}", r.stderr);
 }
@@ -417,13 +262,6 @@ fn policies_can_be_switched_off_and_tuned() {
     let (_, v) = validate_json(repo.path(), &["--no-cache"]);
     let f = v["findings"].as_array().unwrap();
     assert!(!f.iter().any(|x| x["check"] == "image-tag"));
-    assert!(
-        f.iter()
-            .filter(|x| x["check"] == "network-policy")
-            .all(|x| x["severity"] == "warning")
-    );
-    assert!(
-        f.iter()
-            .any(|x| x["check"] == "required-labels" && x["message"] == "missing label team")
-    );
+    assert!(f.iter().filter(|x| x["check"] == "network-policy").all(|x| x["severity"] == "warning"));
+    assert!(f.iter().any(|x| x["check"] == "required-labels" && x["message"] == "missing label team"));
 }

@@ -267,3 +267,43 @@ pub async fn query(
 pub fn default_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("KUBECONFIG").map(PathBuf::from).or_else(|| dirs::home_dir().map(|h| h.join(".kube/config")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(kube::core::Status::failure("injected", "Injected").with_code(code).boxed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_429_and_5xx_then_gives_up() {
+        let calls = std::cell::Cell::new(0);
+        let r: Result<u32, _> = with_retry(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { if n < 3 { Err(api_error(if n == 1 { 429 } else { 503 })) } else { Ok(7) } }
+        })
+        .await;
+        assert_eq!(r.ok(), Some(7));
+        assert_eq!(calls.get(), 3);
+
+        calls.set(0);
+        let r: Result<u32, _> = with_retry(|| {
+            calls.set(calls.get() + 1);
+            async { Err(api_error(500)) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 4, "one try and three retries");
+
+        calls.set(0);
+        let r: Result<u32, _> = with_retry(|| {
+            calls.set(calls.get() + 1);
+            async { Err(api_error(404)) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 1, "a 404 is an answer, not a failure to retry");
+    }
+}

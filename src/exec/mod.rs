@@ -1,0 +1,252 @@
+//! The executor: the only code path that runs tools for a plan. Each step's effect comes
+//! from the tool's own declaration in the registry (never from the plan, the model or any
+//! text): read-only steps run; repo writes need approval (interactive, scripted, or
+//! `--yes`); cluster writes need approval too. In read-only mode every write is refused; in
+//! dry-run mode writes are skipped. Every executed or decided step is journaled.
+
+pub mod journal;
+
+use std::collections::VecDeque;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::planner::{Plan, Step};
+use crate::tools::{Effect, ToolCtx, ToolRegistry};
+pub use journal::{Entry, Journal};
+
+/// How writes are treated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Approve every write without asking (`--yes`).
+    pub yes: bool,
+    /// Run only read-only steps; print what the others would do (`--dry-run`).
+    pub dry_run: bool,
+    /// Refuse every write (`--read-only`, MCP without `--allow-writes`).
+    pub read_only: bool,
+}
+
+/// Asks a person (or a script standing in for one) whether a step may run.
+pub trait Approver: Send + Sync {
+    fn approve(&self, step: &Step) -> bool;
+}
+
+/// Asks on the terminal: `y` approves, anything else (or no terminal) denies.
+pub struct StdinApprover;
+
+impl Approver for StdinApprover {
+    fn approve(&self, step: &Step) -> bool {
+        if !std::io::stdin().is_terminal() {
+            return false;
+        }
+        let mut err = std::io::stderr();
+        let args = serde_json::to_string_pretty(&step.args).unwrap_or_default();
+        let _ = write!(err, "\n{} ({:?})\n  {}\n{}\nApprove? [y/N] ", step.tool, step.effect, step.summary, indent(&args));
+        let _ = err.flush();
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() {
+            return false;
+        }
+        matches!(line.trim(), "y" | "Y" | "yes" | "Yes")
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Answers from a queue (tests, evals, scripted chat); denies when the queue is empty.
+#[derive(Default)]
+pub struct ScriptedApprover {
+    answers: Mutex<VecDeque<bool>>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl ScriptedApprover {
+    pub fn new(answers: impl IntoIterator<Item = bool>) -> ScriptedApprover {
+        ScriptedApprover { answers: Mutex::new(answers.into_iter().collect()), asked: Mutex::default() }
+    }
+
+    /// The tools it was asked about, in order.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+impl Approver for ScriptedApprover {
+    fn approve(&self, step: &Step) -> bool {
+        if let Ok(mut a) = self.asked.lock() {
+            a.push(step.tool.clone());
+        }
+        self.answers.lock().ok().and_then(|mut q| q.pop_front()).unwrap_or(false)
+    }
+}
+
+/// What was decided for a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Read-only: runs without asking.
+    Auto,
+    /// Approved by a person (or a scripted answer).
+    Approved,
+    /// Approved up front with `--yes`.
+    ApprovedByFlag,
+    Denied,
+    /// Not allowed in this mode (read-only).
+    Refused,
+    /// Dry run: not executed.
+    Skipped,
+    /// An earlier step failed or was denied.
+    NotRun,
+}
+
+impl Decision {
+    pub fn runs(&self) -> bool {
+        matches!(self, Decision::Auto | Decision::Approved | Decision::ApprovedByFlag)
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Decision::Auto => "auto",
+            Decision::Approved => "approved",
+            Decision::ApprovedByFlag => "approved (--yes)",
+            Decision::Denied => "denied",
+            Decision::Refused => "refused",
+            Decision::Skipped => "skipped (dry run)",
+            Decision::NotRun => "not run",
+        }
+    }
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    pub tool: String,
+    pub effect: Effect,
+    pub decision: Decision,
+    pub ok: bool,
+    /// The tool's output (redacted), when it ran and succeeded.
+    pub output: Option<Value>,
+    /// What went wrong, as the model may see it.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// Runs plans and steps.
+pub struct Executor {
+    registry: Arc<ToolRegistry>,
+    ctx: ToolCtx,
+    policy: Policy,
+    approver: Arc<dyn Approver>,
+    journal: Option<Journal>,
+}
+
+impl Executor {
+    pub fn new(registry: Arc<ToolRegistry>, ctx: ToolCtx, policy: Policy, approver: Arc<dyn Approver>, journal: Option<Journal>) -> Executor {
+        Executor { registry, ctx, policy, approver, journal }
+    }
+
+    pub fn registry(&self) -> &ToolRegistry {
+        &self.registry
+    }
+
+    pub fn ctx(&self) -> &ToolCtx {
+        &self.ctx
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The effect of a tool as it declares it; unknown tools count as the most dangerous.
+    pub fn effect_of(&self, tool: &str) -> Effect {
+        self.registry.get(tool).map_or(Effect::WritesCluster, |t| t.effect)
+    }
+
+    /// Decides whether a step may run. Only the tool's declared effect and the policy
+    /// count.
+    pub fn decide(&self, step: &Step) -> Decision {
+        match self.effect_of(&step.tool) {
+            Effect::ReadOnly => Decision::Auto,
+            _ if self.policy.read_only => Decision::Refused,
+            _ if self.policy.dry_run => Decision::Skipped,
+            _ if self.policy.yes => Decision::ApprovedByFlag,
+            _ if self.approver.approve(step) => Decision::Approved,
+            _ => Decision::Denied,
+        }
+    }
+
+    /// Decides and (if allowed) runs one step, and journals it. `tokens` is what the model
+    /// spent proposing it, when a model did.
+    pub async fn run_step(&self, request: &str, plan_hash: &str, step: &Step, tokens: Option<u64>) -> StepResult {
+        let effect = self.effect_of(&step.tool);
+        let decision = self.decide(step);
+        let started = Instant::now();
+        let (ok, output, error) = if decision.runs() {
+            match self.registry.call(&self.ctx, &step.tool, step.args.clone()).await {
+                Ok(v) => (true, Some(v), None),
+                Err(e) => (false, None, Some(e.public)),
+            }
+        } else {
+            let why = match decision {
+                Decision::Denied => "the step was not approved",
+                Decision::Refused => "writes are refused in read-only mode",
+                Decision::Skipped => "dry run: not executed",
+                _ => "not run",
+            };
+            (decision == Decision::Skipped, None, Some(why.to_string()))
+        };
+        let result = StepResult { tool: step.tool.clone(), effect, decision, ok, output, error, duration_ms: started.elapsed().as_millis() as u64 };
+        self.journal(request, plan_hash, step, &result, tokens);
+        result
+    }
+
+    /// Runs a plan in order. After a step fails or is denied or refused, the rest are not
+    /// run (they may depend on it); in a dry run, skipped writes do not stop the plan.
+    pub async fn run(&self, plan: &Plan) -> Vec<StepResult> {
+        let hash = plan.hash();
+        let mut out = Vec::new();
+        let mut stopped = false;
+        for step in &plan.steps {
+            if stopped {
+                out.push(StepResult { tool: step.tool.clone(), effect: self.effect_of(&step.tool), decision: Decision::NotRun, ok: false, output: None, error: Some("an earlier step did not succeed".into()), duration_ms: 0 });
+                continue;
+            }
+            let r = self.run_step(&plan.request, &hash, step, None).await;
+            stopped = !r.ok;
+            out.push(r);
+        }
+        out
+    }
+
+    fn journal(&self, request: &str, plan_hash: &str, step: &Step, r: &StepResult, tokens: Option<u64>) {
+        let Some(j) = &self.journal else { return };
+        let mut args = step.args.clone();
+        self.ctx.redactor().redact_value(&mut args);
+        let result = match (&r.output, &r.error) {
+            (Some(v), _) => journal::summarize(v),
+            (None, Some(e)) => e.clone(),
+            (None, None) => String::new(),
+        };
+        let entry = Entry {
+            time: crate::mock::util::now_seconds(),
+            request: self.ctx.redactor().scrub(request),
+            plan_hash: plan_hash.into(),
+            tool: step.tool.clone(),
+            args,
+            effect: format!("{:?}", r.effect),
+            approval: r.decision.label().into(),
+            ok: r.ok,
+            result: self.ctx.redactor().scrub(&result),
+            duration_ms: r.duration_ms,
+            tokens,
+        };
+        if let Err(e) = j.append(&entry) {
+            eprintln!("warning: journal not written: {e}");
+        }
+    }
+}

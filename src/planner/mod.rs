@@ -1,0 +1,7 @@
+//! Planning: a request (slash command, natural language, CLI flags) becomes a [`Plan`] of
+//! typed tool calls. The rules planner needs no network; the LLM planner proposes calls that
+//! are validated against the tool schemas before the executor sees them.
+
+pub mod plan;
+
+pub use plan::{Plan, Step};

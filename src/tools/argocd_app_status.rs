@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking, target_envs};
+use super::{Effect, Tool, ToolCtx, ToolError};
 use crate::cluster;
 
 pub struct ArgocdAppStatus;
@@ -50,11 +50,8 @@ impl Tool for ArgocdAppStatus {
         Effect::ReadOnly
     }
     async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
-        let c = ctx.clone();
-        let repo = blocking(move || Ok(c.load_repo()?)).await?;
-        let env = target_envs(&repo, std::slice::from_ref(&args.env))?.remove(0);
-        let client =
-            ctx.clusters()?.client(&repo.config.context_for(&env)).await.map_err(|e| ToolError::new(e.to_string()))?;
+        let (_, client) = ctx.env_client(&args.env).await?;
+        let env = args.env.clone();
         let ns = args.namespace.clone().unwrap_or_else(|| "argocd".into());
         let (ar, caps) = cluster::resolve(&client, "Application", Some("argoproj.io/v1alpha1"))
             .await

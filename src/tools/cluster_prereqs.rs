@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking, target_envs};
+use super::{Effect, PerCluster, Tool, ToolCtx, ToolError};
 use crate::cluster::prereq::{self, ClusterFacts};
 
 pub struct ClusterPrereqs;
@@ -18,16 +18,13 @@ pub struct Args {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ClusterPrereqsOf {
-    pub env: String,
-    pub context: String,
-    pub facts: Option<ClusterFacts>,
-    pub error: Option<String>,
+pub struct Facts {
+    pub facts: ClusterFacts,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Output {
-    pub clusters: Vec<ClusterPrereqsOf>,
+    pub clusters: Vec<PerCluster<Facts>>,
 }
 
 impl Tool for ClusterPrereqs {
@@ -44,19 +41,9 @@ impl Tool for ClusterPrereqs {
         Effect::ReadOnly
     }
     async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
-        let c = ctx.clone();
-        let repo = blocking(move || Ok(c.load_repo()?)).await?;
-        let envs = target_envs(&repo, &args.env)?;
-        let contexts: Vec<String> = envs.iter().map(|e| repo.config.context_for(e)).collect();
-        let results = ctx.clusters()?.run_all(&contexts, |client| async move { prereq::facts(&client).await }).await;
-        let clusters = envs
-            .into_iter()
-            .zip(results)
-            .map(|(env, (context, r))| match r {
-                Ok(f) => ClusterPrereqsOf { env, context, facts: Some(f), error: None },
-                Err(e) => ClusterPrereqsOf { env, context, facts: None, error: Some(e.to_string()) },
-            })
-            .collect();
+        let clusters = ctx
+            .across_clusters(&args.env, |client| async move { Ok(Facts { facts: prereq::facts(&client).await? }) })
+            .await?;
         Ok(Output { clusters })
     }
 }

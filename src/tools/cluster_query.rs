@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking, target_envs};
+use super::{Effect, PerCluster, Tool, ToolCtx, ToolError};
 use crate::cluster;
 
 pub struct ClusterQuery;
@@ -33,16 +33,13 @@ pub struct Args {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ClusterObjects {
-    pub env: String,
-    pub context: String,
+pub struct Objects {
     pub objects: Vec<Value>,
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Output {
-    pub clusters: Vec<ClusterObjects>,
+    pub clusters: Vec<PerCluster<Objects>>,
 }
 
 impl Tool for ClusterQuery {
@@ -59,16 +56,11 @@ impl Tool for ClusterQuery {
         Effect::ReadOnly
     }
     async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
-        let c = ctx.clone();
-        let repo = blocking(move || Ok(c.load_repo()?)).await?;
-        let envs = target_envs(&repo, &args.env)?;
-        let contexts: Vec<String> = envs.iter().map(|e| repo.config.context_for(e)).collect();
-        let clusters = ctx.clusters()?;
         let a = &args;
-        let results = clusters
-            .run_all(&contexts, |client| async move {
+        let clusters = ctx
+            .across_clusters(&args.env, |client| async move {
                 let (ar, caps) = cluster::resolve(&client, &a.kind, a.api_version.as_deref()).await?;
-                cluster::query(
+                let objects = cluster::query(
                     &client,
                     &ar,
                     &caps,
@@ -76,17 +68,10 @@ impl Tool for ClusterQuery {
                     a.name.as_deref(),
                     a.label_selector.as_deref(),
                 )
-                .await
+                .await?;
+                Ok(Objects { objects })
             })
-            .await;
-        let clusters = envs
-            .into_iter()
-            .zip(results)
-            .map(|(env, (context, r))| match r {
-                Ok(objects) => ClusterObjects { env, context, objects, error: None },
-                Err(e) => ClusterObjects { env, context, objects: Vec::new(), error: Some(e.to_string()) },
-            })
-            .collect();
+            .await?;
         Ok(Output { clusters })
     }
 }

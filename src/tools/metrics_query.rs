@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking, target_envs};
+use super::{Effect, Tool, ToolCtx, ToolError, target_envs};
 use crate::cluster::metrics::{self, Endpoint, QueryResult, Range};
 
 pub struct MetricsQuery;
@@ -45,8 +45,7 @@ impl Tool for MetricsQuery {
         Effect::ReadOnly
     }
     async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
-        let c = ctx.clone();
-        let repo = blocking(move || Ok(c.load_repo()?)).await?;
+        let repo = ctx.repo().await?;
         let env = target_envs(&repo, std::slice::from_ref(&args.env))?.remove(0);
         let endpoint = endpoint_for(ctx, &repo, &env).await?;
         let result = metrics::query(&endpoint, &args.query, args.time, args.range)

@@ -148,6 +148,54 @@ impl ToolCtx {
     }
 }
 
+/// One environment's answer from a cluster tool; `answer` is flattened into it.
+#[derive(Debug, Serialize)]
+pub struct PerCluster<T> {
+    pub env: String,
+    pub context: String,
+    #[serde(flatten)]
+    pub answer: Option<T>,
+    pub error: Option<String>,
+}
+
+impl ToolCtx {
+    /// Scans the repo off the async runtime.
+    pub async fn repo(&self) -> Result<Repo, ToolError> {
+        let c = self.clone();
+        blocking(move || Ok(c.load_repo()?)).await
+    }
+
+    /// Runs `f` against the cluster of each environment asked for (all when none),
+    /// concurrently; a failing cluster is an `error` entry, never a failure of the whole.
+    pub async fn across_clusters<T, F, Fut>(&self, asked: &[String], f: F) -> Result<Vec<PerCluster<T>>, ToolError>
+    where
+        F: Fn(kube::Client) -> Fut,
+        Fut: Future<Output = Result<T, crate::cluster::ClusterError>>,
+    {
+        let repo = self.repo().await?;
+        let envs = target_envs(&repo, asked)?;
+        let contexts: Vec<String> = envs.iter().map(|e| repo.config.context_for(e)).collect();
+        let results = self.clusters()?.run_all(&contexts, f).await;
+        Ok(envs
+            .into_iter()
+            .zip(results)
+            .map(|(env, (context, r))| match r {
+                Ok(answer) => PerCluster { env, context, answer: Some(answer), error: None },
+                Err(e) => PerCluster { env, context, answer: None, error: Some(e.to_string()) },
+            })
+            .collect())
+    }
+
+    /// The repo and the kube client of one environment's cluster.
+    pub async fn env_client(&self, env: &str) -> Result<(Repo, kube::Client), ToolError> {
+        let repo = self.repo().await?;
+        target_envs(&repo, &[env.to_string()])?;
+        let client =
+            self.clusters()?.client(&repo.config.context_for(env)).await.map_err(|e| ToolError::new(e.to_string()))?;
+        Ok((repo, client))
+    }
+}
+
 /// The environments a cluster tool addresses: the ones asked for (each must exist), or all.
 pub fn target_envs(repo: &Repo, asked: &[String]) -> Result<Vec<String>, ToolError> {
     if asked.is_empty() {

@@ -1,6 +1,7 @@
 //! Kubernetes object helpers shared by every workflow: identity, pod templates, label
 //! selectors, secret redaction and strict schemas.
 
+pub mod diff;
 pub mod fields;
 pub mod merge_keys;
 pub mod patch;

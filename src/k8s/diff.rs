@@ -1,0 +1,552 @@
+//! The semantic object diff every workflow reuses (drift, commit drafting, harmonize proof):
+//! both sides are normalized (server-owned metadata, status and server-defaulted fields the
+//! desired side does not set are dropped; quantities compare by value; empty maps and lists
+//! are absent), lists are compared by merge key, and each change is reported in words
+//! (`+ container oauth2-proxy (image ...)`) with a path like
+//! `spec.template.spec.containers[name=oauth2-proxy]`. Secret values are compared by hash and
+//! never appear in a change.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::merge_keys::{ListKind, item_key, list_kind};
+
+/// metadata fields the server owns.
+const SERVER_METADATA: [&str; 8] = [
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+/// Annotations written by tools and controllers, never by the repo.
+const TOOL_ANNOTATIONS: [&str; 4] = [
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    "argocd.argoproj.io/tracking-id",
+    "kubectl.kubernetes.io/restartedAt",
+];
+
+/// Labels Argo CD adds to track what it deployed.
+const TOOL_LABELS: [&str; 1] = ["app.kubernetes.io/instance"];
+
+/// Fields the API server fills in with defaults, by the name of the map holding them: they
+/// count only when the desired side sets them.
+fn defaulted(parent: &str, field: &str) -> bool {
+    let container = ["imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy"];
+    let pod = [
+        "dnsPolicy",
+        "schedulerName",
+        "restartPolicy",
+        "terminationGracePeriodSeconds",
+        "serviceAccount",
+        "enableServiceLinks",
+        "preemptionPolicy",
+        "priority",
+    ];
+    let workload = [
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+        "strategy",
+        "podManagementPolicy",
+        "updateStrategy",
+        "persistentVolumeClaimRetentionPolicy",
+    ];
+    let service =
+        ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy", "sessionAffinity", "type"];
+    match parent {
+        "container" => container.contains(&field),
+        "pod" => pod.contains(&field),
+        "workload" => workload.contains(&field),
+        "service" => service.contains(&field),
+        "port" => field == "protocol" || field == "targetPort",
+        "job" => [
+            "backoffLimit",
+            "completionMode",
+            "completions",
+            "parallelism",
+            "suspend",
+            "podReplacementPolicy",
+            "manualSelector",
+        ]
+        .contains(&field),
+        "cronjob" => {
+            ["concurrencyPolicy", "failedJobsHistoryLimit", "successfulJobsHistoryLimit", "suspend"].contains(&field)
+        }
+        _ => false,
+    }
+}
+
+/// What kind of map a path holds, for the defaulting table.
+fn context_of(kind: &str, path: &[&str]) -> &'static str {
+    match path {
+        [.., "containers" | "initContainers" | "ephemeralContainers"] => "container",
+        [.., "ports"] => "port",
+        [.., "template", "spec"] | ["spec"] if kind == "Pod" || path.len() > 1 => "pod",
+        ["spec"] => match kind {
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "workload",
+            "Service" => "service",
+            "Job" => "job",
+            "CronJob" => "cronjob",
+            _ => "",
+        },
+        ["spec", "jobTemplate", "spec"] => "job",
+        _ => "",
+    }
+}
+
+/// The merge-key fields and values of a list item.
+type ItemKey = Vec<(String, Value)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Add,
+    Remove,
+    Change,
+}
+
+/// One semantic difference; `from` is the desired value, `to` the live one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub op: Op,
+    pub path: String,
+    pub from: Option<Value>,
+    pub to: Option<Value>,
+    pub summary: String,
+}
+
+/// Normalizes one side for comparison: server metadata, status and tool annotations go;
+/// empty maps and lists go.
+pub fn normalize(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
+            for f in SERVER_METADATA {
+                meta.remove(f);
+            }
+            for (field, keys) in [("annotations", &TOOL_ANNOTATIONS[..]), ("labels", &TOOL_LABELS[..])] {
+                if let Some(Value::Object(a)) = meta.get_mut(field) {
+                    for k in keys {
+                        a.remove(*k);
+                    }
+                }
+            }
+        }
+    }
+    prune_empty(&mut v);
+    v
+}
+
+fn prune_empty(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.values_mut().for_each(prune_empty);
+            m.retain(|_, x| !is_empty(x));
+        }
+        Value::Array(a) => a.iter_mut().for_each(prune_empty),
+        _ => {}
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// The value of a Kubernetes quantity (`500m`, `1Gi`, `2`, `1e3`), if it is one.
+pub fn quantity(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(s.len());
+            let (num, suffix) = s.split_at(split);
+            let n: f64 = num.parse().ok()?;
+            let mult = match suffix {
+                "" => 1.0,
+                "n" => 1e-9,
+                "u" => 1e-6,
+                "m" => 1e-3,
+                "k" => 1e3,
+                "M" => 1e6,
+                "G" => 1e9,
+                "T" => 1e12,
+                "P" => 1e15,
+                "E" => 1e18,
+                "Ki" => 1024.0,
+                "Mi" => 1024.0 * 1024.0,
+                "Gi" => 1024.0 * 1024.0 * 1024.0,
+                "Ti" => 1024f64.powi(4),
+                "Pi" => 1024f64.powi(5),
+                "Ei" => 1024f64.powi(6),
+                _ => return None,
+            };
+            Some(n * mult)
+        }
+        _ => None,
+    }
+}
+
+/// Whether two values are equal, reading resource amounts as quantities.
+fn same(path: &[&str], a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    let in_resources = path.iter().any(|p| *p == "resources" || *p == "limits" || *p == "requests" || *p == "capacity");
+    if in_resources && let (Some(x), Some(y)) = (quantity(a), quantity(b)) {
+        return (x - y).abs() <= f64::EPSILON * x.abs().max(y.abs()).max(1.0);
+    }
+    // "8080" and 8080 are the same port or count
+    matches!((a, b), (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) if s == &n.to_string())
+}
+
+fn short_hash(v: &Value) -> String {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!("sha256:{}", &blake3::hash(text.as_bytes()).to_hex()[..12])
+}
+
+/// The semantic difference from `desired` to `live` for one object.
+pub fn diff(desired: &Value, live: &Value) -> Vec<Change> {
+    let kind = desired.get("kind").or_else(|| live.get("kind")).and_then(Value::as_str).unwrap_or_default().to_string();
+    let d = normalize(desired);
+    let l = normalize(live);
+    let mut out = Vec::new();
+    let secret = kind == "Secret";
+    walk(&kind, secret, &mut Vec::new(), &mut String::new(), Some(&d), Some(&l), &mut out);
+    out
+}
+
+fn display_key(key: &[(String, Value)]) -> String {
+    key.iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk<'a>(
+    kind: &str,
+    secret: bool,
+    path: &mut Vec<&'a str>,
+    shown: &mut String,
+    d: Option<&'a Value>,
+    l: Option<&'a Value>,
+    out: &mut Vec<Change>,
+) {
+    // A map or list present on one side only is compared against an empty one, so its
+    // entries are reported one by one; a whole list item stays one change.
+    static EMPTY_MAP: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(serde_json::Map::new()));
+    static EMPTY_LIST: Value = Value::Array(Vec::new());
+    let empty_like = |v: &Value| -> Option<&'static Value> {
+        match v {
+            Value::Object(_) => Some(&*EMPTY_MAP),
+            Value::Array(_) => Some(&EMPTY_LIST),
+            _ => None,
+        }
+    };
+    let at_item = shown.ends_with(']');
+    let (d, l) = match (d, l) {
+        (None, Some(x)) if !at_item && empty_like(x).is_some() => (empty_like(x), l),
+        (Some(x), None) if !at_item && empty_like(x).is_some() => (d, empty_like(x)),
+        other => other,
+    };
+    match (d, l) {
+        (Some(Value::Object(dm)), Some(Value::Object(lm))) => {
+            let ctx = context_of(kind, path);
+            let keys: Vec<&String> = dm.keys().chain(lm.keys().filter(|k| !dm.contains_key(*k))).collect();
+            for k in keys {
+                let (dv, lv) = (dm.get(k), lm.get(k));
+                if dv.is_none() && defaulted(ctx, k) {
+                    continue;
+                }
+                let len = shown.len();
+                if !shown.is_empty() {
+                    shown.push('.');
+                }
+                shown.push_str(k);
+                path.push(k);
+                walk(kind, secret, path, shown, dv, lv, out);
+                path.pop();
+                shown.truncate(len);
+            }
+        }
+        (Some(Value::Array(da)), Some(Value::Array(la))) => match list_kind(kind, path) {
+            ListKind::Map(_) => {
+                let keyed = |items: &'a [Value]| -> Vec<(Option<ItemKey>, &'a Value)> {
+                    items.iter().map(|i| (item_key(kind, path, i), i)).collect()
+                };
+                let (dk, lk) = (keyed(da), keyed(la));
+                if dk.iter().chain(lk.iter()).any(|(k, _)| k.is_none()) {
+                    return compare_whole(path, shown, d, l, secret, out);
+                }
+                for (key, item) in &dk {
+                    let key = key.clone().unwrap_or_default();
+                    let other = lk.iter().find(|(k, _)| k.as_ref() == Some(&key)).map(|x| x.1);
+                    let len = shown.len();
+                    shown.push_str(&format!("[{}]", display_key(&key)));
+                    walk(kind, secret, path, shown, Some(item), other, out);
+                    shown.truncate(len);
+                }
+                for (key, item) in &lk {
+                    let key = key.clone().unwrap_or_default();
+                    if !dk.iter().any(|(k, _)| k.as_ref() == Some(&key)) {
+                        let len = shown.len();
+                        shown.push_str(&format!("[{}]", display_key(&key)));
+                        walk(kind, secret, path, shown, None, Some(item), out);
+                        shown.truncate(len);
+                    }
+                }
+            }
+            ListKind::Set => {
+                for x in la.iter().filter(|x| !da.contains(x)) {
+                    out.push(change(Op::Add, shown, None, Some(x), path, secret));
+                }
+                for x in da.iter().filter(|x| !la.contains(x)) {
+                    out.push(change(Op::Remove, shown, Some(x), None, path, secret));
+                }
+            }
+            ListKind::Atomic => compare_whole(path, shown, d, l, secret, out),
+        },
+        (Some(a), Some(b)) => {
+            if !same(path, a, b) {
+                out.push(change(Op::Change, shown, Some(a), Some(b), path, secret));
+            }
+        }
+        (None, Some(b)) => out.push(change(Op::Add, shown, None, Some(b), path, secret)),
+        (Some(a), None) => out.push(change(Op::Remove, shown, Some(a), None, path, secret)),
+        (None, None) => {}
+    }
+}
+
+fn compare_whole(
+    path: &[&str],
+    shown: &str,
+    d: Option<&Value>,
+    l: Option<&Value>,
+    secret: bool,
+    out: &mut Vec<Change>,
+) {
+    if d != l {
+        out.push(change(Op::Change, shown, d, l, path, secret));
+    }
+}
+
+/// A change with its words. Secret values are replaced by short hashes.
+fn change(op: Op, shown: &str, from: Option<&Value>, to: Option<&Value>, path: &[&str], secret: bool) -> Change {
+    let hide = secret && matches!(path.first(), Some(&"data") | Some(&"stringData"));
+    let show = |v: Option<&Value>| v.map(|x| if hide { Value::String(short_hash(x)) } else { x.clone() });
+    let (from, to) = (show(from), show(to));
+    Change { op, path: shown.to_string(), summary: words(op, shown, from.as_ref(), to.as_ref(), path, hide), from, to }
+}
+
+fn brief(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            let s = other.to_string();
+            if s.len() > 80 { format!("{}…", &s[..s.char_indices().nth(77).map_or(s.len(), |c| c.0)]) } else { s }
+        }
+        None => "(none)".into(),
+    }
+}
+
+fn words(op: Op, shown: &str, from: Option<&Value>, to: Option<&Value>, path: &[&str], hidden: bool) -> String {
+    let sign = match op {
+        Op::Add => "+",
+        Op::Remove => "-",
+        Op::Change => "~",
+    };
+    let item = shown
+        .rsplit_once('[')
+        .map(|(_, k)| k.trim_end_matches(']').split_once('=').map_or(k, |x| x.1).trim_end_matches(']'));
+    let present = if op == Op::Remove { from } else { to };
+    let last = path.last().copied().unwrap_or_default();
+    let at_item = shown.ends_with(']');
+    match (last, at_item, op) {
+        ("containers" | "initContainers" | "ephemeralContainers", true, Op::Add | Op::Remove) => {
+            let noun = if last == "containers" { "container" } else { "init container" };
+            let image = present
+                .and_then(|v| v.get("image"))
+                .and_then(Value::as_str)
+                .map(|i| format!(" (image {i})"))
+                .unwrap_or_default();
+            format!("{sign} {noun} {}{image}", item.unwrap_or_default())
+        }
+        ("volumes", true, _) => format!("{sign} volume {}", item.unwrap_or_default()),
+        ("env", true, Op::Add | Op::Remove) => format!("{sign} env {}", item.unwrap_or_default()),
+        ("volumeMounts", true, _) => format!("{sign} volume mount {}", item.unwrap_or_default()),
+        _ if path.len() >= 2 && path[path.len() - 2] == "labels" && path[0] == "metadata" => match op {
+            Op::Change => format!("~ label {last}: {} → {}", brief(from), brief(to)),
+            _ => format!("{sign} label {last}={}", brief(present)),
+        },
+        _ if path.len() >= 2 && path[path.len() - 2] == "annotations" && path[0] == "metadata" => match op {
+            Op::Change => format!("~ annotation {last}: {} → {}", brief(from), brief(to)),
+            _ => format!("{sign} annotation {last}"),
+        },
+        _ if hidden => {
+            format!("{sign} secret key {last} {}", if op == Op::Change { "changed" } else { "" }).trim_end().to_string()
+        }
+        ("replicas", _, Op::Change) => format!("~ replicas {} → {}", brief(from), brief(to)),
+        ("image", _, Op::Change) => {
+            let c = shown
+                .rsplit_once('[')
+                .map(|(_, k)| k.split(']').next().unwrap_or(k).split_once('=').map_or(k, |x| x.1))
+                .unwrap_or("");
+            format!("~ image of container {c}: {} → {}", brief(from), brief(to))
+        }
+        (_, _, Op::Change) => format!("~ {shown}: {} → {}", brief(from), brief(to)),
+        (_, _, Op::Add) => format!("+ {shown}: {}", brief(to)),
+        (_, _, Op::Remove) => format!("- {shown}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "grafana", "namespace": "monitoring", "labels": {"app": "grafana"}},
+               "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "grafana"}}, "template": {"metadata": {"labels": {"app": "grafana"}},
+               "spec": {"containers": [{"name": "grafana", "image": "grafana/grafana:10.4.2", "ports": [{"containerPort": 3000}],
+                        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}, "env": [{"name": "A", "value": "1"}]}]}}}})
+    }
+
+    /// What the API server makes of it: defaults, metadata, status, tracking.
+    fn live_of(d: &Value) -> Value {
+        let mut l = d.clone();
+        l["metadata"]["uid"] = json!("u");
+        l["metadata"]["resourceVersion"] = json!("42");
+        l["metadata"]["generation"] = json!(2);
+        l["metadata"]["managedFields"] = json!([{"manager": "argocd-controller"}]);
+        l["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "2"});
+        l["metadata"]["labels"]["app.kubernetes.io/instance"] = json!("grafana-prod-west");
+        l["status"] = json!({"replicas": 3});
+        l["spec"]["revisionHistoryLimit"] = json!(10);
+        l["spec"]["progressDeadlineSeconds"] = json!(600);
+        l["spec"]["strategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+        let pod = &mut l["spec"]["template"]["spec"];
+        pod["dnsPolicy"] = json!("ClusterFirst");
+        pod["restartPolicy"] = json!("Always");
+        pod["schedulerName"] = json!("default-scheduler");
+        pod["securityContext"] = json!({});
+        pod["terminationGracePeriodSeconds"] = json!(30);
+        let c = &mut pod["containers"][0];
+        c["imagePullPolicy"] = json!("IfNotPresent");
+        c["terminationMessagePath"] = json!("/dev/termination-log");
+        c["terminationMessagePolicy"] = json!("File");
+        c["ports"][0]["protocol"] = json!("TCP");
+        c["resources"]["limits"] = json!({"cpu": "1000m", "memory": "1024Mi"});
+        l
+    }
+
+    #[test]
+    fn defaults_and_server_fields_are_not_drift() {
+        let d = deployment();
+        assert_eq!(diff(&d, &live_of(&d)), vec![]);
+    }
+
+    #[test]
+    fn an_added_sidecar_is_a_few_lines() {
+        let d = deployment();
+        let mut l = live_of(&d);
+        l["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "oauth2-proxy", "image": "quay.io/oauth2-proxy/oauth2-proxy:v7.4.0", "imagePullPolicy": "IfNotPresent"}));
+        l["spec"]["template"]["spec"]["volumes"] =
+            json!([{"name": "oauth2-proxy-config", "configMap": {"name": "oauth2-proxy"}}]);
+        l["spec"]["replicas"] = json!(5);
+        l["metadata"]["annotations"]["team"] = json!("x");
+        l["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "B", "value": "2"}));
+        let summaries: Vec<String> = diff(&d, &l).into_iter().map(|c| c.summary).collect();
+        assert_eq!(
+            summaries,
+            vec![
+                "+ annotation team",
+                "~ replicas 3 → 5",
+                "+ env B",
+                "+ container oauth2-proxy (image quay.io/oauth2-proxy/oauth2-proxy:v7.4.0)",
+                "+ volume oauth2-proxy-config",
+            ]
+        );
+        let c = diff(&d, &l);
+        assert_eq!(c[3].path, "spec.template.spec.containers[name=oauth2-proxy]");
+        assert_eq!(c[3].op, Op::Add);
+    }
+
+    #[test]
+    fn changed_image_and_removed_label() {
+        let d = deployment();
+        let mut l = live_of(&d);
+        l["spec"]["template"]["spec"]["containers"][0]["image"] = json!("grafana/grafana:11.0.0");
+        l["metadata"]["labels"].as_object_mut().unwrap().remove("app");
+        l["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = json!("2Gi");
+        let s: Vec<String> = diff(&d, &l).into_iter().map(|c| c.summary).collect();
+        assert_eq!(
+            s,
+            vec![
+                "- label app=grafana",
+                "~ image of container grafana: grafana/grafana:10.4.2 → grafana/grafana:11.0.0",
+                "~ spec.template.spec.containers[name=grafana].resources.limits.memory: 1Gi → 2Gi",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_set_default_still_counts_when_desired_sets_it() {
+        let mut d = deployment();
+        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
+        let l = live_of(&deployment());
+        let c = diff(&d, &l);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].path, "spec.template.spec.containers[name=grafana].imagePullPolicy");
+    }
+
+    #[test]
+    fn secrets_compare_by_hash() {
+        let d = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"password": "c2VjcmV0LW9uZQ==", "user": "YQ=="}});
+        let mut l = d.clone();
+        l["data"]["password"] = json!("c2VjcmV0LXR3bw==");
+        let c = diff(&d, &l);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].summary, "~ secret key password changed");
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("c2VjcmV0") && text.contains("sha256:"), "{text}");
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity(&json!("1000m")), quantity(&json!("1")));
+        assert_eq!(quantity(&json!("1Gi")), quantity(&json!("1024Mi")));
+        assert_eq!(quantity(&json!("1e3")), Some(1000.0));
+        assert_eq!(quantity(&json!("abc")), None);
+    }
+
+    #[test]
+    fn service_ports_by_port_and_protocol() {
+        let d = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"selector": {"a": "b"}, "ports": [{"port": 80, "targetPort": 8080}]}});
+        let mut l = d.clone();
+        l["spec"]["clusterIP"] = json!("10.0.0.1");
+        l["spec"]["type"] = json!("ClusterIP");
+        l["spec"]["ports"] =
+            json!([{"port": 80, "targetPort": 8080, "protocol": "TCP"}, {"port": 9090, "protocol": "TCP"}]);
+        let c = diff(&d, &l);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].path, "spec.ports[port=9090,protocol=TCP]");
+    }
+}

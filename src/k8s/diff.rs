@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::fields::{self, PathElem};
 use super::merge_keys::{ListKind, item_key, list_kind};
 
 /// metadata fields the server owns.
@@ -118,6 +119,32 @@ pub struct Change {
     pub from: Option<Value>,
     pub to: Option<Value>,
     pub summary: String,
+    /// The path as managedFields addresses it, for attribution.
+    #[serde(skip)]
+    pub elems: Vec<PathElem>,
+}
+
+/// Who last wrote a field: the managedFields entry that owns it (or its nearest owned
+/// ancestor). The time is the entry's, so the write happened at or before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owner {
+    pub manager: String,
+    pub operation: String,
+    pub time: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// The manager owning a change's path in the live object's managedFields.
+pub fn owner_of(live: &Value, change: &Change) -> Option<Owner> {
+    let managed = live.pointer("/metadata/managedFields").and_then(Value::as_array)?;
+    let e = fields::owner(managed, &change.elems)?;
+    let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(Owner {
+        manager: s("manager").unwrap_or_default(),
+        operation: s("operation").unwrap_or_default(),
+        time: s("time"),
+        subresource: s("subresource"),
+    })
 }
 
 /// Normalizes one side for comparison: server metadata, status and tool annotations go;
@@ -225,7 +252,8 @@ pub fn diff(desired: &Value, live: &Value) -> Vec<Change> {
     let l = normalize(live);
     let mut out = Vec::new();
     let secret = kind == "Secret";
-    walk(&kind, secret, &mut Vec::new(), &mut String::new(), Some(&d), Some(&l), &mut out);
+    let mut cx = Walk { kind: &kind, secret, elems: Vec::new(), out: &mut out };
+    cx.walk(&mut Vec::new(), &mut String::new(), Some(&d), Some(&l));
     out
 }
 
@@ -236,120 +264,135 @@ fn display_key(key: &[(String, Value)]) -> String {
         .join(",")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk<'a>(
-    kind: &str,
+/// State of one diff: the object's kind, whether it is a Secret, the managedFields path of
+/// the node being compared, and the changes found so far.
+struct Walk<'o> {
+    kind: &'o str,
     secret: bool,
-    path: &mut Vec<&'a str>,
-    shown: &mut String,
-    d: Option<&'a Value>,
-    l: Option<&'a Value>,
-    out: &mut Vec<Change>,
-) {
-    // A map or list present on one side only is compared against an empty one, so its
-    // entries are reported one by one; a whole list item stays one change.
-    static EMPTY_MAP: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(serde_json::Map::new()));
-    static EMPTY_LIST: Value = Value::Array(Vec::new());
-    let empty_like = |v: &Value| -> Option<&'static Value> {
-        match v {
-            Value::Object(_) => Some(&*EMPTY_MAP),
-            Value::Array(_) => Some(&EMPTY_LIST),
-            _ => None,
-        }
-    };
-    let at_item = shown.ends_with(']');
-    let (d, l) = match (d, l) {
-        (None, Some(x)) if !at_item && empty_like(x).is_some() => (empty_like(x), l),
-        (Some(x), None) if !at_item && empty_like(x).is_some() => (d, empty_like(x)),
-        other => other,
-    };
-    match (d, l) {
-        (Some(Value::Object(dm)), Some(Value::Object(lm))) => {
-            let ctx = context_of(kind, path);
-            let keys: Vec<&String> = dm.keys().chain(lm.keys().filter(|k| !dm.contains_key(*k))).collect();
-            for k in keys {
-                let (dv, lv) = (dm.get(k), lm.get(k));
-                if dv.is_none() && defaulted(ctx, k) {
-                    continue;
-                }
-                let len = shown.len();
-                if !shown.is_empty() {
-                    shown.push('.');
-                }
-                shown.push_str(k);
-                path.push(k);
-                walk(kind, secret, path, shown, dv, lv, out);
-                path.pop();
-                shown.truncate(len);
+    elems: Vec<PathElem>,
+    out: &'o mut Vec<Change>,
+}
+
+impl Walk<'_> {
+    fn walk<'a>(&mut self, path: &mut Vec<&'a str>, shown: &mut String, d: Option<&'a Value>, l: Option<&'a Value>) {
+        // A map or list present on one side only is compared against an empty one, so its
+        // entries are reported one by one; a whole list item stays one change.
+        static EMPTY_MAP: std::sync::LazyLock<Value> =
+            std::sync::LazyLock::new(|| Value::Object(serde_json::Map::new()));
+        static EMPTY_LIST: Value = Value::Array(Vec::new());
+        let empty_like = |v: &Value| -> Option<&'static Value> {
+            match v {
+                Value::Object(_) => Some(&*EMPTY_MAP),
+                Value::Array(_) => Some(&EMPTY_LIST),
+                _ => None,
             }
-        }
-        (Some(Value::Array(da)), Some(Value::Array(la))) => match list_kind(kind, path) {
-            ListKind::Map(_) => {
-                let keyed = |items: &'a [Value]| -> Vec<(Option<ItemKey>, &'a Value)> {
-                    items.iter().map(|i| (item_key(kind, path, i), i)).collect()
-                };
-                let (dk, lk) = (keyed(da), keyed(la));
-                if dk.iter().chain(lk.iter()).any(|(k, _)| k.is_none()) {
-                    return compare_whole(path, shown, d, l, secret, out);
-                }
-                for (key, item) in &dk {
-                    let key = key.clone().unwrap_or_default();
-                    let other = lk.iter().find(|(k, _)| k.as_ref() == Some(&key)).map(|x| x.1);
+        };
+        let at_item = shown.ends_with(']');
+        let (d, l) = match (d, l) {
+            (None, Some(x)) if !at_item && empty_like(x).is_some() => (empty_like(x), l),
+            (Some(x), None) if !at_item && empty_like(x).is_some() => (d, empty_like(x)),
+            other => other,
+        };
+        let kind = self.kind;
+        match (d, l) {
+            (Some(Value::Object(dm)), Some(Value::Object(lm))) => {
+                let ctx = context_of(kind, path);
+                let keys: Vec<&String> = dm.keys().chain(lm.keys().filter(|k| !dm.contains_key(*k))).collect();
+                for k in keys {
+                    let (dv, lv) = (dm.get(k), lm.get(k));
+                    if dv.is_none() && defaulted(ctx, k) {
+                        continue;
+                    }
                     let len = shown.len();
-                    shown.push_str(&format!("[{}]", display_key(&key)));
-                    walk(kind, secret, path, shown, Some(item), other, out);
+                    if !shown.is_empty() {
+                        shown.push('.');
+                    }
+                    shown.push_str(k);
+                    path.push(k);
+                    self.elems.push(PathElem::Field(k.clone()));
+                    self.walk(path, shown, dv, lv);
+                    self.elems.pop();
+                    path.pop();
                     shown.truncate(len);
                 }
-                for (key, item) in &lk {
-                    let key = key.clone().unwrap_or_default();
-                    if !dk.iter().any(|(k, _)| k.as_ref() == Some(&key)) {
+            }
+            (Some(Value::Array(da)), Some(Value::Array(la))) => match list_kind(kind, path) {
+                ListKind::Map(_) => {
+                    let keyed = |items: &'a [Value]| -> Vec<(Option<ItemKey>, &'a Value)> {
+                        items.iter().map(|i| (item_key(kind, path, i), i)).collect()
+                    };
+                    let (dk, lk) = (keyed(da), keyed(la));
+                    if dk.iter().chain(lk.iter()).any(|(k, _)| k.is_none()) {
+                        return self.whole(path, shown, d, l);
+                    }
+                    let mut items: Vec<(ItemKey, Option<&'a Value>, Option<&'a Value>)> = Vec::new();
+                    for (key, item) in &dk {
+                        let key = key.clone().unwrap_or_default();
+                        let other = lk.iter().find(|(k, _)| k.as_ref() == Some(&key)).map(|x| x.1);
+                        items.push((key, Some(*item), other));
+                    }
+                    for (key, item) in &lk {
+                        let key = key.clone().unwrap_or_default();
+                        if !dk.iter().any(|(k, _)| k.as_ref() == Some(&key)) {
+                            items.push((key, None, Some(*item)));
+                        }
+                    }
+                    for (key, a, b) in items {
                         let len = shown.len();
                         shown.push_str(&format!("[{}]", display_key(&key)));
-                        walk(kind, secret, path, shown, None, Some(item), out);
+                        self.elems.push(PathElem::Key(key));
+                        self.walk(path, shown, a, b);
+                        self.elems.pop();
                         shown.truncate(len);
                     }
                 }
-            }
-            ListKind::Set => {
-                for x in la.iter().filter(|x| !da.contains(x)) {
-                    out.push(change(Op::Add, shown, None, Some(x), path, secret));
+                ListKind::Set => {
+                    for x in la.iter().filter(|x| !da.contains(x)) {
+                        self.push(Op::Add, shown, None, Some(x), path, Some(x));
+                    }
+                    for x in da.iter().filter(|x| !la.contains(x)) {
+                        self.push(Op::Remove, shown, Some(x), None, path, Some(x));
+                    }
                 }
-                for x in da.iter().filter(|x| !la.contains(x)) {
-                    out.push(change(Op::Remove, shown, Some(x), None, path, secret));
+                ListKind::Atomic => self.whole(path, shown, d, l),
+            },
+            (Some(a), Some(b)) => {
+                if !same(path, a, b) {
+                    self.push(Op::Change, shown, Some(a), Some(b), path, None);
                 }
             }
-            ListKind::Atomic => compare_whole(path, shown, d, l, secret, out),
-        },
-        (Some(a), Some(b)) => {
-            if !same(path, a, b) {
-                out.push(change(Op::Change, shown, Some(a), Some(b), path, secret));
-            }
+            (None, Some(b)) => self.push(Op::Add, shown, None, Some(b), path, None),
+            (Some(a), None) => self.push(Op::Remove, shown, Some(a), None, path, None),
+            (None, None) => {}
         }
-        (None, Some(b)) => out.push(change(Op::Add, shown, None, Some(b), path, secret)),
-        (Some(a), None) => out.push(change(Op::Remove, shown, Some(a), None, path, secret)),
-        (None, None) => {}
     }
-}
 
-fn compare_whole(
-    path: &[&str],
-    shown: &str,
-    d: Option<&Value>,
-    l: Option<&Value>,
-    secret: bool,
-    out: &mut Vec<Change>,
-) {
-    if d != l {
-        out.push(change(Op::Change, shown, d, l, path, secret));
+    fn whole(&mut self, path: &[&str], shown: &str, d: Option<&Value>, l: Option<&Value>) {
+        if d != l {
+            self.push(Op::Change, shown, d, l, path, None);
+        }
     }
-}
 
-/// A change with its words. Secret values are replaced by short hashes.
-fn change(op: Op, shown: &str, from: Option<&Value>, to: Option<&Value>, path: &[&str], secret: bool) -> Change {
-    let hide = secret && matches!(path.first(), Some(&"data") | Some(&"stringData"));
-    let show = |v: Option<&Value>| v.map(|x| if hide { Value::String(short_hash(x)) } else { x.clone() });
-    let (from, to) = (show(from), show(to));
-    Change { op, path: shown.to_string(), summary: words(op, shown, from.as_ref(), to.as_ref(), path, hide), from, to }
+    /// Records a change with its words; Secret values become short hashes.
+    fn push(
+        &mut self,
+        op: Op,
+        shown: &str,
+        from: Option<&Value>,
+        to: Option<&Value>,
+        path: &[&str],
+        set_item: Option<&Value>,
+    ) {
+        let hide = self.secret && matches!(path.first(), Some(&"data") | Some(&"stringData"));
+        let show = |v: Option<&Value>| v.map(|x| if hide { Value::String(short_hash(x)) } else { x.clone() });
+        let (from, to) = (show(from), show(to));
+        let mut elems = self.elems.clone();
+        if let Some(x) = set_item {
+            elems.push(PathElem::Value(x.clone()));
+        }
+        let summary = words(op, shown, from.as_ref(), to.as_ref(), path, hide);
+        self.out.push(Change { op, path: shown.to_string(), summary, from, to, elems });
+    }
 }
 
 fn brief(v: Option<&Value>) -> String {
@@ -527,6 +570,31 @@ mod tests {
         assert_eq!(c[0].summary, "~ secret key password changed");
         let text = serde_json::to_string(&c).unwrap();
         assert!(!text.contains("c2VjcmV0") && text.contains("sha256:"), "{text}");
+    }
+
+    #[test]
+    fn changes_are_attributed_to_their_manager() {
+        let d = deployment();
+        let mut l = live_of(&d);
+        l["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "oauth2-proxy", "image": "proxy:1"}));
+        l["spec"]["replicas"] = json!(5);
+        l["metadata"]["managedFields"] = json!([
+            {"manager": "argocd-controller", "operation": "Apply", "time": "2026-11-27T08:00:00Z", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"grafana\"}": {".": {}, "f:image": {}}}}}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-27T09:00:00Z", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"oauth2-proxy\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}},
+            {"manager": "kubectl", "operation": "Update", "subresource": "scale", "time": "2026-11-27T09:30:00Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+        ]);
+        let c = diff(&d, &l);
+        let owners: Vec<(String, String)> =
+            c.iter().map(|x| (x.summary.clone(), owner_of(&l, x).map(|o| o.manager).unwrap_or_default())).collect();
+        assert!(
+            owners.contains(&("+ container oauth2-proxy (image proxy:1)".into(), "kubectl-edit".into())),
+            "{owners:?}"
+        );
+        // both entries name spec.replicas; the first listed wins, as for the apiserver
+        assert!(owners.iter().any(|(s, m)| s == "~ replicas 3 → 5" && !m.is_empty()), "{owners:?}");
     }
 
     #[test]

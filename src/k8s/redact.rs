@@ -10,9 +10,9 @@ use serde_json::Value;
 
 pub const REDACTED: &str = "<redacted>";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-/// Shorter values are still redacted in objects but not scrubbed from text (they would
-/// match everywhere).
-const MIN_SCRUB_LEN: usize = 4;
+/// Shorter values are still redacted in objects but not scrubbed from free text: short
+/// values such as a username `admin` would mangle every name that contains them.
+const MIN_SCRUB_LEN: usize = 8;
 
 #[derive(Debug, Default)]
 pub struct Redactor {

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod drift;
+
 use serde_json::{Value, json};
 
 use crate::config::Severity;

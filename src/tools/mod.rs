@@ -6,6 +6,7 @@
 pub mod argocd_app_status;
 pub mod cluster_prereqs;
 pub mod cluster_query;
+pub mod drift_report;
 pub mod kustomize_build;
 pub mod metrics_query;
 pub mod repo_scan;
@@ -330,6 +331,7 @@ impl ToolRegistry {
         r.register(cluster_prereqs::ClusterPrereqs);
         r.register(argocd_app_status::ArgocdAppStatus);
         r.register(metrics_query::MetricsQuery);
+        r.register(drift_report::DriftReportTool);
         r
     }
 

@@ -1,0 +1,524 @@
+//! The drift workflow: for every Argo CD Application of the repo, what its destination
+//! cluster runs against what its overlay renders, as semantic changes (an added sidecar, not
+//! 200 lines of timestamps), attributed to who made them (managedFields, audit log) and when,
+//! with what to do about them. Clusters are queried concurrently; one failing cluster is
+//! reported and the others still are.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cluster::{ClusterError, ClusterSet, with_retry};
+use crate::error::{Error, Result};
+use crate::k8s::ObjectRef;
+use crate::k8s::diff::{self, Change, Op};
+use crate::k8s::redact::Redactor;
+use crate::kustomize::Engine;
+use crate::repo::{ArgoApp, Repo};
+
+/// Annotations agentops itself writes to mark drift as temporary.
+pub const ACK_PREFIX: &str = "drift.agentops.dev/";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftRequest {
+    /// Only these environments (all when empty).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Only these apps (all when empty).
+    #[serde(default)]
+    pub app: Vec<String>,
+    /// Audit logs (JSON lines of audit.k8s.io/v1 Events) to find who made each change.
+    #[serde(default)]
+    pub audit_log: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ClusterState {
+    pub env: String,
+    pub context: String,
+    /// ok or error
+    pub status: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ChangeOut {
+    pub op: String,
+    pub path: String,
+    pub from: Option<Value>,
+    pub to: Option<Value>,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Attribution {
+    pub manager: String,
+    pub operation: String,
+    /// The managedFields entry's time: the change happened at or before it.
+    pub time: Option<String>,
+    pub user: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct LastSync {
+    pub revision: Option<String>,
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Drift {
+    pub env: String,
+    pub app: String,
+    /// The Argo CD Application.
+    pub application: String,
+    pub overlay: String,
+    pub object: String,
+    /// drifted, acknowledged, expired, missing or untracked
+    pub status: String,
+    pub changes: Vec<ChangeOut>,
+    pub attribution: Vec<Attribution>,
+    pub last_sync: Option<LastSync>,
+    pub note: Option<String>,
+    pub recommendations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DriftSummary {
+    pub applications: usize,
+    pub objects: usize,
+    pub drifted: usize,
+    pub acknowledged: usize,
+    pub missing: usize,
+    pub untracked: usize,
+    pub clusters_failed: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DriftReport {
+    pub clusters: Vec<ClusterState>,
+    pub drifts: Vec<Drift>,
+    pub summary: DriftSummary,
+}
+
+impl DriftReport {
+    /// Drift that nobody acknowledged.
+    pub fn has_drift(&self) -> bool {
+        self.drifts.iter().any(|d| d.status != "acknowledged")
+    }
+}
+
+/// One Application to check: where its desired state comes from and where it runs.
+#[derive(Debug, Clone)]
+struct Target {
+    app: String,
+    env: String,
+    argo: ArgoApp,
+    overlay: String,
+    desired: Vec<Value>,
+}
+
+/// Renders every Application of the repo that points at a path of this repo (blocking:
+/// runs kustomize through the cached engine). Build failures are errors naming the overlay.
+fn targets(repo: &Repo, engine: &Engine, req: &DriftRequest) -> Result<Vec<Target>> {
+    let leaves: HashMap<&str, &crate::repo::Leaf> = repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
+    let mut out = Vec::new();
+    for argo in &repo.argocd_apps {
+        let Some(path) = argo.sources.iter().find_map(|s| s.path.clone().filter(|_| s.chart.is_none())) else {
+            continue;
+        };
+        let dir = crate::repo::kustomization::join("", &path);
+        let Some(leaf) = leaves.get(dir.as_str()) else { continue };
+        let (Some(app), Some(env)) = (leaf.app.clone(), leaf.env.clone()) else { continue };
+        if (!req.env.is_empty() && !req.env.contains(&env)) || (!req.app.is_empty() && !req.app.contains(&app)) {
+            continue;
+        }
+        let built = engine.build(repo, &dir);
+        if let Some(e) = built.error {
+            let e = crate::kustomize::classify(&e, repo, &dir);
+            return Err(Error::Usage(format!(
+                "{dir} does not build ({}): {}; run agentops validate",
+                e.class, e.message
+            )));
+        }
+        let desired = crate::repo::yaml::parse_values(&built.stdout)
+            .map_err(|e| Error::Internal(format!("{dir}: rendered output: {e}")))?;
+        out.push(Target { app, env, argo: argo.clone(), overlay: dir, desired });
+    }
+    Ok(out)
+}
+
+/// Runs the drift check.
+pub async fn run(
+    repo: &Repo,
+    engine: &Engine,
+    clusters: &ClusterSet,
+    redactor: &Redactor,
+    req: &DriftRequest,
+) -> Result<DriftReport> {
+    let targets = tokio::task::block_in_place(|| targets(repo, engine, req))?;
+    for t in &targets {
+        t.desired.iter().for_each(|o| redactor.learn_object(o));
+    }
+    let audit = read_audit(&req.audit_log)?;
+    let mut by_env: BTreeMap<String, Vec<&Target>> = BTreeMap::new();
+    for t in &targets {
+        by_env.entry(t.env.clone()).or_default().push(t);
+    }
+    let audit = &audit;
+    let checks: Vec<_> = by_env.iter().map(|(env, ts)| check_env(repo, clusters, env, ts, audit)).collect();
+    let results = futures::stream::iter(checks).buffered(clusters.concurrency.max(1)).collect::<Vec<_>>().await;
+    let mut report = DriftReport::default();
+    report.summary.applications = targets.len();
+    for (env, context, objects, result) in results {
+        match result {
+            Ok(mut drifts) => {
+                report.clusters.push(ClusterState { env, context, status: "ok".into(), error: None });
+                report.summary.objects += objects;
+                report.drifts.append(&mut drifts);
+            }
+            Err(e) => {
+                report.clusters.push(ClusterState { env, context, status: "error".into(), error: Some(e.to_string()) });
+                report.summary.clusters_failed += 1;
+            }
+        }
+    }
+    for d in &report.drifts {
+        match d.status.as_str() {
+            "acknowledged" => report.summary.acknowledged += 1,
+            "missing" => report.summary.missing += 1,
+            "untracked" => report.summary.untracked += 1,
+            _ => report.summary.drifted += 1,
+        }
+    }
+    let mut v = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
+    redactor.redact_value(&mut v);
+    serde_json::from_value(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Checks one environment's cluster: (env, context, objects compared, drifts or the error).
+async fn check_env(
+    repo: &Repo,
+    clusters: &ClusterSet,
+    env: &str,
+    targets: &[&Target],
+    audit: &[Value],
+) -> (String, String, usize, std::result::Result<Vec<Drift>, ClusterError>) {
+    let context = repo.config.context_for(env);
+    let limit = clusters.timeout * 3;
+    let result = match clusters.client(&context).await {
+        Ok(client) => tokio::time::timeout(limit, check_cluster(&client, targets, audit))
+            .await
+            .unwrap_or(Err(ClusterError::Timeout(limit))),
+        Err(e) => Err(e),
+    };
+    (env.to_string(), context, targets.iter().map(|t| t.desired.len()).sum(), result)
+}
+
+/// Resolves API resources by apiVersion and kind, from one discovery per cluster.
+struct Resources {
+    by_gvk: HashMap<(String, String), (ApiResource, ApiCapabilities)>,
+}
+
+impl Resources {
+    async fn discover(client: &Client) -> std::result::Result<Resources, ClusterError> {
+        let discovery = with_retry(|| Discovery::new(client.clone()).run()).await?;
+        let mut by_gvk = HashMap::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                for (ar, caps) in group.versioned_resources(version) {
+                    by_gvk.insert((ar.api_version.clone(), ar.kind.clone()), (ar, caps));
+                }
+            }
+        }
+        Ok(Resources { by_gvk })
+    }
+
+    fn get(&self, api_version: &str, kind: &str) -> Option<&(ApiResource, ApiCapabilities)> {
+        self.by_gvk.get(&(api_version.to_string(), kind.to_string()))
+    }
+}
+
+fn api(client: &Client, ar: &ApiResource, caps: &ApiCapabilities, ns: Option<&str>) -> Api<DynamicObject> {
+    match (caps.scope == Scope::Namespaced, ns) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
+        _ => Api::all_with(client.clone(), ar),
+    }
+}
+
+fn to_json(o: &DynamicObject, ar: &ApiResource) -> Value {
+    let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.entry("apiVersion").or_insert_with(|| Value::String(ar.api_version.clone()));
+        m.entry("kind").or_insert_with(|| Value::String(ar.kind.clone()));
+    }
+    v
+}
+
+async fn check_cluster(
+    client: &Client,
+    targets: &[&Target],
+    audit: &[Value],
+) -> std::result::Result<Vec<Drift>, ClusterError> {
+    let res = Resources::discover(client).await?;
+    let mut out = Vec::new();
+    for t in targets {
+        let dest_ns = t.argo.destination_namespace.clone();
+        let last_sync = last_sync(client, &res, &t.argo).await;
+        let hpa_targets: BTreeSet<(String, String)> = t
+            .desired
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler"))
+            .filter_map(|o| {
+                Some((
+                    o.pointer("/spec/scaleTargetRef/kind")?.as_str()?.to_string(),
+                    o.pointer("/spec/scaleTargetRef/name")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let mut seen: BTreeSet<(String, String, Option<String>, String)> = BTreeSet::new();
+        let mut kinds: BTreeSet<(String, String)> = BTreeSet::new();
+        for desired in &t.desired {
+            let r = ObjectRef::of(desired);
+            let Some((ar, caps)) = res.get(&r.api_version, &r.kind) else { continue };
+            kinds.insert((r.api_version.clone(), r.kind.clone()));
+            let ns =
+                if caps.scope == Scope::Namespaced { r.namespace.clone().or_else(|| dest_ns.clone()) } else { None };
+            seen.insert((r.api_version.clone(), r.kind.clone(), ns.clone(), r.name.clone()));
+            let mut desired = desired.clone();
+            if let (Some(ns), Some(meta)) = (&ns, desired.get_mut("metadata").and_then(Value::as_object_mut)) {
+                meta.entry("namespace").or_insert_with(|| Value::String(ns.clone()));
+            }
+            let object = ObjectRef::of(&desired).to_string();
+            let objects = api(client, ar, caps, ns.as_deref());
+            let live = match with_retry(|| objects.get_opt(&r.name)).await? {
+                Some(o) => to_json(&o, ar),
+                None => {
+                    out.push(drift(
+                        t,
+                        object,
+                        "missing",
+                        Vec::new(),
+                        Vec::new(),
+                        last_sync.clone(),
+                        Some("in git but not in the cluster".into()),
+                    ));
+                    continue;
+                }
+            };
+            let hpa = hpa_targets.contains(&(r.kind.clone(), r.name.clone()));
+            let changes: Vec<Change> = diff::diff(&desired, &live)
+                .into_iter()
+                .filter(|c| !c.path.starts_with(&format!("metadata.annotations.{ACK_PREFIX}")))
+                .filter(|c| !(hpa && c.path == "spec.replicas"))
+                .collect();
+            if changes.is_empty() {
+                continue;
+            }
+            let attribution = attribute(&live, &changes, audit, ar);
+            let (status, note) = acknowledgement(&live);
+            let changes = changes
+                .into_iter()
+                .map(|c| ChangeOut {
+                    op: op_str(c.op).into(),
+                    path: c.path,
+                    from: c.from,
+                    to: c.to,
+                    summary: c.summary,
+                })
+                .collect();
+            out.push(drift(t, object, status, changes, attribution, last_sync.clone(), note));
+        }
+        // live objects Argo CD tracks for this Application that git no longer has
+        for (av, kind) in &kinds {
+            let Some((ar, caps)) = res.get(av, kind) else { continue };
+            let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={}", t.argo.name));
+            let all = api(client, ar, caps, None);
+            let listed = with_retry(|| all.list(&lp)).await?;
+            for o in listed.items {
+                let live = to_json(&o, ar);
+                let r = ObjectRef::of(&live);
+                let ns = if caps.scope == Scope::Namespaced { r.namespace.clone() } else { None };
+                if !seen.contains(&(av.clone(), kind.clone(), ns, r.name.clone())) {
+                    out.push(drift(
+                        t,
+                        r.to_string(),
+                        "untracked",
+                        Vec::new(),
+                        Vec::new(),
+                        last_sync.clone(),
+                        Some("in the cluster, tracked for this Application, but not in git".into()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn op_str(op: Op) -> &'static str {
+    match op {
+        Op::Add => "add",
+        Op::Remove => "remove",
+        Op::Change => "change",
+    }
+}
+
+fn drift(
+    t: &Target,
+    object: String,
+    status: &str,
+    changes: Vec<ChangeOut>,
+    attribution: Vec<Attribution>,
+    last_sync: Option<LastSync>,
+    note: Option<String>,
+) -> Drift {
+    let (a, e) = (&t.app, &t.env);
+    let recommendations = match status {
+        "missing" => vec![format!("revert: agentops drift revert --app {a} --env {e} (Argo CD sync recreates it)")],
+        "untracked" => vec![format!(
+            "revert: agentops drift revert --app {a} --env {e} with prune, or delete it if nobody needs it"
+        )],
+        "acknowledged" => vec![format!("when the reason is gone: agentops drift revert --app {a} --env {e}")],
+        _ => vec![
+            format!("revert to git: agentops drift revert --app {a} --env {e} (Argo CD sync)"),
+            format!(
+                "keep it: agentops drift capture --app {a} --env {e} (writes the change into overlay {})",
+                t.overlay
+            ),
+            format!(
+                "mark as temporary: agentops drift acknowledge --app {a} --env {e} --reason TEXT --expires YYYY-MM-DD"
+            ),
+        ],
+    };
+    Drift {
+        env: e.clone(),
+        app: a.clone(),
+        application: t.argo.name.clone(),
+        overlay: t.overlay.clone(),
+        object,
+        status: status.into(),
+        changes,
+        attribution,
+        last_sync,
+        note,
+        recommendations,
+    }
+}
+
+/// Whether the live object carries an acknowledgement, and whether it expired.
+fn acknowledgement(live: &Value) -> (&'static str, Option<String>) {
+    let ann = |k: &str| {
+        live.pointer(&format!("/metadata/annotations/{}", format!("{ACK_PREFIX}{k}").replace('/', "~1")))
+            .and_then(Value::as_str)
+    };
+    if ann("temporary") != Some("true") {
+        return ("drifted", None);
+    }
+    let reason = ann("reason").unwrap_or("no reason given");
+    let expires = ann("expires");
+    let now = crate::mock::util::now_seconds();
+    let expired = expires.is_some_and(|x| {
+        let x = if x.len() == 10 { format!("{x}T23:59:59Z") } else { x.to_string() };
+        crate::mock::util::parse_time(&x).zip(crate::mock::util::parse_time(&now)).is_some_and(|(e, n)| e < n)
+    });
+    if expired {
+        ("expired", Some(format!("acknowledgement expired on {}: {reason}", expires.unwrap_or_default())))
+    } else {
+        ("acknowledged", Some(format!("temporary until {}: {reason}", expires.unwrap_or("(no date)"))))
+    }
+}
+
+/// The Application's last sync, read from the cluster it lives in.
+async fn last_sync(client: &Client, res: &Resources, argo: &ArgoApp) -> Option<LastSync> {
+    let (ar, caps) = res.get("argoproj.io/v1alpha1", "Application")?;
+    let ns = argo.namespace.clone().unwrap_or_else(|| "argocd".into());
+    let app = api(client, ar, caps, Some(&ns)).get_opt(&argo.name).await.ok().flatten()?;
+    let v = to_json(&app, ar);
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    Some(LastSync {
+        revision: s("/status/sync/revision"),
+        time: s("/status/operationState/finishedAt").or_else(|| s("/status/reconciledAt")),
+    })
+}
+
+/// Who owns each changed path, with the user and source IP of the matching audit event.
+fn attribute(live: &Value, changes: &[Change], audit: &[Value], ar: &ApiResource) -> Vec<Attribution> {
+    let mut out: Vec<Attribution> = Vec::new();
+    for c in changes {
+        let Some(o) = diff::owner_of(live, c) else { continue };
+        if out.iter().any(|a| a.manager == o.manager && a.operation == o.operation && a.time == o.time) {
+            continue;
+        }
+        let (user, source_ip) = audit_match(live, ar, audit, &o.manager, o.time.as_deref());
+        out.push(Attribution { manager: o.manager, operation: o.operation, time: o.time, user, source_ip });
+    }
+    out
+}
+
+/// The successful write to this object nearest the managedFields time; the manager named
+/// in the request URI or user agent breaks ties.
+fn audit_match(
+    live: &Value,
+    ar: &ApiResource,
+    audit: &[Value],
+    manager: &str,
+    time: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    let r = ObjectRef::of(live);
+    let target = time.and_then(crate::mock::util::parse_time);
+    let mut best: Option<(i64, bool, &Value)> = None;
+    for ev in audit {
+        let s = |p: &str| ev.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let verb_ok = matches!(s("/verb"), "update" | "patch" | "create");
+        let code_ok = ev.pointer("/responseStatus/code").and_then(Value::as_u64).is_some_and(|c| c < 300);
+        let same = s("/objectRef/resource") == ar.plural
+            && s("/objectRef/name") == r.name
+            && s("/objectRef/namespace") == r.namespace.as_deref().unwrap_or_default();
+        if !(verb_ok && code_ok && same) {
+            continue;
+        }
+        let t = crate::mock::util::parse_time(s("/stageTimestamp"))
+            .or_else(|| crate::mock::util::parse_time(s("/requestReceivedTimestamp")))
+            .unwrap_or(0);
+        let distance = target.map_or(0, |x| (x - t).abs());
+        let named = s("/requestURI").contains(&format!("fieldManager={manager}"))
+            || s("/userAgent").split('/').next() == Some(manager);
+        let better = match &best {
+            None => true,
+            Some((d, n, _)) => (distance, !named) < (*d, !*n),
+        };
+        if better {
+            best = Some((distance, named, ev));
+        }
+    }
+    best.map_or((None, None), |(_, _, ev)| {
+        let user = ev.pointer("/user/username").and_then(Value::as_str).map(str::to_string);
+        let ip = ev.pointer("/sourceIPs/0").and_then(Value::as_str).map(str::to_string);
+        (user, ip)
+    })
+}
+
+fn read_audit(paths: &[PathBuf]) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(line).map_err(|e| Error::Config {
+                file: p.display().to_string(),
+                line: Some(i as u32 + 1),
+                message: format!("not an audit event: {e}"),
+            })?;
+            out.push(v);
+        }
+    }
+    Ok(out)
+}

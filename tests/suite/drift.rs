@@ -1,0 +1,232 @@
+//! `agentops drift` against mock clusters: the live side deployed by the simulated Argo CD,
+//! then changed by hand with the real kubectl, so managedFields and the audit log are genuine.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentops::mock::{MockFleet, MockOptions};
+use serde_json::{Value, json};
+
+use super::common::*;
+
+fn platform() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
+}
+
+struct World {
+    repo: tempfile::TempDir,
+    work: tempfile::TempDir,
+    fleet: MockFleet,
+}
+
+impl World {
+    fn kubeconfig(&self) -> PathBuf {
+        self.work.path().join("kubeconfig")
+    }
+    fn audit(&self) -> PathBuf {
+        self.work.path().join("audit.jsonl")
+    }
+
+    async fn kubectl(&self, args: &[&str], editor: Option<&Path>) -> String {
+        let mut cmd = tokio::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl"));
+        cmd.args(args).env("KUBECONFIG", self.kubeconfig()).env("KUBECACHEDIR", self.work.path().join("kube-cache"));
+        if let Some(e) = editor {
+            cmd.env("KUBE_EDITOR", e);
+        }
+        let out = cmd.output().await.unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn drift(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args: Vec<String> = [
+            "drift",
+            "--repo",
+            self.repo.path().to_str().unwrap(),
+            "--kubeconfig",
+            self.kubeconfig().to_str().unwrap(),
+            "--format",
+            "json",
+            "--no-cache",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let r = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            agentops(&a)
+        })
+        .await
+        .unwrap();
+        let v = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+        (r.code, v)
+    }
+}
+
+/// Starts the example's five clusters with the simulated Argo CD, and syncs grafana in
+/// prod-west and prod-east.
+async fn world() -> World {
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(&platform(), repo.path());
+    git_init(repo.path());
+    let work = tempfile::tempdir().unwrap();
+    let dirs: Vec<(String, PathBuf)> = ["dev", "staging", "prod-west", "prod-east", "prod-central"]
+        .iter()
+        .map(|e| (e.to_string(), platform().join("clusters").join(e)))
+        .collect();
+    let opts =
+        MockOptions { argocd_repo: Some(repo.path().to_path_buf()), audit_log: Some(work.path().join("audit.jsonl")) };
+    let fleet = MockFleet::start(&dirs, &opts).await.unwrap();
+    fleet.write_kubeconfig(&work.path().join("kubeconfig")).unwrap();
+    for env in ["prod-west", "prod-east"] {
+        let text = std::fs::read_to_string(repo.path().join(format!("argocd/{env}/grafana.yaml"))).unwrap();
+        let mut app: Value = agentops::repo::yaml::parse_values(&text).unwrap().remove(0);
+        app["operation"] = json!({"sync": {"revision": "HEAD"}});
+        let store = fleet.get(env).unwrap().store().clone();
+        store.apply(&app, "argocd-cli").unwrap();
+        for _ in 0..200 {
+            let done = store
+                .get("argoproj.io/v1alpha1", "Application", Some("argocd"), &format!("grafana-{env}"))
+                .is_some_and(|a| a.pointer("/status/operationState/phase") == Some(&json!("Succeeded")));
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    World { repo, work, fleet }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
+    let w = world().await;
+    let (code, v) = w.drift(&["--env", "prod-west", "--app", "grafana"]).await;
+    assert_eq!(code, 0, "freshly synced: no drift: {v:#}");
+    assert_eq!(v["summary"]["objects"], 9);
+
+    // someone adds an oauth2-proxy sidecar with `kubectl edit`
+    let editor = w.work.path().join("editor.py");
+    std::fs::write(
+        &editor,
+        "#!/usr/bin/env python3\nimport json, sys\np = sys.argv[-1]\nd = json.load(open(p))\nspec = d['spec']['template']['spec']\nspec['containers'].append({'name': 'oauth2-proxy', 'image': 'quay.io/oauth2-proxy/oauth2-proxy:v7.4.0'})\nspec.setdefault('volumes', []).append({'name': 'oauth2-proxy-config', 'configMap': {'name': 'oauth2-proxy'}})\njson.dump(d, open(p, 'w'))\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.kubectl(
+        &["--context", "prod-west", "-n", "monitoring", "edit", "deployment/grafana", "-o", "json"],
+        Some(&editor),
+    )
+    .await;
+    // and someone scales it by hand in prod-east
+    w.kubectl(&["--context", "prod-east", "-n", "monitoring", "scale", "deployment/grafana", "--replicas=5"], None)
+        .await;
+
+    let audit = w.audit();
+    let (code, v) = w.drift(&["--app", "grafana", "--audit-log", audit.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{v:#}");
+    let drifts = v["drifts"].as_array().unwrap();
+    let west = drifts.iter().find(|d| d["env"] == "prod-west").expect("prod-west drift");
+    assert_eq!(west["object"], "Deployment/monitoring/grafana");
+    assert_eq!(west["status"], "drifted");
+    let summaries: Vec<&str> =
+        west["changes"].as_array().unwrap().iter().map(|c| c["summary"].as_str().unwrap()).collect();
+    assert_eq!(
+        summaries,
+        vec![
+            "+ container oauth2-proxy (image quay.io/oauth2-proxy/oauth2-proxy:v7.4.0)",
+            "+ volume oauth2-proxy-config"
+        ]
+    );
+    assert_eq!(west["changes"][0]["path"], "spec.template.spec.containers[name=oauth2-proxy]");
+    let who = &west["attribution"][0];
+    assert_eq!(who["manager"], "kubectl-edit");
+    assert_eq!(who["user"], "admin");
+    assert_eq!(who["source_ip"], "127.0.0.1");
+    assert!(west["last_sync"]["revision"].as_str().unwrap().len() == 40);
+    assert!(west["recommendations"][1].as_str().unwrap().contains("drift capture --app grafana --env prod-west"));
+
+    let east = drifts.iter().find(|d| d["env"] == "prod-east").expect("prod-east drift");
+    assert_eq!(east["changes"][0]["summary"], "~ replicas 1 → 5", "{east:#}");
+    assert_eq!(east["attribution"][0]["manager"], "kubectl");
+    // only those two objects drifted; clusters without a synced grafana report it missing
+    assert_eq!(drifts.iter().filter(|d| d["status"] == "drifted").count(), 2, "{drifts:#?}");
+    assert!(drifts.iter().any(|d| d["env"] == "dev" && d["status"] == "missing"));
+
+    // an acknowledged drift is reported as such, and expires
+    w.kubectl(
+        &[
+            "--context",
+            "prod-east",
+            "-n",
+            "monitoring",
+            "annotate",
+            "deployment/grafana",
+            "drift.agentops.dev/temporary=true",
+            "drift.agentops.dev/reason=load test",
+            "drift.agentops.dev/expires=2999-01-01",
+        ],
+        None,
+    )
+    .await;
+    let (_, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
+    assert_eq!(v["drifts"][0]["status"], "acknowledged", "{v:#}");
+    assert!(v["drifts"][0]["note"].as_str().unwrap().contains("load test"));
+    w.kubectl(
+        &[
+            "--context",
+            "prod-east",
+            "-n",
+            "monitoring",
+            "annotate",
+            "--overwrite",
+            "deployment/grafana",
+            "drift.agentops.dev/expires=2020-01-01",
+        ],
+        None,
+    )
+    .await;
+    let (code, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
+    assert_eq!(v["drifts"][0]["status"], "expired");
+    assert_eq!(code, 1);
+
+    // text output: a few lines per object
+    let r = tokio::task::spawn_blocking({
+        let (repo, kc) = (w.repo.path().to_path_buf(), w.kubeconfig());
+        move || {
+            agentops(&[
+                "drift",
+                "--repo",
+                repo.to_str().unwrap(),
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "--env",
+                "prod-west",
+                "--app",
+                "grafana",
+                "--no-cache",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(r.stdout.contains("prod-west Deployment/monitoring/grafana [drifted]"), "{}", r.stdout);
+    assert!(r.stdout.contains("modified: kubectl-edit (Update) at or before"), "{}", r.stdout);
+    w.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_cluster_is_reported_and_the_others_still_checked() {
+    let w = world().await;
+    let kc = std::fs::read_to_string(w.kubeconfig())
+        .unwrap()
+        .replace(&w.fleet.get("prod-east").unwrap().https_url(), "https://127.0.0.1:9");
+    std::fs::write(w.kubeconfig(), kc).unwrap();
+    let (code, v) = w.drift(&["--app", "grafana"]).await;
+    assert_eq!(code, 2, "{v:#}");
+    let east = v["clusters"].as_array().unwrap().iter().find(|c| c["env"] == "prod-east").unwrap();
+    assert_eq!(east["status"], "error");
+    let west = v["clusters"].as_array().unwrap().iter().find(|c| c["env"] == "prod-west").unwrap();
+    assert_eq!(west["status"], "ok");
+    w.fleet.shutdown().await;
+}

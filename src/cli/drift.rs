@@ -1,15 +1,30 @@
-//! `agentops drift`
+//! `agentops drift`, `agentops drift acknowledge` and `agentops drift revert`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use crate::error::Result;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::exec::{Executor, Journal, Policy, StdinApprover};
+use crate::planner::{Plan, Step};
+use crate::tools::ToolRegistry;
 use crate::workflows::drift::{self, DriftRequest};
 
 use super::Global;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
     /// Only this environment (repeatable).
     #[arg(long = "env", value_name = "ENV")]
     pub env: Vec<String>,
@@ -19,9 +34,41 @@ pub struct Args {
     /// An audit log (JSON lines of audit.k8s.io/v1 Events) to name who made each change (repeatable).
     #[arg(long = "audit-log", value_name = "FILE")]
     pub audit_log: Vec<PathBuf>,
+    /// Also write Prometheus textfile metrics (drifted objects per env/app, last run) here.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Mark an app's drift in one environment as temporary (annotates the live objects).
+    Acknowledge {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        reason: String,
+        /// Last day the drift is allowed (YYYY-MM-DD).
+        #[arg(long)]
+        expires: String,
+        /// Approve the cluster write without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Put the cluster back to git: ask Argo CD to sync the app's Application, then re-check.
+    Revert {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// Approve the cluster write without asking.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,8 +79,69 @@ pub enum Format {
 
 /// Exit 0 without unacknowledged drift, 1 with drift, 2 when a cluster could not be checked.
 pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    match args.action {
+        None => check(global, args.check).await,
+        Some(Action::Acknowledge { app, env, reason, expires, yes }) => {
+            let step = json!({"app": app, "env": env, "reason": reason, "expires": expires});
+            write(
+                global,
+                "drift_acknowledge",
+                step,
+                format!("mark the drift of {app} in {env} as temporary until {expires}"),
+                yes,
+                &format!("drift acknowledge {app} {env}"),
+            )
+            .await
+        }
+        Some(Action::Revert { app, env, yes }) => {
+            let ctx = global.ctx();
+            let repo = ctx.repo().await.map_err(|e| Error::Usage(e.public))?;
+            let argo = repo
+                .argocd_apps
+                .iter()
+                .find(|a| {
+                    a.sources.iter().any(|s| {
+                        s.path.as_deref().is_some_and(|p| {
+                            repo.leaves.iter().any(|l| {
+                                l.dir == p.trim_matches('/')
+                                    && l.app.as_deref() == Some(&app)
+                                    && l.env.as_deref() == Some(&env)
+                            })
+                        })
+                    })
+                })
+                .ok_or_else(|| Error::Usage(format!("no Argo CD Application in the repo deploys {app} to {env}")))?;
+            let step = json!({"env": env, "name": argo.name, "namespace": argo.namespace.clone().unwrap_or_else(|| "argocd".into())});
+            let code = write(
+                global,
+                "argocd_sync",
+                step,
+                format!("sync Argo CD Application {} to git", argo.name),
+                yes,
+                &format!("drift revert {app} {env}"),
+            )
+            .await?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            check(
+                global,
+                CheckArgs {
+                    env: vec![env],
+                    app: vec![app],
+                    audit_log: Vec::new(),
+                    metrics_file: None,
+                    format: Format::Text,
+                },
+            )
+            .await
+        }
+    }
+}
+
+async fn check(global: &Global, args: CheckArgs) -> Result<ExitCode> {
     let ctx = global.ctx();
-    let repo = ctx.repo().await.map_err(|e| crate::Error::Usage(e.public))?;
+    let repo = ctx.repo().await.map_err(|e| Error::Usage(e.public))?;
     let engine = ctx.engine(&repo)?;
     let clusters = ctx.clusters()?;
     let req = DriftRequest { env: args.env, app: args.app, audit_log: args.audit_log };
@@ -42,6 +150,9 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
         Format::Text => print!("{}", crate::report::drift::text(&report)),
     }
+    if let Some(p) = &args.metrics_file {
+        std::fs::write(p, drift::metrics_text(&report)).map_err(|e| Error::io(p, e))?;
+    }
     Ok(if report.summary.clusters_failed > 0 {
         ExitCode::from(2)
     } else if report.has_drift() {
@@ -49,4 +160,31 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Runs one cluster-writing tool through the executor: approval (or --yes), journal.
+async fn write(
+    global: &Global,
+    tool: &str,
+    args: serde_json::Value,
+    summary: String,
+    yes: bool,
+    request: &str,
+) -> Result<ExitCode> {
+    let ctx = global.ctx();
+    let registry = Arc::new(ToolRegistry::builtin());
+    let step = Step::new(&registry, tool, args, summary).map_err(|e| Error::Usage(e.public))?;
+    let mut plan = Plan::new(request);
+    plan.steps.push(step);
+    let journal = Some(Journal::for_repo(ctx.repo_root()));
+    let exec = Executor::new(registry, ctx, Policy { yes, ..Policy::default() }, Arc::new(StdinApprover), journal);
+    let results = exec.run(&plan).await;
+    for r in &results {
+        match (&r.output, &r.error) {
+            (Some(out), _) => println!("{}", serde_json::to_string_pretty(out).unwrap_or_default()),
+            (None, Some(e)) => eprintln!("{}: {e}", r.tool),
+            _ => {}
+        }
+    }
+    Ok(if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

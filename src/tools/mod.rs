@@ -4,8 +4,10 @@
 //! before calling, and passes every output through the shared redactor.
 
 pub mod argocd_app_status;
+pub mod argocd_sync;
 pub mod cluster_prereqs;
 pub mod cluster_query;
+pub mod drift_acknowledge;
 pub mod drift_report;
 pub mod kustomize_build;
 pub mod metrics_query;
@@ -332,6 +334,8 @@ impl ToolRegistry {
         r.register(argocd_app_status::ArgocdAppStatus);
         r.register(metrics_query::MetricsQuery);
         r.register(drift_report::DriftReportTool);
+        r.register(drift_acknowledge::DriftAcknowledge);
+        r.register(argocd_sync::ArgocdSync);
         r
     }
 

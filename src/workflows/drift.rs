@@ -522,3 +522,112 @@ fn read_audit(paths: &[PathBuf]) -> Result<Vec<Value>> {
     }
     Ok(out)
 }
+
+/// Field manager of every write agentops makes to a cluster.
+pub const MANAGER: &str = "agentops";
+
+/// Marks the drifted live objects of one Application as temporary: the acknowledgement
+/// annotations, written with a merge patch. Returns the objects annotated.
+pub async fn acknowledge(
+    client: &Client,
+    report: &DriftReport,
+    reason: &str,
+    expires: &str,
+) -> std::result::Result<Vec<String>, ClusterError> {
+    if crate::mock::util::parse_time(&format!("{expires}T00:00:00Z")).is_none() {
+        return Err(ClusterError::Api(format!("--expires {expires:?} is not a date (YYYY-MM-DD)")));
+    }
+    let res = Resources::discover(client).await?;
+    let now = crate::mock::util::now_seconds();
+    let mut done = Vec::new();
+    for d in
+        report.drifts.iter().filter(|d| d.status == "drifted" || d.status == "expired" || d.status == "acknowledged")
+    {
+        let mut parts = d.object.splitn(3, '/');
+        let (kind, a, b) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
+        let (ns, name) = match (a, b) {
+            (Some(ns), Some(name)) => (Some(ns), name),
+            (Some(name), None) => (None, name),
+            _ => continue,
+        };
+        let Some((ar, caps)) = res.by_gvk.iter().find(|((_, k), _)| k == kind).map(|(_, v)| v) else { continue };
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            format!("{ACK_PREFIX}temporary"): "true",
+            format!("{ACK_PREFIX}reason"): reason,
+            format!("{ACK_PREFIX}date"): now,
+            format!("{ACK_PREFIX}expires"): expires,
+        }}});
+        let objects = api(client, ar, caps, ns);
+        let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+        let body = kube::api::Patch::Merge(&patch);
+        with_retry(|| objects.patch(name, &pp, &body)).await?;
+        done.push(d.object.clone());
+    }
+    Ok(done)
+}
+
+/// Asks Argo CD to sync an Application (the `operation.sync` write `argocd --core` makes).
+pub async fn request_sync(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    revision: Option<&str>,
+) -> std::result::Result<Value, ClusterError> {
+    let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1")).await?;
+    let mut sync = serde_json::json!({"syncOptions": ["CreateNamespace=true"]});
+    if let Some(r) = revision {
+        sync["revision"] = Value::String(r.into());
+    }
+    let patch = serde_json::json!({"operation": {"sync": sync, "initiatedBy": {"username": "agentops"}}});
+    let apps = api(client, &ar, &caps, Some(namespace));
+    let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let body = kube::api::Patch::Merge(&patch);
+    let o = with_retry(|| apps.patch(name, &pp, &body)).await?;
+    Ok(to_json(&o, &ar))
+}
+
+/// Waits until an Application's requested operation has finished; its final operationState.
+pub async fn wait_for_sync(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    timeout: std::time::Duration,
+) -> std::result::Result<Value, ClusterError> {
+    let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1")).await?;
+    let apps = api(client, &ar, &caps, Some(namespace));
+    let started = std::time::Instant::now();
+    loop {
+        let app = to_json(&with_retry(|| apps.get(name)).await?, &ar);
+        let pending = app.get("operation").is_some_and(|o| !o.is_null());
+        let phase = app.pointer("/status/operationState/phase").and_then(Value::as_str).unwrap_or_default();
+        if !pending && !phase.is_empty() && phase != "Running" {
+            return Ok(app.pointer("/status/operationState").cloned().unwrap_or(Value::Null));
+        }
+        if started.elapsed() > timeout {
+            return Err(ClusterError::Timeout(timeout));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The Prometheus textfile for `--metrics-file`: drifted objects per env, app and status,
+/// and the time of this run.
+pub fn metrics_text(report: &DriftReport) -> String {
+    let mut counts: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for d in &report.drifts {
+        *counts.entry((d.env.clone(), d.app.clone(), d.status.clone())).or_default() += 1;
+    }
+    let mut out = String::from(
+        "# HELP agentops_drift_objects Objects whose live state differs from git, by status.\n# TYPE agentops_drift_objects gauge\n",
+    );
+    for ((env, app, status), n) in counts {
+        out.push_str(&format!("agentops_drift_objects{{env=\"{env}\",app=\"{app}\",status=\"{status}\"}} {n}\n"));
+    }
+    out.push_str("# HELP agentops_drift_cluster_up Whether the cluster could be checked.\n# TYPE agentops_drift_cluster_up gauge\n");
+    for c in &report.clusters {
+        out.push_str(&format!("agentops_drift_cluster_up{{env=\"{}\"}} {}\n", c.env, u8::from(c.status == "ok")));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    out.push_str(&format!("# HELP agentops_drift_last_run_timestamp_seconds When the check ran.\n# TYPE agentops_drift_last_run_timestamp_seconds gauge\nagentops_drift_last_run_timestamp_seconds {now}\n"));
+    out
+}

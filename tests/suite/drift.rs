@@ -153,22 +153,53 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     assert_eq!(drifts.iter().filter(|d| d["status"] == "drifted").count(), 2, "{drifts:#?}");
     assert!(drifts.iter().any(|d| d["env"] == "dev" && d["status"] == "missing"));
 
-    // an acknowledged drift is reported as such, and expires
-    w.kubectl(
-        &[
-            "--context",
+    // an acknowledged drift is reported as such, and expires; without approval nothing is written
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            agentops(&a)
+        })
+    };
+    let base: Vec<String> =
+        ["--repo", w.repo.path().to_str().unwrap(), "--kubeconfig", w.kubeconfig().to_str().unwrap(), "--no-cache"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let ack = |yes: bool| {
+        let mut a: Vec<String> = [
+            "drift",
+            "acknowledge",
+            "--app",
+            "grafana",
+            "--env",
             "prod-east",
-            "-n",
-            "monitoring",
-            "annotate",
-            "deployment/grafana",
-            "drift.agentops.dev/temporary=true",
-            "drift.agentops.dev/reason=load test",
-            "drift.agentops.dev/expires=2999-01-01",
-        ],
-        None,
-    )
-    .await;
+            "--reason",
+            "load test",
+            "--expires",
+            "2999-01-01",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if yes {
+            a.push("--yes".into());
+        }
+        a.extend(base.clone());
+        a
+    };
+    let denied = cli(ack(false)).await.unwrap();
+    assert_eq!(denied.code, 1, "no terminal, no --yes: denied\n{}", denied.stderr);
+    let (_, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
+    assert_eq!(v["drifts"][0]["status"], "drifted", "a denied write changed nothing");
+    let ok = cli(ack(true)).await.unwrap();
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    let journal = std::fs::read_to_string(w.repo.path().join(".agentops/journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("\"tool\":\"drift_acknowledge\"")
+            && journal.contains("approved (--yes)")
+            && journal.contains("denied"),
+        "{journal}"
+    );
     let (_, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
     assert_eq!(v["drifts"][0]["status"], "acknowledged", "{v:#}");
     assert!(v["drifts"][0]["note"].as_str().unwrap().contains("load test"));
@@ -189,6 +220,30 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     let (code, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
     assert_eq!(v["drifts"][0]["status"], "expired");
     assert_eq!(code, 1);
+
+    // revert: Argo CD syncs the Application back to git, and the replicas drift is gone
+    let mut revert: Vec<String> =
+        ["drift", "revert", "--app", "grafana", "--env", "prod-east", "--yes"].iter().map(|s| s.to_string()).collect();
+    revert.extend(base.clone());
+    let r = cli(revert).await.unwrap();
+    assert!(r.stdout.contains("\"phase\": \"Succeeded\""), "{}\n{}", r.stdout, r.stderr);
+    let (code, v) = w
+        .drift(&[
+            "--app",
+            "grafana",
+            "--env",
+            "prod-east",
+            "--metrics-file",
+            w.work.path().join("drift.prom").to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(code, 0, "{v:#}");
+    let prom = std::fs::read_to_string(w.work.path().join("drift.prom")).unwrap();
+    assert!(
+        prom.contains("agentops_drift_cluster_up{env=\"prod-east\"} 1")
+            && prom.contains("agentops_drift_last_run_timestamp_seconds"),
+        "{prom}"
+    );
 
     // text output: a few lines per object
     let r = tokio::task::spawn_blocking({

@@ -27,8 +27,11 @@ fn list_shows_every_tool_with_effect_and_schema() {
         names,
         vec![
             "argocd_app_status",
+            "argocd_sync",
             "cluster_prereqs",
             "cluster_query",
+            "drift_acknowledge",
+            "drift_report",
             "kustomize_build",
             "metrics_query",
             "repo_scan",
@@ -36,7 +39,8 @@ fn list_shows_every_tool_with_effect_and_schema() {
         ]
     );
     for t in v.as_array().unwrap() {
-        assert_eq!(t["effect"], "ReadOnly");
+        let writes = ["argocd_sync", "drift_acknowledge"].contains(&t["name"].as_str().unwrap());
+        assert_eq!(t["effect"], if writes { "WritesCluster" } else { "ReadOnly" }, "{t}");
         assert_eq!(t["parameters"]["type"], "object");
         assert_eq!(t["parameters"]["additionalProperties"], false, "{t}");
     }

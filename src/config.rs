@@ -34,6 +34,81 @@ pub struct Config {
     /// through the cluster's API server service proxy to this service.
     #[serde(default)]
     pub prometheus: Prometheus,
+    /// Drift check settings.
+    #[serde(default)]
+    pub drift: DriftConfig,
+    /// The LLM planner's endpoint (any OpenAI-compatible server); flags and env win over it.
+    #[serde(default)]
+    pub llm: Option<LlmConfig>,
+}
+
+/// `llm:` in `.agentops.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Base URL of an OpenAI-compatible API, e.g. `http://localhost:11434/v1` (no trailing `/`
+    /// needed).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Most model turns per request (default 12).
+    #[serde(default)]
+    pub max_turns: Option<usize>,
+    /// Name of the environment variable that holds the API key for this endpoint. Without it
+    /// a key (OPENAI_API_KEY) is sent only to the default OpenAI endpoint.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+}
+
+/// `drift:` in `.agentops.yaml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftConfig {
+    /// Differences never reported, like Argo CD's ignoreDifferences.
+    #[serde(default)]
+    pub ignore: Vec<DriftIgnore>,
+}
+
+/// Ignore rule: objects by group/kind (and optionally name, namespace), fields by JSON
+/// pointer (`/spec/replicas`) or dotted path prefix (`spec.template.metadata.annotations`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftIgnore {
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub json_pointers: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl DriftIgnore {
+    /// Whether the rule covers a change at `path` (dotted, with `[key=value]` list items) of
+    /// an object.
+    pub fn covers(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, path: &str) -> bool {
+        let group = api_version.rsplit_once('/').map_or("", |g| g.0);
+        let object = self.group == group
+            && self.kind == kind
+            && self.name.as_deref().is_none_or(|n| n == name)
+            && self.namespace.as_deref().is_none_or(|n| Some(n) == namespace);
+        let under = |prefix: &str| {
+            path == prefix || path.starts_with(&format!("{prefix}.")) || path.starts_with(&format!("{prefix}["))
+        };
+        let dotted = self.json_pointers.iter().map(|p| {
+            p.trim_start_matches('/')
+                .split('/')
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect::<Vec<_>>()
+                .join(".")
+        });
+        object && (self.paths.iter().any(|p| under(p)) || dotted.into_iter().any(|p| under(&p)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -345,6 +420,21 @@ mod tests {
         assert!(!c.policies.network_policy.enabled);
         assert!(c.policies.image_tag.enabled);
         assert_eq!(c.policies.required_labels.labels, vec!["app.kubernetes.io/name"]);
+    }
+
+    #[test]
+    fn drift_ignore_rules() {
+        let c = Config::parse("drift:\n  ignore:\n  - {group: apps, kind: Deployment, json_pointers: [/spec/replicas]}\n  - {kind: ConfigMap, name: x, paths: [data]}\n").unwrap();
+        let (dep, cm) = (&c.drift.ignore[0], &c.drift.ignore[1]);
+        assert!(dep.covers("apps/v1", "Deployment", Some("a"), "web", "spec.replicas"));
+        assert!(!dep.covers("apps/v1", "Deployment", Some("a"), "web", "spec.replicasX"));
+        assert!(!dep.covers("apps/v1", "StatefulSet", Some("a"), "web", "spec.replicas"));
+        assert!(cm.covers("v1", "ConfigMap", None, "x", "data.key"));
+        assert!(!cm.covers("v1", "ConfigMap", None, "y", "data.key"));
+        assert!(
+            Config::parse("drift:\n  ignore:\n  - {kind: X, jsonPointers: [/a]}\n").is_err(),
+            "unknown keys are errors"
+        );
     }
 
     #[test]

@@ -215,7 +215,7 @@ async fn check_env(
     let context = repo.config.context_for(env);
     let limit = clusters.timeout * 3;
     let result = match clusters.client(&context).await {
-        Ok(client) => tokio::time::timeout(limit, check_cluster(&client, targets, audit))
+        Ok(client) => tokio::time::timeout(limit, check_cluster(&client, targets, audit, &repo.config.drift.ignore))
             .await
             .unwrap_or(Err(ClusterError::Timeout(limit))),
         Err(e) => Err(e),
@@ -263,10 +263,18 @@ fn to_json(o: &DynamicObject, ar: &ApiResource) -> Value {
     v
 }
 
+/// Whether the HorizontalPodAutoscaler controller owns this change (it writes replicas
+/// through the scale subresource as kube-controller-manager).
+fn autoscaled(live: &Value, c: &Change) -> bool {
+    diff::owner_of(live, c)
+        .is_some_and(|o| o.subresource.as_deref() == Some("scale") && o.manager == "kube-controller-manager")
+}
+
 async fn check_cluster(
     client: &Client,
     targets: &[&Target],
     audit: &[Value],
+    ignore: &[crate::config::DriftIgnore],
 ) -> std::result::Result<Vec<Drift>, ClusterError> {
     let res = Resources::discover(client).await?;
     let mut out = Vec::new();
@@ -318,7 +326,8 @@ async fn check_cluster(
             let changes: Vec<Change> = diff::diff(&desired, &live)
                 .into_iter()
                 .filter(|c| !c.path.starts_with(&format!("metadata.annotations.{ACK_PREFIX}")))
-                .filter(|c| !(hpa && c.path == "spec.replicas"))
+                .filter(|c| !(c.path == "spec.replicas" && (hpa || autoscaled(&live, c))))
+                .filter(|c| !ignore.iter().any(|i| i.covers(&r.api_version, &r.kind, ns.as_deref(), &r.name, &c.path)))
                 .collect();
             if changes.is_empty() {
                 continue;
@@ -630,4 +639,32 @@ pub fn metrics_text(report: &DriftReport) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     out.push_str(&format!("# HELP agentops_drift_last_run_timestamp_seconds When the check ran.\n# TYPE agentops_drift_last_run_timestamp_seconds gauge\nagentops_drift_last_run_timestamp_seconds {now}\n"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hpa_scaling_is_not_drift_but_kubectl_scale_is() {
+        let desired =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}, "spec": {"replicas": 2}});
+        let mut live = desired.clone();
+        live["spec"]["replicas"] = json!(6);
+        let managed = |m: &str| json!([{"manager": m, "operation": "Update", "subresource": "scale", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+        let c = diff::diff(&desired, &live).remove(0);
+        live["metadata"]["managedFields"] = managed("kube-controller-manager");
+        assert!(autoscaled(&live, &c));
+        live["metadata"]["managedFields"] = managed("kubectl");
+        assert!(!autoscaled(&live, &c));
+    }
+
+    #[test]
+    fn acknowledgements_expire() {
+        let ack = |expires: &str| json!({"metadata": {"annotations": {"drift.agentops.dev/temporary": "true", "drift.agentops.dev/reason": "r", "drift.agentops.dev/expires": expires}}});
+        assert_eq!(acknowledgement(&ack("2999-01-01")).0, "acknowledged");
+        assert_eq!(acknowledgement(&ack("2020-01-01")).0, "expired");
+        assert_eq!(acknowledgement(&json!({"metadata": {}})).0, "drifted");
+    }
 }

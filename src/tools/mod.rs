@@ -7,6 +7,7 @@ pub mod argocd_app_status;
 pub mod argocd_sync;
 pub mod cluster_prereqs;
 pub mod cluster_query;
+pub mod diff;
 pub mod drift_acknowledge;
 pub mod drift_report;
 pub mod kustomize_build;
@@ -334,6 +335,7 @@ impl ToolRegistry {
         r.register(argocd_app_status::ArgocdAppStatus);
         r.register(metrics_query::MetricsQuery);
         r.register(drift_report::DriftReportTool);
+        r.register(diff::Diff);
         r.register(drift_acknowledge::DriftAcknowledge);
         r.register(argocd_sync::ArgocdSync);
         r

@@ -267,6 +267,18 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     .unwrap();
     assert!(r.stdout.contains("prod-west Deployment/monitoring/grafana [drifted]"), "{}", r.stdout);
     assert!(r.stdout.contains("modified: kubectl-edit (Update) at or before"), "{}", r.stdout);
+    // the same through the `diff` tool of the catalog
+    let mut a: Vec<String> = ["tools", "call", "diff", "--args", r#"{"app": "grafana", "env": "prod-west"}"#]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(base.clone());
+    let r = cli(a).await.unwrap();
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {} {}", r.stdout, r.stderr));
+    assert_eq!(
+        v["drifts"][0]["changes"][0]["summary"],
+        "+ container oauth2-proxy (image quay.io/oauth2-proxy/oauth2-proxy:v7.4.0)"
+    );
     w.fleet.shutdown().await;
 }
 
@@ -284,4 +296,32 @@ async fn an_unreachable_cluster_is_reported_and_the_others_still_checked() {
     let west = v["clusters"].as_array().unwrap().iter().find(|c| c["env"] == "prod-west").unwrap();
     assert_eq!(west["status"], "ok");
     w.fleet.shutdown().await;
+}
+
+/// The scheduled in-cluster drift check passes agentops' own validation, and its role can
+/// only read (and not Secrets).
+#[test]
+fn deploy_manifests_validate_and_only_read() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let r = agentops(&["validate", "--repo", deploy.to_str().unwrap(), "--no-cache", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = agentops(&[
+        "tools",
+        "call",
+        "kustomize_build",
+        "--args",
+        r#"{"overlay": "overlays/example"}"#,
+        "--repo",
+        deploy.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let role = v["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "ClusterRole").unwrap();
+    for rule in role["rules"].as_array().unwrap() {
+        let verbs: Vec<&str> = rule["verbs"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+        assert!(verbs.iter().all(|v| ["get", "list", "watch"].contains(v)), "{rule}");
+        assert!(!rule["resources"].as_array().unwrap().iter().any(|x| x == "secrets"), "{rule}");
+    }
+    let job = v["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "CronJob").unwrap();
+    assert_eq!(job["spec"]["schedule"], "30 7 * * 1-5");
 }

@@ -30,6 +30,7 @@ fn list_shows_every_tool_with_effect_and_schema() {
             "argocd_sync",
             "cluster_prereqs",
             "cluster_query",
+            "diff",
             "drift_acknowledge",
             "drift_report",
             "kustomize_build",

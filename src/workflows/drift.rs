@@ -400,7 +400,7 @@ fn drift(
         _ => vec![
             format!("revert to git: agentops drift revert --app {a} --env {e} (Argo CD sync)"),
             format!(
-                "keep it: agentops drift capture --app {a} --env {e} (writes the change into overlay {})",
+                "keep it: add the change to overlay {} as a patch, so git matches the cluster",
                 t.overlay
             ),
             format!(

@@ -24,10 +24,10 @@ fn pair(i: usize) -> (Value, Value) {
     live["status"] = json!({"replicas": 3, "readyReplicas": 3});
     live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
     live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = json!("1000m");
-    if i % 10 == 0 {
-        live["spec"]["template"]["spec"]["containers"]
-            .as_array_mut()
-            .map(|c| c.push(json!({"name": "sidecar", "image": "proxy:1"})));
+    if i.is_multiple_of(10)
+        && let Some(c) = live["spec"]["template"]["spec"]["containers"].as_array_mut()
+    {
+        c.push(json!({"name": "sidecar", "image": "proxy:1"}));
     }
     (desired, live)
 }

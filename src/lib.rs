@@ -3,6 +3,7 @@
 //! tools render with the real kustomize, read the repo with positions, and report findings
 //! that name file and line.
 
+pub mod agents;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -10,6 +11,8 @@ pub mod error;
 pub mod exec;
 pub mod k8s;
 pub mod kustomize;
+pub mod llm;
+pub mod mcp;
 pub mod mock;
 pub mod planner;
 pub mod repo;

@@ -1,6 +1,12 @@
 //! Command-line interface: one file per subcommand.
 
+mod ask;
+mod chat;
+mod drift;
+mod journal;
+mod mcp;
 mod mock_cluster;
+mod session;
 mod tools;
 mod validate;
 
@@ -63,12 +69,22 @@ impl Global {
 pub enum Command {
     /// Validate every overlay, object and Argo CD Application of the repo.
     Validate(validate::Args),
+    /// What each cluster runs versus what git renders: semantic changes, who, when, what to do.
+    Drift(drift::Args),
+    /// One request in plain words or as a slash command: plan, approve, run, report.
+    Ask(ask::Args),
+    /// Talk to the planner: slash commands and plain words, missing details asked for.
+    Chat(chat::Args),
+    /// Show what the executor ran in this repo (.agentops/journal.jsonl).
+    Journal(journal::Args),
     /// List, call and export the typed tools.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
     /// Fake kube-apiservers loaded from YAML fixtures, which kubectl and kube-rs accept.
     #[command(subcommand)]
     MockCluster(mock_cluster::MockClusterCommand),
+    /// Serve the tool catalog to an MCP client over stdio (read-only unless --allow-writes).
+    Mcp(mcp::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -87,8 +103,13 @@ pub fn run() -> Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             Command::Validate(args) => validate::run(&cli.global, args).await,
+            Command::Drift(args) => drift::run(&cli.global, args).await,
+            Command::Ask(args) => ask::run(&cli.global, args).await,
+            Command::Chat(args) => chat::run(&cli.global, args).await,
+            Command::Journal(args) => journal::run(&cli.global, args).await,
             Command::Tools(cmd) => tools::run(&cli.global, cmd).await,
             Command::MockCluster(cmd) => mock_cluster::run(&cli.global, cmd).await,
+            Command::Mcp(args) => mcp::run(&cli.global, args).await,
         }
     })
 }

@@ -59,7 +59,11 @@ impl Journal {
         }
         let mut line = serde_json::to_string(entry).map_err(|e| Error::Internal(e.to_string()))?;
         line.push('\n');
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
         f.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))
     }
 

@@ -44,7 +44,8 @@ impl Approver for StdinApprover {
         }
         let mut err = std::io::stderr();
         let args = serde_json::to_string_pretty(&step.args).unwrap_or_default();
-        let _ = write!(err, "\n{} ({:?})\n  {}\n{}\nApprove? [y/N] ", step.tool, step.effect, step.summary, indent(&args));
+        let _ =
+            write!(err, "\n{} ({:?})\n  {}\n{}\nApprove? [y/N] ", step.tool, step.effect, step.summary, indent(&args));
         let _ = err.flush();
         let mut line = String::new();
         if std::io::stdin().lock().read_line(&mut line).is_err() {
@@ -146,7 +147,13 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(registry: Arc<ToolRegistry>, ctx: ToolCtx, policy: Policy, approver: Arc<dyn Approver>, journal: Option<Journal>) -> Executor {
+    pub fn new(
+        registry: Arc<ToolRegistry>,
+        ctx: ToolCtx,
+        policy: Policy,
+        approver: Arc<dyn Approver>,
+        journal: Option<Journal>,
+    ) -> Executor {
         Executor { registry, ctx, policy, approver, journal }
     }
 
@@ -200,7 +207,15 @@ impl Executor {
             };
             (decision == Decision::Skipped, None, Some(why.to_string()))
         };
-        let result = StepResult { tool: step.tool.clone(), effect, decision, ok, output, error, duration_ms: started.elapsed().as_millis() as u64 };
+        let result = StepResult {
+            tool: step.tool.clone(),
+            effect,
+            decision,
+            ok,
+            output,
+            error,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
         self.journal(request, plan_hash, step, &result, tokens);
         result
     }
@@ -208,16 +223,31 @@ impl Executor {
     /// Runs a plan in order. After a step fails or is denied or refused, the rest are not
     /// run (they may depend on it); in a dry run, skipped writes do not stop the plan.
     pub async fn run(&self, plan: &Plan) -> Vec<StepResult> {
+        self.run_each(plan, |_, _| {}).await
+    }
+
+    /// Runs a plan like [`Executor::run`], handing each result to `each` as soon as it is
+    /// known (chat prints results as they come).
+    pub async fn run_each(&self, plan: &Plan, mut each: impl FnMut(&Step, &StepResult) + Send) -> Vec<StepResult> {
         let hash = plan.hash();
         let mut out = Vec::new();
         let mut stopped = false;
         for step in &plan.steps {
-            if stopped {
-                out.push(StepResult { tool: step.tool.clone(), effect: self.effect_of(&step.tool), decision: Decision::NotRun, ok: false, output: None, error: Some("an earlier step did not succeed".into()), duration_ms: 0 });
-                continue;
-            }
-            let r = self.run_step(&plan.request, &hash, step, None).await;
-            stopped = !r.ok;
+            let r = if stopped {
+                StepResult {
+                    tool: step.tool.clone(),
+                    effect: self.effect_of(&step.tool),
+                    decision: Decision::NotRun,
+                    ok: false,
+                    output: None,
+                    error: Some("an earlier step did not succeed".into()),
+                    duration_ms: 0,
+                }
+            } else {
+                self.run_step(&plan.request, &hash, step, None).await
+            };
+            stopped = stopped || !r.ok;
+            each(step, &r);
             out.push(r);
         }
         out

@@ -2,6 +2,8 @@
 //! typed tool calls. The rules planner needs no network; the LLM planner proposes calls that
 //! are validated against the tool schemas before the executor sees them.
 
+pub mod llm;
 pub mod plan;
+pub mod rules;
 
 pub use plan::{Plan, Step};

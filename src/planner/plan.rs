@@ -20,7 +20,12 @@ pub struct Step {
 impl Step {
     /// A step whose effect comes from the registry. Unknown tools and arguments that fail
     /// the tool's schema are errors here, before anything runs.
-    pub fn new(registry: &ToolRegistry, tool: &str, args: Value, summary: impl Into<String>) -> Result<Step, ToolError> {
+    pub fn new(
+        registry: &ToolRegistry,
+        tool: &str,
+        args: Value,
+        summary: impl Into<String>,
+    ) -> Result<Step, ToolError> {
         registry.validate_args(tool, &args)?;
         let effect = registry.get(tool).map(|t| t.effect).unwrap_or(Effect::WritesCluster);
         Ok(Step { tool: tool.into(), args, effect, summary: summary.into() })

@@ -399,10 +399,7 @@ fn drift(
         "acknowledged" => vec![format!("when the reason is gone: agentops drift revert --app {a} --env {e}")],
         _ => vec![
             format!("revert to git: agentops drift revert --app {a} --env {e} (Argo CD sync)"),
-            format!(
-                "keep it: add the change to overlay {} as a patch, so git matches the cluster",
-                t.overlay
-            ),
+            format!("keep it: add the change to overlay {} as a patch, so git matches the cluster", t.overlay),
             format!(
                 "mark as temporary: agentops drift acknowledge --app {a} --env {e} --reason TEXT --expires YYYY-MM-DD"
             ),

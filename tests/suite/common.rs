@@ -39,6 +39,10 @@ pub fn agentops(args: &[&str]) -> Run {
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("AGENTOPS_CACHE_DIR")
+        // tests never talk to a real model, and never carry a real key
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("AGENTOPS_LLM_CASSETTES")
         .output()
         .unwrap();
     Run {

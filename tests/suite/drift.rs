@@ -144,7 +144,9 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     assert_eq!(who["user"], "admin");
     assert_eq!(who["source_ip"], "127.0.0.1");
     assert!(west["last_sync"]["revision"].as_str().unwrap().len() == 40);
-    assert!(west["recommendations"][1].as_str().unwrap().contains("overlay apps/grafana/overlays/prod-west as a patch"));
+    assert!(
+        west["recommendations"][1].as_str().unwrap().contains("overlay apps/grafana/overlays/prod-west as a patch")
+    );
 
     let east = drifts.iter().find(|d| d["env"] == "prod-east").expect("prod-east drift");
     assert_eq!(east["changes"][0]["summary"], "~ replicas 1 → 5", "{east:#}");

@@ -1,6 +1,10 @@
 mod cluster;
 mod common;
+mod drift;
 mod kustomize;
+mod llm;
+mod mcp;
 mod mock;
+mod orchestrator;
 mod tools;
 mod validate;

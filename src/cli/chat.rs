@@ -1,0 +1,244 @@
+//! `agentops chat`: a REPL over the planner and the executor. Slash commands and plain
+//! words; missing slots are asked for one at a time; the plan is shown before it runs and
+//! writes ask for approval (or `--yes`); results print as they come. On a terminal it uses
+//! rustyline (line editing, history in `.agentops/history`); otherwise it reads lines from
+//! stdin and echoes them, so scripted sessions read like transcripts.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rustyline::DefaultEditor;
+use rustyline::error::ReadlineError;
+
+use crate::error::Result;
+use crate::exec::Executor;
+use crate::planner::rules::{
+    FillError, Interpretation, Planned, Prompter, RulesPlanner, SlotFiller, capabilities, plan_request,
+};
+
+use super::Global;
+use super::session::{self, PlannerArgs, PlannerChoice, PolicyArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub planner: PlannerArgs,
+}
+
+const CHAT_HELP: &str =
+    "Chat commands: /help (this list), /quit (leave). While answering a question, `cancel` drops the request.\n";
+
+/// Where lines come from: the line editor on a terminal, plain stdin otherwise.
+enum Input {
+    Editor { editor: Box<DefaultEditor>, history: Option<PathBuf> },
+    Plain(std::io::StdinLock<'static>),
+}
+
+impl Input {
+    fn open(root: &std::path::Path) -> Input {
+        if std::io::stdin().is_terminal()
+            && let Ok(mut editor) = DefaultEditor::new()
+        {
+            let history = history_file(root);
+            if let Some(h) = &history {
+                let _ = editor.load_history(h);
+            }
+            return Input::Editor { editor: Box::new(editor), history };
+        }
+        Input::Plain(std::io::stdin().lock())
+    }
+
+    /// One line; None at the end of input.
+    fn read(&mut self, prompt: &str, remember: bool) -> Option<String> {
+        match self {
+            Input::Editor { editor, history } => loop {
+                match editor.readline(prompt) {
+                    Ok(line) => {
+                        if remember && !line.trim().is_empty() {
+                            let _ = editor.add_history_entry(line.as_str());
+                            if let Some(h) = history {
+                                let _ = editor.save_history(h);
+                            }
+                        }
+                        return Some(line);
+                    }
+                    // Ctrl-C clears the line, as in a shell
+                    Err(ReadlineError::Interrupted) => continue,
+                    Err(_) => return None,
+                }
+            },
+            Input::Plain(stdin) => {
+                let mut out = std::io::stdout();
+                let _ = write!(out, "{prompt}");
+                let _ = out.flush();
+                let mut line = String::new();
+                match stdin.read_line(&mut line) {
+                    Ok(0) | Err(_) => {
+                        println!();
+                        None
+                    }
+                    Ok(_) => {
+                        let line = line.trim_end_matches(['\n', '\r']).to_string();
+                        println!("{line}");
+                        Some(line)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Prompter for Input {
+    fn ask(&mut self, question: &str) -> Option<String> {
+        let _ = std::io::stdout().flush();
+        self.read(&format!("{question} "), false)
+    }
+    fn tell(&mut self, message: &str) {
+        println!("  {message}");
+    }
+}
+
+struct Session<'a> {
+    planner: RulesPlanner,
+    executor: Executor,
+    args: &'a Args,
+    color: bool,
+}
+
+pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let ctx = global.ctx();
+    let repo = session::load_repo(&ctx).await?;
+    let s = Session {
+        planner: RulesPlanner::new(session::facts(&repo)),
+        executor: session::executor(&ctx, &repo, args.policy.policy(), session::stdin_approver()),
+        args: &args,
+        color: session::color(),
+    };
+    let facts = s.planner.facts();
+    println!(
+        "agentops chat in {} ({} environments, {} apps). /help lists what I can do, /quit leaves.",
+        repo.root.display(),
+        facts.environments.len(),
+        facts.apps.len()
+    );
+    let mut input = Input::open(&repo.root);
+    let mut all_ok = true;
+    while let Some(line) = input.read("agentops> ", true) {
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" | "quit" | "exit" => break,
+            "/help" | "help" => {
+                print!("{}{CHAT_HELP}", capabilities(s.executor.registry()));
+                continue;
+            }
+            _ => {}
+        }
+        match s.handle(line, &mut input).await {
+            Turn::Ok => {}
+            Turn::Failed => all_ok = false,
+            Turn::EndOfInput => break,
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+enum Turn {
+    Ok,
+    Failed,
+    EndOfInput,
+}
+
+impl Session<'_> {
+    async fn handle(&self, line: &str, input: &mut Input) -> Turn {
+        let registry = self.executor.registry();
+        let shown = self.executor.ctx().redactor().scrub(line);
+        if let Some(reason) = self.planner.refusal(line) {
+            println!("Refused: {reason}");
+            return Turn::Ok;
+        }
+        if self.args.planner.planner == PlannerChoice::Llm {
+            return self.llm(&shown).await;
+        }
+        let mut draft = match self.planner.interpret(line) {
+            Interpretation::Request(d) => d,
+            Interpretation::Refused(reason) => {
+                println!("Refused: {reason}");
+                return Turn::Ok;
+            }
+            Interpretation::Help => {
+                print!("{}{CHAT_HELP}", capabilities(registry));
+                return Turn::Ok;
+            }
+            Interpretation::Unknown => {
+                print!("{}", self.planner.unknown_message(line, registry));
+                if self.args.planner.planner == PlannerChoice::Auto {
+                    return self.llm(&shown).await;
+                }
+                return Turn::Ok;
+            }
+        };
+        let request = match SlotFiller::new(self.planner.facts()).fill(&mut draft, input) {
+            Ok(r) => r,
+            Err(FillError::EndOfInput) => return Turn::EndOfInput,
+            Err(e) => {
+                println!("Not planned: {e}.");
+                return Turn::Ok;
+            }
+        };
+        let plan = match plan_request(&request, registry, &shown) {
+            Ok(Planned::Ready(plan)) => plan,
+            Ok(Planned::NotAvailable { message, .. }) => {
+                println!("Sorry: {message}.");
+                return Turn::Ok;
+            }
+            Err(e) => {
+                println!("Not planned: {}", e.public);
+                return Turn::Failed;
+            }
+        };
+        print!("{}", session::render_plan(&plan));
+        let color = self.color;
+        let results = self
+            .executor
+            .run_each(&plan, |step, r| {
+                print!("{}", session::render_result(step, r, color));
+                let _ = std::io::stdout().flush();
+            })
+            .await;
+        if results.iter().all(|r| r.ok) { Turn::Ok } else { Turn::Failed }
+    }
+
+    async fn llm(&self, request: &str) -> Turn {
+        match session::plan_with_llm(request, &self.args.planner, &self.executor).await {
+            Ok(run) => {
+                for (step, r) in run.plan.steps.iter().zip(&run.results) {
+                    print!("{}", session::render_result(step, r, self.color));
+                }
+                if let Some(a) = run.answer {
+                    println!("{a}");
+                }
+                if run.results.iter().all(|r| r.ok) { Turn::Ok } else { Turn::Failed }
+            }
+            Err(e) => {
+                println!("{e}");
+                Turn::Ok
+            }
+        }
+    }
+}
+
+/// `.agentops/history` in the repo (the directory is git-ignored, like the journal).
+fn history_file(root: &std::path::Path) -> Option<PathBuf> {
+    let dir = root.join(".agentops");
+    std::fs::create_dir_all(&dir).ok()?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        let _ = std::fs::write(&ignore, "*\n");
+    }
+    Some(dir.join("history"))
+}

@@ -1,0 +1,181 @@
+//! What `ask` and `chat` share: the planner flags, the single hook where the LLM planner
+//! plugs in, the executor set-up, and how plans and step results are shown.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::exec::{Approver, Decision, Executor, Journal, Policy, StdinApprover, StepResult};
+use crate::planner::rules::RepoFacts;
+use crate::planner::{Plan, Step};
+use crate::repo::Repo;
+use crate::report::{self, Format};
+use crate::tools::{Effect, ToolCtx, ToolRegistry};
+use crate::workflows::validate::ValidationReport;
+
+/// Which planner turns requests into plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlannerChoice {
+    /// Slash commands and common phrasings only; no network.
+    Rules,
+    /// Every request goes to the LLM planner.
+    Llm,
+    /// The rules first; the LLM planner for what they cannot map.
+    Auto,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlannerArgs {
+    /// Which planner to use.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub planner: PlannerChoice,
+    /// OpenAI-compatible endpoint for the LLM planner (OpenAI, Azure, vLLM, llama.cpp, Ollama).
+    #[arg(long, value_name = "URL")]
+    pub llm_base_url: Option<String>,
+    /// Model name for the LLM planner.
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+}
+
+/// How writes are treated in this session.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// Print the plan and run only its read-only steps.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Approve every write step without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Refuse every write step.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> Policy {
+        Policy { yes: self.yes, dry_run: self.dry_run, read_only: self.read_only }
+    }
+}
+
+/// What the LLM planner did: the calls it made (each already through the executor, so
+/// approval, modes and the journal applied) and their results.
+#[derive(Debug, Clone)]
+pub struct LlmPlanned {
+    pub plan: Plan,
+    pub results: Vec<StepResult>,
+    /// The model's closing answer, redacted.
+    pub answer: Option<String>,
+}
+
+/// The one place the LLM planner plugs in (`--planner llm`, and `auto` when the rules
+/// cannot map a request): the `planner` agent, an OpenAI-compatible endpoint from the flags,
+/// the environment or `.agentops.yaml` (`llm:`), every proposed call through `executor`.
+/// With `AGENTOPS_LLM_CASSETTES=DIR` the model is replayed from (or, with
+/// `AGENTOPS_LLM_RECORD=1`, recorded to) cassettes.
+pub async fn plan_with_llm(request: &str, args: &PlannerArgs, executor: &Executor) -> Result<LlmPlanned> {
+    use crate::llm::settings::{LlmFlags, LlmSettings};
+    use crate::llm::{CassetteLlm, LlmClient, OpenAiClient};
+    let root = executor.ctx().repo_root().to_path_buf();
+    let config = crate::config::Config::load(&root)?;
+    let flags = LlmFlags { base_url: args.llm_base_url.clone(), model: args.model.clone(), ..LlmFlags::default() };
+    if args.planner == PlannerChoice::Auto
+        && !LlmSettings::configured(&flags, config.llm.as_ref(), &|k| std::env::var(k).ok())
+    {
+        return Err(Error::Usage(
+            "no LLM planner configured (--llm-base-url/--model, OPENAI_BASE_URL, or llm: in .agentops.yaml); use a slash command or one of the phrasings above".into(),
+        ));
+    }
+    let settings = LlmSettings::resolve(&flags, config.llm.as_ref())?;
+    let agents = crate::agents::Agents::load(Some(&root), executor.registry())?;
+    let agent = agents.require("planner")?;
+    let client: Box<dyn LlmClient> = match std::env::var_os("AGENTOPS_LLM_CASSETTES") {
+        Some(dir) => {
+            let s = settings.clone();
+            let redactor = executor.ctx().clone();
+            Box::new(
+                CassetteLlm::from_env(std::path::Path::new(&dir), move || {
+                    Ok(Box::new(OpenAiClient::new(&s)?) as Box<dyn LlmClient>)
+                })?
+                .with_scrubber(move |t| redactor.redactor().scrub(t)),
+            )
+        }
+        None => Box::new(OpenAiClient::new(&settings)?),
+    };
+    let run = crate::planner::llm::plan_and_run(client.as_ref(), executor, agent, request, &settings).await?;
+    if let Some(why) = &run.stopped {
+        eprintln!("LLM planner stopped: {why}");
+    }
+    Ok(LlmPlanned { plan: run.plan, results: run.results, answer: run.answer })
+}
+
+/// The repo, loaded off the async runtime (this also teaches the redactor its secrets).
+pub async fn load_repo(ctx: &ToolCtx) -> Result<Repo> {
+    let c = ctx.clone();
+    tokio::task::spawn_blocking(move || c.load_repo()).await.map_err(|e| Error::Internal(e.to_string()))?
+}
+
+/// The executor for a session: the built-in tools, the repo's journal.
+pub fn executor(ctx: &ToolCtx, repo: &Repo, policy: Policy, approver: Arc<dyn Approver>) -> Executor {
+    Executor::new(Arc::new(ToolRegistry::builtin()), ctx.clone(), policy, approver, Some(Journal::for_repo(&repo.root)))
+}
+
+pub fn stdin_approver() -> Arc<dyn Approver> {
+    Arc::new(StdinApprover)
+}
+
+pub fn facts(repo: &Repo) -> RepoFacts {
+    RepoFacts::from_repo(repo)
+}
+
+pub fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The plan as people read it.
+pub fn render_plan(plan: &Plan) -> String {
+    let mut s =
+        format!("Plan {} ({} step{}):\n", plan.hash(), plan.steps.len(), if plan.steps.len() == 1 { "" } else { "s" });
+    for (i, step) in plan.steps.iter().enumerate() {
+        s.push_str(&format!("  {}. {} [{:?}] {}\n", i + 1, step.tool, step.effect, step.summary));
+    }
+    s
+}
+
+/// One step's result: a status line, then the output (a validation report as text).
+pub fn render_result(step: &Step, r: &StepResult, color: bool) -> String {
+    let mark = match (&r.decision, r.ok) {
+        (Decision::Skipped, _) => "-",
+        (_, true) => "✓",
+        (_, false) => "✗",
+    };
+    let approval = match r.decision {
+        Decision::Auto => "read-only",
+        Decision::Approved => "approved",
+        Decision::ApprovedByFlag => "approved by --yes",
+        Decision::Denied => "denied",
+        Decision::Refused => "refused (read-only mode)",
+        Decision::Skipped => "skipped (dry run)",
+        Decision::NotRun => "not run",
+    };
+    let mut s = format!("{mark} {} ({approval})", step.tool);
+    if let Some(e) = &r.error {
+        s.push_str(&format!(": {e}"));
+    }
+    s.push('\n');
+    if let Some(out) = &r.output {
+        if step.tool == "validate"
+            && let Ok(report) = serde_json::from_value::<ValidationReport>(out.clone())
+        {
+            s.push_str(&report::render(&report, Format::Text, color));
+        } else {
+            s.push_str(&serde_json::to_string_pretty(out).unwrap_or_default());
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// True when no write step was denied or refused (and something ran).
+pub fn approved(results: &[StepResult]) -> bool {
+    !results.iter().any(|r| r.effect != Effect::ReadOnly && matches!(r.decision, Decision::Denied | Decision::Refused))
+}

@@ -1,0 +1,456 @@
+//! The LLM planner: a bounded tool-calling loop. The model sees the tools its agent allows
+//! (JSON Schemas), a system prompt rendered from the agent's prompt file with the repo's
+//! context, and the request. Every call it proposes is checked here before the executor
+//! sees it (JSON, known tool, allowed for the agent, schema, paths inside the repo, not a
+//! repeat); failures go back to the model as short tool results. Approved calls run through
+//! `Executor::run_step`, so approval, read-only and dry-run modes and the journal apply.
+//! Everything sent to the model passes through the tool context's redactor first.
+
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::agents::{Agent, Approval};
+use crate::error::Error;
+use crate::exec::{Decision, Executor, StepResult};
+use crate::k8s::redact::Redactor;
+use crate::llm::{ChatRequest, LlmClient, LlmSettings, Message, ToolCall, ToolSpec, Usage};
+use crate::planner::{Plan, Step};
+use crate::tools::{Effect, ToolCtx, ToolRegistry};
+
+/// Longest tool result sent back to the model, in characters; longer ones are shortened.
+pub const MAX_RESULT_CHARS: usize = 12_000;
+/// Longest single string inside a shortened result.
+const MAX_STRING_CHARS: usize = 600;
+/// A repeated identical call is refused once; the next repeat stops the run.
+const REPEATS_BEFORE_STOP: usize = 2;
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmRun {
+    /// The steps that passed the checks and went to the executor, in order.
+    pub plan: Plan,
+    /// One per plan step.
+    pub results: Vec<StepResult>,
+    /// The model's final answer (redacted), when it gave one.
+    pub answer: Option<String>,
+    /// Model requests made.
+    pub turns: usize,
+    pub usage: Usage,
+    /// Why the run ended early (turn limit, repeated call, a failed model request).
+    pub stopped: Option<String>,
+}
+
+/// Runs `request` with `agent` to completion. Errors only when nothing ran: the prompt does
+/// not render, or the first model request fails. Later model failures end the run with
+/// `stopped` set, keeping what was done.
+pub async fn plan_and_run(
+    llm: &dyn LlmClient,
+    executor: &Executor,
+    agent: &Agent,
+    request: &str,
+    settings: &LlmSettings,
+) -> Result<LlmRun, Error> {
+    let ctx = executor.ctx();
+    let registry = executor.registry();
+    // Loading the repo teaches the redactor its secret values before anything is sent.
+    let repo = repo_context(ctx).await;
+    let redactor = ctx.redactor();
+    let tools = tool_specs(registry, agent);
+    let max_turns = agent.max_turns.map_or(settings.max_turns, |m| m.min(settings.max_turns)).max(1);
+    let policy = agent.policy(executor.policy());
+    let data = json!({
+        "agent": {"name": agent.name, "description": agent.description},
+        "repo": repo,
+        "tools": registry.list().iter().filter(|t| agent.allows(t.name)).map(|t| json!({
+            "name": t.name, "description": t.description, "effect": format!("{:?}", t.effect),
+        })).collect::<Vec<_>>(),
+        "policy": {"read_only": policy.read_only, "dry_run": policy.dry_run, "yes": policy.yes},
+        "approval": agent.approval,
+        "max_turns": max_turns,
+    });
+    let system = redactor.scrub(&agent.render_prompt(&data)?);
+    let request_text = redactor.scrub(request);
+    let mut messages = vec![Message::system(system), Message::user(request_text.clone())];
+    let mut run = LlmRun {
+        plan: Plan::new(request_text.clone()),
+        results: Vec::new(),
+        answer: None,
+        turns: 0,
+        usage: Usage::default(),
+        stopped: None,
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut repeats = 0usize;
+
+    for turn in 1..=max_turns {
+        let mut chat = ChatRequest {
+            model: settings.model.clone(),
+            messages: messages.clone(),
+            tools: tools.clone(),
+            temperature: settings.temperature,
+        };
+        chat.messages.iter_mut().for_each(|m| scrub_message(redactor, m));
+        let response = match llm.complete(chat).await {
+            Ok(r) => r,
+            Err(e) if run.plan.steps.is_empty() => return Err(e.into()),
+            Err(e) => {
+                run.stopped = Some(redactor.scrub(&format!("the model request failed: {e}")));
+                break;
+            }
+        };
+        run.turns += 1;
+        run.usage += response.usage;
+        let (content, mut calls) = match response.message {
+            Message::Assistant { content, tool_calls } => (content, tool_calls),
+            other => (other.text().map(str::to_string), Vec::new()),
+        };
+        for (i, c) in calls.iter_mut().enumerate() {
+            if c.id.trim().is_empty() {
+                c.id = format!("call_{turn}_{i}");
+            }
+        }
+        let mut assistant = Message::Assistant { content: content.clone(), tool_calls: calls.clone() };
+        scrub_message(redactor, &mut assistant);
+        messages.push(assistant);
+        if calls.is_empty() {
+            run.answer = content.map(|c| redactor.scrub(&c));
+            break;
+        }
+        let mut tokens = Some(response.usage.total());
+        let mut stop = false;
+        for call in &calls {
+            let reply = match check_call(registry, agent, ctx.repo_root(), call) {
+                Err(msg) => format!("error: {msg}"),
+                Ok(args) => {
+                    let key = format!("{} {}", call.name, canonical(&args));
+                    if stop {
+                        "not run: the run was stopped".to_string()
+                    } else if seen.contains(&key) {
+                        repeats += 1;
+                        if repeats >= REPEATS_BEFORE_STOP {
+                            stop = true;
+                            run.stopped = Some(redactor.scrub(&format!(
+                                "stopped: the model repeated an identical call, {} {}",
+                                call.name,
+                                short(&canonical(&args), 200)
+                            )));
+                            "error: identical call repeated again; the run is stopped".to_string()
+                        } else {
+                            format!(
+                                "error: {} was already called with these arguments and nothing has changed since; \
+                                 use that result, call something else, or answer",
+                                call.name
+                            )
+                        }
+                    } else {
+                        seen.insert(key);
+                        let summary = short(&format!("{} {}", call.name, canonical(&args)), 160);
+                        match Step::new(registry, &call.name, args, redactor.scrub(&summary)) {
+                            Err(e) => format!("error: {}", e.public),
+                            Ok(step) => {
+                                run.plan.steps.push(step.clone());
+                                let hash = run.plan.hash();
+                                let result = executor.run_step(&run.plan.request, &hash, &step, tokens.take()).await;
+                                // After a change, the same read may rightly be repeated.
+                                if result.ok && result.decision.runs() && result.effect != Effect::ReadOnly {
+                                    seen.clear();
+                                }
+                                let text = result_text(&result, redactor);
+                                run.results.push(result);
+                                text
+                            }
+                        }
+                    }
+                }
+            };
+            messages.push(Message::tool_result(call.id.clone(), redactor.scrub(&reply)));
+        }
+        if stop {
+            break;
+        }
+        if turn == max_turns {
+            run.stopped = Some(format!("stopped: reached the limit of {max_turns} model turns without a final answer"));
+        }
+    }
+    Ok(run)
+}
+
+/// The repo as the prompt describes it: environments, apps with their overlays, Argo CD
+/// Applications. No absolute paths (they would differ between machines and runs).
+async fn repo_context(ctx: &ToolCtx) -> Value {
+    let ctx2 = ctx.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        ctx2.load_repo().map(|repo| {
+            json!({
+                "environments": repo.environments,
+                "apps": repo.apps.values().map(|a| json!({
+                    "name": a.name,
+                    "environments": a.overlays.keys().collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "argocd_applications": repo.argocd_apps.len(),
+            })
+        })
+    })
+    .await;
+    match loaded {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => json!({"error": ctx.redactor().scrub(&e.to_string()), "environments": [], "apps": []}),
+        Err(e) => json!({"error": e.to_string(), "environments": [], "apps": []}),
+    }
+}
+
+/// The function specs the model sees: the agent's tools with their registry schemas, made
+/// strict (`additionalProperties: false` on every object with properties) and without
+/// non-standard `format`s.
+pub fn tool_specs(registry: &ToolRegistry, agent: &Agent) -> Vec<ToolSpec> {
+    registry
+        .list()
+        .into_iter()
+        .filter(|t| agent.allows(t.name))
+        .map(|t| {
+            let mut parameters = t.parameters.clone();
+            strictify(&mut parameters);
+            ToolSpec { name: t.name.to_string(), description: t.description.to_string(), parameters }
+        })
+        .collect()
+}
+
+const STANDARD_FORMATS: [&str; 12] = [
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uuid",
+    "regex",
+    "uri-reference",
+];
+
+fn strictify(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key("properties") && !m.contains_key("additionalProperties") {
+                m.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            if m.get("format").and_then(Value::as_str).is_some_and(|f| !STANDARD_FORMATS.contains(&f)) {
+                m.remove("format");
+            }
+            m.remove("$schema");
+            m.values_mut().for_each(strictify);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strictify),
+        _ => {}
+    }
+}
+
+/// Checks a proposed call; the error text goes back to the model.
+fn check_call(registry: &ToolRegistry, agent: &Agent, root: &Path, call: &ToolCall) -> Result<Value, String> {
+    let Some(info) = registry.get(&call.name) else {
+        return Err(format!("unknown tool {:?}; you can call: {}", call.name, agent.tools.join(", ")));
+    };
+    if !agent.allows(&call.name) {
+        return Err(format!(
+            "tool {} is not available to the {} agent; you can call: {}",
+            call.name,
+            agent.name,
+            agent.tools.join(", ")
+        ));
+    }
+    let raw = call.arguments.trim();
+    let args: Value = if raw.is_empty() {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_str(raw).map_err(|e| format!("arguments are not valid JSON ({e}); send one JSON object"))?
+    };
+    if !args.is_object() {
+        return Err("arguments must be a JSON object".into());
+    }
+    registry.validate_args(&call.name, &args).map_err(|e| e.public)?;
+    if let Some(bad) = find_path_escape(&args, root) {
+        return Err(format!(
+            "path {:?} is outside the repository; use paths relative to the repository root, without `..`",
+            short(&bad, 200)
+        ));
+    }
+    if agent.approval == Approval::ReadOnly && info.effect != Effect::ReadOnly {
+        return Err(format!("the {} agent is read-only; {} ({:?}) is not allowed", agent.name, call.name, info.effect));
+    }
+    Ok(args)
+}
+
+/// The first string argument that names a path outside the repo: a `..` component, a home
+/// directory, or an absolute path not under the root.
+pub fn find_path_escape(v: &Value, root: &Path) -> Option<String> {
+    match v {
+        Value::String(s) => escapes_repo(s, root).then(|| s.clone()),
+        Value::Array(a) => a.iter().find_map(|x| find_path_escape(x, root)),
+        Value::Object(m) => {
+            m.iter().find_map(|(k, x)| if escapes_repo(k, root) { Some(k.clone()) } else { find_path_escape(x, root) })
+        }
+        _ => None,
+    }
+}
+
+fn escapes_repo(s: &str, root: &Path) -> bool {
+    let t = s.trim();
+    if t.is_empty() || t.contains("://") {
+        return false;
+    }
+    if t.split(['/', '\\']).any(|c| c == "..") {
+        return true;
+    }
+    if t.starts_with('~') {
+        return true;
+    }
+    let bytes = t.as_bytes();
+    let windows_abs =
+        bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && matches!(bytes[2], b'/' | b'\\');
+    if t.starts_with('/') || t.starts_with('\\') || windows_abs {
+        let p = Path::new(t);
+        let under = |r: &Path| p.starts_with(r) && !p.components().any(|c| c == Component::ParentDir);
+        let canonical = root.canonicalize().ok();
+        return !(under(root) || canonical.as_deref().is_some_and(under));
+    }
+    false
+}
+
+/// Canonical JSON text (sorted keys), for repeat detection.
+fn canonical(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string(&sorted(v)).unwrap_or_default()
+}
+
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+/// What the model is told about an executed (or not executed) step.
+fn result_text(r: &StepResult, redactor: &Redactor) -> String {
+    if r.ok
+        && let Some(out) = &r.output
+    {
+        let mut out = out.clone();
+        redactor.redact_value(&mut out);
+        return summarize_for_model(&out, MAX_RESULT_CHARS);
+    }
+    let why = r.error.clone().unwrap_or_default();
+    let text = match r.decision {
+        Decision::Denied | Decision::Refused | Decision::Skipped | Decision::NotRun => format!("not run: {why}"),
+        _ => format!("error: {why}"),
+    };
+    short(&redactor.scrub(&text), 2_000)
+}
+
+/// JSON text of `v` no longer than `limit` characters: long arrays keep their first items
+/// with a note of how many were left out, long strings are cut; as a last resort the text
+/// is cut.
+pub fn summarize_for_model(v: &Value, limit: usize) -> String {
+    let full = serde_json::to_string(v).unwrap_or_default();
+    if full.chars().count() <= limit {
+        return full;
+    }
+    for keep in [50usize, 20, 10, 5, 2, 1, 0] {
+        let text = serde_json::to_string(&shrink(v, keep)).unwrap_or_default();
+        if text.chars().count() <= limit {
+            return text;
+        }
+    }
+    let mut text = short(&serde_json::to_string(&shrink(v, 0)).unwrap_or_default(), limit.saturating_sub(60));
+    text.push_str(" [output cut: too long to show]");
+    text
+}
+
+fn shrink(v: &Value, keep: usize) -> Value {
+    match v {
+        Value::String(s) if s.chars().count() > MAX_STRING_CHARS => Value::String(short(s, MAX_STRING_CHARS)),
+        Value::Array(a) if a.len() > keep => {
+            let mut out: Vec<Value> = a.iter().take(keep).map(|x| shrink(x, keep)).collect();
+            out.push(Value::String(format!("… {} more of {} not shown", a.len() - keep, a.len())));
+            Value::Array(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| shrink(x, keep)).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), shrink(x, keep))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn scrub_message(redactor: &Redactor, m: &mut Message) {
+    match m {
+        Message::System { content } | Message::User { content } | Message::Tool { content, .. } => {
+            *content = redactor.scrub(content);
+        }
+        Message::Assistant { content, tool_calls } => {
+            if let Some(c) = content {
+                *c = redactor.scrub(c);
+            }
+            for call in tool_calls {
+                call.arguments = redactor.scrub(&call.arguments);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_outside_the_repo_are_caught() {
+        let root = Path::new("/work/repo");
+        for bad in ["../../etc/passwd", "apps/../../x", "/etc/passwd", "~/.ssh/id_rsa", "..", "a\\..\\b", "C:\\x"] {
+            assert!(escapes_repo(bad, root), "{bad}");
+        }
+        for ok in
+            ["apps/web/overlays/dev", "/work/repo/apps/web", "HEAD~1..HEAD", "https://x/../y", "dev", "rate(x[5m]) / 2"]
+        {
+            assert!(!escapes_repo(ok, root), "{ok}");
+        }
+        let args = json!({"env": ["dev"], "paths": ["ok", "../secret"]});
+        assert_eq!(find_path_escape(&args, root).as_deref(), Some("../secret"));
+    }
+
+    #[test]
+    fn long_outputs_are_shortened_with_a_note() {
+        let items: Vec<Value> = (0..5000).map(|i| json!({"n": i, "text": "x".repeat(40)})).collect();
+        let v = json!({"summary": {"errors": 3}, "findings": items});
+        let text = summarize_for_model(&v, 4000);
+        assert!(text.chars().count() <= 4000, "{}", text.len());
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["summary"]["errors"], 3);
+        assert!(back["findings"].as_array().unwrap().last().unwrap().as_str().unwrap().contains("more of 5000"));
+        let small = json!({"a": 1});
+        assert_eq!(summarize_for_model(&small, 100), "{\"a\":1}");
+    }
+
+    #[test]
+    fn schemas_are_made_strict() {
+        let mut s = json!({"type": "object", "properties": {"n": {"type": "integer", "format": "uint32"}, "o": {"type": "object", "properties": {"x": {"type": "string", "format": "date-time"}}}}});
+        strictify(&mut s);
+        assert_eq!(s["additionalProperties"], false);
+        assert_eq!(s["properties"]["o"]["additionalProperties"], false);
+        assert!(s["properties"]["n"].get("format").is_none());
+        assert_eq!(s["properties"]["o"]["properties"]["x"]["format"], "date-time");
+    }
+}

@@ -59,6 +59,19 @@ pub enum Action {
         #[arg(long)]
         yes: bool,
     },
+    /// Keep the drift: write it into the overlay as a patch, prove it, commit on a new branch.
+    Capture {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        env: String,
+        /// Leave the files uncommitted.
+        #[arg(long)]
+        no_commit: bool,
+        /// Approve the repo write without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Put the cluster back to git: ask Argo CD to sync the app's Application, then re-check.
     Revert {
         #[arg(long)]
@@ -90,6 +103,18 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 format!("mark the drift of {app} in {env} as temporary until {expires}"),
                 yes,
                 &format!("drift acknowledge {app} {env}"),
+            )
+            .await
+        }
+        Some(Action::Capture { app, env, no_commit, yes }) => {
+            let step = json!({"app": app, "env": env, "no_commit": no_commit});
+            write(
+                global,
+                "drift_capture",
+                step,
+                format!("write the live drift of {app} in {env} into its overlay"),
+                yes,
+                &format!("drift capture {app} {env}"),
             )
             .await
         }

@@ -9,6 +9,7 @@ pub mod cluster_prereqs;
 pub mod cluster_query;
 pub mod diff;
 pub mod drift_acknowledge;
+pub mod drift_capture;
 pub mod drift_report;
 pub mod kustomize_build;
 pub mod metrics_query;
@@ -337,6 +338,7 @@ impl ToolRegistry {
         r.register(drift_report::DriftReportTool);
         r.register(diff::Diff);
         r.register(drift_acknowledge::DriftAcknowledge);
+        r.register(drift_capture::DriftCapture);
         r.register(argocd_sync::ArgocdSync);
         r
     }

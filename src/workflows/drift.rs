@@ -399,7 +399,10 @@ fn drift(
         "acknowledged" => vec![format!("when the reason is gone: agentops drift revert --app {a} --env {e}")],
         _ => vec![
             format!("revert to git: agentops drift revert --app {a} --env {e} (Argo CD sync)"),
-            format!("keep it: add the change to overlay {} as a patch, so git matches the cluster", t.overlay),
+            format!(
+                "keep it: agentops drift capture --app {a} --env {e} (writes it into overlay {} as a patch, on a new branch)",
+                t.overlay
+            ),
             format!(
                 "mark as temporary: agentops drift acknowledge --app {a} --env {e} --reason TEXT --expires YYYY-MM-DD"
             ),
@@ -636,6 +639,47 @@ pub fn metrics_text(report: &DriftReport) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     out.push_str(&format!("# HELP agentops_drift_last_run_timestamp_seconds When the check ran.\n# TYPE agentops_drift_last_run_timestamp_seconds gauge\nagentops_drift_last_run_timestamp_seconds {now}\n"));
     out
+}
+
+/// For the drifted objects of a report: (drift, desired as rendered, live), the live side
+/// read again now. For `capture`.
+pub async fn pairs(
+    repo: &Repo,
+    engine: &Engine,
+    clusters: &ClusterSet,
+    report: &DriftReport,
+) -> Result<Vec<(Drift, Value, Value)>> {
+    let mut out = Vec::new();
+    for d in report.drifts.iter().filter(|d| d.status == "drifted" || d.status == "expired") {
+        let built = tokio::task::block_in_place(|| engine.build(repo, &d.overlay));
+        if let Some(e) = built.error {
+            return Err(Error::Usage(format!("{} does not build: {e}", d.overlay)));
+        }
+        let rendered = crate::repo::yaml::parse_values(&built.stdout).map_err(|e| Error::Internal(e.to_string()))?;
+        let client =
+            clusters.client(&repo.config.context_for(&d.env)).await.map_err(|e| Error::Usage(e.to_string()))?;
+        let res = Resources::discover(&client).await.map_err(|e| Error::Usage(e.to_string()))?;
+        let argo_ns =
+            repo.argocd_apps.iter().find(|a| a.name == d.application).and_then(|a| a.destination_namespace.clone());
+        for desired in rendered {
+            let r = ObjectRef::of(&desired);
+            let Some((ar, caps)) = res.get(&r.api_version, &r.kind) else { continue };
+            let ns =
+                if caps.scope == Scope::Namespaced { r.namespace.clone().or_else(|| argo_ns.clone()) } else { None };
+            let shown = ObjectRef { namespace: ns.clone(), ..r.clone() }.to_string();
+            if shown != d.object {
+                continue;
+            }
+            let objects = api(&client, ar, caps, ns.as_deref());
+            let live = with_retry(|| objects.get(&r.name)).await.map_err(|e| Error::Usage(e.to_string()))?;
+            let mut desired = desired.clone();
+            if let (Some(ns), Some(m)) = (ns, desired.get_mut("metadata").and_then(Value::as_object_mut)) {
+                m.entry("namespace").or_insert(Value::String(ns));
+            }
+            out.push((d.clone(), desired, to_json(&live, ar)));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -144,9 +144,7 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     assert_eq!(who["user"], "admin");
     assert_eq!(who["source_ip"], "127.0.0.1");
     assert!(west["last_sync"]["revision"].as_str().unwrap().len() == 40);
-    assert!(
-        west["recommendations"][1].as_str().unwrap().contains("overlay apps/grafana/overlays/prod-west as a patch")
-    );
+    assert!(west["recommendations"][1].as_str().unwrap().contains("drift capture --app grafana --env prod-west"));
 
     let east = drifts.iter().find(|d| d["env"] == "prod-east").expect("prod-east drift");
     assert_eq!(east["changes"][0]["summary"], "~ replicas 1 → 5", "{east:#}");
@@ -281,6 +279,31 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
         v["drifts"][0]["changes"][0]["summary"],
         "+ container oauth2-proxy (image quay.io/oauth2-proxy/oauth2-proxy:v7.4.0)"
     );
+
+    // capture: the live sidecar goes into the overlay as a patch, on a new branch, proven
+    let before = git(w.repo.path(), &["rev-parse", "HEAD"]);
+    let mut a: Vec<String> =
+        ["drift", "capture", "--app", "grafana", "--env", "prod-west", "--yes"].iter().map(|s| s.to_string()).collect();
+    a.extend(base.clone());
+    let r = cli(a).await.unwrap();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let branch = git(w.repo.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
+    assert!(branch.starts_with("drift/capture-grafana-prod-west-"), "{branch}");
+    let files = git(w.repo.path(), &["diff", "--name-only", before.trim(), "HEAD"]);
+    assert_eq!(
+        files.lines().collect::<Vec<_>>(),
+        vec![
+            "apps/grafana/overlays/prod-west/drift-deployment-grafana.yaml",
+            "apps/grafana/overlays/prod-west/kustomization.yaml"
+        ]
+    );
+    assert_eq!(git(w.repo.path(), &["status", "--porcelain", "--untracked-files=no"]), "", "nothing left uncommitted");
+    let patch =
+        std::fs::read_to_string(w.repo.path().join("apps/grafana/overlays/prod-west/drift-deployment-grafana.yaml"))
+            .unwrap();
+    assert!(patch.contains("oauth2-proxy") && patch.starts_with("# Captured from the live cluster"), "{patch}");
+    let (_, v) = w.drift(&["--app", "grafana", "--env", "prod-west"]).await;
+    assert_eq!(v["summary"]["drifted"], 0, "git now matches the cluster: {v:#}");
     w.fleet.shutdown().await;
 }
 

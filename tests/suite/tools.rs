@@ -32,6 +32,7 @@ fn list_shows_every_tool_with_effect_and_schema() {
             "cluster_query",
             "diff",
             "drift_acknowledge",
+            "drift_capture",
             "drift_report",
             "kustomize_build",
             "metrics_query",
@@ -40,8 +41,12 @@ fn list_shows_every_tool_with_effect_and_schema() {
         ]
     );
     for t in v.as_array().unwrap() {
-        let writes = ["argocd_sync", "drift_acknowledge"].contains(&t["name"].as_str().unwrap());
-        assert_eq!(t["effect"], if writes { "WritesCluster" } else { "ReadOnly" }, "{t}");
+        let effect = match t["name"].as_str().unwrap() {
+            "argocd_sync" | "drift_acknowledge" => "WritesCluster",
+            "drift_capture" => "WritesRepo",
+            _ => "ReadOnly",
+        };
+        assert_eq!(t["effect"], effect, "{t}");
         assert_eq!(t["parameters"]["type"], "object");
         assert_eq!(t["parameters"]["additionalProperties"], false, "{t}");
     }

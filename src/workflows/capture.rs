@@ -1,0 +1,349 @@
+//! Drift capture: keep what a cluster runs by writing the live change into the overlay as a
+//! strategic-merge patch (a patch file plus its entry in the overlay's kustomization),
+//! proving by a re-render that git now equals the cluster on those paths, and committing the
+//! two files on a new branch. All or nothing: on any failure the files are restored.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::drift::{Drift, DriftReport};
+use crate::error::{Error, Result};
+use crate::k8s::diff::{self, Change};
+use crate::k8s::fields::PathElem;
+use crate::kustomize::Engine;
+use crate::repo::Repo;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Captured {
+    pub overlay: String,
+    pub files: Vec<String>,
+    pub objects: Vec<String>,
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+}
+
+/// The value at a managedFields-style path of an object.
+fn value_at<'a>(obj: &'a Value, elems: &[PathElem]) -> Option<&'a Value> {
+    let mut v = obj;
+    for e in elems {
+        v = match e {
+            PathElem::Field(k) => v.get(k)?,
+            PathElem::Key(key) => v.as_array()?.iter().find(|i| {
+                key.iter().all(|(k, kv)| i.get(k) == Some(kv) || (k == "protocol" && i.get(k).is_none() && kv == "TCP"))
+            })?,
+            PathElem::Value(x) => v.as_array()?.iter().find(|i| *i == x)?,
+            PathElem::Index(n) => v.get(*n)?,
+        };
+    }
+    Some(v)
+}
+
+/// Sets `value` (None: remove) at `elems` in a strategic-merge patch, creating maps and
+/// keyed list items on the way.
+fn set(patch: &mut Value, elems: &[PathElem], value: Option<&Value>) -> Result<()> {
+    let Some((last, parents)) = elems.split_last() else { return Ok(()) };
+    let mut node = patch;
+    for e in parents {
+        node = match e {
+            PathElem::Field(k) => {
+                let m = node.as_object_mut().ok_or_else(|| Error::Internal("patch shape".into()))?;
+                m.entry(k.clone()).or_insert_with(|| json!({}))
+            }
+            PathElem::Key(key) => item(node, key)?,
+            _ => {
+                return Err(Error::Usage(
+                    "changes inside plain lists cannot be captured as a patch; edit the overlay by hand".into(),
+                ));
+            }
+        };
+    }
+    match (last, value) {
+        (PathElem::Field(k), v) => {
+            let m = node.as_object_mut().ok_or_else(|| Error::Internal("patch shape".into()))?;
+            m.insert(k.clone(), v.cloned().unwrap_or(Value::Null));
+        }
+        (PathElem::Key(key), Some(v)) => *item(node, key)? = v.clone(),
+        (PathElem::Key(key), None) => {
+            let it = item(node, key)?;
+            if let Some(m) = it.as_object_mut() {
+                m.insert("$patch".into(), json!("delete"));
+            }
+        }
+        _ => {
+            return Err(Error::Usage(
+                "set-list changes cannot be captured as a patch; edit the overlay by hand".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The item of a keyed list in a patch (created with its key fields when new).
+fn item<'a>(node: &'a mut Value, key: &[(String, Value)]) -> Result<&'a mut Value> {
+    if node.as_object().is_some_and(Map::is_empty) {
+        *node = json!([]);
+    }
+    let list = node.as_array_mut().ok_or_else(|| Error::Internal("patch shape".into()))?;
+    let pos = list.iter().position(|i| key.iter().all(|(k, v)| i.get(k) == Some(v)));
+    let pos = match pos {
+        Some(p) => p,
+        None => {
+            list.push(Value::Object(key.iter().cloned().collect()));
+            list.len() - 1
+        }
+    };
+    Ok(&mut list[pos])
+}
+
+/// The strategic-merge patch that turns `desired` into `live` on the changed paths.
+pub fn patch_for(desired: &Value, live: &Value, changes: &[Change]) -> Result<Value> {
+    let s = |p: &str| desired.pointer(p).cloned().unwrap_or(Value::Null);
+    let mut patch =
+        json!({"apiVersion": s("/apiVersion"), "kind": s("/kind"), "metadata": {"name": s("/metadata/name")}});
+    for c in changes {
+        let v = if c.op == diff::Op::Remove {
+            None
+        } else {
+            Some(
+                value_at(live, &c.elems)
+                    .ok_or_else(|| Error::Internal(format!("{} not in the live object", c.path)))?,
+            )
+        };
+        set(&mut patch, &c.elems, v)?;
+    }
+    Ok(patch)
+}
+
+/// Adds `- path: FILE` at the end of the kustomization's `patches:` list (creating it).
+pub fn add_patch_entry(text: &str, file: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.starts_with("patches:")) else {
+        let mut out = text.trim_end().to_string();
+        out.push_str(&format!("\npatches:\n  - path: {file}\n"));
+        return out;
+    };
+    if lines[start].trim_end() == "patches: []" {
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        out[start] = format!("patches:\n  - path: {file}");
+        return out.join("\n") + "\n";
+    }
+    let mut end = start;
+    let mut indent = "  ".to_string();
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        let t = l.trim_start();
+        let in_block = l.is_empty() || t.starts_with('#') || l.starts_with(' ') || l.starts_with("- ");
+        if !in_block {
+            break;
+        }
+        if t.starts_with("- ") && end == start {
+            indent = l[..l.len() - t.len()].to_string();
+        }
+        if !l.trim().is_empty() && !t.starts_with('#') {
+            end = i;
+        }
+    }
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out.insert(end + 1, format!("{indent}- path: {file}"));
+    out.join("\n") + "\n"
+}
+
+/// Writes the patch for each drifted object of one Application into its overlay, proves it,
+/// and commits on a new branch.
+pub fn capture(
+    repo: &Repo,
+    engine: &Engine,
+    report: &DriftReport,
+    lives: &[(Drift, Value, Value)],
+    commit: bool,
+) -> Result<Captured> {
+    let overlay =
+        lives.first().map(|x| x.0.overlay.clone()).ok_or_else(|| Error::Usage("no drift to capture".into()))?;
+    let _ = report;
+    let kfile = repo
+        .kustomizations
+        .get(&overlay)
+        .map(|k| k.file.clone())
+        .ok_or_else(|| Error::Usage(format!("{overlay} has no kustomization")))?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut ktext = std::fs::read_to_string(repo.abs(&kfile)).map_err(|e| Error::io(&repo.abs(&kfile), e))?;
+    let mut objects = Vec::new();
+    for (d, desired, live) in lives {
+        if desired.get("kind").and_then(Value::as_str) == Some("Secret") {
+            return Err(Error::Usage(format!(
+                "{}: Secret values are never written by agentops; capture it with your secrets tooling",
+                d.object
+            )));
+        }
+        let changes: Vec<Change> =
+            diff::diff(desired, live).into_iter().filter(|c| d.changes.iter().any(|x| x.path == c.path)).collect();
+        let patch = patch_for(desired, live, &changes)?;
+        let name = format!(
+            "drift-{}-{}.yaml",
+            desired.get("kind").and_then(Value::as_str).unwrap_or("object").to_lowercase(),
+            desired.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("x")
+        );
+        let rel = format!("{overlay}/{name}");
+        if repo.abs(&rel).exists() {
+            return Err(Error::Usage(format!("{rel} exists already; merge the change into it by hand")));
+        }
+        let header = format!(
+            "# Captured from the live cluster by agentops drift capture: {}\n",
+            d.changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>().join("; ")
+        );
+        let body = yaml_serde::to_string(&patch).map_err(|e| Error::Internal(e.to_string()))?;
+        files.push((rel, format!("{header}{body}")));
+        ktext = add_patch_entry(&ktext, &name);
+        objects.push(d.object.clone());
+    }
+    // write, prove, or restore
+    let original = std::fs::read_to_string(repo.abs(&kfile)).map_err(|e| Error::io(&repo.abs(&kfile), e))?;
+    let restore = |files: &[(String, String)]| {
+        for (rel, _) in files {
+            let _ = std::fs::remove_file(repo.abs(rel));
+        }
+        let _ = std::fs::write(repo.abs(&kfile), &original);
+    };
+    for (rel, text) in &files {
+        if let Err(e) = std::fs::write(repo.abs(rel), text) {
+            restore(&files);
+            return Err(Error::io(&repo.abs(rel), e));
+        }
+    }
+    if let Err(e) = std::fs::write(repo.abs(&kfile), &ktext) {
+        restore(&files);
+        return Err(Error::io(&repo.abs(&kfile), e));
+    }
+    let proof = (|| -> Result<()> {
+        let fresh = Repo::load_with(&repo.root, repo.config.clone())?;
+        engine.invalidate();
+        let built = engine.build(&fresh, &overlay);
+        if let Some(e) = built.error {
+            return Err(Error::Usage(format!("{overlay} no longer builds with the captured patch: {e}")));
+        }
+        let rendered = crate::repo::yaml::parse_values(&built.stdout).map_err(|e| Error::Internal(e.to_string()))?;
+        for (d, desired, live) in lives {
+            let r = crate::k8s::ObjectRef::of(desired);
+            let now = rendered
+                .iter()
+                .find(|o| crate::k8s::ObjectRef::of(o).kind == r.kind && crate::k8s::ObjectRef::of(o).name == r.name)
+                .ok_or_else(|| Error::Internal(format!("{} vanished", d.object)))?;
+            let mut now = now.clone();
+            if let (Some(ns), Some(m)) = (
+                desired.pointer("/metadata/namespace").cloned(),
+                now.get_mut("metadata").and_then(Value::as_object_mut),
+            ) {
+                m.entry("namespace").or_insert(ns);
+            }
+            let left: Vec<String> = diff::diff(&now, live)
+                .into_iter()
+                .filter(|c| d.changes.iter().any(|x| x.path == c.path))
+                .map(|c| c.summary)
+                .collect();
+            if !left.is_empty() {
+                return Err(Error::Usage(format!("after the patch, {} still differs: {}", d.object, left.join("; "))));
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = proof {
+        restore(&files);
+        return Err(e);
+    }
+    let mut all: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+    all.push(kfile.clone());
+    if !commit {
+        return Ok(Captured { overlay, files: all, objects, branch: None, commit: None });
+    }
+    match commit_on_branch(&repo.root, &all, &objects, &overlay) {
+        Ok((branch, sha)) => Ok(Captured { overlay, files: all, objects, branch: Some(branch), commit: Some(sha) }),
+        Err(e) => {
+            restore(&files);
+            Err(e)
+        }
+    }
+}
+
+/// Commits exactly `files` (repo-relative) on a new branch from HEAD and switches to it;
+/// the working tree already holds the content.
+fn commit_on_branch(root: &Path, files: &[String], objects: &[String], overlay: &str) -> Result<(String, String)> {
+    let git = git2::Repository::discover(root)?;
+    let workdir = git
+        .workdir()
+        .ok_or_else(|| Error::Git("bare repository".into()))?
+        .canonicalize()
+        .map_err(|e| Error::io(root, e))?;
+    let prefix = crate::repo::rel_path(&workdir, root);
+    let head = git.head()?.peel_to_commit()?;
+    let stamp =
+        crate::mock::util::now_seconds().replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_string();
+    let env_app = overlay.rsplit('/').take(3).collect::<Vec<_>>();
+    let branch = format!(
+        "drift/capture-{}-{}-{stamp}",
+        env_app.get(2).copied().unwrap_or("app"),
+        env_app.first().copied().unwrap_or("env")
+    );
+    let mut index = git.index()?;
+    for f in files {
+        let rel = if prefix.is_empty() { f.clone() } else { format!("{prefix}/{f}") };
+        index.add_path(Path::new(&rel))?;
+    }
+    let tree = git.find_tree(index.write_tree()?)?;
+    let sig = git.signature().or_else(|_| git2::Signature::now("agentops", "agentops@localhost"))?;
+    let message = format!(
+        "fix({}): capture live drift into {overlay}\n\nThe cluster ran changes git did not have; this patch makes git match it.\nObjects: {}\n",
+        env_app.get(2).copied().unwrap_or("drift"),
+        objects.join(", ")
+    );
+    git.branch(&branch, &head, false)?;
+    let oid = git.commit(Some(&format!("refs/heads/{branch}")), &sig, &sig, &message, &tree, &[&head])?;
+    git.set_head(&format!("refs/heads/{branch}"))?;
+    index.write()?;
+    Ok((branch, oid.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_entries_land_at_the_end_of_the_list() {
+        assert_eq!(
+            add_patch_entry("resources:\n  - ../../base\n", "p.yaml"),
+            "resources:\n  - ../../base\npatches:\n  - path: p.yaml\n"
+        );
+        let t = "resources:\n  - ../../base\npatches:\n  # sizes\n  - path: a.yaml\n  - target:\n      kind: Ingress\n    patch: |-\n      - op: add\nimages:\n  - name: x\n";
+        assert_eq!(
+            add_patch_entry(t, "p.yaml"),
+            "resources:\n  - ../../base\npatches:\n  # sizes\n  - path: a.yaml\n  - target:\n      kind: Ingress\n    patch: |-\n      - op: add\n  - path: p.yaml\nimages:\n  - name: x\n"
+        );
+        assert_eq!(add_patch_entry("patches: []\n", "p.yaml"), "patches:\n  - path: p.yaml\n");
+        assert_eq!(
+            add_patch_entry("patches:\n- path: a.yaml\n", "p.yaml"),
+            "patches:\n- path: a.yaml\n- path: p.yaml\n"
+        );
+    }
+
+    #[test]
+    fn a_patch_for_an_added_sidecar_and_a_changed_field() {
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "g", "namespace": "m"},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "g", "image": "g:1"}]}}}});
+        let mut live = desired.clone();
+        live["spec"]["replicas"] = json!(3);
+        live["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "proxy", "image": "p:1"}));
+        let changes = diff::diff(&desired, &live);
+        let p = patch_for(&desired, &live, &changes).unwrap();
+        assert_eq!(
+            p,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "g"},
+                   "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "proxy", "image": "p:1"}]}}}})
+        );
+        // and the patch, applied as kustomize would, reproduces the live state
+        let merged = crate::k8s::patch::strategic_merge("Deployment", &desired, &p).unwrap();
+        assert!(diff::diff(&merged, &live).is_empty());
+    }
+}

@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// The GitOps repository the simulated Argo CD syncs Applications from.
     #[arg(long, value_name = "DIR")]
     pub argocd_repo: Option<PathBuf>,
+    /// Delay every answer by this many milliseconds, to stand in for a network round trip.
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<u64>,
 }
 
 fn parse_cluster(spec: &str) -> Result<(String, PathBuf)> {
@@ -43,7 +46,11 @@ fn parse_cluster(spec: &str) -> Result<(String, PathBuf)> {
 pub async fn run(_global: &Global, cmd: MockClusterCommand) -> Result<ExitCode> {
     let MockClusterCommand::Serve(args) = cmd;
     let clusters = args.clusters.iter().map(|c| parse_cluster(c)).collect::<Result<Vec<_>>>()?;
-    let opts = MockOptions { audit_log: args.audit_log.clone(), argocd_repo: args.argocd_repo.clone() };
+    let opts = MockOptions {
+        audit_log: args.audit_log.clone(),
+        argocd_repo: args.argocd_repo.clone(),
+        latency: args.latency_ms.map(std::time::Duration::from_millis),
+    };
     let fleet = MockFleet::start(&clusters, &opts).await?;
     if let Some(path) = &args.kubeconfig_out
         && let Err(e) = fleet.write_kubeconfig(path)

@@ -37,6 +37,8 @@ pub struct MockOptions {
     pub audit_log: Option<PathBuf>,
     /// The GitOps repository the simulated Argo CD renders Applications from.
     pub argocd_repo: Option<PathBuf>,
+    /// Added before every answer, to stand in for a network round trip (benchmarks).
+    pub latency: Option<Duration>,
 }
 
 /// Answers requests to `/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/{rest}`.
@@ -87,10 +89,15 @@ impl MockCluster {
             Some(p) => Some(audit::AuditLog::open(p)?),
             None => None,
         };
-        MockCluster::start_with(name, fixture_dir, audit).await
+        MockCluster::start_with(name, fixture_dir, audit, opts.latency).await
     }
 
-    async fn start_with(name: &str, fixture_dir: &Path, audit: Option<audit::AuditLog>) -> Result<MockCluster, Error> {
+    async fn start_with(
+        name: &str,
+        fixture_dir: &Path,
+        audit: Option<audit::AuditLog>,
+        latency: Option<Duration>,
+    ) -> Result<MockCluster, Error> {
         let fx = fixture::load(fixture_dir)?;
         let store = Store::from_fixture(fx.objects, fx.mock_metrics).map_err(|e| Error::Config {
             file: fixture_dir.display().to_string(),
@@ -113,6 +120,7 @@ impl MockCluster {
                 Arc::new(metrics::MockPrometheus::new(vec![store.clone()])) as Arc<dyn ServiceProxy>
             )),
             audit,
+            latency,
             shutdown: shutdown_rx.clone(),
         });
         let tls = tls::acceptor()?;
@@ -286,7 +294,7 @@ impl MockFleet {
                     "mock cluster names must be distinct and non-empty; {name:?} is not"
                 )));
             }
-            match MockCluster::start_with(name, dir, audit.clone()).await {
+            match MockCluster::start_with(name, dir, audit.clone(), opts.latency).await {
                 Ok(c) => started.push(c),
                 Err(e) => {
                     for c in started {

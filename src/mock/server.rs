@@ -38,6 +38,8 @@ pub struct ServerState {
     pub store: Store,
     pub proxy: RwLock<Option<Arc<dyn ServiceProxy>>>,
     pub audit: Option<AuditLog>,
+    /// Simulated network round trip, added before each answer.
+    pub latency: Option<std::time::Duration>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -157,6 +159,9 @@ fn plain(code: StatusCode, text: &'static str) -> Response {
 
 /// Answers one request, whatever its path.
 pub async fn handle(state: Arc<ServerState>, peer: SocketAddr, req: Request) -> Response {
+    if let Some(l) = state.latency {
+        tokio::time::sleep(l).await;
+    }
     let received = util::now_micros();
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {

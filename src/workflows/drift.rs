@@ -129,8 +129,9 @@ struct Target {
 /// Renders every Application of the repo that points at a path of this repo (blocking:
 /// runs kustomize through the cached engine). Build failures are errors naming the overlay.
 fn targets(repo: &Repo, engine: &Engine, req: &DriftRequest) -> Result<Vec<Target>> {
+    use rayon::prelude::*;
     let leaves: HashMap<&str, &crate::repo::Leaf> = repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
-    let mut out = Vec::new();
+    let mut wanted = Vec::new();
     for argo in &repo.argocd_apps {
         let Some(path) = argo.sources.iter().find_map(|s| s.path.clone().filter(|_| s.chart.is_none())) else {
             continue;
@@ -141,19 +142,25 @@ fn targets(repo: &Repo, engine: &Engine, req: &DriftRequest) -> Result<Vec<Targe
         if (!req.env.is_empty() && !req.env.contains(&env)) || (!req.app.is_empty() && !req.app.contains(&app)) {
             continue;
         }
-        let built = engine.build(repo, &dir);
-        if let Some(e) = built.error {
-            let e = crate::kustomize::classify(&e, repo, &dir);
-            return Err(Error::Usage(format!(
-                "{dir} does not build ({}): {}; run agentops validate",
-                e.class, e.message
-            )));
-        }
-        let desired = crate::repo::yaml::parse_values(&built.stdout)
-            .map_err(|e| Error::Internal(format!("{dir}: rendered output: {e}")))?;
-        out.push(Target { app, env, argo: argo.clone(), overlay: dir, desired });
+        wanted.push((app, env, argo, dir));
     }
-    Ok(out)
+    // renders in parallel (cached builds are a read and a parse each)
+    wanted
+        .into_par_iter()
+        .map(|(app, env, argo, dir)| {
+            let built = engine.build(repo, &dir);
+            if let Some(e) = built.error {
+                let e = crate::kustomize::classify(&e, repo, &dir);
+                return Err(Error::Usage(format!(
+                    "{dir} does not build ({}): {}; run agentops validate",
+                    e.class, e.message
+                )));
+            }
+            let desired = crate::repo::yaml::parse_values(&built.stdout)
+                .map_err(|e| Error::Internal(format!("{dir}: rendered output: {e}")))?;
+            Ok(Target { app, env, argo: argo.clone(), overlay: dir, desired })
+        })
+        .collect()
 }
 
 /// Runs the drift check.

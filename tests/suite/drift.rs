@@ -75,8 +75,11 @@ async fn world() -> World {
         .iter()
         .map(|e| (e.to_string(), platform().join("clusters").join(e)))
         .collect();
-    let opts =
-        MockOptions { argocd_repo: Some(repo.path().to_path_buf()), audit_log: Some(work.path().join("audit.jsonl")) };
+    let opts = MockOptions {
+        argocd_repo: Some(repo.path().to_path_buf()),
+        audit_log: Some(work.path().join("audit.jsonl")),
+        ..MockOptions::default()
+    };
     let fleet = MockFleet::start(&dirs, &opts).await.unwrap();
     fleet.write_kubeconfig(&work.path().join("kubeconfig")).unwrap();
     for env in ["prod-west", "prod-east"] {

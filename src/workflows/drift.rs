@@ -270,6 +270,20 @@ fn to_json(o: &DynamicObject, ar: &ApiResource) -> Value {
     v
 }
 
+/// The live counterpart of a desired object (None when the cluster serves no such kind).
+async fn fetch_live(
+    client: &Client,
+    res: &Resources,
+    desired: &Value,
+    dest_ns: Option<String>,
+) -> Option<std::result::Result<Option<Value>, kube::Error>> {
+    let r = ObjectRef::of(desired);
+    let (ar, caps) = res.get(&r.api_version, &r.kind)?;
+    let ns = if caps.scope == Scope::Namespaced { r.namespace.clone().or(dest_ns) } else { None };
+    let objects = api(client, ar, caps, ns.as_deref());
+    Some(with_retry(|| objects.get_opt(&r.name)).await.map(|o| o.map(|o| to_json(&o, ar))))
+}
+
 /// Whether the HorizontalPodAutoscaler controller owns this change (it writes replicas
 /// through the scale subresource as kube-controller-manager).
 fn autoscaled(live: &Value, c: &Change) -> bool {
@@ -299,9 +313,13 @@ async fn check_cluster(
                 ))
             })
             .collect();
+        // every live object of the Application, fetched 8 at a time
+        let fetches: Vec<_> = t.desired.iter().map(|d| fetch_live(client, &res, d, dest_ns.clone())).collect();
+        let mut fetched: Vec<Option<std::result::Result<Option<Value>, kube::Error>>> =
+            futures::stream::iter(fetches).buffered(8).collect().await;
         let mut seen: BTreeSet<(String, String, Option<String>, String)> = BTreeSet::new();
         let mut kinds: BTreeSet<(String, String)> = BTreeSet::new();
-        for desired in &t.desired {
+        for (i, desired) in t.desired.iter().enumerate() {
             let r = ObjectRef::of(desired);
             let Some((ar, caps)) = res.get(&r.api_version, &r.kind) else { continue };
             kinds.insert((r.api_version.clone(), r.kind.clone()));
@@ -313,9 +331,12 @@ async fn check_cluster(
                 meta.entry("namespace").or_insert_with(|| Value::String(ns.clone()));
             }
             let object = ObjectRef::of(&desired).to_string();
-            let objects = api(client, ar, caps, ns.as_deref());
-            let live = match with_retry(|| objects.get_opt(&r.name)).await? {
-                Some(o) => to_json(&o, ar),
+            let live = match fetched[i].take() {
+                Some(r) => r?,
+                None => continue,
+            };
+            let live = match live {
+                Some(o) => o,
                 None => {
                     out.push(drift(
                         t,

@@ -697,8 +697,15 @@ fn layout_owner(repo: &Repo, dir: &str) -> (Option<String>, Option<String>) {
         .unwrap_or_default()
 }
 
+/// The `origin` remote of the repo, when the repo is the root of its git repository (Argo
+/// CD paths are relative to that root; a folder inside another project has no URL of its
+/// own, so every Application's path is checked).
 fn origin_url(repo: &Repo) -> Option<String> {
     let git = git2::Repository::discover(&repo.root).ok()?;
+    let workdir = git.workdir()?.canonicalize().ok()?;
+    if workdir != repo.root {
+        return None;
+    }
     let remote = git.find_remote("origin").ok()?;
     remote.url().ok().map(str::to_string)
 }

@@ -265,3 +265,18 @@ fn policies_can_be_switched_off_and_tuned() {
     assert!(f.iter().filter(|x| x["check"] == "network-policy").all(|x| x["severity"] == "warning"));
     assert!(f.iter().any(|x| x["check"] == "required-labels" && x["message"] == "missing label team"));
 }
+
+#[test]
+fn argocd_paths_follow_the_repos_own_origin() {
+    let repo = copy_fixture("defects");
+    git_init(repo.path());
+    // another repo's URL: its Applications are not ours to check
+    git(repo.path(), &["remote", "add", "origin", "https://git.example.com/team/elsewhere.git"]);
+    let (_, v) = validate_json(repo.path(), &["--no-cache"]);
+    assert_eq!(v["summary"]["argocd_applications"], 0, "{v:#}");
+    // this repo's URL in another spelling: checked
+    git(repo.path(), &["remote", "set-url", "origin", "git@git.example.com:team/defects"]);
+    let (_, v) = validate_json(repo.path(), &["--no-cache"]);
+    assert_eq!(v["summary"]["argocd_applications"], 2);
+    assert!(has(&v["findings"], "argocd-path", "argocd/apps.yaml", Some(22)));
+}

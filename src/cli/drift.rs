@@ -170,7 +170,21 @@ async fn check(global: &Global, args: CheckArgs) -> Result<ExitCode> {
     let engine = ctx.engine(&repo)?;
     let clusters = ctx.clusters()?;
     let req = DriftRequest { env: args.env, app: args.app, audit_log: args.audit_log };
-    let report = drift::run(&repo, &engine, &clusters, ctx.redactor(), &req).await?;
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let progress = |p: drift::DriftProgress| match p {
+        drift::DriftProgress::Rendered { applications, clusters } => {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} drift: {applications} applications, clusters {{pos}}/{{len}} {{wide_bar}}"
+            )) {
+                bar.set_style(style);
+            }
+            bar.set_length(clusters as u64);
+        }
+        drift::DriftProgress::ClusterDone => bar.inc(1),
+    };
+    let report = drift::run_with_progress(&repo, &engine, &clusters, ctx.redactor(), &req, &progress).await;
+    bar.finish_and_clear();
+    let report = report?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
         Format::Text => print!("{}", crate::report::drift::text(&report)),

@@ -171,6 +171,27 @@ pub async fn run(
     redactor: &Redactor,
     req: &DriftRequest,
 ) -> Result<DriftReport> {
+    run_with_progress(repo, engine, clusters, redactor, req, &|_| {}).await
+}
+
+/// Progress of a drift check, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub enum DriftProgress {
+    /// Applications rendered; clusters to check.
+    Rendered { applications: usize, clusters: usize },
+    /// One more cluster checked.
+    ClusterDone,
+}
+
+/// [`run`], reporting progress.
+pub async fn run_with_progress(
+    repo: &Repo,
+    engine: &Engine,
+    clusters: &ClusterSet,
+    redactor: &Redactor,
+    req: &DriftRequest,
+    progress: &(dyn Fn(DriftProgress) + Sync),
+) -> Result<DriftReport> {
     let targets = tokio::task::block_in_place(|| targets(repo, engine, req))?;
     for t in &targets {
         t.desired.iter().for_each(|o| redactor.learn_object(o));
@@ -181,7 +202,15 @@ pub async fn run(
         by_env.entry(t.env.clone()).or_default().push(t);
     }
     let audit = &audit;
-    let checks: Vec<_> = by_env.iter().map(|(env, ts)| check_env(repo, clusters, env, ts, audit)).collect();
+    progress(DriftProgress::Rendered { applications: targets.len(), clusters: by_env.len() });
+    let checks: Vec<_> = by_env
+        .iter()
+        .map(|(env, ts)| async move {
+            let r = check_env(repo, clusters, env, ts, audit).await;
+            progress(DriftProgress::ClusterDone);
+            r
+        })
+        .collect();
     let results = futures::stream::iter(checks).buffered(clusters.concurrency.max(1)).collect::<Vec<_>>().await;
     let mut report = DriftReport::default();
     report.summary.applications = targets.len();

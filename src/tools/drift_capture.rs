@@ -43,6 +43,6 @@ impl Tool for DriftCapture {
         if pairs.is_empty() {
             return Err(ToolError::new(format!("{} has no drift in {} to capture", args.app, args.env)));
         }
-        Ok(tokio::task::block_in_place(|| capture::capture(&repo, &engine, &report, &pairs, !args.no_commit))?)
+        Ok(tokio::task::block_in_place(|| capture::capture(&repo, &engine, &pairs, !args.no_commit))?)
     }
 }

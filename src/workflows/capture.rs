@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::drift::{Drift, DriftReport};
+use super::drift::Drift;
 use crate::error::{Error, Result};
 use crate::k8s::diff::{self, Change};
 use crate::k8s::fields::PathElem;
@@ -151,16 +151,9 @@ pub fn add_patch_entry(text: &str, file: &str) -> String {
 
 /// Writes the patch for each drifted object of one Application into its overlay, proves it,
 /// and commits on a new branch.
-pub fn capture(
-    repo: &Repo,
-    engine: &Engine,
-    report: &DriftReport,
-    lives: &[(Drift, Value, Value)],
-    commit: bool,
-) -> Result<Captured> {
+pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], commit: bool) -> Result<Captured> {
     let overlay =
         lives.first().map(|x| x.0.overlay.clone()).ok_or_else(|| Error::Usage("no drift to capture".into()))?;
-    let _ = report;
     let kfile = repo
         .kustomizations
         .get(&overlay)

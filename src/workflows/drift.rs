@@ -201,7 +201,7 @@ pub async fn run_with_progress(
     for t in &targets {
         by_env.entry(t.env.clone()).or_default().push(t);
     }
-    let audit = &audit;
+    let audit = audit.as_slice();
     progress(DriftProgress::Rendered { applications: targets.len(), clusters: by_env.len() });
     let checks: Vec<_> = by_env
         .iter()

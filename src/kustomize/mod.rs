@@ -69,7 +69,8 @@ impl Kustomize {
         Err(Error::KustomizeNotFound)
     }
 
-    fn command(&self, dir: &Path) -> Command {
+    /// The command that builds `dir`.
+    pub fn command(&self, dir: &Path) -> Command {
         let mut c = Command::new(&self.program);
         if self.via_kubectl {
             c.arg("kustomize");

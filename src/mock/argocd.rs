@@ -233,13 +233,7 @@ impl Renderer {
         if !dir.is_dir() {
             return Err(format!("app path does not exist: {path} at revision {sha}"));
         }
-        let mut cmd = std::process::Command::new(&self.kustomize.program);
-        if self.kustomize.via_kubectl {
-            cmd.arg("kustomize");
-        } else {
-            cmd.arg("build");
-        }
-        let out = cmd.arg(&dir).output().map_err(|e| format!("cannot run kustomize: {e}"))?;
+        let out = self.kustomize.command(&dir).output().map_err(|e| format!("cannot run kustomize: {e}"))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", tree.path().display()), "");
             return Err(format!("kustomize build {path} failed: {}", err.trim()));

@@ -3,6 +3,7 @@
 //! Applications. Discovered by convention; `.agentops.yaml` can change the layout.
 
 pub mod argocd;
+pub mod edit;
 pub mod kustomization;
 pub mod yaml;
 

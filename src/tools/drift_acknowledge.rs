@@ -43,8 +43,8 @@ impl Tool for DriftAcknowledge {
         let (repo, client) = ctx.env_client(&args.env).await?;
         let engine = ctx.engine(&repo)?;
         let req = DriftRequest { env: vec![args.env.clone()], app: vec![args.app.clone()], audit_log: Vec::new() };
-        let report = drift::run(&repo, &engine, &*ctx.clusters()?, ctx.redactor(), &req).await?;
-        let annotated = drift::acknowledge(&client, &report, &args.reason, &args.expires)
+        let (_, drifted) = drift::run_with_objects(&repo, &engine, &*ctx.clusters()?, ctx.redactor(), &req).await?;
+        let annotated = drift::acknowledge(&client, &drifted, &args.reason, &args.expires)
             .await
             .map_err(|e| ToolError::new(e.to_string()))?;
         if annotated.is_empty() {

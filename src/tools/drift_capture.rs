@@ -38,8 +38,9 @@ impl Tool for DriftCapture {
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters()?;
         let req = DriftRequest { env: vec![args.env.clone()], app: vec![args.app.clone()], audit_log: Vec::new() };
-        let report = drift::run(&repo, &engine, &clusters, ctx.redactor(), &req).await?;
-        let pairs = drift::pairs(&repo, &engine, &clusters, &report).await?;
+        let (_, drifted) = drift::run_with_objects(&repo, &engine, &clusters, ctx.redactor(), &req).await?;
+        // acknowledged drift is kept as is; drifted and expired drift is captured
+        let pairs: Vec<_> = drifted.into_iter().filter(|d| d.0.status != "acknowledged").collect();
         if pairs.is_empty() {
             return Err(ToolError::new(format!("{} has no drift in {} to capture", args.app, args.env)));
         }

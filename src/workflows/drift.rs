@@ -192,6 +192,36 @@ pub async fn run_with_progress(
     req: &DriftRequest,
     progress: &(dyn Fn(DriftProgress) + Sync),
 ) -> Result<DriftReport> {
+    Ok(check_all(repo, engine, clusters, redactor, req, progress).await?.0)
+}
+
+/// A drifted object with what git renders for it (namespace filled in) and what the
+/// cluster runs, as the check read them. For `capture`.
+pub type DriftedObject = (Drift, Value, Value);
+
+/// [`run`], also returning the desired and live objects of everything drifted, so acting on
+/// the drift needs no second render or cluster round trip.
+pub async fn run_with_objects(
+    repo: &Repo,
+    engine: &Engine,
+    clusters: &ClusterSet,
+    redactor: &Redactor,
+    req: &DriftRequest,
+) -> Result<(DriftReport, Vec<DriftedObject>)> {
+    check_all(repo, engine, clusters, redactor, req, &|_| {}).await
+}
+
+/// One finding of a cluster check; drifted objects carry (desired, live).
+type Found = (Drift, Option<(Value, Value)>);
+
+async fn check_all(
+    repo: &Repo,
+    engine: &Engine,
+    clusters: &ClusterSet,
+    redactor: &Redactor,
+    req: &DriftRequest,
+    progress: &(dyn Fn(DriftProgress) + Sync),
+) -> Result<(DriftReport, Vec<DriftedObject>)> {
     let targets = tokio::task::block_in_place(|| targets(repo, engine, req))?;
     for t in &targets {
         t.desired.iter().for_each(|o| redactor.learn_object(o));
@@ -214,12 +244,16 @@ pub async fn run_with_progress(
     let results = futures::stream::iter(checks).buffered(clusters.concurrency.max(1)).collect::<Vec<_>>().await;
     let mut report = DriftReport::default();
     report.summary.applications = targets.len();
+    let mut objects_of = Vec::new();
     for (env, context, objects, result) in results {
         match result {
-            Ok(mut drifts) => {
+            Ok(found) => {
                 report.clusters.push(ClusterState { env, context, status: "ok".into(), error: None });
                 report.summary.objects += objects;
-                report.drifts.append(&mut drifts);
+                for (d, pair) in found {
+                    report.drifts.push(d);
+                    objects_of.push(pair);
+                }
             }
             Err(e) => {
                 report.clusters.push(ClusterState { env, context, status: "error".into(), error: Some(e.to_string()) });
@@ -237,7 +271,15 @@ pub async fn run_with_progress(
     }
     let mut v = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
     redactor.redact_value(&mut v);
-    serde_json::from_value(v).map_err(|e| Error::Internal(e.to_string()))
+    let report: DriftReport = serde_json::from_value(v).map_err(|e| Error::Internal(e.to_string()))?;
+    // the redacted drift, with its objects (the order of both lists is the same)
+    let drifted = report
+        .drifts
+        .iter()
+        .zip(objects_of)
+        .filter_map(|(d, pair)| pair.map(|(desired, live)| (d.clone(), desired, live)))
+        .collect();
+    Ok((report, drifted))
 }
 
 /// Checks one environment's cluster: (env, context, objects compared, drifts or the error).
@@ -247,7 +289,7 @@ async fn check_env(
     env: &str,
     targets: &[&Target],
     audit: &[Value],
-) -> (String, String, usize, std::result::Result<Vec<Drift>, ClusterError>) {
+) -> (String, String, usize, std::result::Result<Vec<Found>, ClusterError>) {
     let context = repo.config.context_for(env);
     let limit = clusters.timeout * 3;
     let result = match clusters.client(&context).await {
@@ -325,7 +367,7 @@ async fn check_cluster(
     targets: &[&Target],
     audit: &[Value],
     ignore: &[crate::config::DriftIgnore],
-) -> std::result::Result<Vec<Drift>, ClusterError> {
+) -> std::result::Result<Vec<Found>, ClusterError> {
     let res = Resources::discover(client).await?;
     let mut out = Vec::new();
     for t in targets {
@@ -367,7 +409,7 @@ async fn check_cluster(
             let live = match live {
                 Some(o) => o,
                 None => {
-                    out.push(drift(
+                    out.push(no_objects(drift(
                         t,
                         object,
                         "missing",
@@ -375,7 +417,7 @@ async fn check_cluster(
                         Vec::new(),
                         last_sync.clone(),
                         Some("in git but not in the cluster".into()),
-                    ));
+                    )));
                     continue;
                 }
             };
@@ -401,7 +443,7 @@ async fn check_cluster(
                     summary: c.summary,
                 })
                 .collect();
-            out.push(drift(t, object, status, changes, attribution, last_sync.clone(), note));
+            out.push((drift(t, object, status, changes, attribution, last_sync.clone(), note), Some((desired, live))));
         }
         // live objects Argo CD tracks for this Application that git no longer has
         for (av, kind) in &kinds {
@@ -414,7 +456,7 @@ async fn check_cluster(
                 let r = ObjectRef::of(&live);
                 let ns = if caps.scope == Scope::Namespaced { r.namespace.clone() } else { None };
                 if !seen.contains(&(av.clone(), kind.clone(), ns, r.name.clone())) {
-                    out.push(drift(
+                    out.push(no_objects(drift(
                         t,
                         r.to_string(),
                         "untracked",
@@ -422,7 +464,7 @@ async fn check_cluster(
                         Vec::new(),
                         last_sync.clone(),
                         Some("in the cluster, tracked for this Application, but not in git".into()),
-                    ));
+                    )));
                 }
             }
         }
@@ -596,7 +638,7 @@ pub const MANAGER: &str = "agentops";
 /// annotations, written with a merge patch. Returns the objects annotated.
 pub async fn acknowledge(
     client: &Client,
-    report: &DriftReport,
+    drifted: &[DriftedObject],
     reason: &str,
     expires: &str,
 ) -> std::result::Result<Vec<String>, ClusterError> {
@@ -605,28 +647,21 @@ pub async fn acknowledge(
     }
     let res = Resources::discover(client).await?;
     let now = crate::mock::util::now_seconds();
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        format!("{ACK_PREFIX}temporary"): "true",
+        format!("{ACK_PREFIX}reason"): reason,
+        format!("{ACK_PREFIX}date"): now,
+        format!("{ACK_PREFIX}expires"): expires,
+    }}});
+    let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let body = kube::api::Patch::Merge(&patch);
     let mut done = Vec::new();
-    for d in
-        report.drifts.iter().filter(|d| d.status == "drifted" || d.status == "expired" || d.status == "acknowledged")
-    {
-        let mut parts = d.object.splitn(3, '/');
-        let (kind, a, b) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
-        let (ns, name) = match (a, b) {
-            (Some(ns), Some(name)) => (Some(ns), name),
-            (Some(name), None) => (None, name),
-            _ => continue,
-        };
-        let Some((ar, caps)) = res.by_gvk.iter().find(|((_, k), _)| k == kind).map(|(_, v)| v) else { continue };
-        let patch = serde_json::json!({"metadata": {"annotations": {
-            format!("{ACK_PREFIX}temporary"): "true",
-            format!("{ACK_PREFIX}reason"): reason,
-            format!("{ACK_PREFIX}date"): now,
-            format!("{ACK_PREFIX}expires"): expires,
-        }}});
-        let objects = api(client, ar, caps, ns);
-        let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-        let body = kube::api::Patch::Merge(&patch);
-        with_retry(|| objects.patch(name, &pp, &body)).await?;
+    for (d, _, live) in drifted {
+        // the live object's own apiVersion and kind: no guessing the group from the name
+        let r = ObjectRef::of(live);
+        let Some((ar, caps)) = res.get(&r.api_version, &r.kind) else { continue };
+        let objects = api(client, ar, caps, r.namespace.as_deref());
+        with_retry(|| objects.patch(&r.name, &pp, &body)).await?;
         done.push(d.object.clone());
     }
     Ok(done)
@@ -698,45 +733,8 @@ pub fn metrics_text(report: &DriftReport) -> String {
     out
 }
 
-/// For the drifted objects of a report: (drift, desired as rendered, live), the live side
-/// read again now. For `capture`.
-pub async fn pairs(
-    repo: &Repo,
-    engine: &Engine,
-    clusters: &ClusterSet,
-    report: &DriftReport,
-) -> Result<Vec<(Drift, Value, Value)>> {
-    let mut out = Vec::new();
-    for d in report.drifts.iter().filter(|d| d.status == "drifted" || d.status == "expired") {
-        let built = tokio::task::block_in_place(|| engine.build(repo, &d.overlay));
-        if let Some(e) = built.error {
-            return Err(Error::Usage(format!("{} does not build: {e}", d.overlay)));
-        }
-        let rendered = crate::repo::yaml::parse_values(&built.stdout).map_err(|e| Error::Internal(e.to_string()))?;
-        let client =
-            clusters.client(&repo.config.context_for(&d.env)).await.map_err(|e| Error::Usage(e.to_string()))?;
-        let res = Resources::discover(&client).await.map_err(|e| Error::Usage(e.to_string()))?;
-        let argo_ns =
-            repo.argocd_apps.iter().find(|a| a.name == d.application).and_then(|a| a.destination_namespace.clone());
-        for desired in rendered {
-            let r = ObjectRef::of(&desired);
-            let Some((ar, caps)) = res.get(&r.api_version, &r.kind) else { continue };
-            let ns =
-                if caps.scope == Scope::Namespaced { r.namespace.clone().or_else(|| argo_ns.clone()) } else { None };
-            let shown = ObjectRef { namespace: ns.clone(), ..r.clone() }.to_string();
-            if shown != d.object {
-                continue;
-            }
-            let objects = api(&client, ar, caps, ns.as_deref());
-            let live = with_retry(|| objects.get(&r.name)).await.map_err(|e| Error::Usage(e.to_string()))?;
-            let mut desired = desired.clone();
-            if let (Some(ns), Some(m)) = (ns, desired.get_mut("metadata").and_then(Value::as_object_mut)) {
-                m.entry("namespace").or_insert(Value::String(ns));
-            }
-            out.push((d.clone(), desired, to_json(&live, ar)));
-        }
-    }
-    Ok(out)
+fn no_objects(d: Drift) -> Found {
+    (d, None)
 }
 
 #[cfg(test)]

@@ -36,20 +36,6 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let c = ctx.clone();
     let (repo, mut report, needs) = tokio::task::spawn_blocking(move || -> Result<_> {
         let repo = c.load_repo()?;
-        for e in &req.env {
-            if !repo.environments.contains(e) {
-                return Err(Error::Usage(format!(
-                    "unknown environment {e:?}; environments: {}",
-                    repo.environments.join(", ")
-                )));
-            }
-        }
-        for a in &req.app {
-            if !repo.apps.contains_key(a) {
-                let names: Vec<&str> = repo.apps.keys().map(String::as_str).collect();
-                return Err(Error::Usage(format!("unknown app {a:?}; apps: {}", names.join(", "))));
-            }
-        }
         let engine = c.engine(&repo)?;
         let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         if let Ok(style) =

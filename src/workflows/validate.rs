@@ -138,6 +138,21 @@ pub fn run_collect(
     jobs: usize,
     progress: Progress,
 ) -> Result<(ValidationReport, Vec<NeedSite>)> {
+    // an unknown name would silently validate nothing: say so, for people and models alike
+    for e in &req.env {
+        if !repo.environments.contains(e) {
+            return Err(crate::error::Error::Usage(format!(
+                "unknown environment {e:?}; environments: {}",
+                repo.environments.join(", ")
+            )));
+        }
+    }
+    for a in &req.app {
+        if !repo.apps.contains_key(a) {
+            let names: Vec<&str> = repo.apps.keys().map(String::as_str).collect();
+            return Err(crate::error::Error::Usage(format!("unknown app {a:?}; apps: {}", names.join(", "))));
+        }
+    }
     let changed = match &req.changed_since {
         Some(rev) => Some(repo.changed_since(rev)?),
         None => None,

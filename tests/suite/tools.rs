@@ -179,3 +179,18 @@ fn kustomize_build_returns_objects_or_a_pinned_error() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("outside the repo"), "{}", r.stderr);
 }
+
+#[test]
+fn the_validate_tool_rejects_unknown_environments() {
+    let r = agentops(&[
+        "tools",
+        "call",
+        "validate",
+        "--args",
+        r#"{"env": ["qa"]}"#,
+        "--repo",
+        fixture("clean").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown environment \"qa\"") && r.stderr.contains("dev, prod"), "{}", r.stderr);
+}

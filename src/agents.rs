@@ -380,10 +380,11 @@ mod tests {
         assert_eq!(planner.tools.len(), registry.list().len(), "planner sees every tool");
         assert_eq!(agents.get("validator").unwrap().approval, Approval::ReadOnly);
         assert!(agents.get("validator").unwrap().policy(Policy::default()).read_only);
-        // tools that do not exist yet are dropped, with a note
-        assert!(!agents.get("rollback").unwrap().allows("rollback_plan"));
+        // the rollback agent gets its workflow's tools now that they exist
+        assert!(agents.get("rollback").unwrap().allows("rollback_plan"));
+        assert!(agents.get("rollback").unwrap().allows("git_revert"));
         assert!(agents.get("rollback").unwrap().allows("metrics_query"));
-        assert!(agents.warnings().iter().any(|w| w.contains("agents/rollback.md") && w.contains("\"rollback_plan\"")));
+        assert!(!agents.warnings().iter().any(|w| w.contains("agents/rollback.md") && w.contains("\"rollback_plan\"")));
         assert!(agents.require("nope").unwrap_err().to_string().contains("planner"));
     }
 

@@ -40,6 +40,24 @@ pub struct Config {
     /// The LLM planner's endpoint (any OpenAI-compatible server); flags and env win over it.
     #[serde(default)]
     pub llm: Option<LlmConfig>,
+    /// Rollback settings: the error threshold and the verification time limit.
+    #[serde(default)]
+    pub rollback: RollbackConfig,
+    /// Sizing tiers for `agentops create`: tier -> environment class -> size (merged over the
+    /// built-in small/medium/large table).
+    #[serde(default)]
+    pub tiers: BTreeMap<String, BTreeMap<String, TierSize>>,
+}
+
+/// Replicas and container resources of one tier in one environment class.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierSize {
+    pub replicas: u32,
+    pub cpu_request: String,
+    pub cpu_limit: String,
+    pub memory_request: String,
+    pub memory_limit: String,
 }
 
 /// `llm:` in `.agentops.yaml`.
@@ -120,12 +138,51 @@ pub struct Prometheus {
     pub service: String,
     #[serde(default = "default_prom_port")]
     pub port: String,
+    /// PromQL of an app's error ratio (0..1) for rollbacks; `{app}`, `{namespace}` and
+    /// `{env}` are filled in.
+    #[serde(default = "default_error_rate")]
+    pub error_rate: String,
 }
 
 impl Default for Prometheus {
     fn default() -> Self {
-        Prometheus { namespace: default_prom_ns(), service: default_prom_svc(), port: default_prom_port() }
+        Prometheus {
+            namespace: default_prom_ns(),
+            service: default_prom_svc(),
+            port: default_prom_port(),
+            error_rate: default_error_rate(),
+        }
     }
+}
+
+fn default_error_rate() -> String {
+    "http_error_ratio{app=\"{app}\",namespace=\"{namespace}\"}".into()
+}
+
+/// `rollback:` in `.agentops.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackConfig {
+    /// An error ratio at or above this is unhealthy (default 0.05: 5%).
+    #[serde(default = "default_error_threshold")]
+    pub error_threshold: f64,
+    /// How long verification waits for the sync, the rollout, health and the error rate
+    /// (default 300 s).
+    #[serde(default = "default_verify_timeout")]
+    pub verify_timeout_seconds: u64,
+}
+
+impl Default for RollbackConfig {
+    fn default() -> Self {
+        RollbackConfig { error_threshold: default_error_threshold(), verify_timeout_seconds: default_verify_timeout() }
+    }
+}
+
+fn default_error_threshold() -> f64 {
+    0.05
+}
+fn default_verify_timeout() -> u64 {
+    300
 }
 
 fn default_prom_ns() -> String {
@@ -182,6 +239,9 @@ pub struct Environment {
     /// Prometheus base URL for this environment (else the service proxy).
     #[serde(default)]
     pub prometheus_url: Option<String>,
+    /// StorageClass for volumes created in this environment (else the cluster's default).
+    #[serde(default)]
+    pub storage_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema, PartialOrd, Ord)]

@@ -6,8 +6,11 @@
 pub mod agents;
 pub mod cli;
 pub mod cluster;
+pub mod commit;
 pub mod config;
+pub mod demo;
 pub mod error;
+pub mod eval;
 pub mod exec;
 pub mod k8s;
 pub mod kustomize;

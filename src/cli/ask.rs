@@ -127,12 +127,14 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Outcome::NeedsInput { message, .. } => {
-            eprintln!("error: {message}");
+            // the message quotes what the request said: never a secret the repo holds
+            eprintln!("error: {}", ctx.redactor().scrub(&message));
             Ok(ExitCode::from(2))
         }
-        Outcome::NotAvailable { message, .. } => Ok(not_planned(&message, 1)),
+        Outcome::NotAvailable { message, .. } => Ok(not_planned(&ctx.redactor().scrub(&message), 1)),
         Outcome::Refused { reason } => Ok(not_planned(&format!("refused: {reason}"), 1)),
         Outcome::Unknown { message } => {
+            let message = ctx.redactor().scrub(&message);
             if args.planner.planner == PlannerChoice::Rules {
                 return Ok(not_planned(&message, 1));
             }

@@ -7,12 +7,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::error::Result;
 use crate::exec::Executor;
+use crate::k8s::redact::Redactor;
 use crate::planner::rules::{
     FillError, Interpretation, Planned, Prompter, RulesPlanner, SlotFiller, capabilities, plan_request,
 };
@@ -31,14 +33,20 @@ pub struct Args {
 const CHAT_HELP: &str =
     "Chat commands: /help (this list), /quit (leave). While answering a question, `cancel` drops the request.\n";
 
-/// Where lines come from: the line editor on a terminal, plain stdin otherwise.
-enum Input {
+/// Where lines come from: the line editor on a terminal, plain stdin otherwise. What is
+/// echoed or told back goes through the redactor: an answer may hold a secret of the repo.
+struct Input {
+    source: Source,
+    redactor: Arc<Redactor>,
+}
+
+enum Source {
     Editor { editor: Box<DefaultEditor>, history: Option<PathBuf> },
     Plain(std::io::StdinLock<'static>),
 }
 
 impl Input {
-    fn open(root: &std::path::Path) -> Input {
+    fn open(root: &std::path::Path, redactor: Arc<Redactor>) -> Input {
         if std::io::stdin().is_terminal()
             && let Ok(mut editor) = DefaultEditor::new()
         {
@@ -46,15 +54,15 @@ impl Input {
             if let Some(h) = &history {
                 let _ = editor.load_history(h);
             }
-            return Input::Editor { editor: Box::new(editor), history };
+            return Input { source: Source::Editor { editor: Box::new(editor), history }, redactor };
         }
-        Input::Plain(std::io::stdin().lock())
+        Input { source: Source::Plain(std::io::stdin().lock()), redactor }
     }
 
     /// One line; None at the end of input.
     fn read(&mut self, prompt: &str, remember: bool) -> Option<String> {
-        match self {
-            Input::Editor { editor, history } => loop {
+        match &mut self.source {
+            Source::Editor { editor, history } => loop {
                 match editor.readline(prompt) {
                     Ok(line) => {
                         if remember && !line.trim().is_empty() {
@@ -70,7 +78,7 @@ impl Input {
                     Err(_) => return None,
                 }
             },
-            Input::Plain(stdin) => {
+            Source::Plain(stdin) => {
                 let mut out = std::io::stdout();
                 let _ = write!(out, "{prompt}");
                 let _ = out.flush();
@@ -82,7 +90,7 @@ impl Input {
                     }
                     Ok(_) => {
                         let line = line.trim_end_matches(['\n', '\r']).to_string();
-                        println!("{line}");
+                        println!("{}", self.redactor.scrub(&line));
                         Some(line)
                     }
                 }
@@ -97,7 +105,7 @@ impl Prompter for Input {
         self.read(&format!("{question} "), false)
     }
     fn tell(&mut self, message: &str) {
-        println!("  {message}");
+        println!("  {}", self.redactor.scrub(message));
     }
 }
 
@@ -124,7 +132,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         facts.environments.len(),
         facts.apps.len()
     );
-    let mut input = Input::open(&repo.root);
+    let mut input = Input::open(&repo.root, ctx.redactor_arc());
     let mut all_ok = true;
     while let Some(line) = input.read("agentops> ", true) {
         let line = line.trim();
@@ -186,14 +194,14 @@ impl Session<'_> {
             Ok(r) => r,
             Err(FillError::EndOfInput) => return Turn::EndOfInput,
             Err(e) => {
-                println!("Not planned: {e}.");
+                println!("Not planned: {}.", self.executor.ctx().redactor().scrub(&e.to_string()));
                 return Turn::Ok;
             }
         };
         let plan = match plan_request(&request, registry, &shown) {
             Ok(Planned::Ready(plan)) => plan,
             Ok(Planned::NotAvailable { message, .. }) => {
-                println!("Sorry: {message}.");
+                println!("Sorry: {}.", self.executor.ctx().redactor().scrub(&message));
                 return Turn::Ok;
             }
             Err(e) => {

@@ -2,14 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::exec::{Executor, Journal, Policy, StdinApprover};
-use crate::planner::{Plan, Step};
-use crate::tools::ToolRegistry;
 use crate::workflows::drift::{self, DriftRequest};
 
 use super::Global;
@@ -210,14 +206,8 @@ async fn write(
     yes: bool,
     request: &str,
 ) -> Result<ExitCode> {
-    let ctx = global.ctx();
-    let registry = Arc::new(ToolRegistry::builtin());
-    let step = Step::new(&registry, tool, args, summary).map_err(|e| Error::Usage(e.public))?;
-    let mut plan = Plan::new(request);
-    plan.steps.push(step);
-    let journal = Some(Journal::for_repo(ctx.repo_root()));
-    let exec = Executor::new(registry, ctx, Policy { yes, ..Policy::default() }, Arc::new(StdinApprover), journal);
-    let results = exec.run(&plan).await;
+    let r = super::session::run_one(&global.ctx(), tool, args, summary, request.to_string(), yes).await?;
+    let results = [r];
     for r in &results {
         match (&r.output, &r.error) {
             (Some(out), _) => println!("{}", serde_json::to_string_pretty(out).unwrap_or_default()),

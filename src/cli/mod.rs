@@ -2,10 +2,18 @@
 
 mod ask;
 mod chat;
+mod commit;
+mod create;
+mod demo;
 mod drift;
+mod eval;
+mod harmonize;
+mod hooks;
 mod journal;
 mod mcp;
+mod migrate;
 mod mock_cluster;
+mod rollback;
 mod session;
 mod tools;
 mod validate;
@@ -71,8 +79,21 @@ pub enum Command {
     Validate(validate::Args),
     /// What each cluster runs versus what git renders: semantic changes, who, when, what to do.
     Drift(drift::Args),
+    /// One annotation or label setting on every object of a kind, edited at its sources, proven on the rendered output.
+    Harmonize(harmonize::Args),
+    /// Scaffold a new app across environments in the repo's style, gated by builds, validation and cluster checks.
+    Create(create::Args),
+    /// Roll an app back in one environment: culprit and target from evidence, revert, sync, verify, incident report.
+    Rollback(rollback::Args),
+    /// Plan a migration from one dependency to another: every reference, the graph, phases, rollback, a document.
+    Migrate(migrate::Args),
     /// One request in plain words or as a slash command: plan, approve, run, report.
     Ask(ask::Args),
+    /// Draft the commit message from what the staged change does to the rendered fleet, and commit.
+    Commit(commit::Args),
+    /// Git hooks: `hooks install` fills a plain `git commit` with the drafted message.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
     /// Talk to the planner: slash commands and plain words, missing details asked for.
     Chat(chat::Args),
     /// Show what the executor ran in this repo (.agentops/journal.jsonl).
@@ -85,6 +106,10 @@ pub enum Command {
     MockCluster(mock_cluster::MockClusterCommand),
     /// Serve the tool catalog to an MCP client over stdio (read-only unless --allow-writes).
     Mcp(mcp::Args),
+    /// A week on the example platform from one command: create, drift, harmonize, rollback, migrate, through the planner, on mock clusters.
+    Demo(demo::Args),
+    /// Run the eval cases (evals/cases/): requests checked against expected plans and outcomes.
+    Eval(eval::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -104,12 +129,20 @@ pub fn run() -> Result<ExitCode> {
         match cli.command {
             Command::Validate(args) => validate::run(&cli.global, args).await,
             Command::Drift(args) => drift::run(&cli.global, args).await,
+            Command::Harmonize(args) => harmonize::run(&cli.global, args).await,
+            Command::Create(args) => create::run(&cli.global, args).await,
+            Command::Rollback(args) => rollback::run(&cli.global, args).await,
+            Command::Migrate(args) => migrate::run(&cli.global, args).await,
             Command::Ask(args) => ask::run(&cli.global, args).await,
+            Command::Commit(args) => commit::run(&cli.global, args).await,
+            Command::Hooks(cmd) => hooks::run(&cli.global, cmd).await,
             Command::Chat(args) => chat::run(&cli.global, args).await,
             Command::Journal(args) => journal::run(&cli.global, args).await,
             Command::Tools(cmd) => tools::run(&cli.global, cmd).await,
             Command::MockCluster(cmd) => mock_cluster::run(&cli.global, cmd).await,
             Command::Mcp(args) => mcp::run(&cli.global, args).await,
+            Command::Eval(args) => eval::run(&cli.global, args).await,
+            Command::Demo(args) => demo::run(&cli.global, args).await,
         }
     })
 }

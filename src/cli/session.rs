@@ -119,6 +119,35 @@ pub fn executor(ctx: &ToolCtx, repo: &Repo, policy: Policy, approver: Arc<dyn Ap
     Executor::new(Arc::new(ToolRegistry::builtin()), ctx.clone(), policy, approver, Some(Journal::for_repo(&repo.root)))
 }
 
+/// The executor a write subcommand uses: the built-in tools, the journal in the repo, and
+/// `--yes` as the approval (without it, asked on a terminal).
+pub fn write_executor(ctx: &ToolCtx, yes: bool) -> Executor {
+    let journal = Some(Journal::for_repo(ctx.repo_root()));
+    Executor::new(
+        Arc::new(ToolRegistry::builtin()),
+        ctx.clone(),
+        Policy { yes, ..Policy::default() },
+        stdin_approver(),
+        journal,
+    )
+}
+
+/// Runs one tool as a one-step plan through [`write_executor`]: approval, journal, redaction.
+pub async fn run_one(
+    ctx: &ToolCtx,
+    tool: &str,
+    args: serde_json::Value,
+    summary: String,
+    request: String,
+    yes: bool,
+) -> Result<StepResult> {
+    let exec = write_executor(ctx, yes);
+    let step = crate::planner::Step::new(exec.registry(), tool, args, summary).map_err(|e| Error::Usage(e.public))?;
+    let mut plan = Plan::new(request);
+    plan.steps.push(step);
+    exec.run(&plan).await.into_iter().next().ok_or_else(|| Error::Internal(format!("{tool} did not run")))
+}
+
 pub fn stdin_approver() -> Arc<dyn Approver> {
     Arc::new(StdinApprover)
 }
@@ -167,6 +196,18 @@ pub fn render_result(step: &Step, r: &StepResult, color: bool) -> String {
             && let Ok(report) = serde_json::from_value::<ValidationReport>(out.clone())
         {
             s.push_str(&report::render(&report, Format::Text, color));
+        } else if step.tool == "drift_report"
+            && let Ok(d) = serde_json::from_value::<crate::workflows::drift::DriftReport>(out.clone())
+        {
+            s.push_str(&report::drift::text(&d));
+        } else if matches!(step.tool.as_str(), "render_overlay" | "create_app")
+            && let Ok(plan) = serde_json::from_value::<crate::workflows::create::CreatePlan>(out.clone())
+        {
+            s.push_str(&report::create::summary(&plan));
+        } else if step.tool.starts_with("harmonize_")
+            && let Ok(plan) = serde_json::from_value::<crate::workflows::harmonize::HarmonizePlan>(out.clone())
+        {
+            s.push_str(&report::harmonize::text(&plan));
         } else {
             s.push_str(&serde_json::to_string_pretty(out).unwrap_or_default());
             s.push('\n');

@@ -47,7 +47,8 @@ impl Kustomize {
             if !p.is_file() {
                 return Err(Error::KustomizeBroken { path: p.display().to_string(), message: "no such file".into() });
             }
-            return Kustomize::new(p.to_path_buf());
+            // builds run in the repo's directory: a relative path must not depend on it
+            return Kustomize::new(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
         }
         for name in ["kustomize", "kubectl"] {
             if let Some(p) = which(name) {

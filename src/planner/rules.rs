@@ -48,8 +48,61 @@ pub struct WorkflowStep {
 /// ...), one line here wires it, e.g.
 /// `WorkflowStep { workflow: Workflow::Drift, tool: "drift_report", args: WorkflowRequest::fields, summary }`.
 pub const WORKFLOW_STEPS: &[WorkflowStep] = &[
+    WorkflowStep { workflow: Workflow::Create, tool: "render_overlay", args: WorkflowRequest::fields, summary },
+    WorkflowStep {
+        workflow: Workflow::Create,
+        tool: "create_app",
+        args: WorkflowRequest::fields,
+        summary: |r| format!("Write and commit: {}", summary(r)),
+    },
     WorkflowStep { workflow: Workflow::Validate, tool: "validate", args: WorkflowRequest::fields, summary },
     WorkflowStep { workflow: Workflow::Drift, tool: "drift_report", args: WorkflowRequest::fields, summary },
+    WorkflowStep { workflow: Workflow::Harmonize, tool: "harmonize_plan", args: WorkflowRequest::fields, summary },
+    WorkflowStep {
+        workflow: Workflow::Harmonize,
+        tool: "harmonize_apply",
+        args: WorkflowRequest::fields,
+        summary: |r| format!("Write, verify and commit: {}", summary(r)),
+    },
+    WorkflowStep { workflow: Workflow::Rollback, tool: "rollback_plan", args: WorkflowRequest::fields, summary },
+    WorkflowStep {
+        workflow: Workflow::Rollback,
+        tool: "git_revert",
+        args: WorkflowRequest::fields,
+        summary: crate::tools::rollback_plan::steps::revert_summary,
+    },
+    WorkflowStep {
+        workflow: Workflow::Rollback,
+        tool: "argocd_sync",
+        args: crate::tools::rollback_plan::steps::sync_args,
+        summary: crate::tools::rollback_plan::steps::sync_summary,
+    },
+    WorkflowStep {
+        workflow: Workflow::Rollback,
+        tool: "rollback_verify",
+        args: crate::tools::rollback_plan::steps::verify_args,
+        summary: crate::tools::rollback_plan::steps::verify_summary,
+    },
+    WorkflowStep { workflow: Workflow::Migrate, tool: "dependency_scan", args: WorkflowRequest::fields, summary },
+    WorkflowStep {
+        workflow: Workflow::Migrate,
+        tool: "dependency_graph",
+        args: WorkflowRequest::fields,
+        summary: |r| format!("Dependency graph and phased plan: {}", summary(r)),
+    },
+    WorkflowStep {
+        workflow: Workflow::Migrate,
+        tool: "write_doc",
+        args: |r| serde_json::json!({ "migration": r.fields() }),
+        summary: |r| format!("Write the migration document: {}", summary(r)),
+    },
+    WorkflowStep { workflow: Workflow::Commit, tool: "draft_commit_message", args: WorkflowRequest::fields, summary },
+    WorkflowStep {
+        workflow: Workflow::Commit,
+        tool: "commit",
+        args: WorkflowRequest::fields,
+        summary: crate::tools::commit::plan_summary,
+    },
 ];
 
 /// A one-line description of a request, for plan steps.
@@ -530,19 +583,28 @@ mod tests {
     }
 
     #[test]
-    fn only_validate_has_a_plan_for_now() {
+    fn built_workflows_have_plans_and_the_others_say_not_yet() {
         let registry = ToolRegistry::builtin();
-        assert!(is_available(Workflow::Validate, &registry));
-        // (drift_report exists in the catalog, but nothing maps the drift workflow to it yet)
-        for w in [Workflow::Harmonize, Workflow::Rollback, Workflow::Create, Workflow::Migrate, Workflow::Commit] {
-            assert!(!is_available(w, &registry), "{w:?}");
+        for w in [
+            Workflow::Validate,
+            Workflow::Drift,
+            Workflow::Harmonize,
+            Workflow::Commit,
+            Workflow::Create,
+            Workflow::Migrate,
+            Workflow::Rollback,
+        ] {
+            assert!(is_available(w, &registry), "{w:?}");
         }
+        assert!(!is_available(Workflow::Rollback, &ToolRegistry::empty()), "no tools, not available");
         let p = planner();
-        let out = p.plan_text("roll back auth-service in prod-west", &registry).unwrap();
-        assert!(
-            matches!(out, Outcome::NotAvailable { ref message, .. } if message.contains("rollback workflow is not available yet")),
-            "{out:?}"
-        );
+        let Outcome::Plan { plan, .. } = p.plan_text("roll back auth-service in prod-west", &registry).unwrap() else {
+            panic!()
+        };
+        let tools: Vec<&str> = plan.steps.iter().map(|s| s.tool.as_str()).collect();
+        assert_eq!(tools, vec!["rollback_plan", "git_revert", "argocd_sync", "rollback_verify"]);
+        assert_eq!(plan.steps[2].args, serde_json::json!({"env": "prod-west", "name": "auth-service-prod-west"}));
+        assert_eq!(plan.steps[3].args, serde_json::json!({"app": "auth-service", "env": "prod-west"}));
         let Outcome::Plan { plan, .. } = p.plan_text("validate staging", &registry).unwrap() else { panic!() };
         assert_eq!(plan.steps.len(), 1);
         assert_eq!(plan.steps[0].tool, "validate");

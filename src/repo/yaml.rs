@@ -179,6 +179,16 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
 }
 
 /// Resolves a plain scalar (see the module docs for the one YAML 1.1 rule kept).
+/// A string as a YAML scalar for new text: plain when every reader (YAML 1.1 and 1.2) reads it
+/// back as the same string, else double-quoted.
+pub fn plain_or_quoted(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+        && resolve_plain(s) == Value::String(s.to_string())
+        && !matches!(s.to_ascii_lowercase().as_str(), "y" | "n" | "yes" | "no" | "on" | "off");
+    if plain { s.to_string() } else { serde_json::to_string(s).unwrap_or_default() }
+}
+
 pub fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,

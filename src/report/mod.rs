@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod create;
 pub mod drift;
+pub mod harmonize;
 
 use serde_json::{Value, json};
 

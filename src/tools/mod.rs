@@ -7,14 +7,28 @@ pub mod argocd_app_status;
 pub mod argocd_sync;
 pub mod cluster_prereqs;
 pub mod cluster_query;
+pub mod commit;
+pub mod create_app;
+pub mod dependency_graph;
+pub mod dependency_scan;
 pub mod diff;
+pub mod draft_commit_message;
 pub mod drift_acknowledge;
 pub mod drift_capture;
 pub mod drift_report;
+pub mod git_log;
+pub mod git_revert;
+pub mod harmonize_apply;
+pub mod harmonize_plan;
 pub mod kustomize_build;
 pub mod metrics_query;
+pub mod render_overlay;
 pub mod repo_scan;
+pub mod rollback_plan;
+pub mod rollback_verify;
 pub mod validate;
+pub mod write_doc;
+pub mod write_files;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -117,6 +131,11 @@ impl ToolCtx {
 
     pub fn redactor(&self) -> &Redactor {
         &self.inner.redactor
+    }
+
+    /// The shared redactor, for holders that outlive a borrow of the context.
+    pub fn redactor_arc(&self) -> Arc<Redactor> {
+        self.inner.redactor.clone()
     }
 
     /// Scans the repo as it is now, and teaches the redactor its secret values.
@@ -340,6 +359,20 @@ impl ToolRegistry {
         r.register(drift_acknowledge::DriftAcknowledge);
         r.register(drift_capture::DriftCapture);
         r.register(argocd_sync::ArgocdSync);
+        r.register(draft_commit_message::DraftCommitMessage);
+        r.register(commit::Commit);
+        r.register(harmonize_plan::HarmonizePlanTool);
+        r.register(harmonize_apply::HarmonizeApply);
+        r.register(dependency_scan::DependencyScan);
+        r.register(dependency_graph::DependencyGraph);
+        r.register(write_doc::WriteDoc);
+        r.register(git_log::GitLog);
+        r.register(rollback_plan::RollbackPlanTool);
+        r.register(git_revert::GitRevert);
+        r.register(rollback_verify::RollbackVerify);
+        r.register(render_overlay::RenderOverlay);
+        r.register(create_app::CreateApp);
+        r.register(write_files::WriteFiles);
         r
     }
 

@@ -261,14 +261,6 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
 /// Commits exactly `files` (repo-relative) on a new branch from HEAD and switches to it;
 /// the working tree already holds the content.
 fn commit_on_branch(root: &Path, files: &[String], objects: &[String], overlay: &str) -> Result<(String, String)> {
-    let git = git2::Repository::discover(root)?;
-    let workdir = git
-        .workdir()
-        .ok_or_else(|| Error::Git("bare repository".into()))?
-        .canonicalize()
-        .map_err(|e| Error::io(root, e))?;
-    let prefix = crate::repo::rel_path(&workdir, root);
-    let head = git.head()?.peel_to_commit()?;
     let stamp =
         crate::mock::util::now_seconds().replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_string();
     let env_app = overlay.rsplit('/').take(3).collect::<Vec<_>>();
@@ -277,23 +269,13 @@ fn commit_on_branch(root: &Path, files: &[String], objects: &[String], overlay: 
         env_app.get(2).copied().unwrap_or("app"),
         env_app.first().copied().unwrap_or("env")
     );
-    let mut index = git.index()?;
-    for f in files {
-        let rel = if prefix.is_empty() { f.clone() } else { format!("{prefix}/{f}") };
-        index.add_path(Path::new(&rel))?;
-    }
-    let tree = git.find_tree(index.write_tree()?)?;
-    let sig = git.signature().or_else(|_| git2::Signature::now("agentops", "agentops@localhost"))?;
     let message = format!(
         "fix({}): capture live drift into {overlay}\n\nThe cluster ran changes git did not have; this patch makes git match it.\nObjects: {}\n",
         env_app.get(2).copied().unwrap_or("drift"),
         objects.join(", ")
     );
-    git.branch(&branch, &head, false)?;
-    let oid = git.commit(Some(&format!("refs/heads/{branch}")), &sig, &sig, &message, &tree, &[&head])?;
-    git.set_head(&format!("refs/heads/{branch}"))?;
-    index.write()?;
-    Ok((branch, oid.to_string()))
+    let sha = crate::commit::commit_paths(root, files, &message, Some(&branch))?;
+    Ok((branch, sha))
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 //! Workflows: deterministic Rust that turns a typed request into work done with tools.
 
 pub mod capture;
+pub mod create;
 pub mod drift;
+pub mod harmonize;
+pub mod migrate;
+pub mod rollback;
 pub mod validate;

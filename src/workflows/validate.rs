@@ -165,13 +165,45 @@ pub fn run_collect(
         .filter(|l| changed.as_ref().is_none_or(|c| repo.closure(&l.dir).files.iter().any(|f| c.contains(f))))
         .collect();
     let filtered = !req.env.is_empty() || !req.app.is_empty() || changed.is_some();
+    run_leaves(repo, engine, redactor, req, &leaves, filtered, changed.as_ref(), jobs, progress)
+}
 
+/// Validates exactly the leaves at `overlays` (repo-relative directories; unknown ones are
+/// ignored), e.g. the overlays a commit affects. Argo CD Applications of their apps are
+/// checked too.
+pub fn run_overlays(
+    repo: &Repo,
+    engine: &Engine,
+    redactor: &Redactor,
+    overlays: &BTreeSet<String>,
+    jobs: usize,
+) -> Result<ValidationReport> {
+    let leaves: Vec<&Leaf> = repo.leaves.iter().filter(|l| overlays.contains(&l.dir)).collect();
+    let mut app: Vec<String> = leaves.iter().filter_map(|l| l.app.clone()).collect();
+    app.sort();
+    app.dedup();
+    let req = ValidateRequest { app, ..ValidateRequest::default() };
+    run_leaves(repo, engine, redactor, &req, &leaves, true, None, jobs, &|_, _| {}).map(|r| r.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_leaves(
+    repo: &Repo,
+    engine: &Engine,
+    redactor: &Redactor,
+    req: &ValidateRequest,
+    leaves: &[&Leaf],
+    filtered: bool,
+    changed: Option<&BTreeSet<String>>,
+    jobs: usize,
+    progress: Progress,
+) -> Result<(ValidationReport, Vec<NeedSite>)> {
     let mut findings = Vec::new();
     // yaml-syntax: every YAML file, or with filters the files the selected leaves reach
     // (and, with --changed-since, the changed ones).
     let mut scope: BTreeSet<&str> = BTreeSet::new();
     if filtered {
-        for l in &leaves {
+        for l in leaves {
             let c = repo.closure(&l.dir);
             for f in &c.files {
                 if let Some((k, _)) = repo.files.get_key_value(f.as_str()) {
@@ -179,7 +211,7 @@ pub fn run_collect(
                 }
             }
         }
-        if let Some(c) = &changed {
+        if let Some(c) = changed {
             scope.extend(repo.files.keys().map(String::as_str).filter(|f| c.contains(*f)));
         }
     } else {
@@ -255,7 +287,7 @@ pub fn run_collect(
         findings.extend(r.findings);
     }
 
-    let argo = check_argocd(repo, req, changed.as_ref());
+    let argo = check_argocd(repo, req, changed);
     summary.argocd_applications = argo.0;
     findings.extend(argo.1);
 
@@ -330,7 +362,8 @@ pub async fn check_clusters(
 }
 
 /// The app and environment a repo file belongs to, by the layout.
-fn owner_of(repo: &Repo, path: &str) -> (Option<String>, Option<String>) {
+/// The app (and environment, for an overlay file) a repo file belongs to.
+pub fn owner_of(repo: &Repo, path: &str) -> (Option<String>, Option<String>) {
     for (name, app) in &repo.apps {
         for (env, dir) in &app.overlays {
             if path.starts_with(&format!("{dir}/")) {
@@ -607,7 +640,7 @@ fn leaf_needs(cx: &mut LeafCtx, env: &str, objects: &[Value]) -> Vec<NeedSite> {
     out
 }
 
-fn flatten_lists(objs: Vec<Value>) -> Vec<Value> {
+pub(crate) fn flatten_lists(objs: Vec<Value>) -> Vec<Value> {
     let mut out = Vec::with_capacity(objs.len());
     for o in objs {
         let is_list = o.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))

@@ -203,8 +203,10 @@ fn platform_git() -> tempfile::TempDir {
     dir
 }
 
+/// Waits up to 60 s: the simulated Argo CD renders with kustomize, which is slow while the
+/// rest of the suite shares the 2 cores.
 async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if f() {
             return;
         }

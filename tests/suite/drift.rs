@@ -88,7 +88,8 @@ async fn world() -> World {
         app["operation"] = json!({"sync": {"revision": "HEAD"}});
         let store = fleet.get(env).unwrap().store().clone();
         store.apply(&app, "argocd-cli").unwrap();
-        for _ in 0..200 {
+        // up to 60 s: the simulated Argo CD renders with kustomize on the suite's shared cores
+        for _ in 0..1200 {
             let done = store
                 .get("argoproj.io/v1alpha1", "Application", Some("argocd"), &format!("grafana-{env}"))
                 .is_some_and(|a| a.pointer("/status/operationState/phase") == Some(&json!("Succeeded")));

@@ -25,9 +25,9 @@ const CANARY_KEY: &str = "sk-canary-0123456789abcdefghij";
 
 /// What the fake server received.
 #[derive(Clone, Debug)]
-struct Seen {
+pub(crate) struct Seen {
     authorization: Option<String>,
-    body: Value,
+    pub(crate) body: Value,
     raw: String,
 }
 
@@ -41,13 +41,13 @@ struct FakeState {
     seen: Mutex<Vec<Seen>>,
 }
 
-struct Fake {
-    base_url: String,
+pub(crate) struct Fake {
+    pub(crate) base_url: String,
     state: Arc<FakeState>,
 }
 
 impl Fake {
-    async fn start(replies: Vec<(u16, Value)>) -> Fake {
+    pub(crate) async fn start(replies: Vec<(u16, Value)>) -> Fake {
         let state = Arc::new(FakeState { replies: Mutex::new(replies.into()), ..Default::default() });
         let app = Router::new().route("/v1/chat/completions", post(answer)).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,11 +61,11 @@ impl Fake {
         *self.state.forever.lock().unwrap() = Some(reply);
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
     }
 
-    fn settings(&self) -> LlmSettings {
+    pub(crate) fn settings(&self) -> LlmSettings {
         let mut s = LlmSettings::new(&self.base_url, "test-model");
         s.retry_backoff = Duration::from_millis(5);
         s.timeout = Duration::from_secs(20);
@@ -125,7 +125,7 @@ fn calls(list: &[(&str, &str, &str)], usage: (u64, u64)) -> (u16, Value) {
     (200, completion(json!({"role": "assistant", "content": null, "tool_calls": tool_calls}), "tool_calls", usage))
 }
 
-fn text(answer: &str, usage: (u64, u64)) -> (u16, Value) {
+pub(crate) fn text(answer: &str, usage: (u64, u64)) -> (u16, Value) {
     (200, completion(json!({"role": "assistant", "content": answer}), "stop", usage))
 }
 

@@ -1,10 +1,17 @@
 mod cluster;
+mod commit;
 mod common;
+mod create;
+mod demo;
 mod drift;
+mod eval;
+mod harmonize;
 mod kustomize;
 mod llm;
 mod mcp;
+mod migrate;
 mod mock;
 mod orchestrator;
+mod rollback;
 mod tools;
 mod validate;

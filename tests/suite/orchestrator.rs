@@ -179,7 +179,8 @@ fn phrasings_map_to_requests_on_the_example_platform() {
             "/infrastructure-create name=prometheus image=prom/prometheus:v2.53.0 envs=dev,staging",
             Expect::Request(json!({
                 "workflow": "create", "name": "prometheus", "namespace": "prometheus",
-                "envs": ["dev", "staging"], "image": "prom/prometheus:v2.53.0", "port": 8080
+                "envs": ["dev", "staging"], "image": "prom/prometheus:v2.53.0", "port": 8080,
+                "storage": null, "tier": "small", "expose": "clusterip", "host": null, "with": []
             })),
         ),
         ("/infrastructure-create grafana image=grafana/grafana:11.0.0", Expect::Needs("create", &["name"])),
@@ -189,7 +190,8 @@ fn phrasings_map_to_requests_on_the_example_platform() {
             "deploy Prometheus across dev, staging and prod with image prom/prometheus:v2.53.0",
             Expect::Request(json!({
                 "workflow": "create", "name": "prometheus", "namespace": "prometheus",
-                "envs": ALL_ENVS, "image": "prom/prometheus:v2.53.0", "port": 8080
+                "envs": ALL_ENVS, "image": "prom/prometheus:v2.53.0", "port": 8080,
+                "storage": null, "tier": "small", "expose": "clusterip", "host": null, "with": []
             })),
         ),
         // migrate
@@ -608,10 +610,6 @@ fn refused_and_unplanned_requests_write_nothing() {
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(v, json!({"plan": [], "results": [], "approved": false}));
     }
-    // recognized, but not available yet: nothing planned, exit 1
-    let r = agentops(&["ask", "enforce TLS 1.3 on all ingresses, reason SEC-2025-01", "--repo", root, "--yes"]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("the harmonize workflow is not available yet"), "{}", r.stderr);
     // not recognized: rules only → exit 1 with what it can do; auto → no LLM planner, exit 2
     let r = agentops(&["ask", "make me a sandwich", "--repo", root, "--planner", "rules"]);
     assert_eq!(r.code, 1);
@@ -630,6 +628,8 @@ fn chat(repo: &Path, input: &str, extra: &[&str]) -> Run {
         .args(["chat", "--repo", repo.to_str().unwrap(), "--no-cache"])
         .args(extra)
         .env("NO_COLOR", "1")
+        // no clusters: the same message on every machine
+        .env("KUBECONFIG", repo.canonicalize().unwrap().join("no-kubeconfig"))
         .env_remove("AGENTOPS_CACHE_DIR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -656,6 +656,10 @@ fn chat_from_stdin_fills_slots_and_runs_plans() {
         "prom/prometheus",
         "prom/prometheus:v2.53.0",
         "9090",
+        "no",
+        "",
+        "",
+        "none",
         "roll back auth-service in prod",
         "prod-east",
         "delete namespace payments",
@@ -665,7 +669,8 @@ fn chat_from_stdin_fills_slots_and_runs_plans() {
     .join("\n");
     let before = tree(repo.path());
     let r = chat(repo.path(), &format!("{input}\n"), &["--planner", "rules"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // the create step is not approved (no terminal, no --yes): a failed turn
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let root = repo.path().canonicalize().unwrap();
     let transcript = r.stdout.replace(root.to_str().unwrap(), "[REPO]");
     insta::assert_snapshot!("chat_transcript", transcript);
@@ -674,7 +679,14 @@ fn chat_from_stdin_fills_slots_and_runs_plans() {
     assert_same_tree(&after, &before);
     assert!(!repo.path().join(".agentops/history").exists());
     let journal = std::fs::read_to_string(repo.path().join(".agentops/journal.jsonl")).unwrap();
-    assert_eq!(journal.lines().count(), 1, "only the validate step ran: {journal}");
+    // read-only steps ran; every write was denied (no terminal, no --yes)
+    for line in journal.lines() {
+        let l: Value = serde_json::from_str(line).unwrap();
+        if l["effect"] != "ReadOnly" {
+            assert_eq!(l["approval"], "denied", "{line}");
+        }
+    }
+    assert!(journal.contains("\"tool\":\"validate\""), "{journal}");
 }
 
 #[test]
@@ -684,4 +696,15 @@ fn chat_ends_cleanly_when_input_ends_mid_question() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("Application name? (api, web) web"), "{}", r.stdout);
     assert!(r.stdout.contains("Which environment? (dev, prod)"), "{}", r.stdout);
+}
+
+#[test]
+fn chat_never_echoes_a_repo_secret_typed_as_an_answer() {
+    let repo = copy_fixture("clean");
+    let input = format!("/infrastructure-rollback app=web\n{REPO_SECRET}\ncancel\n/quit\n");
+    let r = chat(repo.path(), &input, &["--planner", "rules"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains(REPO_SECRET) && !r.stderr.contains(REPO_SECRET), "{}\n{}", r.stdout, r.stderr);
+    // the answer was read and refused, shown redacted
+    assert!(r.stdout.contains("unknown environment \"<redacted>\""), "{}", r.stdout);
 }

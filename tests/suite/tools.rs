@@ -30,20 +30,35 @@ fn list_shows_every_tool_with_effect_and_schema() {
             "argocd_sync",
             "cluster_prereqs",
             "cluster_query",
+            "commit",
+            "create_app",
+            "dependency_graph",
+            "dependency_scan",
             "diff",
+            "draft_commit_message",
             "drift_acknowledge",
             "drift_capture",
             "drift_report",
+            "git_log",
+            "git_revert",
+            "harmonize_apply",
+            "harmonize_plan",
             "kustomize_build",
             "metrics_query",
+            "render_overlay",
             "repo_scan",
-            "validate"
+            "rollback_plan",
+            "rollback_verify",
+            "validate",
+            "write_doc",
+            "write_files"
         ]
     );
     for t in v.as_array().unwrap() {
         let effect = match t["name"].as_str().unwrap() {
             "argocd_sync" | "drift_acknowledge" => "WritesCluster",
-            "drift_capture" => "WritesRepo",
+            "drift_capture" | "harmonize_apply" | "commit" | "create_app" | "write_files" | "git_revert"
+            | "rollback_verify" | "write_doc" => "WritesRepo",
             _ => "ReadOnly",
         };
         assert_eq!(t["effect"], effect, "{t}");

@@ -129,11 +129,25 @@ pub enum SlotKind {
     Glob,
     /// Ticket references (SEC-2025-01).
     Refs,
+    /// A size such as 10Gi, or "no" for none.
+    Quantity,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// Any of a fixed set of words ("none" for none).
+    Choices(&'static [&'static str]),
 }
 
 impl SlotKind {
     fn is_list(self) -> bool {
-        matches!(self, SlotKind::EnvList | SlotKind::AppList | SlotKind::KeyValues | SlotKind::Keys | SlotKind::Refs)
+        matches!(
+            self,
+            SlotKind::EnvList
+                | SlotKind::AppList
+                | SlotKind::KeyValues
+                | SlotKind::Keys
+                | SlotKind::Refs
+                | SlotKind::Choices(_)
+        )
     }
 
     /// How to write the value after `slot=` in a hint.
@@ -154,6 +168,9 @@ impl SlotKind {
             SlotKind::Name => "NAME",
             SlotKind::Glob => "GLOB",
             SlotKind::Refs => "ID[,ID]",
+            SlotKind::Quantity => "SIZE",
+            SlotKind::Choice(_) => "WORD",
+            SlotKind::Choices(_) => "WORD[,WORD]",
         }
     }
 }
@@ -245,7 +262,26 @@ const CREATE_SLOTS: &[SlotSpec] = &[
     asked(slot("envs", "Target environments?", K::EnvList, Optional, AllEnvs)),
     slot("image", "Container image (with an explicit tag, e.g. nginx:1.27)?", K::Image, Required, Nothing),
     asked(slot("port", "Container port?", K::Port, Optional, Dflt("8080"))),
+    asked(slot("storage", "Persistent storage? (a size such as 10Gi, or no)", K::Quantity, Optional, Nothing)),
+    asked(slot("tier", "Size tier? (small, medium, large)", K::Name, Optional, Dflt("small"))),
+    asked(slot(
+        "expose",
+        "Exposure? (clusterip, loadbalancer, ingress)",
+        K::Choice(EXPOSE),
+        Optional,
+        Dflt("clusterip"),
+    )),
+    slot("host", "Ingress host?", K::Name, Optional, Nothing),
+    asked(slot(
+        "with",
+        "Extras? (servicemonitor, networkpolicy, hpa, pdb, or none)",
+        K::Choices(EXTRAS),
+        Optional,
+        Nothing,
+    )),
 ];
+const EXPOSE: &[&str] = &["clusterip", "loadbalancer", "ingress"];
+const EXTRAS: &[&str] = &["servicemonitor", "networkpolicy", "hpa", "pdb"];
 const MIGRATE_SLOTS: &[SlotSpec] = &[
     slot("from", "Which dependency are you migrating away from? (e.g. redis)", K::Name, Required, Nothing),
     slot("to", "What replaces it? (e.g. elasticache)", K::Name, Required, Nothing),
@@ -423,7 +459,24 @@ pub enum WorkflowRequest {
         to: Option<String>,
     },
     /// Scaffold a new app.
-    Create { name: String, namespace: String, envs: Vec<String>, image: String, port: u16 },
+    Create {
+        name: String,
+        namespace: String,
+        envs: Vec<String>,
+        image: String,
+        port: u16,
+        /// Persistent volume size; none when absent.
+        #[serde(default)]
+        storage: Option<String>,
+        #[serde(default)]
+        tier: Option<String>,
+        #[serde(default)]
+        expose: Option<String>,
+        #[serde(default)]
+        host: Option<String>,
+        #[serde(default)]
+        with: Vec<String>,
+    },
     /// Plan a migration from one dependency to another.
     Migrate { from: String, to: String, envs: Vec<String> },
     /// Draft a commit message for the staged change.
@@ -944,6 +997,40 @@ pub fn parse_slot(kind: SlotKind, items: &[String], facts: &RepoFacts) -> Result
             }
             Ok(json!(items))
         }
+        K::Quantity => {
+            let q = one(items)?;
+            if matches!(q.to_ascii_lowercase().as_str(), "no" | "none" | "n" | "-") {
+                return Ok(Value::Null);
+            }
+            match crate::k8s::diff::quantity(&json!(q)) {
+                Some(n) if n > 0.0 => Ok(json!(q)),
+                _ => invalid(format!("\"{q}\" is not a size (e.g. 10Gi), or say no")),
+            }
+        }
+        K::Choice(words) => {
+            let w = one(items)?.to_ascii_lowercase();
+            if words.contains(&w.as_str()) {
+                Ok(json!(w))
+            } else {
+                invalid(format!("\"{w}\" is not one of {}", words.join(", ")))
+            }
+        }
+        K::Choices(words) => {
+            let mut out = Vec::new();
+            for i in items.iter().flat_map(|i| i.split([',', ' '])).map(str::trim).filter(|i| !i.is_empty()) {
+                let w = i.to_ascii_lowercase();
+                if matches!(w.as_str(), "none" | "no" | "-") {
+                    continue;
+                }
+                if !words.contains(&w.as_str()) {
+                    return invalid(format!("\"{w}\" is not one of {}", words.join(", ")));
+                }
+                if !out.contains(&w) {
+                    out.push(w);
+                }
+            }
+            Ok(json!(out))
+        }
     }
 }
 
@@ -998,7 +1085,12 @@ mod tests {
                 namespace: "prometheus".into(),
                 envs: f.environments.clone(),
                 image: "prom/prometheus:v2.53.0".into(),
-                port: 8080
+                port: 8080,
+                storage: None,
+                tier: Some("small".into()),
+                expose: Some("clusterip".into()),
+                host: None,
+                with: Vec::new(),
             }
         );
         d.set_answer("name", "grafana");

@@ -155,6 +155,10 @@ mod tests {
             "prom/prometheus",
             "prom/prometheus:v2.53.0",
             "9090",
+            "50Gi",
+            "medium",
+            "",
+            "servicemonitor, pdb",
         ]);
         let req = SlotFiller::new(&f).fill(&mut draft, &mut p).unwrap();
         assert_eq!(
@@ -171,6 +175,11 @@ mod tests {
                 ],
                 image: "prom/prometheus:v2.53.0".into(),
                 port: 9090,
+                storage: Some("50Gi".into()),
+                tier: Some("medium".into()),
+                expose: Some("clusterip".into()),
+                host: None,
+                with: vec!["servicemonitor".into(), "pdb".into()],
             }
         );
         assert_eq!(
@@ -189,6 +198,14 @@ mod tests {
                 "> prom/prometheus:v2.53.0",
                 "? Container port? [8080]",
                 "> 9090",
+                "? Persistent storage? (a size such as 10Gi, or no)",
+                "> 50Gi",
+                "? Size tier? (small, medium, large) [small]",
+                "> medium",
+                "? Exposure? (clusterip, loadbalancer, ingress) [clusterip]",
+                "> ",
+                "? Extras? (servicemonitor, networkpolicy, hpa, pdb, or none)",
+                "> servicemonitor, pdb",
             ]
         );
     }

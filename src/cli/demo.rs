@@ -1,0 +1,371 @@
+//! `agentops demo`: a week on the example platform, from one command, with no cluster and no
+//! LLM. Each day's request goes through the rules planner and the executor exactly as `ask`
+//! runs it (writes auto-approved, and said so), against mock clusters with the simulated
+//! Argo CD and Prometheus; what the demo stages beforehand is printed as `Setup:`.
+//!
+//! Exit codes: 0 every day succeeded; 1 a day failed (the others still ran); 2 usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::demo::{self, World};
+use crate::error::{Error, Result};
+use crate::exec::{Policy, StepResult};
+use crate::planner::Step;
+use crate::planner::rules::{Outcome, RulesPlanner};
+use crate::tools::{CtxOptions, Effect, ToolCtx};
+
+use super::Global;
+use super::session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoFormat {
+    Text,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Exit codes: 0 every day succeeded; 1 a day failed (the demo goes on with the next); 2 usage.")]
+pub struct Args {
+    /// Leave the mock clusters up afterwards and print a kubeconfig for kubectl and `agentops chat`; Ctrl-C stops them.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Where the repo, kubeconfig and audit log go (an empty or new directory; default: a new temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// The example repo (default: examples/platform here, above here, or above the executable).
+    #[arg(long, value_name = "DIR")]
+    pub example: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DemoFormat,
+}
+
+/// One day: its title, what the demo stages, and the requests a person would type.
+#[derive(Clone, Copy)]
+enum Stage {
+    Nothing,
+    Sidecar,
+    BadDeploy,
+    MigrationDoc,
+}
+
+struct Day {
+    name: &'static str,
+    title: &'static str,
+    stage: Stage,
+    requests: &'static [&'static str],
+    /// The second request, after this stage (Friday: the document staged for `/commit`).
+    between: Stage,
+}
+
+const WEEK: &[Day] = &[
+    Day {
+        name: "Monday",
+        title: "a new app: Prometheus in 5 clusters",
+        stage: Stage::Nothing,
+        requests: &[
+            "/infrastructure-create name=prometheus namespace=monitoring image=quay.io/prometheus/prometheus:v2.53.0 port=9090 storage=50Gi tier=medium with=servicemonitor,pdb",
+        ],
+        between: Stage::Nothing,
+    },
+    Day {
+        name: "Tuesday",
+        title: "drift: Grafana in prod-west",
+        stage: Stage::Sidecar,
+        requests: &["check grafana in prod-west for drift"],
+        between: Stage::Nothing,
+    },
+    Day {
+        name: "Wednesday",
+        title: "TLS 1.3 on every Ingress",
+        stage: Stage::Nothing,
+        requests: &["enforce TLS 1.3 on all ingresses, reason SEC-2025-01"],
+        between: Stage::Nothing,
+    },
+    Day {
+        name: "Thursday",
+        title: "incident: roll back auth-service in prod-west",
+        stage: Stage::BadDeploy,
+        requests: &["roll back auth-service in prod-west"],
+        between: Stage::Nothing,
+    },
+    Day {
+        name: "Friday",
+        title: "plan the Redis to ElastiCache migration",
+        stage: Stage::Nothing,
+        requests: &[
+            "/infrastructure-migrate from=redis to=elasticache",
+            "/commit reason=\"plan the move from self-hosted Redis to ElastiCache\"",
+        ],
+        between: Stage::MigrationDoc,
+    },
+];
+
+pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let DemoFormat::Text = args.format;
+    let example = demo::locate_example(args.example.as_deref())?;
+    let started = Instant::now();
+    println!("agentops demo: a week on {} with mock clusters and no LLM", example.display());
+    println!("Every request below goes through the rules planner and the executor, as `agentops ask` runs it;");
+    println!("write steps are auto-approved in the demo (a person would be asked, or pass --yes).\n");
+    let mut world = World::build(&example, args.workdir.as_deref()).await?;
+    println!("Repo:       {}", world.repo.display());
+    println!("Kubeconfig: {}", world.kubeconfig().display());
+    if let Some(fleet) = &world.fleet {
+        for c in fleet.clusters() {
+            println!("  mock cluster {:<13} {} (Argo CD and Prometheus simulated)", c.name(), c.https_url());
+        }
+    }
+    println!("Set up in {:.1}s\n", started.elapsed().as_secs_f64());
+
+    let ctx = ToolCtx::new(
+        &world.repo,
+        CtxOptions {
+            kustomize: global.kustomize.clone(),
+            cache_dir: if global.no_cache {
+                None
+            } else {
+                global.cache_dir.clone().or_else(crate::kustomize::default_cache_dir)
+            },
+            jobs: global.jobs,
+            kubeconfig: Some(world.kubeconfig()),
+        },
+    );
+    let mut failed: Vec<&str> = Vec::new();
+    for day in WEEK {
+        let t = Instant::now();
+        println!("━━━ {}: {} ━━━", day.name, day.title);
+        let ok = match run_day(&world, &ctx, day).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                println!("✗ {} failed: {e}", day.name);
+                false
+            }
+        };
+        if !ok {
+            failed.push(day.name);
+        }
+        println!("{} {} in {:.1}s\n", if ok { "✓" } else { "✗" }, day.name, t.elapsed().as_secs_f64());
+    }
+
+    println!("━━━ The week ━━━");
+    println!("Repo: {}", world.repo.display());
+    let log = demo::git(&world.repo, &["log", "--oneline", "--format=%h %<(14,trunc)%an %s"], None)?;
+    for l in log.lines() {
+        println!("  {l}");
+    }
+    println!("Journal: {}", world.repo.join(".agentops/journal.jsonl").display());
+    println!("Total: {:.1}s", started.elapsed().as_secs_f64());
+    if failed.is_empty() {
+        println!("Every day succeeded.");
+    } else {
+        println!("Failed: {}", failed.join(", "));
+    }
+
+    if args.keep_running {
+        let kc = world.kubeconfig();
+        println!("\nThe mock clusters keep running (Ctrl-C stops them). Try:");
+        println!("  kubectl --kubeconfig {} --context prod-west get deployments -A", kc.display());
+        println!("  agentops chat --repo {} --kubeconfig {}", world.repo.display(), kc.display());
+        println!("  agentops drift --repo {} --kubeconfig {} --env prod-west", world.repo.display(), kc.display());
+        tokio::signal::ctrl_c().await.map_err(|e| Error::Internal(format!("waiting for Ctrl-C: {e}")))?;
+        println!("stopping the mock clusters");
+    }
+    world.shutdown().await;
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Stages the day, runs its requests in order (stopping at the first that fails), prints the
+/// commit it made. True when every step of every request succeeded.
+async fn run_day(world: &World, ctx: &ToolCtx, day: &Day) -> Result<bool> {
+    print_setup(&stage(world, day.stage).await?);
+    // what the day's requests committed (not what the demo staged)
+    let head_before = demo::git(&world.repo, &["rev-parse", "HEAD"], None)?;
+    for (i, request) in day.requests.iter().enumerate() {
+        if i > 0 {
+            print_setup(&stage(world, day.between).await?);
+        }
+        if !run_request(ctx, request).await? {
+            return Ok(false);
+        }
+    }
+    let head_after = demo::git(&world.repo, &["rev-parse", "HEAD"], None)?;
+    if head_after == head_before {
+        println!("Commit: none (this day only reads)");
+    } else {
+        let log = demo::git(&world.repo, &["log", "--format=%h %s", &format!("{}..HEAD", head_before.trim())], None)?;
+        for l in log.lines().rev() {
+            println!("Commit: {l}");
+        }
+    }
+    Ok(true)
+}
+
+fn print_setup(lines: &[String]) {
+    for l in lines {
+        println!("Setup: {l}");
+    }
+}
+
+async fn stage(world: &World, s: Stage) -> Result<Vec<String>> {
+    match s {
+        Stage::Nothing => Ok(Vec::new()),
+        Stage::Sidecar => world.stage_sidecar().await,
+        Stage::BadDeploy => world.stage_bad_deploy().await,
+        Stage::MigrationDoc => {
+            let status =
+                demo::git(&world.repo, &["status", "--porcelain", "--untracked-files=all", "--", "docs"], None)?;
+            let docs: Vec<String> = status.lines().filter_map(|l| l.get(3..)).map(str::to_string).collect();
+            if docs.is_empty() {
+                return Err(Error::Internal("no migration document was written".into()));
+            }
+            let mut a = vec!["add", "--"];
+            a.extend(docs.iter().map(String::as_str));
+            demo::git(&world.repo, &a, None)?;
+            Ok(vec![format!("git add {}", docs.join(" "))])
+        }
+    }
+}
+
+/// Plans `text` with the rules planner and runs the plan through the executor with every
+/// write approved; prints the request, plan, approvals and results.
+async fn run_request(ctx: &ToolCtx, text: &str) -> Result<bool> {
+    let t = Instant::now();
+    println!("Request: {text}");
+    let repo = session::load_repo(ctx).await?;
+    let planner = RulesPlanner::new(session::facts(&repo));
+    let policy = Policy { yes: true, ..Policy::default() };
+    let executor = session::executor(ctx, &repo, policy, session::stdin_approver());
+    let outcome = planner.plan_text(text, executor.registry()).map_err(|e| Error::Usage(e.public))?;
+    let plan = match outcome {
+        Outcome::Plan { plan, .. } => plan,
+        Outcome::NeedsInput { message, .. } | Outcome::NotAvailable { message, .. } => {
+            println!("✗ not planned: {message}");
+            return Ok(false);
+        }
+        Outcome::Refused { reason } => {
+            println!("✗ refused: {reason}");
+            return Ok(false);
+        }
+        Outcome::Unknown { message } | Outcome::Help { message } => {
+            println!("✗ not planned: {message}");
+            return Ok(false);
+        }
+    };
+    print!("{}", session::render_plan(&plan));
+    let writes: Vec<&str> =
+        plan.steps.iter().filter(|s| s.effect != Effect::ReadOnly).map(|s| s.tool.as_str()).collect();
+    if writes.is_empty() {
+        println!("Approval: none needed (every step only reads)");
+    } else {
+        println!("Approval: auto-approved (demo): {} (a person would be asked, or pass --yes)", writes.join(", "));
+    }
+    let results = executor.run_each(&plan, |step, r| print!("{}", show(step, r))).await;
+    let ms: u64 = results.iter().map(|r| r.duration_ms).sum();
+    println!(
+        "({} step{} in {:.1}s, tools {:.1}s)",
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        t.elapsed().as_secs_f64(),
+        ms as f64 / 1000.0
+    );
+    Ok(!results.is_empty() && results.iter().all(|r| r.ok))
+}
+
+/// A step's result: the session's status line (the approval said as the demo gives it) and
+/// the workflow's own text renderer where there is one, else a short JSON excerpt.
+fn show(step: &Step, r: &StepResult) -> String {
+    let mut bare = r.clone();
+    bare.output = None;
+    let status =
+        session::render_result(step, &bare, false).replace("(approved by --yes)", "(auto-approved in the demo)");
+    let status = status.replacen('\n', &format!(" {}ms\n", r.duration_ms), 1);
+    let Some(out) = &r.output else { return status };
+    let body = match step.tool.as_str() {
+        "rollback_plan" => serde_json::from_value::<crate::workflows::rollback::RollbackPlan>(out.clone())
+            .map(|p| crate::workflows::rollback::report::text(&p))
+            .ok(),
+        "rollback_verify" => {
+            serde_json::from_value::<crate::workflows::rollback::VerifyOutcome>(out.clone()).ok().map(|v| {
+                let mut s = crate::workflows::rollback::report::verification_text(&v.verification);
+                if let Some(p) = &v.report {
+                    s.push_str(&format!("  incident report: {p}\n"));
+                }
+                s
+            })
+        }
+        "write_doc" => Some(format!(
+            "  wrote {} ({} bytes){}\n",
+            out["path"].as_str().unwrap_or("?"),
+            out["bytes"],
+            out["summary"].as_str().map(|s| format!("\n  {s}")).unwrap_or_default()
+        )),
+        "git_revert" => Some(format!(
+            "  reverted {} as {} ({}); incident report {}\n",
+            list(&out["reverted"]),
+            out["short"].as_str().unwrap_or("?"),
+            list(&out["files"]),
+            out["report"].as_str().unwrap_or("none")
+        )),
+        "argocd_sync" => Some(format!(
+            "  {} in {}: {}: {}\n",
+            out["name"].as_str().unwrap_or("?"),
+            out["env"].as_str().unwrap_or("?"),
+            out.pointer("/operation_state/phase").and_then(|v| v.as_str()).unwrap_or("?"),
+            out.pointer("/operation_state/message").and_then(|v| v.as_str()).unwrap_or("")
+        )),
+        "draft_commit_message" => {
+            Some(format!("  drafted: {}\n", out["message"].as_str().unwrap_or("").lines().next().unwrap_or("")))
+        }
+        "commit" => Some(format!(
+            "  committed {}: {}\n",
+            out["commit"].as_str().map_or("?", |c| &c[..c.len().min(7)]),
+            out["message"].as_str().unwrap_or("").lines().next().unwrap_or("")
+        )),
+        // what the plan step already showed in full: only the proof and the commit
+        "create_app" | "harmonize_apply" => {
+            let full = session::render_result(step, r, false);
+            let keep: String = full
+                .lines()
+                .skip(1)
+                .filter(|l| ["Proof:", "Committed:", "Blocked", "  FAIL", "  fail"].iter().any(|p| l.starts_with(p)))
+                .map(|l| format!("  {l}\n"))
+                .collect();
+            Some(keep)
+        }
+        "validate" | "drift_report" | "render_overlay" | "harmonize_plan" => None,
+        _ => Some(outline(out)),
+    };
+    match body {
+        Some(b) => status + &b,
+        None => session::render_result(step, r, false)
+            .replace("(approved by --yes)", "(auto-approved in the demo)")
+            .replacen('\n', &format!(" {}ms\n", r.duration_ms), 1),
+    }
+}
+
+/// A JSON array of strings as `a, b`.
+fn list(v: &serde_json::Value) -> String {
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+/// One line per top-level field: scalars as they are, arrays and objects by their size.
+fn outline(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let Some(map) = v.as_object() else { return format!("  {v}\n") };
+    let mut s = String::new();
+    for (k, x) in map {
+        let shown = match x {
+            Value::Array(a) => format!("{} item{}", a.len(), if a.len() == 1 { "" } else { "s" }),
+            Value::Object(o) => {
+                let keys: Vec<&str> = o.keys().map(String::as_str).take(6).collect();
+                format!("{{{}{}}}", keys.join(", "), if o.len() > 6 { ", …" } else { "" })
+            }
+            Value::String(t) => t.lines().next().unwrap_or("").to_string(),
+            other => other.to_string(),
+        };
+        s.push_str(&format!("  {k}: {shown}\n"));
+    }
+    s
+}

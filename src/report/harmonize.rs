@@ -1,0 +1,66 @@
+//! Harmonize plans as text: the population, each edit once with what it covers, the proof,
+//! then the diff grouped by app.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::workflows::harmonize::HarmonizePlan;
+
+pub fn text(plan: &HarmonizePlan) -> String {
+    let mut s = String::new();
+    let settings: Vec<String> = plan.settings.iter().map(|x| x.describe()).collect();
+    let _ = writeln!(s, "Harmonize {}: {}", plan.kind, settings.join(", "));
+    let _ = writeln!(s, "Reason: {}", plan.reason.trim());
+    let apps: BTreeSet<&str> = plan.population.iter().filter_map(|m| m.app.as_deref()).collect();
+    let envs: BTreeSet<&str> = plan.population.iter().filter_map(|m| m.env.as_deref()).collect();
+    let overlays: BTreeSet<&str> = plan.population.iter().map(|m| m.overlay.as_str()).collect();
+    let _ = writeln!(
+        s,
+        "Population: {} {} objects in {} of {} overlays ({} app(s), {} environment(s)); {} already set",
+        plan.matched,
+        plan.kind,
+        overlays.len(),
+        plan.overlays,
+        apps.len(),
+        envs.len(),
+        plan.covered_before
+    );
+    if plan.edits.is_empty() {
+        let _ = writeln!(s, "Edits: none");
+    } else {
+        let _ = writeln!(s, "Edits ({} edit(s), {} file(s)):", plan.edits.len(), plan.files.len());
+        let mut app: Option<Option<&str>> = None;
+        for e in &plan.edits {
+            if app != Some(e.app.as_deref()) {
+                let _ = writeln!(s, "  {}", e.app.as_deref().unwrap_or("(shared)"));
+                app = Some(e.app.as_deref());
+            }
+            let source = serde_json::to_value(e.source).ok().and_then(|v| v.as_str().map(str::to_string));
+            let _ = writeln!(s, "    {}:{} [{}] {}", e.file, e.line, source.unwrap_or_default(), e.change);
+            let _ = writeln!(s, "      covers {} in {}", e.objects.join(", "), e.envs_or_overlays().join(", "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "Proof: coverage {}/{} after the edits ({} before); {}/{} affected overlays build{}",
+        plan.covered_after,
+        plan.matched,
+        plan.covered_before,
+        plan.overlays_built,
+        plan.overlays_rebuilt,
+        if plan.blockers.is_empty() { "; every other rendered object unchanged" } else { "" }
+    );
+    if !plan.blockers.is_empty() {
+        let _ = writeln!(s, "Blocked:");
+        for b in &plan.blockers {
+            let _ = writeln!(s, "  - {b}");
+        }
+    }
+    if let Some(c) = &plan.commit {
+        let _ = writeln!(s, "Committed: {c}");
+    }
+    if !plan.diff.is_empty() {
+        let _ = writeln!(s, "\n{}", plan.diff.trim_end());
+    }
+    s
+}

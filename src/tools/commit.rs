@@ -1,0 +1,110 @@
+//! `commit`: commits exactly the index, or exactly some paths, with a given or drafted
+//! message. Every workflow that commits goes through it. It refuses when validation of the
+//! affected overlays fails, unless `allow_invalid`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use crate::commit::draft::ValidationSummary;
+use crate::commit::{self, DraftOptions};
+use crate::planner::rules::WorkflowRequest;
+
+pub struct Commit;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The commit message; drafted from the change when absent.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Commit exactly these repo-relative paths with their working-tree content (a missing
+    /// file is a deletion) on top of HEAD; the index otherwise.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// Commit even when validation of the affected overlays fails.
+    #[serde(default)]
+    pub allow_invalid: bool,
+    /// For a drafted message: why the change is made.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// For a drafted message: ids for `Refs:` trailers.
+    #[serde(default)]
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Committed {
+    pub commit: String,
+    pub message: String,
+    /// The paths committed; None when the index was.
+    pub paths: Option<Vec<String>>,
+    /// The validation of the affected overlays, when it ran.
+    pub validation: Option<ValidationSummary>,
+}
+
+/// The plan step's summary for `/commit`.
+pub fn plan_summary(req: &WorkflowRequest) -> String {
+    match req {
+        WorkflowRequest::Commit { reason: Some(r), .. } => format!("Commit the staged change ({r})"),
+        _ => "Commit the staged change with the drafted message".to_string(),
+    }
+}
+
+impl Tool for Commit {
+    type Args = Args;
+    type Output = Committed;
+
+    fn name(&self) -> &'static str {
+        "commit"
+    }
+    fn description(&self) -> &'static str {
+        "Commit exactly the staged change (or exactly the given paths, on top of HEAD) with the given message, or with a message drafted from the change. Refuses when validation of the affected overlays fails unless allow_invalid. Writes the repo: needs approval."
+    }
+    fn effect(&self) -> Effect {
+        Effect::WritesRepo
+    }
+    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Committed, ToolError> {
+        let validation = if args.message.is_some() && args.allow_invalid {
+            None
+        } else {
+            let opts = DraftOptions {
+                reason: args.reason.clone(),
+                refs: args.refs.clone(),
+                paths: args.paths.clone(),
+                ..DraftOptions::default()
+            };
+            Some(super::draft_commit_message::draft(ctx, opts).await?)
+        };
+        if let Some(d) = &validation
+            && d.invalid()
+            && !args.allow_invalid
+        {
+            let v = d.summary.validation.as_ref().map(|v| v.line()).unwrap_or_default();
+            return Err(ToolError::new(format!(
+                "validation of the affected overlays failed ({v}); fix it, or commit with allow_invalid"
+            )));
+        }
+        let message = match (&args.message, &validation) {
+            (Some(m), _) => m.clone(),
+            (None, Some(d)) => d.message.clone(),
+            (None, None) => return Err(ToolError::new("no message")),
+        };
+        let ctx = ctx.clone();
+        let paths = args.paths.clone();
+        let msg = message.clone();
+        let sha = blocking(move || {
+            Ok(match &paths {
+                Some(p) => commit::commit_paths(ctx.repo_root(), p, &msg, None)?,
+                None => commit::commit_index(ctx.repo_root(), &msg)?,
+            })
+        })
+        .await?;
+        Ok(Committed {
+            commit: sha,
+            message,
+            paths: args.paths,
+            validation: validation.and_then(|d| d.summary.validation),
+        })
+    }
+}

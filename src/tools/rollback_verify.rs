@@ -1,0 +1,27 @@
+//! `rollback_verify`: after a rollback's sync, waits for the sync, the rollout, health and
+//! the error rate to fall below the threshold, then records the results in the incident
+//! report as a follow-up commit (so it writes the repo).
+
+use super::{Effect, Tool, ToolCtx, ToolError};
+use crate::workflows::rollback::{self, VerifyOutcome, VerifyRequest};
+
+pub struct RollbackVerify;
+
+impl Tool for RollbackVerify {
+    type Args = VerifyRequest;
+    type Output = VerifyOutcome;
+
+    fn name(&self) -> &'static str {
+        "rollback_verify"
+    }
+    fn description(&self) -> &'static str {
+        "Verify a rollback within a time limit: the Argo CD sync reached the revert commit, the Deployments rolled out, the Application is Healthy, and the error rate fell below the threshold (unknown when Prometheus does not answer). Records the results in the incident report as a follow-up commit: needs approval."
+    }
+    fn effect(&self) -> Effect {
+        Effect::WritesRepo
+    }
+    async fn call(&self, ctx: &ToolCtx, args: VerifyRequest) -> Result<VerifyOutcome, ToolError> {
+        let progress = |c: &rollback::verify::Check| eprintln!("  {}", rollback::report::check_line(c));
+        rollback::verify_and_record(ctx, &args, &progress).await
+    }
+}

@@ -1,0 +1,125 @@
+//! `write_doc`: writes one document inside the repo (never outside it, never over an existing
+//! file unless asked) and optionally commits exactly that file. Either the text is given, or
+//! `migration` asks for the migration plan document, rendered from the deterministic
+//! hand-offs. Shared by the migration writer and the incident report.
+
+use std::path::{Component, Path};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use crate::workflows::migrate::{self, MigrateRequest, RunOptions};
+
+pub struct WriteDoc;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Repo-relative path of the document; for `migration`, defaults to
+    /// `docs/migrations/<date>-<from>-to-<to>.md`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The document's text.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Instead of `content`: render the migration plan document for this request.
+    #[serde(default)]
+    pub migration: Option<MigrateRequest>,
+    /// Replace the file when it exists.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Commit exactly this file.
+    #[serde(default)]
+    pub commit: bool,
+    /// The commit message (default: `docs: add <path>`).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Written {
+    pub path: String,
+    pub bytes: usize,
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// For a migration document: its summary line.
+    #[serde(default)]
+    pub summary: Option<String>,
+}
+
+/// A repo-relative path that stays inside the repo: no absolute paths, no `..`, nothing in
+/// `.git`, and no symlinked directory on the way out of it.
+pub fn safe_path(root: &Path, rel: &str) -> Result<std::path::PathBuf, ToolError> {
+    let p = Path::new(rel);
+    let escapes = rel.trim().is_empty()
+        || p.is_absolute()
+        || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        || p.components().find(|c| matches!(c, Component::Normal(_))).is_some_and(|c| c.as_os_str() == ".git");
+    if escapes {
+        return Err(ToolError::new(format!("{rel:?}: the path must be relative and stay inside the repository")));
+    }
+    let root = root.canonicalize().map_err(|e| ToolError::new(format!("the repository: {e}")))?;
+    let target = root.join(p);
+    // the deepest existing ancestor must resolve inside the repo (symlinks included)
+    let mut probe = target.clone();
+    while !probe.exists() {
+        if !probe.pop() {
+            break;
+        }
+    }
+    let real = probe.canonicalize().map_err(|e| ToolError::new(format!("{rel}: {e}")))?;
+    if !real.starts_with(&root) || (target.exists() && !target.canonicalize().is_ok_and(|t| t.starts_with(&root))) {
+        return Err(ToolError::new(format!("{rel:?} resolves outside the repository")));
+    }
+    Ok(target)
+}
+
+impl Tool for WriteDoc {
+    type Args = Args;
+    type Output = Written;
+
+    fn name(&self) -> &'static str {
+        "write_doc"
+    }
+    fn description(&self) -> &'static str {
+        "Write a document (markdown) inside the repository: the given text, or with `migration` the migration plan document rendered from the scanner, analyst and planner hand-offs. Refuses paths outside the repo and existing files unless overwrite; commits exactly that file when commit. Writes the repo: needs approval."
+    }
+    fn effect(&self) -> Effect {
+        Effect::WritesRepo
+    }
+    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Written, ToolError> {
+        let (path, content, summary) = match (&args.content, &args.migration) {
+            (Some(c), None) => {
+                let p = args.path.clone().ok_or_else(|| ToolError::new("path is required with content"))?;
+                (p, ctx.redactor().scrub(c), None)
+            }
+            (None, Some(req)) => {
+                let opts = RunOptions { date: None, path: args.path.clone(), refiner: None };
+                let m = migrate::run(ctx, req, opts).await?;
+                (m.document.path, m.document.markdown, Some(m.document.summary))
+            }
+            _ => return Err(ToolError::new("give exactly one of content and migration")),
+        };
+        let target = safe_path(ctx.repo_root(), &path)?;
+        let root = ctx.repo_root().to_path_buf();
+        let (overwrite, commit, message) = (args.overwrite, args.commit, args.message.clone());
+        blocking(move || {
+            if target.exists() && !overwrite {
+                return Err(ToolError::new(format!("{path} exists; pass overwrite to replace it")));
+            }
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| ToolError::new(format!("{path}: {e}")))?;
+            }
+            std::fs::write(&target, &content).map_err(|e| ToolError::new(format!("{path}: {e}")))?;
+            let commit = if commit {
+                let msg = message.unwrap_or_else(|| format!("docs: add {path}"));
+                Some(crate::commit::commit_paths(&root, std::slice::from_ref(&path), &msg, None)?)
+            } else {
+                None
+            };
+            Ok(Written { path, bytes: content.len(), commit, summary })
+        })
+        .await
+    }
+}

@@ -1,0 +1,814 @@
+//! Rollback: from an error spike to a verified recovery and an incident report.
+//!
+//! 1. Evidence: the Argo CD Application's history and state, the git log of every path that
+//!    renders into the app's overlay, and the app's error ratio while each deploy was live.
+//! 2. Culprit and target: the deploy after which the error ratio rose, the commits between
+//!    the target and the current revision that touch the app's paths, and the latest earlier
+//!    deploy that was healthy (`to` overrides).
+//! 3. Risks: what a revert does not undo (migrations, volumes, CRDs, removed keys, namespaces).
+//! 4. Execute ([`apply`]): the revert as one new commit restricted to the app's paths, with the
+//!    incident report; push when a remote is configured. The sync is the `argocd_sync` tool's.
+//! 5. Verify ([`verify::verify`]) and record the results in the report (a follow-up commit).
+
+pub mod git;
+pub mod report;
+pub mod risks;
+pub mod verify;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cluster::metrics::{self, Endpoint, Range};
+use crate::repo::Repo;
+use crate::tools::{ToolCtx, ToolError, blocking};
+use git::{AppPaths, CommitInfo, LogQuery, Remote};
+use risks::Risk;
+
+/// What to roll back, and how to judge health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The app to roll back, e.g. `auth-service`.
+    pub app: String,
+    /// The environment, e.g. `prod-west`.
+    pub env: String,
+    /// Target revision (commit sha or prefix, tag, branch); default: the latest earlier
+    /// deploy that was healthy.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Only deploys and commits this recent count as evidence: `30m`, `6h`, `2d`, `1w`.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Error ratio (0..1) at or above which a deploy counts as unhealthy (default: the
+    /// config's `rollback.error_threshold`, 0.05).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Seconds verification waits for the sync, rollout, health and error ratio (default:
+    /// the config's `rollback.verify_timeout_seconds`, 300).
+    #[serde(default)]
+    pub verify_timeout_seconds: Option<u64>,
+}
+
+/// Parses `90s`, `30m`, `6h`, `2d`, `1w` into seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30m, 6h, 2d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{s:?} is not a duration like 30m, 6h, 2d")),
+    };
+    Ok(n * mult)
+}
+
+/// One deploy of the Application's history, with the error ratio while it was live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Deploy {
+    pub id: i64,
+    pub revision: String,
+    pub short: String,
+    pub deployed_at: String,
+    pub deployed_unix: i64,
+    /// Mean error ratio while live (None: unknown).
+    pub error_rate: Option<f64>,
+    /// Below the threshold while live (None: unknown).
+    pub healthy: Option<bool>,
+}
+
+/// The Application as the cluster has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AppState {
+    pub application: String,
+    pub namespace: String,
+    /// Namespace the app runs in (the Application's destination).
+    pub app_namespace: String,
+    pub sync_status: String,
+    pub revision: String,
+    pub health: String,
+    pub auto_sync: bool,
+    pub target_revision: String,
+}
+
+/// Where the error ratio came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricsInfo {
+    pub query: String,
+    pub endpoint: String,
+    pub threshold: f64,
+    /// Now (None: unknown).
+    pub current: Option<f64>,
+    /// Why the error ratio is unknown.
+    pub error: Option<String>,
+}
+
+/// The revision to go back to, with its record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Target {
+    pub revision: String,
+    pub short: String,
+    /// "deployed 2d ago, error rate 0.1% while live"
+    pub record: String,
+    pub deploy: Option<Deploy>,
+}
+
+/// The plan: evidence, culprit, target, risks, actions. `blocked` says why it cannot run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RollbackPlan {
+    pub request: RollbackRequest,
+    pub overlay: String,
+    pub state: AppState,
+    /// Deploys, oldest first.
+    pub deploys: Vec<Deploy>,
+    pub metrics: MetricsInfo,
+    pub current: Option<Deploy>,
+    pub target: Option<Target>,
+    /// The deploys after which the error ratio rose (or, when unknown, every deploy after
+    /// the target).
+    pub culprit_deploys: Vec<Deploy>,
+    /// The commits between the target and the current revision that touch the app's
+    /// paths, newest first: what the revert undoes.
+    pub culprit_commits: Vec<CommitInfo>,
+    /// Recent commits touching the app's paths, newest first (evidence).
+    pub recent_commits: Vec<CommitInfo>,
+    pub risks: Vec<Risk>,
+    pub actions: Vec<String>,
+    pub downtime: String,
+    pub remote: Option<Remote>,
+    /// Web URL of the repo for commit links, when known.
+    pub repo_url: Option<String>,
+    pub notes: Vec<String>,
+    pub blocked: Option<String>,
+}
+
+impl RollbackPlan {
+    pub fn is_ready(&self) -> bool {
+        self.blocked.is_none()
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// "45s", "12m", "3h", "2d" ago.
+pub fn ago(unix: i64) -> String {
+    let s = (now() as i64 - unix).max(0);
+    match s {
+        0..120 => format!("{s}s ago"),
+        120..7200 => format!("{}m ago", s / 60),
+        7200..172_800 => format!("{}h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// A ratio as a percentage: `87.0%`, `0.1%`.
+pub fn pct(r: Option<f64>) -> String {
+    match r {
+        Some(v) => format!("{:.1}%", v * 100.0),
+        None => "unknown".into(),
+    }
+}
+
+fn short(sha: &str) -> String {
+    sha.chars().take(7).collect()
+}
+
+/// The app's overlay directory and its Argo CD Application in the repo.
+pub fn locate(repo: &Repo, app: &str, env: &str) -> Result<(String, crate::repo::argocd::ArgoApp), ToolError> {
+    if !repo.environments.iter().any(|e| e == env) {
+        return Err(ToolError::new(format!(
+            "unknown environment {env:?}; environments: {}",
+            repo.environments.join(", ")
+        )));
+    }
+    let a = repo.apps.get(app).ok_or_else(|| {
+        ToolError::new(format!(
+            "unknown app {app:?}; apps: {}",
+            repo.apps.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let overlay =
+        a.overlays.get(env).cloned().ok_or_else(|| ToolError::new(format!("{app} has no overlay for {env}")))?;
+    let argo = repo
+        .argocd_apps
+        .iter()
+        .find(|x| x.sources.iter().any(|s| s.path.as_deref().map(|p| p.trim_matches('/')) == Some(overlay.as_str())))
+        .cloned()
+        .ok_or_else(|| ToolError::new(format!("no Argo CD Application in the repo deploys {overlay}")))?;
+    Ok((overlay, argo))
+}
+
+/// The app's paths: every file that renders into its overlay.
+pub fn app_paths(repo: &Repo, overlay: &str) -> AppPaths {
+    AppPaths::new(repo.closure(overlay).files.iter().cloned())
+}
+
+/// Reads the Application from the environment's cluster.
+pub async fn read_application(client: &kube::Client, namespace: &str, name: &str) -> Result<Value, ToolError> {
+    let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1"))
+        .await
+        .map_err(|e| ToolError::new(format!("{e} (is Argo CD installed in this cluster?)")))?;
+    let objs = crate::cluster::query(client, &ar, &caps, Some(namespace), Some(name), None)
+        .await
+        .map_err(|e| ToolError::new(format!("Application {namespace}/{name}: {e}")))?;
+    objs.into_iter().next().ok_or_else(|| ToolError::new(format!("Application {namespace}/{name} not found")))
+}
+
+fn state_of(app: &Value, name: &str, namespace: &str, dest_ns: &str) -> AppState {
+    let s = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let src = crate::mock::argocd::source(app).cloned().unwrap_or(Value::Null);
+    AppState {
+        application: name.to_string(),
+        namespace: namespace.to_string(),
+        app_namespace: app
+            .pointer("/spec/destination/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(dest_ns)
+            .to_string(),
+        sync_status: s("/status/sync/status"),
+        revision: s("/status/sync/revision"),
+        health: s("/status/health/status"),
+        auto_sync: app.pointer("/spec/syncPolicy/automated").is_some_and(|a| !a.is_null()),
+        target_revision: src.get("targetRevision").and_then(Value::as_str).unwrap_or("HEAD").to_string(),
+    }
+}
+
+fn deploys_of(app: &Value) -> Vec<Deploy> {
+    let mut out: Vec<Deploy> = app
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|h| {
+            let revision = h.get("revision").and_then(Value::as_str)?.to_string();
+            let deployed_at = h.get("deployedAt").and_then(Value::as_str).unwrap_or_default().to_string();
+            Some(Deploy {
+                id: h.get("id").and_then(Value::as_i64).unwrap_or(0),
+                short: short(&revision),
+                revision,
+                deployed_unix: crate::mock::util::parse_time(&deployed_at).unwrap_or(0),
+                deployed_at,
+                error_rate: None,
+                healthy: None,
+            })
+        })
+        .collect();
+    out.sort_by_key(|d| (d.deployed_unix, d.id));
+    out
+}
+
+/// The error ratio query for an app: the template with `{app}`, `{namespace}`, `{env}`.
+pub fn error_query(template: &str, app: &str, namespace: &str, env: &str) -> String {
+    template.replace("{app}", app).replace("{namespace}", namespace).replace("{env}", env)
+}
+
+/// The mean of every sample of every series (None when there is none).
+fn mean(r: &metrics::QueryResult) -> Option<f64> {
+    let v: Vec<f64> = r.series.iter().flat_map(|s| s.values.iter().map(|x| x.1)).filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The mean error ratio over a window (a range query of about 30 points).
+pub async fn rate_over(endpoint: &Endpoint, query: &str, start: f64, end: f64) -> Result<Option<f64>, String> {
+    let end = end.max(start);
+    let step = ((end - start) / 30.0).max(1.0);
+    let r = metrics::query(endpoint, query, None, Some(Range { start, end, step })).await.map_err(|e| e.to_string())?;
+    Ok(mean(&r))
+}
+
+/// The error ratio now.
+pub async fn rate_now(endpoint: &Endpoint, query: &str) -> Result<Option<f64>, String> {
+    let r = metrics::query(endpoint, query, None, None).await.map_err(|e| e.to_string())?;
+    Ok(mean(&r))
+}
+
+/// Everything up to the plan: evidence, culprit, target, risks, actions.
+pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, ToolError> {
+    let repo = ctx.repo().await?;
+    let (overlay, argo) = locate(&repo, &req.app, &req.env)?;
+    let since = req.since.as_deref().map(parse_duration).transpose().map_err(ToolError::new)?;
+    let threshold = req.threshold.unwrap_or(repo.config.rollback.error_threshold);
+    let app_ns = argo.namespace.clone().unwrap_or_else(|| "argocd".into());
+    let (_, client) = ctx.env_client(&req.env).await?;
+    let live = read_application(&client, &app_ns, &argo.name).await?;
+    let state = state_of(&live, &argo.name, &app_ns, argo.destination_namespace.as_deref().unwrap_or("default"));
+    let mut deploys = deploys_of(&live);
+    let cutoff = since.map(|s| now() as i64 - s);
+
+    // error ratio while each deploy was live
+    let query = error_query(&repo.config.prometheus.error_rate, &req.app, &state.app_namespace, &req.env);
+    let mut metrics_info =
+        MetricsInfo { query: query.clone(), endpoint: String::new(), threshold, current: None, error: None };
+    match crate::tools::metrics_query::endpoint_for(ctx, &repo, &req.env).await {
+        Err(e) => metrics_info.error = Some(e.public),
+        Ok(endpoint) => {
+            metrics_info.endpoint = format!("{endpoint:?}");
+            match rate_now(&endpoint, &query).await {
+                Err(e) => metrics_info.error = Some(e),
+                Ok(None) => metrics_info.error = Some(format!("no series matches {query}")),
+                Ok(Some(v)) => {
+                    metrics_info.current = Some(v);
+                    let t_now = now();
+                    for i in 0..deploys.len() {
+                        let start = deploys[i].deployed_unix as f64;
+                        let end = deploys.get(i + 1).map_or(t_now, |n| n.deployed_unix as f64 - 1.0);
+                        match rate_over(&endpoint, &query, start, end).await {
+                            Ok(r) => {
+                                deploys[i].error_rate = r;
+                                deploys[i].healthy = r.map(|v| v < threshold);
+                            }
+                            Err(e) => {
+                                metrics_info.error = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if metrics_info.error.is_some() {
+        deploys.iter_mut().for_each(|d| {
+            d.error_rate = None;
+            d.healthy = None;
+        });
+    }
+
+    let mut notes = Vec::new();
+    let mut blocked = None;
+    let current = deploys.last().cloned();
+    if let Some(c) = &current
+        && !state.revision.is_empty()
+        && c.revision != state.revision
+    {
+        notes.push(format!(
+            "the Application's sync revision {} is not the last deploy of its history {}",
+            short(&state.revision),
+            c.short
+        ));
+    }
+    let current_rev = if state.revision.is_empty() {
+        current.as_ref().map(|c| c.revision.clone())
+    } else {
+        Some(state.revision.clone())
+    };
+    let in_window = |d: &Deploy| cutoff.is_none_or(|c| d.deployed_unix >= c);
+
+    // target and culprit deploys
+    let mut target_deploy: Option<Deploy> = None;
+    let mut target_rev: Option<String> = None;
+    let earlier: Vec<&Deploy> = deploys
+        .iter()
+        .take(deploys.len().saturating_sub(1))
+        .filter(|d| Some(&d.revision) != current_rev.as_ref() && in_window(d))
+        .collect();
+    if let Some(to) = &req.to {
+        let root = repo.root.clone();
+        let to = to.clone();
+        match blocking(move || git::resolve(&root, &to).map_err(ToolError::from)).await {
+            Ok(sha) => {
+                target_deploy = deploys.iter().rev().find(|d| d.revision == sha).cloned();
+                target_rev = Some(sha);
+            }
+            Err(e) => blocked = Some(e.public),
+        }
+    } else if current.is_none() {
+        blocked = Some(format!("{} has no deploy history: nothing to roll back to; give --to", state.application));
+    } else if metrics_info.error.is_none() && current.as_ref().and_then(|c| c.healthy) == Some(true) {
+        blocked = Some(format!(
+            "the current deploy {} looks healthy (error rate {} while live, threshold {}); give --to to roll back anyway",
+            current.as_ref().map(|c| c.short.clone()).unwrap_or_default(),
+            pct(current.as_ref().and_then(|c| c.error_rate)),
+            pct(Some(threshold))
+        ));
+    } else {
+        let pick = if metrics_info.error.is_none() {
+            earlier.iter().rev().find(|d| d.healthy == Some(true))
+        } else {
+            notes.push("error rates are unknown: the target is the previous deploy".into());
+            earlier.last()
+        };
+        match pick {
+            Some(d) => {
+                target_deploy = Some((*d).clone());
+                target_rev = Some(d.revision.clone());
+            }
+            None => {
+                blocked = Some(format!(
+                    "no earlier deploy of {} {}was healthy; give --to",
+                    state.application,
+                    if since.is_some() { "in the --since window " } else { "" }
+                ))
+            }
+        }
+    }
+    let culprit_deploys: Vec<Deploy> = match &target_deploy {
+        Some(t) => {
+            let after: Vec<Deploy> =
+                deploys.iter().filter(|d| (d.deployed_unix, d.id) > (t.deployed_unix, t.id)).cloned().collect();
+            let rose: Vec<Deploy> = after.iter().filter(|d| d.healthy == Some(false)).take(1).cloned().collect();
+            if rose.is_empty() { after } else { rose }
+        }
+        None => current.iter().cloned().collect(),
+    };
+    let target = target_rev.as_ref().map(|rev| {
+        let record = match &target_deploy {
+            Some(d) => format!(
+                "deployed {} ({}), error rate {} while live",
+                ago(d.deployed_unix),
+                d.deployed_at,
+                pct(d.error_rate)
+            ),
+            None => "not in the Application's deploy history".to_string(),
+        };
+        Target { revision: rev.clone(), short: short(rev), record, deploy: target_deploy.clone() }
+    });
+    if let (Some(t), Some(c)) = (&target, &current_rev)
+        && &t.revision == c
+        && blocked.is_none()
+    {
+        blocked = Some(format!("{} is already at {}", state.application, t.short));
+    }
+
+    // git evidence: culprit commits, recent commits, risks
+    let paths = app_paths(&repo, &overlay);
+    let root = repo.root.clone();
+    let (cur, tgt) = (current_rev.clone(), target_rev.clone());
+    let since_unix = cutoff;
+    type GitEvidence = (Vec<CommitInfo>, Vec<CommitInfo>, Vec<Risk>, Option<Remote>, Option<String>);
+    let (culprit_commits, recent_commits, risks, remote, git_problem): GitEvidence = blocking(move || {
+        let recent = git::log(&root, &paths, &LogQuery { since: since_unix, limit: Some(20), ..LogQuery::default() })?;
+        let remote = git::remote(&root)?;
+        let (Some(cur), Some(tgt)) = (cur, tgt) else { return Ok((Vec::new(), recent, Vec::new(), remote, None)) };
+        if git::resolve(&root, &cur).is_err() {
+            let m = format!("the deployed revision {} is not in this repository; git fetch first", short(&cur));
+            return Ok((Vec::new(), recent, Vec::new(), remote, Some(m)));
+        }
+        let commits =
+            git::log(&root, &paths, &LogQuery { from: Some(cur), exclude: Some(tgt), ..LogQuery::default() })?;
+        let mut risks = Vec::new();
+        for c in &commits {
+            let parent = git::parent_of(&root, &c.sha)?;
+            for f in &c.files {
+                let old = match &parent {
+                    Some(p) => git::file_at(&root, p, f)?,
+                    None => None,
+                };
+                let new = git::file_at(&root, &c.sha, f)?;
+                risks.extend(risks::scan_file(&c.short, f, old.as_deref(), new.as_deref()));
+            }
+        }
+        Ok((commits, recent, risks, remote, None))
+    })
+    .await?;
+    if blocked.is_none() {
+        if let Some(p) = git_problem {
+            blocked = Some(p);
+        } else if culprit_commits.is_empty() {
+            blocked = Some(format!(
+                "no commit between {} and {} touches the files of {overlay}: a revert would change nothing",
+                target.as_ref().map(|t| t.short.clone()).unwrap_or_default(),
+                current_rev.as_deref().map(short).unwrap_or_default()
+            ));
+        }
+    }
+    let repo_url = remote
+        .as_ref()
+        .and_then(|r| git::commit_link(&r.url, "x").map(|_| r.url.clone()))
+        .or_else(|| repo.config.repo_url.clone())
+        .or_else(|| argo.sources.iter().find_map(|s| s.repo_url.clone()));
+
+    let timeout = req.verify_timeout_seconds.unwrap_or(repo.config.rollback.verify_timeout_seconds);
+    let mut actions = Vec::new();
+    if let Some(t) = &target {
+        let shas: Vec<&str> = culprit_commits.iter().map(|c| c.short.as_str()).collect();
+        actions.push(format!(
+            "git revert {} restricted to the files of {overlay}, as one new commit with the incident report {}",
+            if shas.is_empty() { "(nothing)".to_string() } else { shas.join(" ") },
+            report::report_dir()
+        ));
+        match &remote {
+            Some(r) => actions.push(format!("push to {} ({})", r.name, r.branch)),
+            None => notes.push(
+                "no git remote is configured: the revert commit stays local, so Argo CD sees it only if it reads this repository"
+                    .into(),
+            ),
+        }
+        if state.auto_sync {
+            actions.push(format!(
+                "sync {}: auto-sync is on and would pick up the revert at its next poll; agentops requests the sync now (a git revert, not an Argo CD history rollback, which auto-sync refuses)",
+                state.application
+            ));
+        } else {
+            actions.push(format!(
+                "sync {} to {} (operation.sync, as `argocd app sync --core` does)",
+                state.application, state.target_revision
+            ));
+        }
+        actions.push(format!(
+            "verify within {timeout}s: sync finished, rollout complete, health Healthy, error rate below {}{}",
+            pct(Some(threshold)),
+            if metrics_info.error.is_some() { " (unknown: Prometheus did not answer)" } else { "" }
+        ));
+        actions.push(format!(
+            "record the verification in the incident report (follow-up commit); the target was {}",
+            t.short
+        ));
+    }
+    let downtime = "none expected: the sync is a rolling update; recovery usually takes as long as one rollout (about 1-2 minutes)".to_string();
+
+    Ok(RollbackPlan {
+        request: req.clone(),
+        overlay,
+        state,
+        deploys,
+        metrics: metrics_info,
+        current,
+        target,
+        culprit_deploys,
+        culprit_commits,
+        recent_commits,
+        risks,
+        actions,
+        downtime,
+        remote,
+        repo_url,
+        notes,
+        blocked,
+    })
+}
+
+/// What the revert step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RevertOutcome {
+    pub app: String,
+    pub env: String,
+    pub application: String,
+    pub commit: String,
+    pub short: String,
+    pub reverted: Vec<String>,
+    pub files: Vec<String>,
+    pub report: String,
+    /// `origin/main` when pushed.
+    pub pushed: Option<String>,
+    pub target: String,
+    pub at: String,
+}
+
+/// Plans, then reverts the culprit commits restricted to the app's paths as one commit with
+/// the incident report, and pushes when a remote is configured. A conflict (or anything else
+/// that stops it) leaves the repo as it was.
+pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan, RevertOutcome), ToolError> {
+    let plan = plan(ctx, req).await?;
+    if let Some(b) = &plan.blocked {
+        return Err(ToolError::new(format!("rollback blocked: {b}")));
+    }
+    let repo = ctx.repo().await?;
+    let paths = app_paths(&repo, &plan.overlay);
+    let root = repo.root.clone();
+    let (Some(target), Some(current)) = (plan.target.clone(), plan.current.clone()) else {
+        return Err(ToolError::new("rollback blocked: no target"));
+    };
+    let bad = if plan.state.revision.is_empty() { current.revision.clone() } else { plan.state.revision.clone() };
+    let redactor = ctx.redactor_arc();
+    let p = plan.clone();
+    let outcome = blocking(move || {
+        let prepared = git::prepare_revert(&root, &bad, &target.revision, &paths)
+            .map_err(|e| ToolError::new(format!("rollback stopped: {e}")))?;
+        let at = crate::mock::util::now_seconds();
+        let report_rel = report::report_path(&root, &p.request.app, &at);
+        let text = report::render(&root, &p, Some(&report_rel), &at, None).map_err(ToolError::new)?;
+        let text = redactor.scrub(&text);
+        let mut files = prepared.changes.clone();
+        files.insert(report_rel.clone(), Some(text.into_bytes()));
+        let mut before = prepared.before.clone();
+        before.insert(report_rel.clone(), None);
+        git::write_files(&root, &files)?;
+        let reverted: Vec<String> = p.culprit_commits.iter().map(|c| c.short.clone()).collect();
+        let message = commit_message(&p, &reverted, &report_rel);
+        let paths: Vec<String> = files.keys().cloned().collect();
+        let commit = match crate::commit::commit_paths(&root, &paths, &message, None) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = git::write_files(&root, &before);
+                return Err(ToolError::new(format!(
+                    "rollback stopped: the commit failed ({e}); the files were restored"
+                )));
+            }
+        };
+        let pushed = match &p.remote {
+            Some(r) => {
+                git::push(&root, r).map_err(|e| {
+                    ToolError::new(format!(
+                        "the revert is committed as {} but the push failed: {e}. Push it yourself, then sync {}",
+                        short(&commit),
+                        p.state.application
+                    ))
+                })?;
+                Some(format!("{}/{}", r.name, r.branch))
+            }
+            None => None,
+        };
+        Ok(RevertOutcome {
+            app: p.request.app.clone(),
+            env: p.request.env.clone(),
+            application: p.state.application.clone(),
+            short: short(&commit),
+            commit,
+            reverted,
+            files: prepared.changes.keys().cloned().collect(),
+            report: report_rel,
+            pushed,
+            target: target.revision.clone(),
+            at,
+        })
+    })
+    .await?;
+    Ok((plan, outcome))
+}
+
+/// The revert commit's message: conventional subject, what was reverted and why.
+pub fn commit_message(plan: &RollbackPlan, reverted: &[String], report: &str) -> String {
+    let target = plan.target.as_ref().map(|t| t.short.clone()).unwrap_or_default();
+    let mut m = format!("revert({}): roll {} back to {target}\n\n", plan.request.app, plan.request.env);
+    for c in &plan.culprit_commits {
+        m.push_str(&format!("Reverts {} \"{}\" in {}.\n", c.short, c.subject, c.files.join(", ")));
+    }
+    if let Some(d) = plan.culprit_deploys.first() {
+        m.push_str(&format!(
+            "\nError rate {} after {} was deployed at {}; {} while {target} was live.\n",
+            pct(d.error_rate),
+            d.short,
+            d.deployed_at,
+            pct(plan.target.as_ref().and_then(|t| t.deploy.as_ref()).and_then(|d| d.error_rate))
+        ));
+    }
+    m.push_str(&format!("\nIncident report: {report}\nReverted commits: {}\n", reverted.join(" ")));
+    m
+}
+
+/// What to verify after the sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The app rolled back.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// The revision the sync must reach (default: the repo's HEAD, the revert commit).
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// The incident report to record the results in (default: the app's newest report
+    /// still pending verification).
+    #[serde(default)]
+    pub report: Option<String>,
+    /// Error ratio (0..1) below which the app counts as recovered (default: the config's
+    /// `rollback.error_threshold`, 0.05).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Seconds to wait for every check together (default: the config's
+    /// `rollback.verify_timeout_seconds`, 300).
+    #[serde(default)]
+    pub verify_timeout_seconds: Option<u64>,
+}
+
+/// The verification and where it was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VerifyOutcome {
+    pub app: String,
+    pub env: String,
+    pub application: String,
+    pub verification: verify::Verification,
+    pub report: Option<String>,
+    /// The follow-up commit that records the results in the report.
+    pub commit: Option<String>,
+    pub pushed: Option<String>,
+}
+
+/// Verifies the recovery (sync, rollout, health, error rate), reporting each check as it
+/// finishes, then records the results in the incident report as a follow-up commit.
+pub async fn verify_and_record(
+    ctx: &ToolCtx,
+    req: &VerifyRequest,
+    on_check: &(dyn Fn(&verify::Check) + Send + Sync),
+) -> Result<VerifyOutcome, ToolError> {
+    let repo = ctx.repo().await?;
+    let (_, argo) = locate(&repo, &req.app, &req.env)?;
+    let threshold = req.threshold.unwrap_or(repo.config.rollback.error_threshold);
+    let timeout =
+        verify::timeout_of(req.verify_timeout_seconds.unwrap_or(repo.config.rollback.verify_timeout_seconds))?;
+    let ns = argo.namespace.clone().unwrap_or_else(|| "argocd".into());
+    let (_, client) = ctx.env_client(&req.env).await?;
+    let live = read_application(&client, &ns, &argo.name).await?;
+    let dest_ns = live
+        .pointer("/spec/destination/namespace")
+        .and_then(Value::as_str)
+        .or(argo.destination_namespace.as_deref())
+        .unwrap_or("default")
+        .to_string();
+    let root = repo.root.clone();
+    let rev = req.revision.clone().unwrap_or_else(|| "HEAD".into());
+    let expected = blocking(move || git::resolve(&root, &rev).map_err(ToolError::from)).await?;
+    let query = error_query(&repo.config.prometheus.error_rate, &req.app, &dest_ns, &req.env);
+    let metrics = crate::tools::metrics_query::endpoint_for(ctx, &repo, &req.env).await.map_err(|e| e.public);
+    let input = verify::VerifyInput {
+        client: &client,
+        namespace: &ns,
+        application: &argo.name,
+        expected: Some(&expected),
+        metrics,
+        query: &query,
+        threshold,
+        timeout,
+        interval: std::time::Duration::from_millis(500),
+    };
+    let verification = verify::verify(input, on_check).await;
+
+    let root = repo.root.clone();
+    let report = req.report.clone().or_else(|| report::pending_report(&root, &req.app));
+    let (app, env, v) = (req.app.clone(), req.env.clone(), verification.clone());
+    let redactor = ctx.redactor_arc();
+    let (commit, pushed) = match report.clone() {
+        None => (None, None),
+        Some(rel) => {
+            blocking(move || {
+                let abs = root.join(&rel);
+                let old =
+                    std::fs::read_to_string(&abs).map_err(|e| ToolError::new(format!("incident report {rel}: {e}")))?;
+                let new = redactor.scrub(&report::with_verification(&root, &old, &v).map_err(ToolError::new)?);
+                std::fs::write(&abs, &new).map_err(|e| ToolError::new(format!("incident report {rel}: {e}")))?;
+                let msg = format!("docs(incidents): {app} rollback in {env}: verification {}\n", v.verdict);
+                let commit = match crate::commit::commit_paths(&root, std::slice::from_ref(&rel), &msg, None) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = std::fs::write(&abs, &old);
+                        return Err(ToolError::new(format!("recording the verification in {rel} failed: {e}")));
+                    }
+                };
+                let pushed = match git::remote(&root)? {
+                    Some(r) => {
+                        git::push(&root, &r)?;
+                        Some(format!("{}/{}", r.name, r.branch))
+                    }
+                    None => None,
+                };
+                Ok((Some(commit), pushed))
+            })
+            .await?
+        }
+    };
+    Ok(VerifyOutcome {
+        app: req.app.clone(),
+        env: req.env.clone(),
+        application: argo.name.clone(),
+        verification,
+        report,
+        commit,
+        pushed,
+    })
+}
+
+/// Counts by kind, for summaries.
+pub fn risk_counts(risks: &[Risk]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in risks {
+        *m.entry(r.kind.clone()).or_default() += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_queries() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            error_query("http_error_ratio{app=\"{app}\",namespace=\"{namespace}\",env=\"{env}\"}", "a", "n", "e"),
+            "http_error_ratio{app=\"a\",namespace=\"n\",env=\"e\"}"
+        );
+        assert_eq!(pct(Some(0.87)), "87.0%");
+        assert_eq!(pct(Some(0.001)), "0.1%");
+        assert_eq!(pct(None), "unknown");
+    }
+
+    #[test]
+    fn history_is_sorted_by_deploy_time() {
+        let app = serde_json::json!({"status": {"history": [
+            {"id": 1, "revision": "bbbbbbbbb", "deployedAt": "2025-01-02T00:00:00Z"},
+            {"id": 0, "revision": "aaaaaaaaa", "deployedAt": "2025-01-01T00:00:00Z"}]}});
+        let d = deploys_of(&app);
+        assert_eq!(d.iter().map(|d| d.short.as_str()).collect::<Vec<_>>(), vec!["aaaaaaa", "bbbbbbb"]);
+    }
+}

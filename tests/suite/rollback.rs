@@ -1,0 +1,385 @@
+//! `agentops rollback` end to end on a mock prod-west with the simulated Argo CD and
+//! Prometheus: a good and a bad revision deployed through Argo CD, the error ratio following
+//! the deployed revision, then plan, revert, sync, verify and the incident report.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentops::mock::{MockFleet, MockOptions};
+use serde_json::{Value, json};
+
+use super::common::*;
+
+const APP: &str = "auth-service-prod-west";
+const DEPLOYMENT: &str = "apps/auth-service/base/deployment.yaml";
+
+fn platform() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
+}
+
+fn cache_dir() -> String {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("rollback-cache").to_str().unwrap().to_string()
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let s = std::fs::read_to_string(path).unwrap();
+    assert!(s.contains(from), "{} has no {from:?}", path.display());
+    std::fs::write(path, s.replacen(from, to, 1)).unwrap();
+}
+
+fn commit_all(dir: &Path, msg: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", msg]);
+    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// How a world differs from the seed case.
+#[derive(Default)]
+struct Setup {
+    /// The culprit also adds a PreSync migration Job.
+    migration: bool,
+    auto_sync: bool,
+    /// The error ratio stays high whatever is deployed, except at the good revision.
+    stays_high: bool,
+    prometheus_down: bool,
+}
+
+struct World {
+    repo: tempfile::TempDir,
+    _clusters: tempfile::TempDir,
+    fleet: MockFleet,
+    kc: tempfile::NamedTempFile,
+    good: String,
+    bad: String,
+}
+
+async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
+    for _ in 0..1200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl World {
+    /// The platform repo with a history: good (initial), an unrelated commit to grafana, the
+    /// culprit touching auth-service; both deployed through the simulated Argo CD.
+    async fn new(s: Setup) -> World {
+        let repo = tempfile::tempdir().unwrap();
+        copy_dir(&platform(), repo.path());
+        if s.prometheus_down {
+            edit(
+                &repo.path().join(".agentops.yaml"),
+                "prod-west: { context: prod-west }",
+                "prod-west: { context: prod-west, prometheus_url: \"http://127.0.0.1:9\" }",
+            );
+        }
+        git_init(repo.path());
+        let good = git(repo.path(), &["rev-parse", "HEAD"]).trim().to_string();
+        edit(&repo.path().join("apps/grafana/base/deployment.yaml"), "replicas: 1", "replicas: 2");
+        commit_all(repo.path(), "chore(grafana): two replicas");
+        edit(&repo.path().join(DEPLOYMENT), "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 5");
+        if s.migration {
+            std::fs::write(
+                repo.path().join("apps/auth-service/base/migrate-job.yaml"),
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: auth-migrate-v2\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: migrate\n          image: ghcr.io/acme/auth-service:1.14.2\n          args: [\"migrate\", \"--to=v2\"]\n",
+            )
+            .unwrap();
+            edit(
+                &repo.path().join("apps/auth-service/base/kustomization.yaml"),
+                "  - networkpolicy.yaml\n",
+                "  - networkpolicy.yaml\n  - migrate-job.yaml\n",
+            );
+        }
+        let bad = commit_all(repo.path(), "feat(auth): shorter shutdown for faster deploys");
+
+        let clusters = tempfile::tempdir().unwrap();
+        let dir = clusters.path().join("prod-west");
+        copy_dir(&platform().join("clusters/prod-west"), &dir);
+        let values = if s.stays_high {
+            format!("      default: 0.87\n      {}: 0.001", &good[..7])
+        } else {
+            format!("      default: 0.001\n      {}: 0.87", &bad[..7])
+        };
+        edit(&dir.join("prometheus.yaml"), "      default: 0.001", &values);
+        let opts = MockOptions { argocd_repo: Some(repo.path().to_path_buf()), ..MockOptions::default() };
+        let fleet = MockFleet::start(&[("prod-west".to_string(), dir)], &opts).await.unwrap();
+        let kc = tempfile::NamedTempFile::new().unwrap();
+        fleet.write_kubeconfig(kc.path()).unwrap();
+        let w = World { repo, _clusters: clusters, fleet, kc, good, bad };
+
+        // deploy good, then bad (a second apart: history times have second precision)
+        let text = std::fs::read_to_string(w.repo.path().join("argocd/prod-west/auth-service.yaml")).unwrap();
+        let mut app: Value = agentops::repo::yaml::parse_values(&text).unwrap().remove(0);
+        if s.auto_sync {
+            app["spec"]["syncPolicy"]["automated"] = json!({"prune": true, "selfHeal": true});
+        }
+        app["operation"] = json!({"sync": {"revision": w.good}, "initiatedBy": {"username": "test"}});
+        w.store().apply(&app, "argocd-cli").unwrap();
+        w.wait_history(1).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let patch = json!({"operation": {"sync": {"revision": w.bad}, "initiatedBy": {"username": "test"}}});
+        w.store().merge_patch("argoproj.io/v1alpha1", "Application", Some("argocd"), APP, &patch, "argocd").unwrap();
+        w.wait_history(2).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        w
+    }
+
+    fn store(&self) -> &agentops::mock::Store {
+        self.fleet.get("prod-west").unwrap().store()
+    }
+
+    fn app(&self) -> Value {
+        self.store().get("argoproj.io/v1alpha1", "Application", Some("argocd"), APP).unwrap()
+    }
+
+    async fn wait_history(&self, n: usize) {
+        wait_for(&format!("deploy #{n}"), || {
+            let a = self.store().get("argoproj.io/v1alpha1", "Application", Some("argocd"), APP);
+            a.and_then(|a| a.pointer("/status/history").and_then(Value::as_array).map(Vec::len)) == Some(n)
+        })
+        .await;
+    }
+
+    async fn rollback(&self, extra: &[&str]) -> Run {
+        let mut args: Vec<String> = [
+            "rollback",
+            "--repo",
+            self.repo.path().to_str().unwrap(),
+            "--kubeconfig",
+            self.kc.path().to_str().unwrap(),
+            "--cache-dir",
+            &cache_dir(),
+            "--app",
+            "auth-service",
+            "--env",
+            "prod-west",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            agentops(&a)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn head(&self) -> String {
+        git(self.repo.path(), &["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    fn status(&self) -> String {
+        git(self.repo.path(), &["status", "--porcelain"])
+    }
+
+    fn incident_reports(&self) -> Vec<PathBuf> {
+        let dir = self.repo.path().join("docs/incidents");
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+/// Filters for the plan's moving parts: shas, times, ages.
+fn stable(text: &str, w: &World) -> String {
+    text.replace(&w.good, "<good-sha>")
+        .replace(&w.bad, "<bad-sha>")
+        .replace(&w.good[..7], "<good>")
+        .replace(&w.bad[..7], "<bad>")
+        .split('\n')
+        .map(|l| {
+            let re = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").unwrap();
+            let l = re.replace_all(l, "<time>").to_string();
+            let date = regex::Regex::new(r"\d{4}-\d\d-\d\d").unwrap();
+            let l = date.replace_all(&l, "<date>").to_string();
+            let ago = regex::Regex::new(r"\d+(s|m|h| days) ago").unwrap();
+            let l = ago.replace_all(&l, "<ago>").to_string();
+            let sha = regex::Regex::new(r"\b[0-9a-f]{7}\b").unwrap();
+            sha.replace_all(&l, "<sha>").to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The seed's scenario: 87% errors after the culprit, 0.1% at the good revision. The plan
+/// names both with evidence; with --yes the revert (restricted to auth-service) is committed
+/// with the incident report, synced, verified, and the verification recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seed_case_end_to_end() {
+    let w = World::new(Setup::default()).await;
+    let before = w.head();
+
+    let r = w.rollback(&[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("Nothing was written"), "{}", r.stderr);
+    assert_eq!(w.head(), before, "the plan writes nothing");
+    assert!(r.stdout.contains(&format!("Target       {}", &w.good[..7])), "{}", r.stdout);
+    assert!(r.stdout.contains("error rate 0.1% while live"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("the deploy of {} at", &w.bad[..7])), "{}", r.stdout);
+    assert!(r.stdout.contains("error rate 87.0% while live"), "{}", r.stdout);
+    assert!(!r.stdout.contains("grafana"), "the unrelated commit is not a culprit: {}", r.stdout);
+    insta::assert_snapshot!("rollback_seed_plan", stable(&r.stdout, &w));
+
+    let json = w.rollback(&["--format", "json"]).await;
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["plan"]["culprit_commits"][0]["sha"], w.bad.as_str());
+    assert_eq!(v["plan"]["culprit_commits"][0]["files"], json!([DEPLOYMENT]));
+    assert_eq!(v["plan"]["target"]["revision"], w.good.as_str());
+    assert_eq!(v["plan"]["risks"], json!([]));
+
+    let r = w.rollback(&["--yes", "--verify-timeout", "60"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Verification: recovered"), "{}", r.stdout);
+    for c in ["sync", "rollout", "health", "error-rate"] {
+        assert!(r.stderr.contains(&format!("ok   {c}")), "each check reported as it happens: {}", r.stderr);
+    }
+    // the revert commit, then the verification follow-up
+    let log = git(w.repo.path(), &["log", "--format=%s", "-3"]);
+    let subjects: Vec<&str> = log.lines().collect();
+    assert_eq!(subjects[0], "docs(incidents): auth-service rollback in prod-west: verification recovered");
+    assert_eq!(subjects[1], format!("revert(auth-service): roll prod-west back to {}", &w.good[..7]));
+    let revert = git(w.repo.path(), &["rev-parse", "HEAD~1"]).trim().to_string();
+    let files = git(w.repo.path(), &["show", "--name-only", "--format=", "HEAD~1"]);
+    let reports = w.incident_reports();
+    assert_eq!(reports.len(), 1);
+    let report_rel = format!("docs/incidents/{}", reports[0].file_name().unwrap().to_str().unwrap());
+    assert_eq!(files.lines().collect::<Vec<_>>(), vec![DEPLOYMENT, report_rel.as_str()], "only the app's file");
+    // the app's file is as it was at the good revision; grafana keeps its later change
+    let good_text = git(w.repo.path(), &["show", &format!("{}:{DEPLOYMENT}", w.good)]);
+    assert_eq!(std::fs::read_to_string(w.repo.path().join(DEPLOYMENT)).unwrap(), good_text);
+    assert!(
+        std::fs::read_to_string(w.repo.path().join("apps/grafana/base/deployment.yaml"))
+            .unwrap()
+            .contains("replicas: 2")
+    );
+    assert_eq!(w.status(), "", "nothing left uncommitted");
+
+    // Argo CD deployed the revert, and the error ratio follows
+    let app = w.app();
+    assert_eq!(app["status"]["sync"]["revision"], revert.as_str());
+    assert_eq!(app["status"]["history"].as_array().unwrap().len(), 3);
+
+    let report = std::fs::read_to_string(&reports[0]).unwrap();
+    assert!(
+        report.starts_with(&format!("# Incident: auth-service in prod-west rolled back to {}", &w.good[..7])),
+        "{report}"
+    );
+    for want in [
+        "87.0%",
+        "0.1% while live",
+        "Recovered: every check passed.",
+        &format!("https://github.com/acme/platform/commit/{}", w.bad),
+        "feat(auth): shorter shutdown for faster deploys",
+        "## Root cause",
+        "None found in the reverted change",
+    ] {
+        assert!(report.contains(want), "report lacks {want:?}:\n{report}");
+    }
+    assert!(!report.contains("Pending:"), "{report}");
+    assert!(!report.contains("example-not-a-secret"), "no secret in the report");
+    insta::assert_snapshot!("rollback_seed_report", stable(&report, &w));
+
+    // the journal has the three steps, approved by --yes
+    let journal = std::fs::read_to_string(w.repo.path().join(".agentops/journal.jsonl")).unwrap();
+    let tools: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["tool"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tools, vec!["git_revert", "argocd_sync", "rollback_verify"]);
+
+    // nothing left to roll back: the current deploy is healthy
+    let again = w.rollback(&[]).await;
+    assert_eq!(again.code, 1, "{}", again.stdout);
+    assert!(again.stdout.contains("looks healthy"), "{}", again.stdout);
+    w.fleet.shutdown().await;
+}
+
+/// A later commit changed the same line: the revert conflicts, the file is named, and the repo
+/// is exactly as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revert_conflict_stops_everything() {
+    let w = World::new(Setup::default()).await;
+    edit(&w.repo.path().join(DEPLOYMENT), "terminationGracePeriodSeconds: 5", "terminationGracePeriodSeconds: 10");
+    let head = commit_all(w.repo.path(), "tune: grace period 10s");
+    let r = w.rollback(&["--yes", "--verify-timeout", "5"]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("conflicts") && r.stderr.contains(DEPLOYMENT), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
+    assert_eq!(w.head(), head);
+    assert_eq!(w.status(), "", "the repo is restored");
+    assert!(w.incident_reports().is_empty());
+    assert!(w.app()["operation"].is_null(), "no sync was requested");
+    assert_eq!(w.app()["status"]["history"].as_array().unwrap().len(), 2);
+    w.fleet.shutdown().await;
+}
+
+/// The culprit added a PreSync migration Job: the plan warns it is not undone. With auto-sync
+/// on, the plan says so and still requests the sync; the rollback recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_migration_is_a_manual_follow_up_and_auto_sync_is_handled() {
+    let w = World::new(Setup { migration: true, auto_sync: true, ..Setup::default() }).await;
+    let r = w.rollback(&[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Manual follow-ups (a revert does not undo these):"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("[migration] Job auth-migrate-v2 (argocd.argoproj.io/hook: PreSync) added"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("auto-sync on"), "{}", r.stdout);
+    assert!(r.stdout.contains("auto-sync is on and would pick up the revert"), "{}", r.stdout);
+
+    let r = w.rollback(&["--yes", "--verify-timeout", "60"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!w.repo.path().join("apps/auth-service/base/migrate-job.yaml").exists(), "the Job file is reverted");
+    let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
+    assert!(report.contains("- [ ] **migration**"), "{report}");
+    w.fleet.shutdown().await;
+}
+
+/// Manual sync: the plan says the sync is requested the `argocd --core` way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_error_rate_staying_high_fails_verification_loudly() {
+    let w = World::new(Setup { stays_high: true, ..Setup::default() }).await;
+    let r = w.rollback(&[]).await;
+    assert!(r.stdout.contains("manual sync"), "{}", r.stdout);
+    assert!(r.stdout.contains("operation.sync, as `argocd app sync --core` does"), "{}", r.stdout);
+    let r = w.rollback(&["--yes", "--verify-timeout", "4"]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("VERIFICATION FAILED"), "{}", r.stdout);
+    assert!(r.stdout.contains("FAIL error-rate still 87.0%"), "{}", r.stdout);
+    assert!(r.stderr.contains("did not recover"), "{}", r.stderr);
+    let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
+    assert!(report.contains("VERIFICATION FAILED") && report.contains("| error-rate | FAILED |"), "{report}");
+    assert_eq!(
+        git(w.repo.path(), &["log", "--format=%s", "-1"]).trim(),
+        "docs(incidents): auth-service rollback in prod-west: verification failed"
+    );
+    w.fleet.shutdown().await;
+}
+
+/// Prometheus does not answer: the target is the previous deploy, the rollback still runs,
+/// and the error-rate check is marked unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prometheus_unreachable_still_rolls_back_with_verification_unknown() {
+    let w = World::new(Setup { prometheus_down: true, ..Setup::default() }).await;
+    let r = w.rollback(&[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Error rate   unknown:"), "{}", r.stdout);
+    assert!(r.stdout.contains("error rates are unknown: the target is the previous deploy"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("Target       {}", &w.good[..7])), "{}", r.stdout);
+    let r = w.rollback(&["--yes", "--verify-timeout", "30"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Verification: UNKNOWN"), "{}", r.stdout);
+    assert!(r.stderr.contains("recovery is UNKNOWN"), "{}", r.stderr);
+    let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
+    assert!(report.contains("| error-rate | unknown |"), "{report}");
+    assert_eq!(w.app()["status"]["history"].as_array().unwrap().len(), 3, "deployed anyway");
+    w.fleet.shutdown().await;
+}

@@ -48,8 +48,11 @@ pub fn spawn(targets: Vec<Target>, renderer: Arc<Renderer>) -> Vec<tokio::task::
                             let wanted = ev.event != EventType::Deleted
                                 && ev.is_of("argoproj.io", "Application")
                                 && ev.object.get("operation").is_some_and(|o| !o.is_null());
-                            if wanted {
-                                sync(&targets, i, &renderer, &ev.object).await;
+                            // Events queue up while a sync runs: act on the Application as it
+                            // is now, so an operation already carried out is not run twice.
+                            let now = wanted.then(|| current(&home.store, &ev.object)).flatten();
+                            if let Some(app) = now.filter(|a| a.get("operation").is_some_and(|o| !o.is_null())) {
+                                sync(&targets, i, &renderer, &app).await;
                             }
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
@@ -59,6 +62,13 @@ pub fn spawn(targets: Vec<Target>, renderer: Arc<Renderer>) -> Vec<tokio::task::
             })
         })
         .collect()
+}
+
+/// The stored Application `app` names, as it is now.
+fn current(store: &Store, app: &Value) -> Option<Value> {
+    let name = app.pointer("/metadata/name").and_then(Value::as_str)?;
+    let ns = app.pointer("/metadata/namespace").and_then(Value::as_str);
+    store.get("argoproj.io/v1alpha1", "Application", ns, name)
 }
 
 /// One sync of one Application of cluster `home`: render, apply, write status.
@@ -96,8 +106,8 @@ async fn sync(targets: &[Target], home: usize, renderer: &Arc<Renderer>, app: &V
     // Re-read: the Application may have changed while rendering.
     let name = app.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let ns = app.pointer("/metadata/namespace").and_then(Value::as_str);
-    let current = home_t.store.get("argoproj.io/v1alpha1", "Application", ns, name).unwrap_or_else(|| app.clone());
-    let updated = after_sync(&current, &outcome, &started, &finished);
+    let now = current(&home_t.store, app).unwrap_or_else(|| app.clone());
+    let updated = after_sync(&now, &outcome, &started, &finished);
     if let Some(r) = home_t.store.resources().by_api_version_kind("argoproj.io/v1alpha1", "Application").cloned() {
         let w = WriteOptions { manager: APP_MANAGER.into(), ..WriteOptions::default() };
         let _ = home_t.store.replace(&r, ns, name, updated, &w);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -22,9 +23,10 @@ pub struct Config {
     pub kustomize: Option<PathBuf>,
     #[serde(default)]
     pub layout: Layout,
-    /// Environments in promotion order, each mapped to its cluster.
+    /// Environments in promotion order (the order the file lists them), each mapped to its
+    /// cluster.
     #[serde(default)]
-    pub environments: BTreeMap<String, Environment>,
+    pub environments: IndexMap<String, Environment>,
     /// Globs of repo paths never built or checked (template folders and the like).
     #[serde(default)]
     pub ignore: Vec<String>,

@@ -110,7 +110,13 @@ impl McpServer {
             return Err(ErrorData::invalid_params(format!("unknown tool {name:?}; tools: {}", names.join(", ")), None));
         };
         let args = Value::Object(arguments.unwrap_or_default());
-        let step = Step { tool: info.name.to_string(), args, effect: info.effect, summary: format!("MCP call {name}") };
+        let step = Step {
+            tool: info.name.to_string(),
+            args,
+            effect: info.effect,
+            summary: format!("MCP call {name}"),
+            bind: Vec::new(),
+        };
         // a one-step plan, so the journal line carries a plan hash like every other entry
         let plan = Plan { request: format!("mcp tools/call {name}"), steps: vec![step.clone()] };
         let result = self.executor.run_step(&plan.request, &plan.hash(), &step, None).await;

@@ -55,6 +55,10 @@ pub struct Args {
     /// Leave the new files uncommitted.
     #[arg(long)]
     pub no_commit: bool,
+    /// With --yes: write only if the plan's fingerprint is still this one (the one a run
+    /// without --yes printed), so what is written is what was reviewed.
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub expect: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -82,6 +86,7 @@ impl Args {
             set_env: self.set_env.clone(),
             reason: self.reason.clone(),
             no_commit: self.no_commit,
+            expect: self.expect.clone(),
         }
     }
 }
@@ -104,7 +109,10 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let plan = create::plan(&repo, &engine, clusters.as_deref(), ctx.redactor(), &req, ctx.jobs()).await?;
         print(&plan, args.format);
         if plan.is_ok() && args.format == Format::Text {
-            eprintln!("Nothing was written. Run again with --yes to write and commit.");
+            eprintln!(
+                "Nothing was written. Run again with --yes to write and commit; add --expect {} to write only these files.",
+                plan.fingerprint
+            );
         }
         return Ok(if plan.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }

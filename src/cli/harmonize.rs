@@ -46,6 +46,10 @@ pub struct Args {
     /// Leave the edits unstaged instead of committing.
     #[arg(long)]
     pub no_commit: bool,
+    /// With --yes: write only if the plan's fingerprint is still this one (the one a run
+    /// without --yes printed), so what is written is what was reviewed.
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub expect: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -74,6 +78,7 @@ impl Args {
             remove_labels: self.remove_label.clone(),
             reason: self.reason.clone(),
             no_commit: self.no_commit,
+            expect: self.expect.clone(),
         }
     }
 }
@@ -102,7 +107,10 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         .map_err(|e| Error::Usage(e.public))?;
         print(&plan, args.format);
         if plan.is_proven() && !plan.is_noop() && args.format == Format::Text {
-            eprintln!("Nothing was written. Run again with --yes to write, verify and commit.");
+            eprintln!(
+                "Nothing was written. Run again with --yes to write, verify and commit; add --expect {} to write only this plan.",
+                plan.fingerprint
+            );
         }
         return Ok(if plan.is_proven() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }

@@ -39,6 +39,10 @@ pub struct Args {
     /// Revert, sync, verify and report (without it: print the plan only).
     #[arg(long)]
     pub yes: bool,
+    /// With --yes: revert only if the plan's fingerprint is still this one (the one a run
+    /// without --yes printed).
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub expect: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -58,6 +62,7 @@ impl Args {
             since: self.since.clone(),
             threshold: self.threshold,
             verify_timeout_seconds: self.verify_timeout,
+            expect: self.expect.clone(),
         }
     }
 }
@@ -68,10 +73,13 @@ pub fn steps(registry: &ToolRegistry, plan: &RollbackPlan) -> std::result::Resul
     let mut p = Plan::new(format!("rollback --app {} --env {}", req.app, req.env));
     let target = plan.target.as_ref().map(|t| t.short.clone()).unwrap_or_default();
     let reverted: Vec<&str> = plan.culprit_commits.iter().map(|c| c.short.as_str()).collect();
+    // The revert re-plans; it writes only if that plan is the one printed above.
+    let mut revert = serde_json::to_value(req).unwrap_or(Value::Null);
+    revert["expect"] = json!(req.expect.as_ref().unwrap_or(&plan.fingerprint));
     p.steps.push(Step::new(
         registry,
         "git_revert",
-        serde_json::to_value(req).unwrap_or(Value::Null),
+        revert,
         format!(
             "Revert {} in the files of {} (back to {target}) with the incident report",
             reverted.join(" "),
@@ -119,7 +127,8 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&json!({"plan": plan})).unwrap_or_default());
         } else if plan.is_ready() {
             eprintln!(
-                "Nothing was written. Run again with --yes to revert, sync, verify and write the incident report."
+                "Nothing was written. Run again with --yes to revert, sync, verify and write the incident report; add --expect {} to revert only this plan.",
+                plan.fingerprint
             );
         }
         return Ok(if plan.is_ready() { ExitCode::SUCCESS } else { ExitCode::from(1) });

@@ -165,7 +165,17 @@ pub fn render_plan(plan: &Plan) -> String {
     let mut s =
         format!("Plan {} ({} step{}):\n", plan.hash(), plan.steps.len(), if plan.steps.len() == 1 { "" } else { "s" });
     for (i, step) in plan.steps.iter().enumerate() {
-        s.push_str(&format!("  {}. {} [{:?}] {}\n", i + 1, step.tool, step.effect, step.summary));
+        s.push_str(&format!("  {}. {} [{:?}] {}", i + 1, step.tool, step.effect, step.summary));
+        // e.g. "(expect: step 1's fingerprint)": the write acts only on what step 1 showed
+        let from: Vec<String> = step
+            .bind
+            .iter()
+            .map(|b| format!("{}: step {}'s {}", b.arg, b.step + 1, b.pointer.trim_start_matches('/')))
+            .collect();
+        if !from.is_empty() {
+            s.push_str(&format!(" ({})", from.join(", ")));
+        }
+        s.push('\n');
     }
     s
 }

@@ -654,7 +654,7 @@ fn rendered_effect(
 ) -> Result<Effect> {
     let changed: BTreeSet<String> =
         files.changes.iter().flat_map(|c| std::iter::once(c.path.clone()).chain(c.old_path.clone())).collect();
-    let mut env_order = promotion_order(new);
+    let mut env_order = new.environments.clone();
     for e in &old.environments {
         if !env_order.contains(e) {
             env_order.push(e.clone());
@@ -775,23 +775,6 @@ fn rendered_effect(
         matches!((docs(old), docs(new)), (Some(x), Some(y)) if x == y)
     });
     Ok(Effect { apps, overlays, validation, rendered_identical, same_values, loose, env_order })
-}
-
-/// Environments in the order `.agentops.yaml` lists them (its map keeps no order once
-/// read into the config), then the others the layout found.
-fn promotion_order(repo: &Repo) -> Vec<String> {
-    let text = std::fs::read_to_string(repo.abs(crate::config::CONFIG_FILE)).unwrap_or_default();
-    let listed: Vec<String> = yaml_serde::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.get("environments").and_then(Value::as_object).map(|m| m.keys().cloned().collect()))
-        .unwrap_or_default();
-    let mut out: Vec<String> = listed.into_iter().filter(|e| repo.environments.contains(e)).collect();
-    for e in &repo.environments {
-        if !out.contains(e) {
-            out.push(e.clone());
-        }
-    }
-    out
 }
 
 fn first_line(s: &str) -> &str {

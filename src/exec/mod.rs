@@ -230,24 +230,36 @@ impl Executor {
     /// known (chat prints results as they come).
     pub async fn run_each(&self, plan: &Plan, mut each: impl FnMut(&Step, &StepResult) + Send) -> Vec<StepResult> {
         let hash = plan.hash();
-        let mut out = Vec::new();
+        let mut out: Vec<StepResult> = Vec::new();
         let mut stopped = false;
-        for step in &plan.steps {
-            let r = if stopped {
-                StepResult {
-                    tool: step.tool.clone(),
-                    effect: self.effect_of(&step.tool),
-                    decision: Decision::NotRun,
-                    ok: false,
-                    output: None,
-                    error: Some("an earlier step did not succeed".into()),
-                    duration_ms: 0,
-                }
+        for planned in &plan.steps {
+            let not_run = |why: String| StepResult {
+                tool: planned.tool.clone(),
+                effect: self.effect_of(&planned.tool),
+                decision: Decision::NotRun,
+                ok: false,
+                output: None,
+                error: Some(why),
+                duration_ms: 0,
+            };
+            let outputs: Vec<Option<&Value>> = out.iter().map(|r| r.output.as_ref()).collect();
+            let (step, r) = if stopped {
+                (planned.clone(), not_run("an earlier step did not succeed".into()))
             } else {
-                self.run_step(&plan.request, &hash, step, None).await
+                match planned.resolve(&outputs) {
+                    // A dry run skips writes, so a write's output is never there to bind.
+                    Err(_) if self.policy.dry_run && self.decide(planned) == Decision::Skipped => {
+                        (planned.clone(), self.run_step(&plan.request, &hash, planned, None).await)
+                    }
+                    Err(why) => (planned.clone(), not_run(why)),
+                    Ok(step) => {
+                        let r = self.run_step(&plan.request, &hash, &step, None).await;
+                        (step, r)
+                    }
+                }
             };
             stopped = stopped || !r.ok;
-            each(step, &r);
+            each(&step, &r);
             out.push(r);
         }
         out

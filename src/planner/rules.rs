@@ -105,6 +105,18 @@ pub const WORKFLOW_STEPS: &[WorkflowStep] = &[
     },
 ];
 
+/// Arguments a step takes from an earlier step of the same plan when it runs: (tool, its
+/// argument, the earlier tool, JSON pointer into that tool's output). What a write does is
+/// what the person was shown: each acting step gets the fingerprint of the plan shown and
+/// writes nothing if the repo or the clusters moved on in between; a commit uses the message
+/// shown.
+pub const BINDINGS: &[(&str, &str, &str, &str)] = &[
+    ("create_app", "expect", "render_overlay", "/fingerprint"),
+    ("harmonize_apply", "expect", "harmonize_plan", "/fingerprint"),
+    ("git_revert", "expect", "rollback_plan", "/fingerprint"),
+    ("commit", "message", "draft_commit_message", "/message"),
+];
+
 /// A one-line description of a request, for plan steps.
 pub fn summary(req: &WorkflowRequest) -> String {
     fn scope(env: &[String], app: &[String]) -> String {
@@ -179,7 +191,13 @@ pub fn plan_request(req: &WorkflowRequest, registry: &ToolRegistry, request: &st
     }
     let mut plan = Plan::new(request);
     for s in WORKFLOW_STEPS.iter().filter(|s| s.workflow == workflow) {
-        plan.steps.push(Step::new(registry, s.tool, (s.args)(req), (s.summary)(req))?);
+        let mut step = Step::new(registry, s.tool, (s.args)(req), (s.summary)(req))?;
+        for (_, arg, from, pointer) in BINDINGS.iter().filter(|b| b.0 == s.tool) {
+            if let Some(i) = plan.steps.iter().position(|p| p.tool == *from) {
+                step = step.bind(arg, i, pointer);
+            }
+        }
+        plan.steps.push(step);
     }
     Ok(Planned::Ready(plan))
 }
@@ -603,6 +621,9 @@ mod tests {
         };
         let tools: Vec<&str> = plan.steps.iter().map(|s| s.tool.as_str()).collect();
         assert_eq!(tools, vec!["rollback_plan", "git_revert", "argocd_sync", "rollback_verify"]);
+        let shown = crate::planner::plan::Bind { arg: "expect".into(), step: 0, pointer: "/fingerprint".into() };
+        assert_eq!(plan.steps[1].bind, vec![shown], "the revert acts only on the plan that was shown");
+        assert!(plan.steps[2].bind.is_empty() && plan.steps[0].bind.is_empty());
         assert_eq!(plan.steps[2].args, serde_json::json!({"env": "prod-west", "name": "auth-service-prod-west"}));
         assert_eq!(plan.steps[3].args, serde_json::json!({"app": "auth-service", "env": "prod-west"}));
         let Outcome::Plan { plan, .. } = p.plan_text("validate staging", &registry).unwrap() else { panic!() };

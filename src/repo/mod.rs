@@ -189,8 +189,23 @@ impl Repo {
             self.leaves.push(Leaf { dir: dir.clone(), app, env });
         }
         let configured: Vec<String> = self.config.environments.keys().cloned().collect();
-        self.environments = if configured.is_empty() { envs.into_iter().collect() } else { configured };
+        self.environments = if configured.is_empty() {
+            let mut found: Vec<String> = envs.into_iter().collect();
+            found.sort_by_key(|e| class_rank(class_from_name(e)));
+            found
+        } else {
+            configured
+        };
         Ok(())
+    }
+
+    /// The environment's class (dev, staging, prod, or what `.agentops.yaml` gives): its
+    /// configured `class`, else guessed from its name.
+    pub fn env_class(&self, env: &str) -> String {
+        match self.config.environments.get(env).and_then(|e| e.class.clone()) {
+            Some(c) => c,
+            None => class_from_name(env).to_string(),
+        }
     }
 
     /// What the kustomization at `dir` reaches.
@@ -393,5 +408,80 @@ pub fn split_dir(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => ("", path),
+    }
+}
+
+/// An environment's class guessed from its name: `prod` (prod-*, prd*, *production*, *-prod,
+/// live), `dev` (dev*, test*, sandbox*, local*, ci*), otherwise `staging` (staging, qa, uat,
+/// preprod and anything in between).
+pub fn class_from_name(env: &str) -> &'static str {
+    let e = env.to_ascii_lowercase();
+    if e.starts_with("prod") || e.starts_with("prd") || e.contains("production") || e.ends_with("-prod") || e == "live"
+    {
+        "prod"
+    } else if ["dev", "test", "sandbox", "local", "ci"].iter().any(|p| e.starts_with(p)) {
+        "dev"
+    } else {
+        "staging"
+    }
+}
+
+/// Promotion rank of a class: dev 0, staging (and classes agentops does not know) 1, prod 2.
+pub fn class_rank(class: &str) -> usize {
+    match class {
+        "dev" => 0,
+        "prod" => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_from_names() {
+        for (env, class) in [
+            ("prod-west", "prod"),
+            ("production", "prod"),
+            ("eu-prod", "prod"),
+            ("prd1", "prod"),
+            ("live", "prod"),
+            ("dev", "dev"),
+            ("development", "dev"),
+            ("test", "dev"),
+            ("sandbox", "dev"),
+            ("staging", "staging"),
+            ("qa", "staging"),
+            ("uat", "staging"),
+            ("preprod", "staging"),
+        ] {
+            assert_eq!(class_from_name(env), class, "{env}");
+        }
+    }
+
+    fn repo_with(config: &str, envs: &[&str]) -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::config::CONFIG_FILE), config).unwrap();
+        for e in envs {
+            let o = dir.path().join(format!("apps/web/overlays/{e}"));
+            std::fs::create_dir_all(&o).unwrap();
+            std::fs::write(o.join("kustomization.yaml"), "resources: []\n").unwrap();
+        }
+        let repo = Repo::load(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    #[test]
+    fn environments_are_in_promotion_order() {
+        let found = ["prod-west", "staging", "dev", "prod-east", "qa"];
+        // Discovered: by class, then by name.
+        let (_d, r) = repo_with("", &found);
+        assert_eq!(r.environments, ["dev", "qa", "staging", "prod-east", "prod-west"]);
+        // Configured: the file's order, whatever it is, and a configured class wins.
+        let (_d, r) = repo_with("environments:\n  prod-west: {}\n  dev: {}\n  perf: {class: prod}\n", &found);
+        assert_eq!(r.environments, ["prod-west", "dev", "perf"]);
+        assert_eq!(r.env_class("perf"), "prod");
+        assert_eq!(r.env_class("dev"), "dev");
     }
 }

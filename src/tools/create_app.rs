@@ -23,6 +23,7 @@ impl Tool for CreateApp {
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters().ok();
         let mut plan = create::plan(&repo, &engine, clusters.as_deref(), ctx.redactor(), &args, ctx.jobs()).await?;
+        super::fingerprint::check(args.expect.as_deref(), &plan.fingerprint, "create plan")?;
         tokio::task::block_in_place(|| {
             create::apply(&repo, &engine, ctx.redactor(), &mut plan, !args.no_commit, args.reason.as_deref())
         })?;

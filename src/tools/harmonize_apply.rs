@@ -26,6 +26,7 @@ impl Tool for HarmonizeApply {
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
             let mut plan = harmonize::plan(&repo, &engine, &req, ctx.jobs())?;
+            super::fingerprint::check(req.expect.as_deref(), &plan.fingerprint, "harmonize plan")?;
             apply::apply(&repo, &engine, &mut plan, commit, Fault::from_env())?;
             Ok(plan)
         })

@@ -16,6 +16,7 @@ pub mod draft_commit_message;
 pub mod drift_acknowledge;
 pub mod drift_capture;
 pub mod drift_report;
+pub mod fingerprint;
 pub mod git_log;
 pub mod git_revert;
 pub mod harmonize_apply;

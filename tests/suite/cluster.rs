@@ -167,7 +167,7 @@ async fn cluster_tools_query_every_environment() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let envs: Vec<&str> = v["clusters"].as_array().unwrap().iter().map(|c| c["env"].as_str().unwrap()).collect();
-    assert_eq!(envs, vec!["dev", "prod-central", "prod-east", "prod-west", "staging"]);
+    assert_eq!(envs, vec!["dev", "staging", "prod-west", "prod-east", "prod-central"]);
     let dev = &v["clusters"][0]["facts"];
     assert_eq!(dev["storage_classes"], json!([{"name": "standard", "default": true}]));
     assert!(dev["crds"].as_array().unwrap().iter().any(|c| c["kind"] == "ServiceMonitor"));

@@ -365,6 +365,11 @@ fn slash_commit_drafts_then_commits_behind_approval() {
     assert_eq!(f.log("%s"), "fix(api-gateway): bump api-gateway to 3.2.2 in staging\n");
     let body = f.log("%B");
     assert!(body.contains("Fixes the leak.") && body.contains("Refs: SEC-2025-01"), "{body}");
+    // the commit carries exactly the message the draft step showed
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let shown = v["results"][0]["output"]["message"].as_str().unwrap();
+    assert_eq!(v["results"][1]["output"]["message"], shown);
+    assert_eq!(body.trim_end(), shown.trim_end());
 }
 
 /// git with a fixed identity, the hook's environment (editor, cache) and no terminal.

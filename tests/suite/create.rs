@@ -118,8 +118,15 @@ async fn prometheus_in_five_clusters_is_planned_gated_written_and_committed() {
     assert_eq!(sizes.iter().filter(|(e, _)| e.starts_with("prod")).map(|s| s.1).collect::<Vec<_>>(), [3, 3, 3]);
     assert_eq!(sizes.iter().find(|(e, _)| e == "dev").unwrap().1, 1);
 
+    // only the reviewed files are written: a stale fingerprint writes nothing
+    let reviewed = v["fingerprint"].as_str().unwrap().to_string();
+    let stale = run(create_args(dir, &kc, &["--yes", "--expect", "0123456789abcdef"])).await;
+    assert_eq!(stale.code, 1, "{}\n{}", stale.stdout, stale.stderr);
+    assert!(stale.stderr.contains("the create plan changed since it was shown"), "{}", stale.stderr);
+    assert!(!dir.join("apps/prometheus").exists() && !dir.join("argocd/dev/prometheus.yaml").exists());
+
     // written and committed
-    let r = run(create_args(dir, &kc, &["--yes", "--format", "json"])).await;
+    let r = run(create_args(dir, &kc, &["--yes", "--expect", &reviewed, "--format", "json"])).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let sha = v["commit"].as_str().expect("a commit");

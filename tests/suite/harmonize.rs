@@ -10,7 +10,7 @@ use agentops::kustomize::{Engine, Kustomize};
 use agentops::repo::Repo;
 use agentops::workflows::harmonize::apply::{self, Fault};
 use agentops::workflows::harmonize::{self, HarmonizeRequest};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::common::*;
 
@@ -428,4 +428,50 @@ fn the_planner_maps_the_request_to_plan_then_apply_behind_approval() {
     let sha = v["results"][1]["output"]["commit"].as_str().unwrap();
     assert_ne!(sha, head.trim());
     assert!(git(dir, &["log", "-1", "--format=%s"]).starts_with("feat(security): enforce TLS 1.3 on all ingresses"));
+    // the apply step was bound to the plan that was shown: the journal holds its fingerprint
+    assert_eq!(v["plan"][1]["bind"], json!([{"arg": "expect", "step": 0, "pointer": "/fingerprint"}]));
+    let shown = v["results"][0]["output"]["fingerprint"].as_str().unwrap();
+    assert_eq!(shown.len(), 16);
+    let journal = std::fs::read_to_string(dir.join(".agentops/journal.jsonl")).unwrap();
+    let applied: Vec<Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["tool"] == "harmonize_apply" && e["ok"] == true)
+        .collect();
+    assert_eq!(applied.len(), 1, "{journal}");
+    assert_eq!(applied[0]["args"]["expect"], shown);
+}
+
+#[test]
+fn a_plan_that_changed_after_review_is_not_written() {
+    let cache = cache_dir();
+    let repo = platform_repo();
+    let dir = repo.path();
+    let r = run_tls(dir, &cache, &["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let reviewed: Value = serde_json::from_str(&r.stdout).unwrap();
+    let fingerprint = reviewed["fingerprint"].as_str().unwrap().to_string();
+    let again = run_tls(dir, &cache, &[]);
+    assert!(again.stderr.contains(&format!("add --expect {fingerprint} to write only this plan")), "{}", again.stderr);
+
+    // someone changes an Ingress between the review and the write
+    let patch = dir.join("apps/api-gateway/overlays/staging/ingress-ssl-protocols.yaml");
+    let text = std::fs::read_to_string(&patch).unwrap().replace("\"TLSv1.2 TLSv1.3\"", "\"TLSv1.2\"");
+    std::fs::write(&patch, text).unwrap();
+    git(dir, &["commit", "-qam", "staging api-gateway: TLS 1.2 only"]);
+    let (files, head, status) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]), git(dir, &["status", "--porcelain"]));
+    let r = run_tls(dir, &cache, &["--yes", "--expect", &fingerprint]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("the harmonize plan changed since it was shown"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("fingerprint {fingerprint}, now ")), "{}", r.stderr);
+    assert_untouched(dir, &files, &head, &status);
+
+    // the new plan, reviewed, is written
+    let r = run_tls(dir, &cache, &["--format", "json"]);
+    let fresh: Value = serde_json::from_str(&r.stdout).unwrap();
+    let new = fresh["fingerprint"].as_str().unwrap();
+    assert_ne!(new, fingerprint);
+    let r = run_tls(dir, &cache, &["--yes", "--expect", new]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_ne!(git(dir, &["rev-parse", "HEAD"]), head);
 }

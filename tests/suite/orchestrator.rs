@@ -88,8 +88,8 @@ fn check_table(planner: &RulesPlanner, table: Vec<(&str, Expect)>) {
     assert!(failures.is_empty(), "{} of {} phrasings wrong:\n{}", failures.len(), table.len(), failures.join("\n"));
 }
 
-const PRODS: &[&str] = &["prod-central", "prod-east", "prod-west"];
-const ALL_ENVS: [&str; 5] = ["dev", "prod-central", "prod-east", "prod-west", "staging"];
+const PRODS: &[&str] = &["prod-west", "prod-east", "prod-central"];
+const ALL_ENVS: [&str; 5] = ["dev", "staging", "prod-west", "prod-east", "prod-central"];
 
 #[test]
 fn phrasings_map_to_requests_on_the_example_platform() {
@@ -106,7 +106,7 @@ fn phrasings_map_to_requests_on_the_example_platform() {
         ("/validate-infra", Expect::Request(json!({"workflow": "validate", "env": [], "app": []}))),
         (
             "/validate-infra env=prod-west,prod-east app=grafana",
-            Expect::Request(json!({"workflow": "validate", "env": ["prod-east", "prod-west"], "app": ["grafana"]})),
+            Expect::Request(json!({"workflow": "validate", "env": ["prod-west", "prod-east"], "app": ["grafana"]})),
         ),
         (
             "/validate-infra staging grafana",
@@ -561,7 +561,7 @@ fn ask_with_missing_slots_lists_them_all_and_exits_2() {
     insta::assert_snapshot!("ask_missing_slots", r.stderr);
     let r = agentops(&["ask", "roll back auth-service in prod", "--repo", root, "--format", "json"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("\"prod\" could be any of prod-central, prod-east, prod-west"), "{}", r.stderr);
+    assert!(r.stderr.contains("\"prod\" could be any of prod-west, prod-east, prod-central"), "{}", r.stderr);
     assert!(!repo.path().join(".agentops/journal.jsonl").exists(), "nothing ran");
 }
 

@@ -232,8 +232,18 @@ async fn seed_case_end_to_end() {
     assert_eq!(v["plan"]["culprit_commits"][0]["files"], json!([DEPLOYMENT]));
     assert_eq!(v["plan"]["target"]["revision"], w.good.as_str());
     assert_eq!(v["plan"]["risks"], json!([]));
+    let fingerprint = v["plan"]["fingerprint"].as_str().unwrap().to_string();
+    assert!(r.stderr.contains(&format!("add --expect {fingerprint} to revert only this plan")), "{}", r.stderr);
 
-    let r = w.rollback(&["--yes", "--verify-timeout", "60"]).await;
+    // a plan other than the one reviewed is not carried out
+    let stale = w.rollback(&["--yes", "--expect", "0123456789abcdef", "--verify-timeout", "5"]).await;
+    assert_eq!(stale.code, 1, "{}\n{}", stale.stdout, stale.stderr);
+    assert!(stale.stderr.contains("the rollback plan changed since it was shown"), "{}", stale.stderr);
+    assert_eq!((w.head(), w.status()), (before.clone(), String::new()), "nothing written");
+    assert!(w.app()["operation"].is_null(), "no sync was requested");
+    std::fs::remove_file(w.repo.path().join(".agentops/journal.jsonl")).unwrap();
+
+    let r = w.rollback(&["--yes", "--expect", &fingerprint, "--verify-timeout", "60"]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("Verification: recovered"), "{}", r.stdout);
     for c in ["sync", "rollout", "health", "error-rate"] {
@@ -292,6 +302,8 @@ async fn seed_case_end_to_end() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["tool"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(tools, vec!["git_revert", "argocd_sync", "rollback_verify"]);
+    let revert_args = &serde_json::from_str::<Value>(journal.lines().next().unwrap()).unwrap()["args"];
+    assert_eq!(revert_args["expect"], fingerprint.as_str());
 
     // nothing left to roll back: the current deploy is healthy
     let again = w.rollback(&[]).await;

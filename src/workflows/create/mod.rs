@@ -98,6 +98,10 @@ pub struct CreateRequest {
     /// Applying: leave the files uncommitted.
     #[serde(default)]
     pub no_commit: bool,
+    /// Applying: the `fingerprint` of the render_overlay output that was shown; when the
+    /// files would now differ, nothing is written (render_overlay ignores it).
+    #[serde(default)]
+    pub expect: Option<String>,
 }
 
 /// A file the plan writes.
@@ -147,6 +151,9 @@ pub struct CreatePlan {
     /// What must be fixed first; empty when every gate passed.
     pub blocked: Vec<String>,
     pub commit: Option<String>,
+    /// A hash of every file's path and content: create_app given it as `expect` writes only
+    /// these files.
+    pub fingerprint: String,
 }
 
 impl CreatePlan {
@@ -179,21 +186,6 @@ fn builtin_tier(tier: &str, class: &str) -> Option<TierSize> {
         ("large", _) => s(3, "1", "4", "4Gi", "8Gi"),
         _ => return None,
     })
-}
-
-/// The environment class: from config, else from the name (prod-*, staging, dev).
-pub fn env_class(repo: &Repo, env: &str) -> String {
-    if let Some(c) = repo.config.environments.get(env).and_then(|e| e.class.clone()) {
-        return c;
-    }
-    let e = env.to_ascii_lowercase();
-    if e.starts_with("prod") || e.starts_with("prd") || e.contains("production") {
-        "prod".into()
-    } else if e.starts_with("stag") || e.starts_with("stg") || e.starts_with("qa") || e.starts_with("uat") {
-        "staging".into()
-    } else {
-        "dev".into()
-    }
 }
 
 fn size_for(repo: &Repo, tier: &str, class: &str) -> Result<TierSize> {
@@ -528,7 +520,7 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
 
     let mut env_plans = Vec::new();
     for env in &envs {
-        let class = env_class(repo, env);
+        let class = repo.env_class(env);
         let size = size_for(repo, &tier, &class)?;
         let overlay = style.overlay_dir.replace("{app}", &name).replace("{env}", env);
         let storage_class = if stateful {
@@ -624,6 +616,7 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
         expose,
         with,
         envs: env_plans,
+        fingerprint: crate::tools::fingerprint::of(&files),
         files,
         gates: Vec::new(),
         warnings: notes,
@@ -921,9 +914,9 @@ mod tests {
     #[test]
     fn classes_and_tiers_size_each_environment() {
         let repo = platform();
-        assert_eq!(env_class(&repo, "prod-west"), "prod");
-        assert_eq!(env_class(&repo, "staging"), "staging");
-        assert_eq!(env_class(&repo, "dev"), "dev");
+        assert_eq!(repo.env_class("prod-west"), "prod");
+        assert_eq!(repo.env_class("staging"), "staging");
+        assert_eq!(repo.env_class("dev"), "dev");
         assert_eq!(size_for(&repo, "medium", "prod").unwrap().replicas, 3);
         assert_eq!(size_for(&repo, "small", "dev").unwrap().cpu_request, "50m");
         assert!(size_for(&repo, "huge", "prod").unwrap_err().to_string().contains("tiers.huge.prod"));

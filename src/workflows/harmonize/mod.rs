@@ -64,6 +64,10 @@ pub struct HarmonizeRequest {
     /// Applying: leave the edits uncommitted (a plan ignores it).
     #[serde(default)]
     pub no_commit: bool,
+    /// Applying: the `fingerprint` of the harmonize_plan output that was shown; when the plan
+    /// now differs, nothing is written (a plan ignores it).
+    #[serde(default)]
+    pub expect: Option<String>,
 }
 
 /// Annotations or labels.
@@ -307,6 +311,9 @@ pub struct HarmonizePlan {
     pub files: Vec<String>,
     /// The commit made by `apply`, if any.
     pub commit: Option<String>,
+    /// A hash of every file's text before and after: harmonize_apply given it as `expect`
+    /// writes only this plan.
+    pub fingerprint: String,
     #[serde(skip)]
     #[schemars(skip)]
     pub(crate) texts: BTreeMap<String, (String, String)>,
@@ -597,6 +604,7 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
         diff: String::new(),
         files: texts.keys().cloned().collect(),
         commit: None,
+        fingerprint: crate::tools::fingerprint::of(&(&texts, &created)),
         texts,
         created,
         rendered_after: HashMap::new(),

@@ -79,14 +79,7 @@ pub struct MigrationPlan {
 
 /// Promotion rank of an environment name: dev-like 0, staging-like 1, prod-like 2.
 pub fn env_rank(env: &str) -> usize {
-    let e = env.to_ascii_lowercase();
-    if e.starts_with("prod") || e.contains("-prod") || e == "live" {
-        2
-    } else if ["dev", "development", "test", "sandbox", "local", "ci"].iter().any(|p| e.starts_with(p)) {
-        0
-    } else {
-        1
-    }
+    crate::repo::class_rank(crate::repo::class_from_name(env))
 }
 
 /// The environments in promotion order (the repo's order within a rank).

@@ -50,6 +50,10 @@ pub struct RollbackRequest {
     /// the config's `rollback.verify_timeout_seconds`, 300).
     #[serde(default)]
     pub verify_timeout_seconds: Option<u64>,
+    /// Reverting: the `fingerprint` of the rollback_plan output that was shown; when the
+    /// culprit commits or the target now differ, nothing is written (a plan ignores it).
+    #[serde(default)]
+    pub expect: Option<String>,
 }
 
 /// Parses `90s`, `30m`, `6h`, `2d`, `1w` into seconds.
@@ -145,6 +149,9 @@ pub struct RollbackPlan {
     pub repo_url: Option<String>,
     pub notes: Vec<String>,
     pub blocked: Option<String>,
+    /// A hash of the overlay, the deployed, current and target revisions and the culprit
+    /// commits: git_revert given it as `expect` reverts only this plan.
+    pub fingerprint: String,
 }
 
 impl RollbackPlan {
@@ -523,6 +530,13 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
         ));
     }
     let downtime = "none expected: the sync is a rolling update; recovery usually takes as long as one rollout (about 1-2 minutes)".to_string();
+    let fingerprint = crate::tools::fingerprint::of(&(
+        &overlay,
+        &state.revision,
+        current.as_ref().map(|d| &d.revision),
+        target.as_ref().map(|t| &t.revision),
+        culprit_commits.iter().map(|c| c.sha.as_str()).collect::<Vec<_>>(),
+    ));
 
     Ok(RollbackPlan {
         request: req.clone(),
@@ -542,6 +556,7 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
         repo_url,
         notes,
         blocked,
+        fingerprint,
     })
 }
 
@@ -567,6 +582,7 @@ pub struct RevertOutcome {
 /// that stops it) leaves the repo as it was.
 pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan, RevertOutcome), ToolError> {
     let plan = plan(ctx, req).await?;
+    crate::tools::fingerprint::check(req.expect.as_deref(), &plan.fingerprint, "rollback plan")?;
     if let Some(b) = &plan.blocked {
         return Err(ToolError::new(format!("rollback blocked: {b}")));
     }

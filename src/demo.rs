@@ -147,9 +147,28 @@ impl World {
     }
 
     /// Tuesday: grafana deployed in prod-west, then an oauth2-proxy sidecar added by hand
-    /// (as `kubectl edit` does: field manager `kubectl-edit`).
+    /// with the real `kubectl edit` (its editor a script that adds the sidecar and its
+    /// volume); without kubectl, the same change is written as `kubectl edit` would
+    /// (field manager `kubectl-edit`), and the setup says so.
     pub async fn stage_sidecar(&self) -> Result<Vec<String>> {
         self.sync("prod-west", "grafana", "HEAD").await?;
+        let synced = "Argo CD synced grafana-prod-west at HEAD".to_string();
+        let why = match crate::kustomize::find_program("kubectl") {
+            None => "kubectl was not found".to_string(),
+            Some(kubectl) => {
+                let (root, kc) = (self.root.clone(), self.kubeconfig());
+                match tokio::task::spawn_blocking(move || kubectl_edit_sidecar(&kubectl, &root, &kc)).await {
+                    Ok(Ok(())) => {
+                        return Ok(vec![
+                            synced,
+                            "someone ran `kubectl --context prod-west -n monitoring edit deployment/grafana` and added an oauth2-proxy sidecar (quay.io/oauth2-proxy/oauth2-proxy:v7.4.0) with its volume (here: the real kubectl, its editor a script)".into(),
+                        ]);
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                }
+            }
+        };
         let store = self.store("prod-west")?;
         let r = store
             .resource("apps/v1", "Deployment")
@@ -163,8 +182,10 @@ impl World {
             .patch(&r, Some("monitoring"), "grafana", PatchType::Strategic, &patch, &w)
             .map_err(|e| Error::Internal(format!("adding the sidecar: {e}")))?;
         Ok(vec![
-            "Argo CD synced grafana-prod-west at HEAD".into(),
-            "someone ran `kubectl -n monitoring edit deployment/grafana` in prod-west and added an oauth2-proxy sidecar (quay.io/oauth2-proxy/oauth2-proxy:v7.4.0) with its volume".into(),
+            synced,
+            format!(
+                "someone ran `kubectl -n monitoring edit deployment/grafana` in prod-west and added an oauth2-proxy sidecar (quay.io/oauth2-proxy/oauth2-proxy:v7.4.0) with its volume (here written as kubectl edit would: {why})"
+            ),
         ])
     }
 
@@ -290,6 +311,45 @@ fn seed_history(repo: &Path) -> Result<()> {
 }
 
 /// Runs git in `dir`; `author` is (name, email, date) for a commit (an empty date: now).
+/// The editor the demo gives `kubectl edit`: adds the oauth2-proxy sidecar after
+/// `containers:` and its volume after `volumes:` of the pod template, as kubectl shows it
+/// in YAML. POSIX sh and awk only.
+const SIDECAR_EDITOR: &str = r#"#!/bin/sh
+# agentops demo: the hand edit of Tuesday
+f="$1"
+awk '{ print }
+/^      containers:$/ { print "      - name: oauth2-proxy"; print "        image: quay.io/oauth2-proxy/oauth2-proxy:v7.4.0" }
+/^      volumes:$/ { print "      - name: oauth2-proxy-config"; print "        configMap:"; print "          name: oauth2-proxy" }' "$f" > "$f.agentops" && mv "$f.agentops" "$f"
+"#;
+
+/// `kubectl edit deployment/grafana` in prod-west with [`SIDECAR_EDITOR`] as the editor.
+fn kubectl_edit_sidecar(kubectl: &Path, root: &Path, kubeconfig: &Path) -> Result<()> {
+    let editor = root.join("sidecar-editor.sh");
+    std::fs::write(&editor, SIDECAR_EDITOR).map_err(|e| Error::io(&editor, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&editor, e))?;
+    }
+    let out = Command::new(kubectl)
+        .args(["--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--context", "prod-west", "-n", "monitoring", "edit", "deployment/grafana"])
+        .env("KUBE_EDITOR", &editor)
+        .env("KUBECACHEDIR", root.join(".kube-cache"))
+        .output()
+        .map_err(|e| Error::Internal(format!("running {}: {e}", kubectl.display())))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.contains("edited") {
+        return Err(Error::Internal(format!(
+            "kubectl edit did not apply the sidecar ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 pub fn git(dir: &Path, args: &[&str], author: Option<(&str, &str, &str)>) -> Result<String> {
     let mut cmd = Command::new("git");
     cmd.args(args).current_dir(dir);

@@ -50,24 +50,11 @@ impl Kustomize {
             // builds run in the repo's directory: a relative path must not depend on it
             return Kustomize::new(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
         }
-        for name in ["kustomize", "kubectl"] {
-            if let Some(p) = which(name) {
-                return Kustomize::new(p);
-            }
+        let names = ["kustomize", "kubectl"];
+        match names.iter().find_map(|n| which(n)).or_else(|| tools_bin(&names)) {
+            Some(p) => Kustomize::new(p),
+            None => Err(Error::KustomizeNotFound),
         }
-        let mut roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
-        if let Ok(exe) = std::env::current_exe() {
-            roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
-        }
-        for root in roots {
-            for name in ["kustomize", "kubectl"] {
-                let p = root.join(".tools/bin").join(name);
-                if p.is_file() {
-                    return Kustomize::new(p);
-                }
-            }
-        }
-        Err(Error::KustomizeNotFound)
     }
 
     /// The command that builds `dir`.
@@ -94,6 +81,21 @@ impl Kustomize {
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The first of `names` in `.tools/bin` of the working directory or a directory above the
+/// agentops executable (where `scripts/setup-tools` puts kubectl).
+fn tools_bin(names: &[&str]) -> Option<PathBuf> {
+    let mut roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    roots.iter().find_map(|root| names.iter().map(|n| root.join(".tools/bin").join(n)).find(|p| p.is_file()))
+}
+
+/// A program on PATH, else in `.tools/bin` (see [`Kustomize::locate`]), e.g. `kubectl`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    which(name).or_else(|| tools_bin(&[name]))
 }
 
 /// Where build results are cached.

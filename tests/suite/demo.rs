@@ -42,7 +42,17 @@ fn the_week_runs_end_to_end() {
     assert!(monday.contains("feat(prometheus): deploy prometheus to 5 environments"), "{monday}");
 
     let tuesday = day("Tuesday");
-    assert!(tuesday.contains("Setup: someone ran `kubectl -n monitoring edit deployment/grafana`"), "{tuesday}");
+    // the hand edit is the real kubectl (the suite always has one) against the mock API server
+    assert!(
+        tuesday.contains("Setup: someone ran `kubectl --context prod-west -n monitoring edit deployment/grafana`")
+            && tuesday.contains("(here: the real kubectl, its editor a script)"),
+        "{tuesday}"
+    );
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("deployments/grafana?fieldManager=kubectl-edit") && l.contains("kubectl/")),
+        "the edit reached the API server from kubectl"
+    );
     assert!(tuesday.contains("+ container oauth2-proxy (image quay.io/oauth2-proxy/oauth2-proxy:v7.4.0)"), "{tuesday}");
     assert!(tuesday.contains("modified: kubectl-edit"), "attributed: {tuesday}");
     assert!(tuesday.contains("Commit: none"), "{tuesday}");

@@ -151,6 +151,11 @@ pub async fn plan_and_run(
                         match Step::new(registry, &call.name, args, redactor.scrub(&summary)) {
                             Err(e) => format!("error: {}", e.public),
                             Ok(step) => {
+                                let outputs: Vec<Option<&Value>> =
+                                    run.results.iter().map(|r| r.output.as_ref()).collect();
+                                let bound = super::rules::bind_to_shown(step, &run.plan.steps, &outputs);
+                                // bind_to_shown binds only values that are there
+                                let step = bound.resolve(&outputs).unwrap_or(bound);
                                 run.plan.steps.push(step.clone());
                                 let hash = run.plan.hash();
                                 let result = executor.run_step(&run.plan.request, &hash, &step, tokens.take()).await;

@@ -117,6 +117,32 @@ pub const BINDINGS: &[(&str, &str, &str, &str)] = &[
     ("commit", "message", "draft_commit_message", "/message"),
 ];
 
+/// For a step a model proposes one at a time: when it is the acting step of an earlier
+/// planning step of the same run, with the same arguments (every argument both have), and
+/// the model did not pass the bound argument itself, bind it to that step's output, so the
+/// write acts only on what was shown. `outputs[i]` is step i's output when it succeeded.
+pub fn bind_to_shown(mut step: Step, earlier: &[Step], outputs: &[Option<&Value>]) -> Step {
+    let tool = step.tool.clone();
+    for (_, arg, from, pointer) in BINDINGS.iter().filter(|b| b.0 == tool) {
+        if step.args.get(*arg).is_some_and(|v| !v.is_null()) {
+            continue;
+        }
+        let same_args = |a: &Value| {
+            let (Some(a), Some(b)) = (a.as_object(), step.args.as_object()) else { return false };
+            a.iter().filter(|(k, _)| k.as_str() != *arg).all(|(k, v)| b.get(k).is_none_or(|w| w == v))
+        };
+        let shown = (0..earlier.len()).rev().find(|&i| {
+            earlier[i].tool == *from
+                && same_args(&earlier[i].args)
+                && outputs.get(i).copied().flatten().and_then(|o| o.pointer(pointer)).is_some()
+        });
+        if let Some(i) = shown {
+            step = step.bind(arg, i, pointer);
+        }
+    }
+    step
+}
+
 /// A one-line description of a request, for plan steps.
 pub fn summary(req: &WorkflowRequest) -> String {
     fn scope(env: &[String], app: &[String]) -> String {
@@ -630,6 +656,37 @@ mod tests {
         assert_eq!(plan.steps.len(), 1);
         assert_eq!(plan.steps[0].tool, "validate");
         assert_eq!(plan.steps[0].args, serde_json::json!({"env": ["staging"], "app": []}));
+    }
+
+    #[test]
+    fn a_models_acting_step_binds_to_the_plan_it_showed() {
+        use crate::planner::plan::Bind;
+        use crate::tools::Effect;
+        use serde_json::json;
+        let step = |tool: &str, args: Value| Step {
+            tool: tool.into(),
+            args,
+            effect: Effect::ReadOnly,
+            summary: String::new(),
+            bind: Vec::new(),
+        };
+        let plan = step("harmonize_plan", json!({"kind": "Ingress", "reason": "r"}));
+        let other = step("harmonize_plan", json!({"kind": "Service", "reason": "r"}));
+        let out = json!({"fingerprint": "f1"});
+        let shown = vec![Bind { arg: "expect".into(), step: 1, pointer: "/fingerprint".into() }];
+        let apply = |args: Value| step("harmonize_apply", args);
+        let earlier = [other.clone(), plan.clone(), other];
+        let outputs = [Some(&out), Some(&out), Some(&out)];
+        // same request (an apply-only flag aside): bound to the matching plan, not the latest
+        let b = bind_to_shown(apply(json!({"kind": "Ingress", "reason": "r", "no_commit": true})), &earlier, &outputs);
+        assert_eq!(b.bind, shown);
+        assert_eq!(b.resolve(&outputs).unwrap().args["expect"], "f1");
+        // another request, an expect of the model's own, or a plan that failed: not bound
+        assert!(bind_to_shown(apply(json!({"kind": "Ingress", "reason": "s"})), &earlier, &outputs).bind.is_empty());
+        let own = apply(json!({"kind": "Ingress", "reason": "r", "expect": "x"}));
+        assert!(bind_to_shown(own, &earlier, &outputs).bind.is_empty());
+        let failed = [Some(&out), None, Some(&out)];
+        assert!(bind_to_shown(apply(json!({"kind": "Ingress", "reason": "r"})), &earlier, &failed).bind.is_empty());
     }
 
     #[test]

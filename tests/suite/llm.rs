@@ -691,3 +691,31 @@ async fn ask_with_the_llm_planner_runs_the_models_calls() {
         "no key is sent to a local endpoint"
     );
 }
+
+/// A model that plans with harmonize_plan and then applies with the same request, without
+/// passing `expect`: the executor binds the fingerprint of the plan the model was shown, so
+/// the write acts only on that plan (and the journal records it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_models_apply_is_bound_to_the_plan_it_was_shown() {
+    let repo = copy_fixture("clean");
+    git_init(repo.path());
+    let request = r#"{"kind": "Ingress", "set_annotations": {"nginx.ingress.kubernetes.io/ssl-protocols": "TLSv1.3"}, "reason": "SEC-1"}"#;
+    let apply = r#"{"kind": "Ingress", "set_annotations": {"nginx.ingress.kubernetes.io/ssl-protocols": "TLSv1.3"}, "reason": "SEC-1", "no_commit": true}"#;
+    let fake = Fake::start(vec![
+        calls(&[("c1", "harmonize_plan", request)], (10, 5)),
+        calls(&[("c2", "harmonize_apply", apply)], (10, 5)),
+        text("TLS 1.3 is set on every Ingress.", (10, 5)),
+    ])
+    .await;
+    let s = setup(repo.path(), ToolRegistry::builtin(), Policy { yes: true, ..Policy::default() }, vec![]);
+    let run = run_with(&fake.client(), &s, "harmonize", "TLS 1.3 on every ingress", &fake.settings()).await;
+    assert_eq!(run.results.len(), 2, "{:?}", run.stopped);
+    assert!(run.results[0].ok && run.results[1].ok, "{:?}", run.results[1].error);
+    let shown = run.results[0].output.as_ref().unwrap()["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(run.plan.steps[1].bind.len(), 1);
+    assert_eq!(run.plan.steps[1].args["expect"], shown.as_str());
+    let journal = s.journal();
+    assert_eq!(journal[1].tool, "harmonize_apply");
+    assert_eq!(journal[1].args["expect"], shown.as_str());
+    assert!(run.results[1].output.as_ref().unwrap()["covered_after"].as_u64().unwrap() > 0);
+}

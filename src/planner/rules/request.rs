@@ -786,7 +786,9 @@ static QUALIFIED_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| {
         .ok()
 });
 static IMAGE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+    // A registry host may carry a port only when a path follows it (`localhost:5000/app`),
+    // so `app:1` is the repository `app` with the tag `1`.
+    Regex::new(r"^(?P<repo>(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
         .ok()
 });
 static REVISION: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._/~^-]*$").ok());
@@ -1067,6 +1069,9 @@ mod tests {
             .is_ok()
         );
         assert!(check_image("nginx").unwrap_err().contains("no tag"));
+        assert!(check_image("app:1").is_ok(), "a short tag is a tag, not a port");
+        assert!(check_image("localhost:5000/team/app:1.0").is_ok());
+        assert!(check_image("localhost:5000/app").unwrap_err().contains("no tag"));
         assert!(check_image("nginx:latest").unwrap_err().contains("latest"));
         assert!(check_image("Not An Image").is_err());
     }

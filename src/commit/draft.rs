@@ -266,12 +266,13 @@ fn files_of(changes: Vec<FileChange>) -> Files {
 }
 
 /// One side of the change, written out and scanned.
-struct Side {
+pub(crate) struct Side {
     _dir: tempfile::TempDir,
-    repo: Repo,
+    pub(crate) repo: Repo,
 }
 
-fn side(git: &git2::Repository, snap: &Snapshot, origin: Option<&str>, redactor: &Redactor) -> Result<Side> {
+/// A snapshot written to a temp dir and loaded as a repo (its secrets taught to the redactor).
+pub(crate) fn side(git: &git2::Repository, snap: &Snapshot, origin: Option<&str>, redactor: &Redactor) -> Result<Side> {
     let dir =
         tempfile::Builder::new().prefix("agentops-commit-").tempdir().map_err(|e| Error::io(Path::new("/tmp"), e))?;
     snap.write_to(git, dir.path())?;
@@ -334,7 +335,7 @@ static HASH_SUFFIX: std::sync::LazyLock<Option<regex::Regex>> =
 /// A rendering of one leaf on one side: its objects, or kustomize's error.
 type Rendered = std::result::Result<Vec<Value>, String>;
 
-fn render(repo: &Repo, engine: &Engine, dir: &str) -> Rendered {
+pub(crate) fn render(repo: &Repo, engine: &Engine, dir: &str) -> Rendered {
     let out = engine.build(repo, dir);
     if let Some(e) = out.error {
         return Err(e);

@@ -287,8 +287,15 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// HEAD's tree (empty before the first commit).
     pub(crate) fn head(git: &Repository, prefix: &str) -> Result<Snapshot> {
+        match head_commit(git) {
+            Some(commit) => Snapshot::of_commit(&commit, prefix),
+            None => Ok(Snapshot::default()),
+        }
+    }
+
+    /// A commit's tree.
+    pub(crate) fn of_commit(commit: &git2::Commit<'_>, prefix: &str) -> Result<Snapshot> {
         let mut s = Snapshot::default();
-        let Some(commit) = head_commit(git) else { return Ok(s) };
         let tree = commit.tree()?;
         tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
             if entry.kind() == Some(ObjectType::Blob)

@@ -201,33 +201,11 @@ impl Renderer {
         }
         let git = git2::Repository::open(&self.repo).map_err(|e| e.message().to_string())?;
         let oid = git2::Oid::from_str(sha).map_err(|e| e.message().to_string())?;
-        let tree = git.find_commit(oid).and_then(|c| c.tree()).map_err(|e| e.message().to_string())?;
+        let commit = git.find_commit(oid).map_err(|e| e.message().to_string())?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let mut failure = None;
-        tree.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
-            if entry.kind() != Some(git2::ObjectType::Blob) {
-                return git2::TreeWalkResult::Ok;
-            }
-            let path = dir.path().join(parent).join(entry.name().unwrap_or_default());
-            let written =
-                entry.to_object(&git).and_then(|o| o.peel_to_blob()).map_err(|e| e.message().to_string()).and_then(
-                    |blob| {
-                        path.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(|e| e.to_string())?;
-                        std::fs::write(&path, blob.content()).map_err(|e| e.to_string())
-                    },
-                );
-            match written {
-                Ok(()) => git2::TreeWalkResult::Ok,
-                Err(e) => {
-                    failure = Some(e);
-                    git2::TreeWalkResult::Abort
-                }
-            }
-        })
-        .map_err(|e| e.message().to_string())?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        crate::commit::git::Snapshot::of_commit(&commit, "")
+            .and_then(|snap| snap.write_to(&git, dir.path()))
+            .map_err(|e| e.to_string())?;
         let dir = Arc::new(dir);
         if let Ok(mut t) = self.trees.lock() {
             t.insert(sha.to_string(), dir.clone());

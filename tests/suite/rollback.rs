@@ -38,6 +38,9 @@ fn commit_all(dir: &Path, msg: &str) -> String {
 struct Setup {
     /// The culprit also adds a PreSync migration Job.
     migration: bool,
+    /// The culprit also drops a key from the base's configMapGenerator (only the rendered
+    /// overlay shows a ConfigMap losing a key).
+    drop_key: bool,
     auto_sync: bool,
     /// The error ratio stays high whatever is deployed, except at the good revision.
     stays_high: bool,
@@ -91,6 +94,13 @@ impl World {
                 &repo.path().join("apps/auth-service/base/kustomization.yaml"),
                 "  - networkpolicy.yaml\n",
                 "  - networkpolicy.yaml\n  - migrate-job.yaml\n",
+            );
+        }
+        if s.drop_key {
+            edit(
+                &repo.path().join("apps/auth-service/base/kustomization.yaml"),
+                "      - SESSION_TTL_SECONDS=3600\n",
+                "",
             );
         }
         let bad = commit_all(repo.path(), "feat(auth): shorter shutdown for faster deploys");
@@ -335,7 +345,7 @@ async fn a_revert_conflict_stops_everything() {
 /// on, the plan says so and still requests the sync; the rollback recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_migration_is_a_manual_follow_up_and_auto_sync_is_handled() {
-    let w = World::new(Setup { migration: true, auto_sync: true, ..Setup::default() }).await;
+    let w = World::new(Setup { migration: true, auto_sync: true, drop_key: true, ..Setup::default() }).await;
     let r = w.rollback(&[]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("Manual follow-ups (a revert does not undo these):"), "{}", r.stdout);
@@ -343,6 +353,23 @@ async fn a_migration_is_a_manual_follow_up_and_auto_sync_is_handled() {
         r.stdout.contains("[migration] Job auth-migrate-v2 (argocd.argoproj.io/hook: PreSync) added"),
         "{}",
         r.stdout
+    );
+    assert_eq!(r.stdout.matches("Job auth-migrate-v2").count(), 1, "found in the file and rendered: once {}", r.stdout);
+    // only the rendered overlay shows the generated ConfigMap losing a key
+    let json = w.rollback(&["--format", "json"]).await;
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    let removed: Vec<&Value> =
+        v["plan"]["risks"].as_array().unwrap().iter().filter(|r| r["kind"] == "removed-key").collect();
+    assert_eq!(removed.len(), 1, "{:#}", v["plan"]["risks"]);
+    assert_eq!(removed[0]["file"], "apps/auth-service/overlays/prod-west (rendered)");
+    assert_eq!(removed[0]["commit"], &w.bad[..7]);
+    assert!(
+        removed[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ConfigMap auth-service-config: key(s) SESSION_TTL_SECONDS removed"),
+        "{}",
+        removed[0]
     );
     assert!(r.stdout.contains("auto-sync on"), "{}", r.stdout);
     assert!(r.stdout.contains("auto-sync is on and would pick up the revert"), "{}", r.stdout);

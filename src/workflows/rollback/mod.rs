@@ -486,6 +486,25 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
             ));
         }
     }
+    // what the changed files alone do not show: the overlay rendered at both revisions
+    let mut risks = risks;
+    if let (None, Some(t), Some(cur)) = (&blocked, &target, &current_rev) {
+        let (root, dir, tgt, cur) = (repo.root.clone(), overlay.clone(), t.revision.clone(), cur.clone());
+        let (engine, redactor) = (ctx.engine(&repo)?, ctx.redactor_arc());
+        let rendered =
+            blocking(move || Ok(risks::scan_rendered(&root, &dir, &tgt, &cur, &short(&cur), &engine, &redactor)))
+                .await?;
+        match rendered {
+            Ok(found) => {
+                for r in found {
+                    if !risks.iter().any(|x| x.kind == r.kind && x.message == r.message) {
+                        risks.push(r);
+                    }
+                }
+            }
+            Err(e) => notes.push(format!("the overlay was not compared rendered at both revisions: {e}")),
+        }
+    }
     let repo_url = remote
         .as_ref()
         .and_then(|r| git::commit_link(&r.url, "x").map(|_| r.url.clone()))

@@ -1,6 +1,7 @@
 //! What a revert does not undo: the changes of the reverted commits that act outside git's
 //! reach (migrations run by Jobs or hooks, volumes, CRDs, removed config keys, moved
-//! namespaces). Found by comparing each changed file before and after each commit.
+//! namespaces). Found by comparing each changed file before and after each commit, and the
+//! app's overlay rendered at the target and at the deployed revision.
 
 use std::collections::BTreeSet;
 
@@ -49,14 +50,61 @@ fn keys(v: &Value) -> BTreeSet<String> {
 /// after; None when absent).
 pub fn scan_file(commit: &str, file: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> Vec<Risk> {
     let (before, after) = (objects(old), objects(new));
+    let mut out = scan_objects(commit, file, &before, &after);
+    // a kustomization's namespace: every object moves
+    if file.ends_with("kustomization.yaml") || file.ends_with("kustomization.yml") {
+        let ns = |l: &[Value]| l.first().map(|k| s(k, "/namespace").to_string()).unwrap_or_default();
+        if ns(&before) != ns(&after) && !before.is_empty() {
+            out.push(Risk {
+                kind: "namespace".into(),
+                commit: commit.into(),
+                file: file.into(),
+                message: format!(
+                    "the kustomization's namespace changed from {:?} to {:?}: objects in the new namespace stay unless pruned",
+                    ns(&before),
+                    ns(&after)
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// The overlay rendered at the target and at the deployed revision, compared object by
+/// object (generated ConfigMap and Secret names without their hash): finds what the changed
+/// files alone do not show, such as a key dropped from a configMapGenerator, volumeClaimTemplates
+/// changed by a patch, or a hook Job that comes from a Component. `label` names the commits.
+pub fn scan_rendered(
+    root: &std::path::Path,
+    overlay: &str,
+    target: &str,
+    deployed: &str,
+    label: &str,
+    engine: &crate::kustomize::Engine,
+    redactor: &crate::k8s::redact::Redactor,
+) -> Result<Vec<Risk>, String> {
+    let (git, prefix) = crate::commit::git::open(root).map_err(|e| e.to_string())?;
+    let render_at = |rev: &str| -> Result<Vec<Value>, String> {
+        let commit = git.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(|e| e.message().to_string())?;
+        let snap = crate::commit::git::Snapshot::of_commit(&commit, &prefix).map_err(|e| e.to_string())?;
+        let side = crate::commit::draft::side(&git, &snap, None, redactor).map_err(|e| e.to_string())?;
+        crate::commit::draft::render(&side.repo, engine, overlay)
+            .map_err(|e| format!("{overlay} does not build at {}: {e}", &rev[..rev.len().min(7)]))
+    };
+    let (before, after) = (render_at(target)?, render_at(deployed)?);
+    Ok(scan_objects(label, &format!("{overlay} (rendered)"), &before, &after))
+}
+
+/// The risks of a change from the objects `before` to the objects `after`.
+fn scan_objects(commit: &str, file: &str, before: &[Value], after: &[Value]) -> Vec<Risk> {
     let mut out = Vec::new();
     let mut add = |kind: &str, message: String| {
         out.push(Risk { kind: kind.into(), commit: commit.into(), file: file.into(), message })
     };
     let find = |list: &[Value], v: &Value| list.iter().find(|o| id(o) == id(v)).cloned();
-    for v in &after {
+    for v in after {
         let (kind, name) = id(v);
-        let prev = find(&before, v);
+        let prev = find(before, v);
         if prev.as_ref() == Some(v) {
             continue;
         }
@@ -127,25 +175,11 @@ pub fn scan_file(commit: &str, file: &str, old: Option<&[u8]>, new: Option<&[u8]
             }
         }
     }
-    for p in &before {
-        if find(&after, p).is_none() && id(p).0 == "CustomResourceDefinition" {
+    for p in before {
+        if find(after, p).is_none() && id(p).0 == "CustomResourceDefinition" {
             add(
                 "crd",
                 format!("CustomResourceDefinition {} removed: its objects may have been deleted with it", id(p).1),
-            );
-        }
-    }
-    // a kustomization's namespace: every object moves
-    if file.ends_with("kustomization.yaml") || file.ends_with("kustomization.yml") {
-        let ns = |l: &[Value]| l.first().map(|k| s(k, "/namespace").to_string()).unwrap_or_default();
-        if ns(&before) != ns(&after) && !before.is_empty() {
-            add(
-                "namespace",
-                format!(
-                    "the kustomization's namespace changed from {:?} to {:?}: objects in the new namespace stay unless pruned",
-                    ns(&before),
-                    ns(&after)
-                ),
             );
         }
     }

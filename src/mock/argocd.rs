@@ -179,18 +179,9 @@ impl Renderer {
     /// Resolves a revision as Argo CD would: a commit SHA (or prefix), a branch (local or
     /// `origin/`), a tag, or `HEAD` when empty.
     pub fn resolve(&self, revision: &str) -> Result<String, String> {
-        let git = git2::Repository::open(&self.repo)
-            .map_err(|e| format!("repository {}: {}", self.repo.display(), e.message()))?;
         let rev = if revision.is_empty() { "HEAD" } else { revision };
-        let candidates = [rev.to_string(), format!("origin/{rev}"), format!("refs/tags/{rev}")];
-        for c in &candidates {
-            if let Ok(obj) = git.revparse_single(c)
-                && let Ok(commit) = obj.peel_to_commit()
-            {
-                return Ok(commit.id().to_string());
-            }
-        }
-        Err(format!("unable to resolve '{rev}' to a commit SHA"))
+        crate::workflows::rollback::git::resolve(&self.repo, rev)
+            .map_err(|_| format!("unable to resolve '{rev}' to a commit SHA"))
     }
 
     fn tree(&self, sha: &str) -> Result<Arc<tempfile::TempDir>, String> {

@@ -49,6 +49,67 @@ pub struct Config {
     /// built-in small/medium/large table).
     #[serde(default)]
     pub tiers: BTreeMap<String, BTreeMap<String, TierSize>>,
+    /// The migration planner's time estimates.
+    #[serde(default)]
+    pub migrate: MigrateEstimates,
+}
+
+/// `migrate:` in `.agentops.yaml`: how long the migration planner assumes each part takes.
+/// Every key is optional; the defaults are the values shown in docs/configuration.md.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrateEstimates {
+    /// Provisioning, data warm-up and NetworkPolicy preparation (default 8).
+    pub preparation_hours: u32,
+    /// Removing the old dependency after the last environment (default 8).
+    pub cleanup_hours: u32,
+    /// One wave: merge, sync, watch (default 1).
+    pub hours_per_wave: u32,
+    /// Soak after an environment's last wave, by environment class.
+    pub soak_hours: SoakHours,
+    /// Merging a prepared revert (default 5).
+    pub revert_minutes: u32,
+    /// Argo CD syncing it (default 3); a wave's rollback adds a minute per replica to both.
+    pub sync_minutes: u32,
+}
+
+impl Default for MigrateEstimates {
+    fn default() -> Self {
+        MigrateEstimates {
+            preparation_hours: 8,
+            cleanup_hours: 8,
+            hours_per_wave: 1,
+            soak_hours: SoakHours::default(),
+            revert_minutes: 5,
+            sync_minutes: 3,
+        }
+    }
+}
+
+/// Soak hours per environment class.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SoakHours {
+    pub dev: u32,
+    pub staging: u32,
+    pub prod: u32,
+}
+
+impl Default for SoakHours {
+    fn default() -> Self {
+        SoakHours { dev: 24, staging: 48, prod: 48 }
+    }
+}
+
+impl SoakHours {
+    /// By promotion rank (dev 0, staging 1, prod 2).
+    pub fn by_rank(&self, rank: usize) -> u32 {
+        match rank {
+            0 => self.dev,
+            1 => self.staging,
+            _ => self.prod,
+        }
+    }
 }
 
 /// Replicas and container resources of one tier in one environment class.

@@ -158,6 +158,30 @@ async fn access_criticality_and_the_plan_ordering_rules() {
     assert!(!t.plan.rollback.meets_target && t.plan.risks.iter().any(|r| r.contains("over the 5 min target")));
 }
 
+/// The team's own estimates from `.agentops.yaml` drive the phases and the rollback time.
+#[tokio::test]
+async fn estimates_come_from_the_config() {
+    let default = run(&fixture("migrate"), None).await;
+    let repo = copy_fixture("migrate");
+    let config = repo.path().join(".agentops.yaml");
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "migrate:\n  preparation_hours: 16\n  soak_hours: {prod: 72}\n  revert_minutes: 10\n";
+    std::fs::write(&config, text).unwrap();
+    let tuned = run(repo.path(), None).await;
+    let phase = |m: &Migration, name: &str| m.plan.phases.iter().find(|p| p.name == name).unwrap().estimate_hours;
+    assert_eq!(phase(&default, "Preparation"), 8);
+    assert_eq!(phase(&tuned, "Preparation"), 16);
+    assert_eq!(phase(&tuned, "Migrate prod"), phase(&default, "Migrate prod") + 24);
+    assert_eq!(phase(&tuned, "Migrate staging"), phase(&default, "Migrate staging"), "staging keeps its default");
+    assert_eq!(tuned.plan.total_hours, default.plan.total_hours + 8 + 24);
+    assert_eq!(tuned.plan.rollback.estimate_minutes, default.plan.rollback.estimate_minutes + 5);
+
+    std::fs::write(&config, "migrate:\n  soak_days: 3\n").unwrap();
+    let opts = RunOptions { date: Some("2025-01-01".into()), path: None, refiner: None };
+    let err = migrate::run(&ctx(repo.path()), &request(), opts).await.unwrap_err().to_string();
+    assert!(err.contains(".agentops.yaml") && err.contains("soak_days"), "{err}");
+}
+
 /// A structural check of the Mermaid flowchart we emit: a header, node definitions and
 /// edges with labels between defined nodes.
 fn check_mermaid(text: &str) -> Result<(usize, usize), String> {

@@ -144,11 +144,11 @@ pub struct RunOptions<'a> {
 pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOptions<'_>) -> Result<Migration> {
     req.check()?;
     let (c, r) = (ctx.clone(), req.clone());
-    let (scan, repo_apps) = crate::tools::blocking(move || {
+    let (scan, repo_apps, estimates) = crate::tools::blocking(move || {
         let repo = c.load_repo()?;
         let engine = c.engine(&repo)?;
         let scan = scan::scan(&repo, &engine, &r, c.jobs())?;
-        Ok((scan, repo.apps.keys().cloned().collect::<Vec<_>>()))
+        Ok((scan, repo.apps.keys().cloned().collect::<Vec<_>>(), repo.config.migrate.clone()))
     })
     .await
     .map_err(|e| Error::Usage(e.public))?;
@@ -166,7 +166,7 @@ pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOpt
     }
     check_handoff("analyst", &graph)?;
 
-    let plan = plan::plan(&graph, req.rollback_minutes()?, req.window());
+    let plan = plan::plan(&graph, req.rollback_minutes()?, req.window(), &estimates);
     check_handoff("planner", &plan)?;
 
     let date = opts.date.clone().unwrap_or_else(today);

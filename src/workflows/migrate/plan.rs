@@ -9,14 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{Access, Criticality, Graph, ServiceNode};
 
-/// Hours of soak after an environment's last wave, by promotion rank.
-const SOAK_HOURS: [u32; 3] = [24, 48, 48];
-const PREPARATION_HOURS: u32 = 8;
-const CLEANUP_HOURS: u32 = 8;
-const HOURS_PER_WAVE: u32 = 1;
-/// Minutes to merge a prepared revert and for Argo CD to sync it.
-const REVERT_MINUTES: u32 = 5;
-const SYNC_MINUTES: u32 = 3;
+use crate::config::MigrateEstimates;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -94,9 +87,9 @@ fn risk_key(s: &ServiceNode) -> (bool, Access, Criticality, String) {
     (s.criticality == Criticality::Critical, s.access, s.criticality, s.app.clone())
 }
 
-pub fn plan(graph: &Graph, rollback_target: u32, window_days: u32) -> MigrationPlan {
+pub fn plan(graph: &Graph, rollback_target: u32, window_days: u32, est: &MigrateEstimates) -> MigrationPlan {
     let (from, to) = (graph.dependency.name.clone(), graph.to.clone());
-    let mut phases = vec![preparation(graph)];
+    let mut phases = vec![preparation(graph, est)];
     let mut risks = Vec::new();
     let mut worst = 0u32;
     for env in promotion_order(&graph.envs) {
@@ -120,7 +113,7 @@ pub fn plan(graph: &Graph, rollback_target: u32, window_days: u32) -> MigrationP
             let Some(w) = waves.last_mut() else { continue };
             w.services.push(s.app.clone());
             let replicas = s.envs.iter().find(|u| u.env == env).map_or(1, |u| u.replicas.max(1));
-            w.rollback_minutes = w.rollback_minutes.max(REVERT_MINUTES + SYNC_MINUTES + 1 + replicas);
+            w.rollback_minutes = w.rollback_minutes.max(est.revert_minutes + est.sync_minutes + 1 + replicas);
         }
         for w in &mut waves {
             w.validation = wave_gates(graph, &w.services);
@@ -135,8 +128,8 @@ pub fn plan(graph: &Graph, rollback_target: u32, window_days: u32) -> MigrationP
             }
         }
         let rank = env_rank(&env);
-        let estimate = waves.len() as u32 * HOURS_PER_WAVE + SOAK_HOURS[rank];
-        let soak = SOAK_HOURS[rank];
+        let soak = est.soak_hours.by_rank(rank);
+        let estimate = waves.len() as u32 * est.hours_per_wave + soak;
         phases.push(Phase {
             name: format!("Migrate {env}"),
             kind: PhaseKind::Environment,
@@ -160,7 +153,7 @@ pub fn plan(graph: &Graph, rollback_target: u32, window_days: u32) -> MigrationP
             ],
         });
     }
-    phases.push(cleanup(graph));
+    phases.push(cleanup(graph, est));
     let total_hours: u32 = phases.iter().map(|p| p.estimate_hours).sum();
     let fits_window = total_hours <= window_days * 24;
     if !fits_window {
@@ -235,14 +228,14 @@ fn rollback_triggers(to: &str) -> Vec<String> {
     ]
 }
 
-fn preparation(graph: &Graph) -> Phase {
+fn preparation(graph: &Graph, est: &MigrateEstimates) -> Phase {
     let (from, to) = (&graph.dependency.name, &graph.to);
     let envs = promotion_order(&graph.envs).join(", ");
     Phase {
         name: "Preparation".into(),
         kind: PhaseKind::Preparation,
         env: None,
-        estimate_hours: PREPARATION_HOURS,
+        estimate_hours: est.preparation_hours,
         steps: vec![
             format!("Provision {to} for {envs}, sized from {from}'s memory and connection peaks"),
             format!("Replicate or warm the data {from} holds into {to} (read-write users need it on the first read)"),
@@ -260,7 +253,7 @@ fn preparation(graph: &Graph) -> Phase {
     }
 }
 
-fn cleanup(graph: &Graph) -> Phase {
+fn cleanup(graph: &Graph, est: &MigrateEstimates) -> Phase {
     let from = &graph.dependency.name;
     let mut steps = vec![
         format!("Confirm no client in any environment connected to {from} for 7 days"),
@@ -278,7 +271,7 @@ fn cleanup(graph: &Graph) -> Phase {
         name: "Cleanup".into(),
         kind: PhaseKind::Cleanup,
         env: None,
-        estimate_hours: CLEANUP_HOURS,
+        estimate_hours: est.cleanup_hours,
         steps,
         waves: Vec::new(),
         gate: vec![format!("{from} has no connections and its objects are gone from every cluster")],

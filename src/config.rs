@@ -305,6 +305,10 @@ pub struct Environment {
     /// StorageClass for volumes created in this environment (else the cluster's default).
     #[serde(default)]
     pub storage_class: Option<String>,
+    /// The cluster's Kubernetes audit log, exported as JSON lines (relative to the repo root
+    /// or absolute): drift reads it to say who made each change.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema, PartialOrd, Ord)]

@@ -78,6 +78,7 @@ impl World {
         };
         let repo = root.join("repo");
         crate::eval::world::copy_dir(example, &repo).map_err(|e| Error::io(example, e))?;
+        point_at_audit_log(&repo)?;
         {
             let repo = repo.clone();
             tokio::task::spawn_blocking(move || seed_history(&repo))
@@ -296,6 +297,18 @@ fn edit(path: &Path, from: &str, to: &str) -> Result<()> {
 }
 
 /// The example as a repo with a short history by several people.
+/// The mock clusters write their audit log next to the repo: each environment of the
+/// copy's `.agentops.yaml` (`name: { context: ... }`) gets `audit_log: ../audit.jsonl`, so
+/// drift says who made a change, as it would with a team's exported audit logs.
+fn point_at_audit_log(repo: &Path) -> Result<()> {
+    let path = repo.join(crate::config::CONFIG_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let re = regex::Regex::new(r"(?m)^(\s+[\w-]+: \{ *context: *[\w.-]+) *\}")
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let text = re.replace_all(&text, "$1, audit_log: ../audit.jsonl }");
+    std::fs::write(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))
+}
+
 fn seed_history(repo: &Path) -> Result<()> {
     git(repo, &["init", "-q", "-b", "main"], None)?;
     git(repo, &["config", "user.name", ENGINEER.0], None)?;
@@ -310,7 +323,6 @@ fn seed_history(repo: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs git in `dir`; `author` is (name, email, date) for a commit (an empty date: now).
 /// The editor the demo gives `kubectl edit`: adds the oauth2-proxy sidecar after
 /// `containers:` and its volume after `volumes:` of the pod template, as kubectl shows it
 /// in YAML. POSIX sh and awk only.
@@ -350,6 +362,7 @@ fn kubectl_edit_sidecar(kubectl: &Path, root: &Path, kubeconfig: &Path) -> Resul
     Ok(())
 }
 
+/// Runs git in `dir`; `author` is (name, email, date) for a commit (an empty date: now).
 pub fn git(dir: &Path, args: &[&str], author: Option<(&str, &str, &str)>) -> Result<String> {
     let mut cmd = Command::new("git");
     cmd.args(args).current_dir(dir);

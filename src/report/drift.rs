@@ -15,6 +15,9 @@ pub fn text(report: &DriftReport) -> String {
             c.error.as_deref().unwrap_or("unknown error")
         );
     }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}\n");
+    }
     for d in &report.drifts {
         let _ = writeln!(out, "{} {} [{}]", d.env, d.object, d.status);
         let _ = writeln!(out, "  app {} (Argo CD {}), overlay {}", d.app, d.application, d.overlay);

@@ -107,6 +107,9 @@ pub struct DriftReport {
     pub clusters: Vec<ClusterState>,
     pub drifts: Vec<Drift>,
     pub summary: DriftSummary,
+    /// What was not read, such as a configured audit log that is missing; the check went on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl DriftReport {
@@ -231,18 +234,35 @@ async fn check_all(
     for t in &targets {
         by_env.entry(t.env.clone()).or_default().push(t);
     }
-    let audit = audit.as_slice();
+    // each environment's own audit log (`environments.<env>.audit_log`), after the given ones
+    let mut warnings = Vec::new();
+    let mut audit_of: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for env in by_env.keys() {
+        let mut events = audit.clone();
+        if let Some(p) = repo.config.environments.get(env).and_then(|e| e.audit_log.as_ref()) {
+            let path = if p.is_absolute() { p.clone() } else { repo.root.join(p) };
+            match read_audit(std::slice::from_ref(&path)) {
+                Ok(mut own) => events.append(&mut own),
+                Err(e) => warnings.push(format!(
+                    "{env}: the audit log was not read, so changes are attributed by field manager only: {e}"
+                )),
+            }
+        }
+        audit_of.insert(env.as_str(), events);
+    }
+    let audit_of = &audit_of;
     progress(DriftProgress::Rendered { applications: targets.len(), clusters: by_env.len() });
     let checks: Vec<_> = by_env
         .iter()
         .map(|(env, ts)| async move {
+            let audit = audit_of.get(env.as_str()).map_or(&[][..], Vec::as_slice);
             let r = check_env(repo, clusters, env, ts, audit).await;
             progress(DriftProgress::ClusterDone);
             r
         })
         .collect();
     let results = futures::stream::iter(checks).buffered(clusters.concurrency.max(1)).collect::<Vec<_>>().await;
-    let mut report = DriftReport::default();
+    let mut report = DriftReport { warnings, ..DriftReport::default() };
     report.summary.applications = targets.len();
     let mut objects_of = Vec::new();
     for (env, context, objects, result) in results {

@@ -55,6 +55,7 @@ fn the_week_runs_end_to_end() {
     );
     assert!(tuesday.contains("+ container oauth2-proxy (image quay.io/oauth2-proxy/oauth2-proxy:v7.4.0)"), "{tuesday}");
     assert!(tuesday.contains("modified: kubectl-edit"), "attributed: {tuesday}");
+    assert!(tuesday.contains(", by admin from 127.0.0.1"), "the user, from the audit log: {tuesday}");
     assert!(tuesday.contains("Commit: none"), "{tuesday}");
 
     let wednesday = day("Wednesday");

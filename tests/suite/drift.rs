@@ -147,6 +147,35 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     assert_eq!(who["manager"], "kubectl-edit");
     assert_eq!(who["user"], "admin");
     assert_eq!(who["source_ip"], "127.0.0.1");
+    assert!(v.get("warnings").is_none(), "{v:#}");
+
+    // the same from each environment's configured audit log; a missing one is a warning
+    let config = w.repo.path().join(".agentops.yaml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let tuned = original
+        .replace(
+            "prod-west: { context: prod-west }",
+            &format!("prod-west: {{ context: prod-west, audit_log: {} }}", audit.display()),
+        )
+        .replace(
+            "prod-east: { context: prod-east }",
+            "prod-east: { context: prod-east, audit_log: no-such-audit.jsonl }",
+        );
+    std::fs::write(&config, tuned).unwrap();
+    let (code, v) = w.drift(&["--app", "grafana"]).await;
+    std::fs::write(&config, original).unwrap();
+    assert_eq!(code, 1, "{v:#}");
+    let west = v["drifts"].as_array().unwrap().iter().find(|d| d["env"] == "prod-west").unwrap().clone();
+    assert_eq!(west["attribution"][0]["user"], "admin", "{west:#}");
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.starts_with("prod-east: the audit log was not read") && warning.contains("no-such-audit.jsonl"),
+        "{warning}"
+    );
+    let east = v["drifts"].as_array().unwrap().iter().find(|d| d["env"] == "prod-east").unwrap().clone();
+    assert_eq!(east["attribution"][0]["manager"], "kubectl", "still attributed by field manager");
     assert!(west["last_sync"]["revision"].as_str().unwrap().len() == 40);
     assert!(west["recommendations"][1].as_str().unwrap().contains("drift capture --app grafana --env prod-west"));
 

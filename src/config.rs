@@ -527,6 +527,20 @@ impl GlobSet {
 mod tests {
     use super::*;
 
+    /// The example in docs/configuration.md is a valid configuration with what it shows.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../docs/configuration.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        let c = Config::parse(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
+        let prod = &c.environments["prod-west"];
+        assert_eq!(prod.class.as_deref(), Some("prod"));
+        assert!(prod.audit_log.is_some());
+        assert_eq!(c.environments.keys().next().map(String::as_str), Some("dev"), "file order");
+        assert_eq!(c.migrate, MigrateEstimates::default(), "the documented values are the defaults");
+    }
+
     #[test]
     fn unknown_key_is_named() {
         let err = Config::parse("repo_url: x\nenvironmentz: {}\n").unwrap_err().to_string();

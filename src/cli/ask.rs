@@ -135,6 +135,9 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         Outcome::Refused { reason } => Ok(not_planned(&format!("refused: {reason}"), 1)),
         Outcome::Unknown { message } => {
             let message = ctx.redactor().scrub(&message);
+            if crate::planner::rules::unknown_slash(&shown).is_some() {
+                return Ok(not_planned(&message, 2));
+            }
             if args.planner.planner == PlannerChoice::Rules {
                 return Ok(not_planned(&message, 1));
             }

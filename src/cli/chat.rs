@@ -41,8 +41,12 @@ struct Input {
 }
 
 enum Source {
-    Editor { editor: Box<DefaultEditor>, history: Option<PathBuf> },
-    Plain(std::io::StdinLock<'static>),
+    Editor {
+        editor: Box<DefaultEditor>,
+        history: Option<PathBuf>,
+    },
+    /// stdin, read a line at a time (never held locked: approvals read from it too).
+    Plain,
 }
 
 impl Input {
@@ -56,7 +60,7 @@ impl Input {
             }
             return Input { source: Source::Editor { editor: Box::new(editor), history }, redactor };
         }
-        Input { source: Source::Plain(std::io::stdin().lock()), redactor }
+        Input { source: Source::Plain, redactor }
     }
 
     /// One line; None at the end of input.
@@ -78,24 +82,43 @@ impl Input {
                     Err(_) => return None,
                 }
             },
-            Source::Plain(stdin) => {
-                let mut out = std::io::stdout();
-                let _ = write!(out, "{prompt}");
-                let _ = out.flush();
-                let mut line = String::new();
-                match stdin.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        println!();
-                        None
-                    }
-                    Ok(_) => {
-                        let line = line.trim_end_matches(['\n', '\r']).to_string();
-                        println!("{}", self.redactor.scrub(&line));
-                        Some(line)
-                    }
-                }
-            }
+            Source::Plain => read_echoed(prompt, &self.redactor),
         }
+    }
+}
+
+/// Prints `prompt`, reads one line of stdin and echoes it (redacted), so a scripted session
+/// reads like a transcript. None at the end of input.
+fn read_echoed(prompt: &str, redactor: &Redactor) -> Option<String> {
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{prompt}");
+    let _ = out.flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => {
+            println!();
+            None
+        }
+        Ok(_) => {
+            let line = line.trim_end_matches(['\n', '\r']).to_string();
+            println!("{}", redactor.scrub(&line));
+            Some(line)
+        }
+    }
+}
+
+/// Approval in a chat whose input is not a terminal (a scripted or piped session): the
+/// question is asked like the others and the next input line answers it; the end of the
+/// input denies.
+struct InputApprover {
+    redactor: Arc<Redactor>,
+}
+
+impl crate::exec::Approver for InputApprover {
+    fn approve(&self, step: &crate::planner::Step) -> bool {
+        let prompt = format!("Approve {} [{:?}]: {}? [y/N] ", step.tool, step.effect, step.summary);
+        let answer = read_echoed(&self.redactor.scrub(&prompt), &self.redactor);
+        matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes" | "Yes"))
     }
 }
 
@@ -119,9 +142,14 @@ struct Session<'a> {
 pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = global.ctx();
     let repo = session::load_repo(&ctx).await?;
+    let approver: Arc<dyn crate::exec::Approver> = if std::io::stdin().is_terminal() {
+        session::stdin_approver()
+    } else {
+        Arc::new(InputApprover { redactor: ctx.redactor_arc() })
+    };
     let s = Session {
         planner: RulesPlanner::new(session::facts(&repo)),
-        executor: session::executor(&ctx, &repo, args.policy.policy(), session::stdin_approver()),
+        executor: session::executor(&ctx, &repo, args.policy.policy(), approver),
         args: &args,
         color: session::color(),
     };
@@ -184,7 +212,9 @@ impl Session<'_> {
             }
             Interpretation::Unknown => {
                 print!("{}", self.planner.unknown_message(line, registry));
-                if self.args.planner.planner == PlannerChoice::Auto {
+                if self.args.planner.planner == PlannerChoice::Auto
+                    && crate::planner::rules::unknown_slash(line).is_none()
+                {
                     return self.llm(&shown).await;
                 }
                 return Turn::Ok;

@@ -40,6 +40,10 @@ pub struct StdinApprover;
 impl Approver for StdinApprover {
     fn approve(&self, step: &Step) -> bool {
         if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "{} ({:?}) needs approval and there is no terminal to ask on: not run; pass --yes to approve",
+                step.tool, step.effect
+            );
             return false;
         }
         let mut err = std::io::stderr();

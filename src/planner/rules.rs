@@ -494,8 +494,18 @@ impl RulesPlanner {
     /// "I cannot map this", and what it can do.
     pub fn unknown_message(&self, text: &str, registry: &ToolRegistry) -> String {
         let shown: String = text.chars().take(80).collect();
+        if let Some(cmd) = unknown_slash(text) {
+            return format!("unknown command {cmd}.\n{}", capabilities(registry));
+        }
         format!("I cannot map \"{shown}\" to a workflow.\n{}", capabilities(registry))
     }
+}
+
+/// The command word of a slash command no workflow has (`/nonsense`): it is a typo, never
+/// something for the LLM planner to guess at.
+pub fn unknown_slash(text: &str) -> Option<&str> {
+    let cmd = text.split_whitespace().next()?;
+    (cmd.starts_with('/') && cmd.len() > 1 && Workflow::from_slash(cmd).is_none()).then_some(cmd)
 }
 
 /// Replaces a byte range (on char boundaries, as regex matches are) with spaces.

@@ -138,6 +138,13 @@ pub fn run_collect(
     jobs: usize,
     progress: Progress,
 ) -> Result<(ValidationReport, Vec<NeedSite>)> {
+    // a repo with nothing to build (a CI job pointed at the wrong directory) is not "OK"
+    if repo.leaves.is_empty() && repo.argocd_apps.is_empty() {
+        return Err(crate::error::Error::Usage(format!(
+            "nothing to validate in {}: no kustomization.yaml and no Argo CD Application found (is --repo right?)",
+            repo.root.display()
+        )));
+    }
     // an unknown name would silently validate nothing: say so, for people and models alike
     for e in &req.env {
         if !repo.environments.contains(e) {

@@ -355,6 +355,27 @@ fn an_interrupted_apply_restores_every_file() {
 #[test]
 fn broken_overlays_and_untraceable_values_refuse_before_any_write() {
     let cache = cache_dir();
+    // a mistyped kind is not "proven, 0/0": it says which kinds render, and exits 1
+    let repo = platform_repo();
+    let root = repo.path().to_str().unwrap();
+    let r = agentops(&[
+        "--repo",
+        root,
+        "--cache-dir",
+        &cache,
+        "harmonize",
+        "--kind",
+        "Ingres",
+        "--set-label",
+        "a=b",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("no Ingres object renders in the 60 overlay(s) in scope; kinds that do:"), "{all}");
+    assert!(all.contains("Ingress") && !all.contains("Run again with --yes"), "{all}");
+
     // an overlay that does not build: refused up front, listed
     let repo = platform_repo();
     let dir = repo.path();

@@ -660,6 +660,7 @@ fn chat_from_stdin_fills_slots_and_runs_plans() {
         "",
         "",
         "none",
+        "n",
         "roll back auth-service in prod",
         "prod-east",
         "delete namespace payments",
@@ -669,7 +670,7 @@ fn chat_from_stdin_fills_slots_and_runs_plans() {
     .join("\n");
     let before = tree(repo.path());
     let r = chat(repo.path(), &format!("{input}\n"), &["--planner", "rules"]);
-    // the create step is not approved (no terminal, no --yes): a failed turn
+    // the create step is not approved (answered "n"): a failed turn
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let root = repo.path().canonicalize().unwrap();
     let transcript = r.stdout.replace(root.to_str().unwrap(), "[REPO]");
@@ -679,7 +680,7 @@ fn chat_from_stdin_fills_slots_and_runs_plans() {
     assert_same_tree(&after, &before);
     assert!(!repo.path().join(".agentops/history").exists());
     let journal = std::fs::read_to_string(repo.path().join(".agentops/journal.jsonl")).unwrap();
-    // read-only steps ran; every write was denied (no terminal, no --yes)
+    // read-only steps ran; every write was denied
     for line in journal.lines() {
         let l: Value = serde_json::from_str(line).unwrap();
         if l["effect"] != "ReadOnly" {
@@ -707,4 +708,35 @@ fn chat_never_echoes_a_repo_secret_typed_as_an_answer() {
     assert!(!r.stdout.contains(REPO_SECRET) && !r.stderr.contains(REPO_SECRET), "{}\n{}", r.stdout, r.stderr);
     // the answer was read and refused, shown redacted
     assert!(r.stdout.contains("unknown environment \"<redacted>\""), "{}", r.stdout);
+}
+
+/// A mistyped slash command is named, never handed to an LLM planner to guess at; every
+/// workflow also answers to `/infrastructure-<name>`.
+#[test]
+fn unknown_slash_commands_are_named_and_aliases_work() {
+    let repo = copy_platform();
+    let root = repo.path().to_str().unwrap();
+    let r = agentops(&["ask", "/nonsense env=dev", "--repo", root]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("unknown command /nonsense.") && all.contains("/validate-infra"), "{all}");
+    assert!(!all.contains("no LLM planner configured"), "{all}");
+    let r = agentops(&["ask", "/infrastructure-validate env=dev app=grafana", "--repo", root, "--dry-run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("1. validate [ReadOnly] Validate the overlays of grafana in dev"), "{}", r.stdout);
+}
+
+/// In a piped chat, the line after an approval question answers it: "y" writes.
+#[test]
+fn a_piped_chat_answers_approvals_from_its_input() {
+    let repo = copy_platform();
+    git_init(repo.path());
+    let input =
+        "/infrastructure-harmonize kind=Ingress app=grafana set_annotations=team=obs reason=ownership\ny\n/quit\n";
+    let r = chat(repo.path(), input, &["--planner", "rules"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Approve harmonize_apply [WritesRepo]:") && r.stdout.contains("[y/N] y"), "{}", r.stdout);
+    assert!(r.stdout.contains("✓ harmonize_apply (approved)"), "{}", r.stdout);
+    let files = git(repo.path(), &["show", "--name-only", "--format=", "HEAD"]);
+    assert_eq!(files.trim(), "apps/grafana/base/ingress.yaml", "committed exactly the edit");
 }

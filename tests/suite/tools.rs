@@ -209,3 +209,22 @@ fn the_validate_tool_rejects_unknown_environments() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("unknown environment \"qa\"") && r.stderr.contains("dev, prod"), "{}", r.stderr);
 }
+
+/// `agentops tools list | head -1`: the reader closes the pipe; agentops ends quietly with
+/// 141 (as a process ended by SIGPIPE) instead of a panic and a backtrace.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    for args in [&["tools", "list"][..], &["tools", "list", "--format", "json"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentops"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+}

@@ -280,3 +280,13 @@ fn argocd_paths_follow_the_repos_own_origin() {
     assert_eq!(v["summary"]["argocd_applications"], 2);
     assert!(has(&v["findings"], "argocd-path", "argocd/apps.yaml", Some(22)));
 }
+
+/// A CI job pointed at the wrong directory must not go green.
+#[test]
+fn a_directory_with_nothing_to_validate_is_an_error() {
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("README.md"), "# not a GitOps repo\n").unwrap();
+    let r = agentops(&["validate", "--repo", empty.path().to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("nothing to validate in ") && r.stderr.contains("is --repo right?"), "{}", r.stderr);
+}

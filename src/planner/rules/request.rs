@@ -328,10 +328,12 @@ impl Workflow {
         }
     }
 
-    /// Short slash aliases (`/validate`, `/drift`, ...).
+    /// The command, or its aliases: `/validate`, `/drift`, ... and `/infrastructure-<name>`
+    /// for every workflow (`/infrastructure-validate` too).
     pub fn from_slash(cmd: &str) -> Option<Workflow> {
         let c = cmd.trim().to_ascii_lowercase();
-        Workflow::ALL.into_iter().find(|w| c == w.slash() || c.strip_prefix('/') == Some(w.name()))
+        let name = c.strip_prefix("/infrastructure-").or_else(|| c.strip_prefix('/'));
+        Workflow::ALL.into_iter().find(|w| c == w.slash() || name == Some(w.name()))
     }
 
     pub fn description(self) -> &'static str {

@@ -455,6 +455,18 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
     if envs.is_empty() {
         return Err(Error::Usage("the repo has no environments; pass --env or configure environments".into()));
     }
+    // a setting for an environment (or class) that is not a target would be dropped silently
+    let classes: BTreeSet<String> = envs.iter().map(|e| repo.env_class(e)).collect();
+    for s in &req.set_env {
+        let Some((e, _)) = s.split_once(':') else { continue };
+        if !(envs.iter().any(|x| x == e) || classes.contains(e) || e == "*" || e == "all") {
+            return Err(Error::Usage(format!(
+                "--set-env {s:?}: {e:?} is neither a target environment ({}) nor the class of one ({})",
+                envs.join(", "),
+                classes.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
     let tier = req.tier.clone().unwrap_or_else(|| "small".into());
     let expose = req.expose.unwrap_or_default();
     let stateful = req.storage.is_some();
@@ -961,6 +973,16 @@ mod tests {
         assert!(err(CreateRequest { image: "x:latest".into(), ..req() }).contains(":latest"));
         assert!(err(CreateRequest { storage: Some("0".into()), ..req() }).contains("not a quantity"));
         assert!(err(CreateRequest { port: Some(0), ..req() }).contains("port"));
+        // a setting no target environment takes is refused, not dropped
+        let render_err = |r: CreateRequest| render(&repo, &r).unwrap_err().to_string();
+        let typo = CreateRequest { set_env: vec!["prodd:FEATURE_X=1".into()], ..req() };
+        assert!(render_err(typo).contains("\"prodd\" is neither a target environment"));
+        let not_a_target =
+            CreateRequest { envs: vec!["dev".into()], set_env: vec!["prod:FEATURE_X=1".into()], ..req() };
+        assert!(render_err(not_a_target).contains("(dev) nor the class of one (dev)"));
+        let fine =
+            CreateRequest { set_env: vec!["prod:X=1".into(), "prod-west:Y=2".into(), "all:Z=3".into()], ..req() };
+        assert!(render(&repo, &fine).is_ok());
         assert!(check(&repo, &req()).is_ok());
     }
 }

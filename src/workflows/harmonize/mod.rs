@@ -584,6 +584,19 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
     }
     texts.retain(|f, (a, b)| a != b || created.contains(f));
     edits.sort_by(|a, b| (&a.app, &a.file, a.line).cmp(&(&b.app, &b.file, b.line)));
+    if population.is_empty() {
+        // a mistyped kind or name glob must not read as "proven, 0/0"
+        let mut kinds: BTreeSet<&str> = BTreeSet::new();
+        for l in &leaves {
+            kinds.extend(before[&l.dir].iter().filter_map(|o| o.get("kind").and_then(Value::as_str)));
+        }
+        blockers.push(format!(
+            "no {kind} object{} renders in the {} overlay(s) in scope; kinds that do: {}",
+            req.name.as_deref().map(|g| format!(" named {g}")).unwrap_or_default(),
+            leaves.len(),
+            kinds.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
 
     let mut plan = HarmonizePlan {
         kind: kind.clone(),

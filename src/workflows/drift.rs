@@ -25,6 +25,9 @@ use crate::repo::{ArgoApp, Repo};
 
 /// Annotations agentops itself writes to mark drift as temporary.
 pub const ACK_PREFIX: &str = "drift.agentops.dev/";
+/// The annotation (after [`ACK_PREFIX`]) recording which changes were acknowledged, as
+/// [`changes_hash`]: an acknowledgement covers those changes only.
+pub const ACK_CHANGES: &str = "changes-hash";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -452,7 +455,8 @@ async fn check_cluster(
                 continue;
             }
             let attribution = attribute(&live, &changes, audit, ar);
-            let (status, note) = acknowledgement(&live);
+            let hash = changes_hash(changes.iter().map(|c| (c.path.as_str(), c.summary.as_str())));
+            let (status, note) = acknowledgement(&live, &hash);
             let changes = changes
                 .into_iter()
                 .map(|c| ChangeOut {
@@ -542,8 +546,18 @@ fn drift(
     }
 }
 
-/// Whether the live object carries an acknowledgement, and whether it expired.
-fn acknowledgement(live: &Value) -> (&'static str, Option<String>) {
+/// A short stable hash of an object's drift: its changes' paths and summaries, in sorted
+/// order, so the same changes hash the same whatever order the diff listed them in.
+pub fn changes_hash<'a>(changes: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut lines: Vec<String> = changes.into_iter().map(|(path, summary)| format!("{path}\t{summary}")).collect();
+    lines.sort();
+    blake3::hash(lines.join("\n").as_bytes()).to_hex()[..16].to_string()
+}
+
+/// Whether the live object carries an acknowledgement that covers its current changes
+/// (`hash`, as [`changes_hash`]), and whether it expired. An acknowledgement recorded for
+/// other changes does not apply; one without the hash (older agentops) covers any change.
+fn acknowledgement(live: &Value, hash: &str) -> (&'static str, Option<String>) {
     let ann = |k: &str| {
         live.pointer(&format!("/metadata/annotations/{}", format!("{ACK_PREFIX}{k}").replace('/', "~1")))
             .and_then(Value::as_str)
@@ -552,6 +566,15 @@ fn acknowledgement(live: &Value) -> (&'static str, Option<String>) {
         return ("drifted", None);
     }
     let reason = ann("reason").unwrap_or("no reason given");
+    if let Some(acknowledged) = ann(ACK_CHANGES)
+        && acknowledged != hash
+    {
+        let date = ann("date").map_or("an unknown date", |d| d.get(..10).unwrap_or(d));
+        return (
+            "drifted",
+            Some(format!("acknowledged on {date} for other changes ({reason}); these differ, so it does not apply")),
+        );
+    }
     let expires = ann("expires");
     let now = crate::mock::util::now_seconds();
     let expired = expires.is_some_and(|x| {
@@ -654,37 +677,94 @@ fn read_audit(paths: &[PathBuf]) -> Result<Vec<Value>> {
 /// Field manager of every write agentops makes to a cluster.
 pub const MANAGER: &str = "agentops";
 
+/// Today's date in UTC, as YYYY-MM-DD.
+pub fn today() -> String {
+    crate::mock::util::now_seconds()[..10].to_string()
+}
+
+/// Checks what an acknowledgement would record: a non-blank reason, and an expiry date that
+/// is a real calendar date (YYYY-MM-DD) strictly after `today` (YYYY-MM-DD, UTC). The error
+/// says what is wrong and the expected form.
+pub fn validate_acknowledgement(reason: &str, expires: &str, today: &str) -> std::result::Result<(), String> {
+    if reason.trim().is_empty() {
+        return Err("the reason is blank: say why the drift is allowed for now, e.g. \"load test until Friday\"".into());
+    }
+    let expected = format!("expected YYYY-MM-DD, a calendar date after today ({today}, UTC)");
+    let b = expires.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+    if !shaped {
+        return Err(format!("expires {expires:?} is not a date: {expected}"));
+    }
+    let num = |r: std::ops::Range<usize>| expires[r].parse::<u32>().unwrap_or_default();
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    if !(1..=12).contains(&month) {
+        return Err(format!("expires {expires:?} is not a calendar date: month {month} is not 1-12; {expected}"));
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let last = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=last).contains(&day) {
+        return Err(format!(
+            "expires {expires:?} is not a calendar date: month {month:02} of {year} has days 1-{last}, not {day}; {expected}"
+        ));
+    }
+    // both are zero-padded YYYY-MM-DD, so their text order is their date order
+    if expires <= today {
+        return Err(format!(
+            "expires {expires:?} is not in the future: it is the last day the drift is allowed, so it must be after today ({today}, UTC); {expected}"
+        ));
+    }
+    Ok(())
+}
+
 /// Marks the drifted live objects of one Application as temporary: the acknowledgement
-/// annotations, written with a merge patch. Returns the objects annotated.
+/// annotations, written with a merge patch, including the hash of each object's changes
+/// (so a later, different change is drift again). Returns the objects annotated. An invalid
+/// reason or expiry date is an error before anything is written.
 pub async fn acknowledge(
     client: &Client,
     drifted: &[DriftedObject],
     reason: &str,
     expires: &str,
 ) -> std::result::Result<Vec<String>, ClusterError> {
-    if crate::mock::util::parse_time(&format!("{expires}T00:00:00Z")).is_none() {
-        return Err(ClusterError::Api(format!("--expires {expires:?} is not a date (YYYY-MM-DD)")));
-    }
+    validate_acknowledgement(reason, expires, &today()).map_err(ClusterError::Api)?;
     let res = Resources::discover(client).await?;
     let now = crate::mock::util::now_seconds();
-    let patch = serde_json::json!({"metadata": {"annotations": {
-        format!("{ACK_PREFIX}temporary"): "true",
-        format!("{ACK_PREFIX}reason"): reason,
-        format!("{ACK_PREFIX}date"): now,
-        format!("{ACK_PREFIX}expires"): expires,
-    }}});
     let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    let body = kube::api::Patch::Merge(&patch);
     let mut done = Vec::new();
-    for (d, _, live) in drifted {
+    for (d, desired, live) in drifted {
         // the live object's own apiVersion and kind: no guessing the group from the name
         let r = ObjectRef::of(live);
         let Some((ar, caps)) = res.get(&r.api_version, &r.kind) else { continue };
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            format!("{ACK_PREFIX}temporary"): "true",
+            format!("{ACK_PREFIX}reason"): reason,
+            format!("{ACK_PREFIX}date"): now,
+            format!("{ACK_PREFIX}expires"): expires,
+            format!("{ACK_PREFIX}{ACK_CHANGES}"): acknowledged_hash(d, desired, live),
+        }}});
+        let body = kube::api::Patch::Merge(&patch);
         let objects = api(client, ar, caps, r.namespace.as_deref());
         with_retry(|| objects.patch(&r.name, &pp, &body)).await?;
         done.push(d.object.clone());
     }
     Ok(done)
+}
+
+/// The hash of the changes a drift reports, from the objects as read (the report's own
+/// summaries may be redacted; the check hashes them before redaction): the diff of the
+/// two, kept to the paths the drift lists, which is what the check's filters kept.
+fn acknowledged_hash(d: &Drift, desired: &Value, live: &Value) -> String {
+    let paths: BTreeSet<&str> = d.changes.iter().map(|c| c.path.as_str()).collect();
+    let changes = diff::diff(desired, live);
+    changes_hash(
+        changes.iter().filter(|c| paths.contains(c.path.as_str())).map(|c| (c.path.as_str(), c.summary.as_str())),
+    )
 }
 
 /// Asks Argo CD to sync an Application (the `operation.sync` write `argocd --core` makes).
@@ -779,8 +859,192 @@ mod tests {
     #[test]
     fn acknowledgements_expire() {
         let ack = |expires: &str| json!({"metadata": {"annotations": {"drift.agentops.dev/temporary": "true", "drift.agentops.dev/reason": "r", "drift.agentops.dev/expires": expires}}});
-        assert_eq!(acknowledgement(&ack("2999-01-01")).0, "acknowledged");
-        assert_eq!(acknowledgement(&ack("2020-01-01")).0, "expired");
-        assert_eq!(acknowledgement(&json!({"metadata": {}})).0, "drifted");
+        assert_eq!(acknowledgement(&ack("2999-01-01"), "h").0, "acknowledged");
+        assert_eq!(acknowledgement(&ack("2020-01-01"), "h").0, "expired");
+        assert_eq!(acknowledgement(&json!({"metadata": {}}), "h").0, "drifted");
+    }
+
+    /// A Deployment with a hand-added sidecar, and what git renders for it.
+    fn sidecar(image: &str) -> (Value, Value) {
+        let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "grafana", "namespace": "monitoring"},
+            "spec": {"template": {"spec": {"containers": [{"name": "grafana", "image": "grafana/grafana:10.4.0"}]}}}});
+        let mut live = desired.clone();
+        live["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "oauth2-proxy", "image": image}));
+        (desired, live)
+    }
+
+    /// The hash the check computes for the live object's changes.
+    fn check_hash(desired: &Value, live: &Value) -> String {
+        let changes: Vec<Change> = diff::diff(desired, live)
+            .into_iter()
+            .filter(|c| !c.path.starts_with(&format!("metadata.annotations.{ACK_PREFIX}")))
+            .collect();
+        changes_hash(changes.iter().map(|c| (c.path.as_str(), c.summary.as_str())))
+    }
+
+    fn annotate(live: &mut Value, hash: Option<&str>) {
+        let mut ann = json!({"drift.agentops.dev/temporary": "true", "drift.agentops.dev/reason": "sso trial",
+            "drift.agentops.dev/date": "2025-03-04T10:00:00Z", "drift.agentops.dev/expires": "2999-01-01"});
+        if let Some(h) = hash {
+            ann["drift.agentops.dev/changes-hash"] = json!(h);
+        }
+        live["metadata"]["annotations"] = ann;
+    }
+
+    #[test]
+    fn changes_hash_is_stable_short_and_order_free() {
+        let a = changes_hash([("spec.a", "+ a"), ("spec.b", "~ b 1 → 2")]);
+        assert_eq!(a, changes_hash([("spec.b", "~ b 1 → 2"), ("spec.a", "+ a")]));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, changes_hash([("spec.a", "+ a"), ("spec.b", "~ b 1 → 3")]));
+        assert_ne!(a, changes_hash([("spec.a", "+ a")]));
+    }
+
+    #[test]
+    fn an_acknowledgement_covers_the_changes_it_was_made_for_only() {
+        let (desired, mut live) = sidecar("quay.io/oauth2-proxy/oauth2-proxy:v7.4.0");
+        // what `acknowledge` records, from the drift as reported
+        let drift_of = |live: &Value| Drift {
+            env: "prod-west".into(),
+            app: "grafana".into(),
+            application: "grafana-prod-west".into(),
+            overlay: "apps/grafana/overlays/prod-west".into(),
+            object: "Deployment/monitoring/grafana".into(),
+            status: "drifted".into(),
+            changes: diff::diff(&desired, live)
+                .into_iter()
+                .filter(|c| !c.path.starts_with(&format!("metadata.annotations.{ACK_PREFIX}")))
+                .map(|c| ChangeOut {
+                    op: op_str(c.op).into(),
+                    path: c.path,
+                    from: c.from,
+                    to: c.to,
+                    summary: c.summary,
+                })
+                .collect(),
+            attribution: Vec::new(),
+            last_sync: None,
+            note: None,
+            recommendations: Vec::new(),
+        };
+        let recorded = acknowledged_hash(&drift_of(&live), &desired, &live);
+        annotate(&mut live, Some(&recorded));
+        assert_eq!(recorded, check_hash(&desired, &live), "the annotations themselves are not part of the changes");
+
+        // the same changes: acknowledged
+        let (status, note) = acknowledgement(&live, &check_hash(&desired, &live));
+        assert_eq!(status, "acknowledged");
+        assert!(note.unwrap().contains("sso trial"));
+
+        // a further change (the sidecar's image): drifted, saying why the acknowledgement does not apply
+        live["spec"]["template"]["spec"]["containers"][1]["image"] = json!("quay.io/oauth2-proxy/oauth2-proxy:v7.6.0");
+        let (status, note) = acknowledgement(&live, &check_hash(&desired, &live));
+        assert_eq!(status, "drifted");
+        let note = note.unwrap();
+        assert!(
+            note.starts_with("acknowledged on 2025-03-04 for other changes") && note.contains("these differ"),
+            "{note}"
+        );
+
+        // git changes the image of the main container: other changes again
+        let (mut desired2, _) = sidecar("quay.io/oauth2-proxy/oauth2-proxy:v7.4.0");
+        desired2["spec"]["template"]["spec"]["containers"][0]["image"] = json!("grafana/grafana:11.0.0");
+        let (_, mut live2) = sidecar("quay.io/oauth2-proxy/oauth2-proxy:v7.4.0");
+        annotate(&mut live2, Some(&recorded));
+        assert_eq!(acknowledgement(&live2, &check_hash(&desired2, &live2)).0, "drifted");
+
+        // an expired acknowledgement of other changes is drift, not expired
+        live["metadata"]["annotations"]["drift.agentops.dev/expires"] = json!("2020-01-01");
+        assert_eq!(acknowledgement(&live, &check_hash(&desired, &live)).0, "drifted");
+    }
+
+    #[test]
+    fn an_acknowledgement_without_the_hash_covers_any_change_as_before() {
+        let (desired, mut live) = sidecar("quay.io/oauth2-proxy/oauth2-proxy:v7.6.0");
+        annotate(&mut live, None);
+        let (status, note) = acknowledgement(&live, &check_hash(&desired, &live));
+        assert_eq!(status, "acknowledged");
+        assert_eq!(note.as_deref(), Some("temporary until 2999-01-01: sso trial"));
+        live["metadata"]["annotations"]["drift.agentops.dev/expires"] = json!("2020-01-01");
+        assert_eq!(acknowledgement(&live, &check_hash(&desired, &live)).0, "expired");
+    }
+
+    #[test]
+    fn the_expiry_date_must_be_a_calendar_date_after_today() {
+        let today = "2024-06-15";
+        let check = |expires: &str| validate_acknowledgement("load test", expires, today);
+        assert_eq!(check("2024-06-16"), Ok(()));
+        assert_eq!(check("2999-01-01"), Ok(()));
+        // not a date at all
+        for bad in ["tomorrow", "2024-6-16", "2024/06/16", "2024-06-16T00:00:00Z", "", "+024-06-16"] {
+            let e = check(bad).unwrap_err();
+            assert!(e.contains("is not a date") && e.contains("expected YYYY-MM-DD"), "{bad}: {e}");
+        }
+        // impossible months and days
+        let e = check("2026-13-45").unwrap_err();
+        assert!(e.contains("month 13 is not 1-12") && e.contains("expected YYYY-MM-DD"), "{e}");
+        assert!(check("2026-00-10").unwrap_err().contains("month 0 is not 1-12"));
+        let e = check("2026-04-31").unwrap_err();
+        assert!(e.contains("has days 1-30, not 31"), "{e}");
+        assert!(check("2026-01-32").unwrap_err().contains("has days 1-31, not 32"));
+        assert!(check("2026-01-00").unwrap_err().contains("not 0"));
+        // February 29th: leap years only (every 4th, not every 100th, but every 400th)
+        assert_eq!(check("2028-02-29"), Ok(()));
+        assert_eq!(check("2400-02-29"), Ok(()));
+        let e = check("2027-02-29").unwrap_err();
+        assert!(e.contains("month 02 of 2027 has days 1-28, not 29"), "{e}");
+        assert!(check("2100-02-29").unwrap_err().contains("has days 1-28"));
+        assert!(check("2028-02-30").unwrap_err().contains("has days 1-29"));
+        // today and the past
+        for past in ["2024-06-15", "2024-06-14", "2020-01-01", "2024-02-29"] {
+            let e = check(past).unwrap_err();
+            assert!(e.contains("is not in the future") && e.contains("today (2024-06-15, UTC)"), "{past}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_reason_must_not_be_blank() {
+        for blank in ["", " ", "\t\n"] {
+            let e = validate_acknowledgement(blank, "2999-01-01", "2024-06-15").unwrap_err();
+            assert!(e.contains("reason is blank"), "{e}");
+        }
+        assert_eq!(validate_acknowledgement("x", "2999-01-01", "2024-06-15"), Ok(()));
+    }
+
+    #[test]
+    fn today_is_a_utc_date() {
+        let t = today();
+        assert_eq!(validate_acknowledgement("r", &t, "0000-01-01"), Ok(()), "{t}");
+    }
+
+    #[tokio::test]
+    async fn invalid_acknowledgements_write_nothing() {
+        // a client for a server that does not exist: any request would fail with a connection error
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let (desired, live) = sidecar("x");
+        let d = Drift {
+            env: "e".into(),
+            app: "a".into(),
+            application: "a-e".into(),
+            overlay: "o".into(),
+            object: "Deployment/monitoring/grafana".into(),
+            status: "drifted".into(),
+            changes: Vec::new(),
+            attribution: Vec::new(),
+            last_sync: None,
+            note: None,
+            recommendations: Vec::new(),
+        };
+        let drifted = vec![(d, desired, live)];
+        for (reason, expires, says) in
+            [("r", "2026-13-45", "month 13"), ("r", "2020-01-01", "not in the future"), ("  ", "2999-01-01", "blank")]
+        {
+            let e = acknowledge(&client, &drifted, reason, expires).await.unwrap_err().to_string();
+            assert!(e.contains(says), "{expires}: {e}");
+        }
     }
 }

@@ -224,6 +224,23 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     assert_eq!(denied.code, 1, "no terminal, no --yes: denied\n{}", denied.stderr);
     let (_, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
     assert_eq!(v["drifts"][0]["status"], "drifted", "a denied write changed nothing");
+    // an impossible or past date, or a blank reason, is refused before anything is written
+    for (flag, bad, says, form) in [
+        ("--expires", "2026-13-45", "month 13 is not 1-12", "expected YYYY-MM-DD"),
+        ("--expires", "2020-01-01", "is not in the future", "expected YYYY-MM-DD"),
+        ("--reason", " ", "the reason is blank", "e.g."),
+    ] {
+        let mut a = ack(true);
+        let i = a.iter().position(|x| x == flag).unwrap();
+        a[i + 1] = bad.into();
+        let r = cli(a).await.unwrap();
+        assert_ne!(r.code, 0, "{flag} {bad:?}: {}", r.stdout);
+        assert!(r.stderr.contains(says) && r.stderr.contains(form), "{flag} {bad:?}: {}", r.stderr);
+    }
+    let live = w
+        .kubectl(&["--context", "prod-east", "-n", "monitoring", "get", "deployment/grafana", "-o", "json"], None)
+        .await;
+    assert!(!live.contains("drift.agentops.dev"), "nothing was written: {live}");
     let ok = cli(ack(true)).await.unwrap();
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
     let journal = std::fs::read_to_string(w.repo.path().join(".agentops/journal.jsonl")).unwrap();
@@ -236,6 +253,31 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     let (_, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
     assert_eq!(v["drifts"][0]["status"], "acknowledged", "{v:#}");
     assert!(v["drifts"][0]["note"].as_str().unwrap().contains("load test"));
+    let live = w
+        .kubectl(&["--context", "prod-east", "-n", "monitoring", "get", "deployment/grafana", "-o", "json"], None)
+        .await;
+    let live: Value = serde_json::from_str(&live).unwrap();
+    let hash = live["metadata"]["annotations"]["drift.agentops.dev/changes-hash"].as_str().unwrap_or_default();
+    assert_eq!(hash.len(), 16, "the acknowledged changes are recorded: {:#}", live["metadata"]["annotations"]);
+    // the acknowledgement covers those changes only: a further change to the object is drift again
+    w.kubectl(&["--context", "prod-east", "-n", "monitoring", "scale", "deployment/grafana", "--replicas=7"], None)
+        .await;
+    let (code, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["drifts"][0]["status"], "drifted", "{v:#}");
+    assert_eq!(v["drifts"][0]["changes"][0]["summary"], "~ replicas 1 → 7", "{v:#}");
+    assert_eq!(v["summary"]["drifted"], 1, "{v:#}");
+    assert_eq!(v["summary"]["acknowledged"], 0, "{v:#}");
+    let note = v["drifts"][0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("acknowledged on ") && note.contains("for other changes") && note.contains("these differ"),
+        "{note}"
+    );
+    // and back to what was acknowledged: covered again
+    w.kubectl(&["--context", "prod-east", "-n", "monitoring", "scale", "deployment/grafana", "--replicas=5"], None)
+        .await;
+    let (code, v) = w.drift(&["--app", "grafana", "--env", "prod-east"]).await;
+    assert_eq!((code, &v["drifts"][0]["status"]), (0, &json!("acknowledged")), "{v:#}");
     w.kubectl(
         &[
             "--context",
@@ -353,6 +395,61 @@ async fn an_unreachable_cluster_is_reported_and_the_others_still_checked() {
     assert_eq!(east["status"], "error");
     let west = v["clusters"].as_array().unwrap().iter().find(|c| c["env"] == "prod-west").unwrap();
     assert_eq!(west["status"], "ok");
+    w.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_any_checked_cluster_the_verdict_is_unknown_not_no_drift() {
+    let w = world().await;
+    let text = |w: &World| {
+        let (repo, kc) = (w.repo.path().to_path_buf(), w.kubeconfig());
+        tokio::task::spawn_blocking(move || {
+            agentops(&[
+                "drift",
+                "--repo",
+                repo.to_str().unwrap(),
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "--app",
+                "grafana",
+                "--env",
+                "prod-west",
+                "--env",
+                "prod-east",
+                "--no-cache",
+            ])
+        })
+    };
+    let unreachable = |w: &World, env: &str| {
+        let kc = std::fs::read_to_string(w.kubeconfig())
+            .unwrap()
+            .replace(&w.fleet.get(env).unwrap().https_url(), "https://127.0.0.1:9");
+        std::fs::write(w.kubeconfig(), kc).unwrap();
+    };
+    let r = text(&w).await.unwrap();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("NO DRIFT: 0 drifted") && r.stdout.contains("0 of 2 clusters"), "{}", r.stdout);
+
+    // one cluster down, nothing drifted in the other: no drift claimed for the checked one only
+    unreachable(&w, "prod-east");
+    let r = text(&w).await.unwrap();
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("cluster prod-east (context prod-east) could not be checked"), "{}", r.stdout);
+    let verdict = r.stdout.lines().last().unwrap();
+    assert!(verdict.starts_with("NO DRIFT in the 1 checked cluster: 0 drifted"), "{verdict}");
+    assert!(verdict.ends_with("1 of 2 clusters could not be checked."), "{verdict}");
+
+    // both down: nothing is known
+    unreachable(&w, "prod-west");
+    let r = text(&w).await.unwrap();
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let verdict = r.stdout.lines().last().unwrap();
+    assert!(verdict.starts_with("UNKNOWN (no cluster could be checked): "), "{verdict}");
+    assert!(verdict.ends_with("2 of 2 clusters could not be checked."), "{verdict}");
+    assert!(!r.stdout.contains("NO DRIFT"), "{}", r.stdout);
+    let (code, v) = w.drift(&["--app", "grafana", "--env", "prod-west", "--env", "prod-east"]).await;
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(v["summary"]["clusters_failed"], 2, "{v:#}");
     w.fleet.shutdown().await;
 }
 

@@ -241,7 +241,17 @@ async fn seed_case_end_to_end() {
     assert_eq!(v["plan"]["culprit_commits"][0]["sha"], w.bad.as_str());
     assert_eq!(v["plan"]["culprit_commits"][0]["files"], json!([DEPLOYMENT]));
     assert_eq!(v["plan"]["target"]["revision"], w.good.as_str());
-    assert_eq!(v["plan"]["risks"], json!([]));
+    // the reverted base also renders into the app's other overlays: said, with the auto-syncing ones
+    let risks = v["plan"]["risks"].as_array().unwrap();
+    assert_eq!(risks.len(), 1, "{risks:#?}");
+    assert_eq!(risks[0]["kind"], "shared");
+    let shared = risks[0]["message"].as_str().unwrap();
+    assert!(
+        shared.contains("4 other overlay(s)")
+            && shared.contains("apps/auth-service/overlays/dev (auto-sync: it changes at the next sync)")
+            && shared.contains("apps/auth-service/overlays/prod-east,"),
+        "{shared}"
+    );
     let fingerprint = v["plan"]["fingerprint"].as_str().unwrap().to_string();
     assert!(r.stderr.contains(&format!("add --expect {fingerprint} to revert only this plan")), "{}", r.stderr);
 
@@ -297,7 +307,8 @@ async fn seed_case_end_to_end() {
         &format!("https://github.com/acme/platform/commit/{}", w.bad),
         "feat(auth): shorter shutdown for faster deploys",
         "## Root cause",
-        "None found in the reverted change",
+        "- [ ] **shared**",
+        "apps/auth-service/overlays/staging (auto-sync: it changes at the next sync)",
     ] {
         assert!(report.contains(want), "report lacks {want:?}:\n{report}");
     }
@@ -348,7 +359,11 @@ async fn a_migration_is_a_manual_follow_up_and_auto_sync_is_handled() {
     let w = World::new(Setup { migration: true, auto_sync: true, drop_key: true, ..Setup::default() }).await;
     let r = w.rollback(&[]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("Manual follow-ups (a revert does not undo these):"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Manual follow-ups (what a revert does not undo, and what else it changes):"),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout.contains("[migration] Job auth-migrate-v2 (argocd.argoproj.io/hook: PreSync) added"),
         "{}",

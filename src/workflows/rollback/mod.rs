@@ -15,7 +15,7 @@ pub mod report;
 pub mod risks;
 pub mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -215,6 +215,42 @@ pub fn locate(repo: &Repo, app: &str, env: &str) -> Result<(String, crate::repo:
 /// The app's paths: every file that renders into its overlay.
 pub fn app_paths(repo: &Repo, overlay: &str) -> AppPaths {
     AppPaths::new(repo.closure(overlay).files.iter().cloned())
+}
+
+/// A revert restricted to the app's files still changes every other overlay that renders
+/// those files (a shared base or Component): one risk naming them, and which of their
+/// Argo CD Applications sync on their own.
+fn shared_with_others(repo: &Repo, overlay: &str, commits: &[CommitInfo]) -> Option<Risk> {
+    let reverted: BTreeSet<&str> = commits.iter().flat_map(|c| c.files.iter().map(String::as_str)).collect();
+    let mut others: Vec<String> = Vec::new();
+    let mut files: BTreeSet<&str> = BTreeSet::new();
+    let rank = |l: &&crate::repo::Leaf| l.env.as_ref().and_then(|e| repo.environments.iter().position(|x| x == e));
+    let mut leaves: Vec<&crate::repo::Leaf> = repo.leaves.iter().filter(|l| l.dir != overlay).collect();
+    leaves.sort_by_key(|l| (rank(l), l.dir.clone()));
+    for l in leaves {
+        let closure = repo.closure(&l.dir);
+        let hit: Vec<&str> = closure.files.iter().filter_map(|f| reverted.get(f.as_str()).copied()).collect();
+        if hit.is_empty() {
+            continue;
+        }
+        files.extend(hit);
+        let auto =
+            repo.argocd_apps.iter().any(|a| a.automated && a.sources.iter().any(|s| s.path.as_deref() == Some(&l.dir)));
+        others.push(format!("{}{}", l.dir, if auto { " (auto-sync: it changes at the next sync)" } else { "" }));
+    }
+    if others.is_empty() {
+        return None;
+    }
+    Some(Risk {
+        kind: "shared".into(),
+        commit: commits.iter().map(|c| c.short.as_str()).collect::<Vec<_>>().join(" "),
+        file: files.into_iter().collect::<Vec<_>>().join(", "),
+        message: format!(
+            "the reverted files also render into {} other overlay(s), which change too: {}. Check them, or revert with an overlay patch instead",
+            others.len(),
+            others.join(", ")
+        ),
+    })
 }
 
 /// Reads the Application from the environment's cluster.
@@ -488,6 +524,7 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
     }
     // what the changed files alone do not show: the overlay rendered at both revisions
     let mut risks = risks;
+    risks.extend(shared_with_others(&repo, &overlay, &culprit_commits));
     if let (None, Some(t), Some(cur)) = (&blocked, &target, &current_rev) {
         let (root, dir, tgt, cur) = (repo.root.clone(), overlay.clone(), t.revision.clone(), cur.clone());
         let (engine, redactor) = (ctx.engine(&repo)?, ctx.redactor_arc());

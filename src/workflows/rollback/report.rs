@@ -89,8 +89,14 @@ pub fn data(plan: &RollbackPlan, at: &str, verification: Option<&Verification>) 
         format!("rollback to {} started by agentops", plan.target.as_ref().map(|t| t.short.as_str()).unwrap_or("?")),
     ));
     timeline.sort();
-    let target =
-        plan.target.as_ref().map(|t| json!({"short": t.short, "record": t.record, "link": link(plan, &t.revision)}));
+    // a report is read later: absolute times, never "2d ago"
+    let target = plan.target.as_ref().map(|t| {
+        let record = match &t.deploy {
+            Some(d) => format!("deployed {}, error rate {} while live", d.deployed_at, pct(d.error_rate)),
+            None => t.record.clone(),
+        };
+        json!({"short": t.short, "record": record, "link": link(plan, &t.revision)})
+    });
     let culprit = plan
         .culprit_deploys
         .first()
@@ -249,7 +255,7 @@ pub fn text(plan: &RollbackPlan) -> String {
         }
     }
     if !plan.risks.is_empty() {
-        let _ = writeln!(s, "\nManual follow-ups (a revert does not undo these):");
+        let _ = writeln!(s, "\nManual follow-ups (what a revert does not undo, and what else it changes):");
         for r in &plan.risks {
             let _ = writeln!(s, "  ! [{}] {} ({}, {})", r.kind, r.message, r.commit, r.file);
         }

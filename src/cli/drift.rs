@@ -191,7 +191,7 @@ async fn check(global: &Global, args: CheckArgs) -> Result<ExitCode> {
     if let Some(p) = &args.metrics_file {
         std::fs::write(p, drift::metrics_text(&report)).map_err(|e| Error::io(p, e))?;
     }
-    Ok(if report.summary.clusters_failed > 0 {
+    Ok(if report.summary.clusters_failed > 0 || report.summary.applications_unchecked > 0 {
         ExitCode::from(2)
     } else if report.has_drift() {
         ExitCode::from(1)

@@ -79,6 +79,11 @@ fn verdict(report: &DriftReport) -> String {
     let checked = report.clusters.len().saturating_sub(failed);
     if report.has_drift() {
         "DRIFT".into()
+    } else if failed == 0 && report.summary.applications_unchecked > 0 {
+        format!(
+            "NO DRIFT in the checked applications ({} not checked: their overlays do not build)",
+            report.summary.applications_unchecked
+        )
     } else if failed == 0 {
         "NO DRIFT".into()
     } else if checked == 0 {

@@ -103,6 +103,9 @@ pub struct DriftSummary {
     pub missing: usize,
     pub untracked: usize,
     pub clusters_failed: usize,
+    /// Applications whose overlay does not build: not checked (the warnings say why).
+    #[serde(default)]
+    pub applications_unchecked: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -133,8 +136,9 @@ struct Target {
 }
 
 /// Renders every Application of the repo that points at a path of this repo (blocking:
-/// runs kustomize through the cached engine). Build failures are errors naming the overlay.
-fn targets(repo: &Repo, engine: &Engine, req: &DriftRequest) -> Result<Vec<Target>> {
+/// runs kustomize through the cached engine): the targets, and for each overlay that does
+/// not build, why its Application was not checked (file and line when kustomize names them).
+fn targets(repo: &Repo, engine: &Engine, req: &DriftRequest) -> Result<(Vec<Target>, Vec<String>)> {
     use rayon::prelude::*;
     let leaves: HashMap<&str, &crate::repo::Leaf> = repo.leaves.iter().map(|l| (l.dir.as_str(), l)).collect();
     let mut wanted = Vec::new();
@@ -150,23 +154,33 @@ fn targets(repo: &Repo, engine: &Engine, req: &DriftRequest) -> Result<Vec<Targe
         }
         wanted.push((app, env, argo, dir));
     }
-    // renders in parallel (cached builds are a read and a parse each)
-    wanted
+    // renders in parallel (cached builds are a read and a parse each); an overlay that does
+    // not build is reported and its Application left out, the others are still checked
+    let built: Vec<std::result::Result<Target, String>> = wanted
         .into_par_iter()
         .map(|(app, env, argo, dir)| {
             let built = engine.build(repo, &dir);
             if let Some(e) = built.error {
                 let e = crate::kustomize::classify(&e, repo, &dir);
-                return Err(Error::Usage(format!(
-                    "{dir} does not build ({}): {}; run agentops validate",
-                    e.class, e.message
-                )));
+                let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+                return Err(format!(
+                    "{env}: {dir} does not build ({} at {}{line}): {}; Application {} was not checked (run agentops validate)",
+                    e.class, e.file, e.message, argo.name
+                ));
             }
             let desired = crate::repo::yaml::parse_values(&built.stdout)
-                .map_err(|e| Error::Internal(format!("{dir}: rendered output: {e}")))?;
+                .map_err(|e| format!("{env}: {dir}: rendered output: {e}; Application {} was not checked", argo.name))?;
             Ok(Target { app, env, argo: argo.clone(), overlay: dir, desired })
         })
-        .collect()
+        .collect();
+    let (mut targets, mut unchecked) = (Vec::new(), Vec::new());
+    for b in built {
+        match b {
+            Ok(t) => targets.push(t),
+            Err(e) => unchecked.push(e),
+        }
+    }
+    Ok((targets, unchecked))
 }
 
 /// Runs the drift check.
@@ -228,7 +242,7 @@ async fn check_all(
     req: &DriftRequest,
     progress: &(dyn Fn(DriftProgress) + Sync),
 ) -> Result<(DriftReport, Vec<DriftedObject>)> {
-    let targets = tokio::task::block_in_place(|| targets(repo, engine, req))?;
+    let (targets, unchecked) = tokio::task::block_in_place(|| targets(repo, engine, req))?;
     for t in &targets {
         t.desired.iter().for_each(|o| redactor.learn_object(o));
     }
@@ -267,6 +281,8 @@ async fn check_all(
     let results = futures::stream::iter(checks).buffered(clusters.concurrency.max(1)).collect::<Vec<_>>().await;
     let mut report = DriftReport { warnings, ..DriftReport::default() };
     report.summary.applications = targets.len();
+    report.summary.applications_unchecked = unchecked.len();
+    report.warnings.extend(unchecked);
     let mut objects_of = Vec::new();
     for (env, context, objects, result) in results {
         match result {

@@ -395,6 +395,21 @@ async fn an_unreachable_cluster_is_reported_and_the_others_still_checked() {
     assert_eq!(east["status"], "error");
     let west = v["clusters"].as_array().unwrap().iter().find(|c| c["env"] == "prod-west").unwrap();
     assert_eq!(west["status"], "ok");
+
+    // an overlay that does not build leaves out its Application only; the rest are checked
+    let k = w.repo.path().join("apps/grafana/overlays/dev/kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap().replace("resources:\n", "resources:\n  - missing.yaml\n");
+    std::fs::write(&k, text).unwrap();
+    let (code, v) = w.drift(&["--env", "dev"]).await;
+    assert_eq!(code, 2, "not every Application could be checked: {v:#}");
+    assert_eq!(v["summary"]["applications_unchecked"], 1, "{v:#}");
+    assert!(v["summary"]["applications"].as_u64().unwrap() >= 10, "the other apps of dev are checked: {v:#}");
+    let warning = v["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.starts_with("dev: apps/grafana/overlays/dev does not build (missing-file at ")
+            && warning.contains("Application grafana-dev was not checked"),
+        "{warning}"
+    );
     w.fleet.shutdown().await;
 }
 

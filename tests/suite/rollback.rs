@@ -330,6 +330,11 @@ async fn seed_case_end_to_end() {
     let again = w.rollback(&[]).await;
     assert_eq!(again.code, 1, "{}", again.stdout);
     assert!(again.stdout.contains("looks healthy"), "{}", again.stdout);
+    assert!(!again.stdout.contains("Culprit"), "a healthy deploy is named no culprit: {}", again.stdout);
+    // back to the good revision explicitly: the culprit and its revert cancel out
+    let to_good = w.rollback(&["--to", &w.good[..7]]).await;
+    assert_eq!(to_good.code, 1, "{}\n{}", to_good.stdout, to_good.stderr);
+    assert!(to_good.stdout.contains("cancel out in the app's files"), "{}", to_good.stdout);
     w.fleet.shutdown().await;
 }
 

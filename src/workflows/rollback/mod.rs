@@ -494,8 +494,22 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
             let m = format!("the deployed revision {} is not in this repository; git fetch first", short(&cur));
             return Ok((Vec::new(), recent, Vec::new(), remote, Some(m)));
         }
-        let commits =
-            git::log(&root, &paths, &LogQuery { from: Some(cur), exclude: Some(tgt), ..LogQuery::default() })?;
+        let commits = git::log(
+            &root,
+            &paths,
+            &LogQuery { from: Some(cur.clone()), exclude: Some(tgt.clone()), ..LogQuery::default() },
+        )?;
+        // commits that cancel out (a change and its own revert) leave nothing to revert
+        if !commits.is_empty() && matches!(git::prepare_revert(&root, &cur, &tgt, &paths), Err(git::RevertError::Empty))
+        {
+            let m = format!(
+                "the commits between {} and {} cancel out in the app's files (HEAD already matches {} there): a revert would change nothing",
+                short(&tgt),
+                short(&cur),
+                short(&tgt)
+            );
+            return Ok((commits, recent, Vec::new(), remote, Some(m)));
+        }
         let mut risks = Vec::new();
         for c in &commits {
             let parent = git::parent_of(&root, &c.sha)?;

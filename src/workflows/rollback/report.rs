@@ -211,7 +211,9 @@ pub fn text(plan: &RollbackPlan) -> String {
     if let Some(t) = &plan.target {
         let _ = writeln!(s, "  Target       {}  {}", t.short, t.record);
     }
-    for d in &plan.culprit_deploys {
+    // a deploy measured below the threshold is no culprit, whatever else the plan says
+    let healthy = |d: &&super::Deploy| d.error_rate.is_some_and(|r| r < plan.metrics.threshold);
+    for d in plan.culprit_deploys.iter().filter(|d| !healthy(d)) {
         let _ = writeln!(
             s,
             "  Culprit      the deploy of {} at {}: error rate {} while live",

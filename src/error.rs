@@ -7,8 +7,9 @@ use std::path::Path;
 pub enum Error {
     #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Config { file: String, line: Option<u32>, message: String },
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    // not a `source`: the message already says it, and a chain would say it twice
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error(
         "kustomize not found: tried --kustomize / the `kustomize` key of .agentops.yaml, `kustomize` on PATH, \
          `kubectl` on PATH and ./.tools/bin. Run scripts/setup-tools (installs kubectl with kustomize v5 into \
@@ -27,7 +28,7 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.display().to_string(), source }
+        Error::Io { path: path.display().to_string(), err: source }
     }
 }
 

@@ -56,6 +56,15 @@ pub struct ClusterSet {
     pub concurrency: usize,
 }
 
+/// kube's kubeconfig errors, without the path it quotes twice (`'"/x"'`): the caller names
+/// the file already.
+fn kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
+    match e {
+        kube::config::KubeconfigError::ReadConfig(io, _) => format!("cannot read it: {io}"),
+        other => other.to_string(),
+    }
+}
+
 impl ClusterSet {
     /// Reads the kubeconfig: `path`, else `$KUBECONFIG`, else `~/.kube/config`.
     pub fn load(path: Option<&Path>) -> Result<ClusterSet, Error> {
@@ -64,7 +73,7 @@ impl ClusterSet {
                 Kubeconfig::read_from(p).map_err(|e| Error::Config {
                     file: p.display().to_string(),
                     line: None,
-                    message: e.to_string(),
+                    message: kubeconfig_error(&e),
                 })?,
                 p.display().to_string(),
             ),
@@ -73,7 +82,7 @@ impl ClusterSet {
                 let k = Kubeconfig::read().map_err(|e| Error::Config {
                     file: source.clone(),
                     line: None,
-                    message: format!("{e}; pass --kubeconfig or set KUBECONFIG"),
+                    message: format!("{}; pass --kubeconfig or set KUBECONFIG", kubeconfig_error(&e)),
                 })?;
                 (k, source)
             }

@@ -88,7 +88,7 @@ impl Repo {
                 Ok(e) => e,
                 Err(e) => {
                     let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
-                    return Err(Error::Io { path, source: e.into() });
+                    return Err(Error::Io { path, err: e.into() });
                 }
             };
             let rel = rel_path(&root, entry.path());

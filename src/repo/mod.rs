@@ -286,6 +286,37 @@ impl Repo {
 
     /// For an object made by a configMapGenerator or secretGenerator: the kustomization
     /// file and line of the generator entry (rendered names carry a hash suffix).
+    /// The `images:` entry that set a rendered image's tag or digest (`repo[:tag]`), if a
+    /// kustomization in the closure did: the leaf's own first, then the nearest other.
+    pub fn locate_image<'a>(&'a self, closure: &'a Closure, leaf_dir: &str, image: &str) -> Option<(&'a str, u32)> {
+        let name = match image.split_once('@') {
+            Some((n, _)) => n,
+            None => match image.rsplit_once(':') {
+                Some((n, tag)) if !tag.contains('/') => n,
+                _ => image,
+            },
+        };
+        let mut best: Option<(&str, u32, bool)> = None;
+        for f in &closure.files {
+            let Some(k) = self.kustomizations.get(split_dir(f).0).filter(|k| &k.file == f) else { continue };
+            let Some(doc) = self.docs(&k.file).first() else { continue };
+            let Some(items) = doc.value.get("images").and_then(Value::as_array) else { continue };
+            for (i, item) in items.iter().enumerate() {
+                let s = |key: &str| item.get(key).and_then(Value::as_str);
+                let renders_as = s("newName").or(s("name"));
+                let sets = if s("digest").is_some() { "digest" } else { "newTag" };
+                if renders_as != Some(name) || item.get(sets).is_none() {
+                    continue;
+                }
+                let own = split_dir(f).0 == leaf_dir;
+                if best.is_none_or(|b| own && !b.2) {
+                    best = Some((k.file.as_str(), doc.line_of(&format!("/images/{i}/{sets}")), own));
+                }
+            }
+        }
+        best.map(|(f, l, _)| (f, l))
+    }
+
     pub fn locate_generator<'a>(&'a self, closure: &'a Closure, kind: &str, name: &str) -> Option<(&'a str, u32)> {
         let field = match kind {
             "ConfigMap" => "configMapGenerator",

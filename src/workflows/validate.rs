@@ -561,13 +561,22 @@ fn check_leaf(
             if p.image_tag.enabled {
                 let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
                 if let Some(problem) = image_problem(image) {
-                    cx.on_object(
-                        "image-tag",
-                        p.image_tag.severity,
-                        obj,
-                        &format!("{ptr}/image"),
-                        format!("container {name:?}: {problem}"),
-                    );
+                    let message = format!("container {name:?}: {problem}");
+                    // an overlay's `images:` entry that set the tag is where to fix it
+                    match repo.locate_image(&closure, &leaf.dir, image) {
+                        Some((f, line)) => {
+                            let object = Some(ObjectRef::of(obj).to_string());
+                            cx.finding(
+                                "image-tag",
+                                p.image_tag.severity,
+                                Some(f.to_string()),
+                                Some(line),
+                                object,
+                                message,
+                            )
+                        }
+                        None => cx.on_object("image-tag", p.image_tag.severity, obj, &format!("{ptr}/image"), message),
+                    }
                 }
             }
         }

@@ -290,3 +290,31 @@ fn a_directory_with_nothing_to_validate_is_an_error() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("nothing to validate in ") && r.stderr.contains("is --repo right?"), "{}", r.stderr);
 }
+
+/// A `:latest` set by an overlay's `images:` entry is reported there, not at the base's
+/// image line (which still names a pinned version).
+#[test]
+fn an_image_tag_set_by_an_overlay_is_reported_where_it_is_set() {
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), repo.path());
+    let k = repo.path().join("apps/grafana/overlays/prod-west/kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap().replace("newTag: 10.4.2", "newTag: latest");
+    std::fs::write(&k, text).unwrap();
+    let r = agentops(&[
+        "validate",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--no-cache",
+        "--app",
+        "grafana",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let found: Vec<&serde_json::Value> =
+        v["findings"].as_array().unwrap().iter().filter(|f| f["check"] == "image-tag").collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["file"], "apps/grafana/overlays/prod-west/kustomization.yaml", "{:#}", found[0]);
+    assert_eq!(found[0]["line"], 21, "the newTag line");
+}

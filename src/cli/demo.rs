@@ -273,99 +273,29 @@ async fn run_request(ctx: &ToolCtx, text: &str) -> Result<bool> {
     Ok(!results.is_empty() && results.iter().all(|r| r.ok))
 }
 
-/// A step's result: the session's status line (the approval said as the demo gives it) and
-/// the workflow's own text renderer where there is one, else a short JSON excerpt.
+/// A step's result as the session renders it (the approval said as the demo gives it, with
+/// the step's time); for the steps after a plan, only what the plan did not show already.
 fn show(step: &Step, r: &StepResult) -> String {
-    let mut bare = r.clone();
-    bare.output = None;
-    let status =
-        session::render_result(step, &bare, false).replace("(approved by --yes)", "(auto-approved in the demo)");
-    let status = status.replacen('\n', &format!(" {}ms\n", r.duration_ms), 1);
-    let Some(out) = &r.output else { return status };
-    let body = match step.tool.as_str() {
-        "rollback_plan" => serde_json::from_value::<crate::workflows::rollback::RollbackPlan>(out.clone())
-            .map(|p| crate::workflows::rollback::report::text(&p))
-            .ok(),
-        "rollback_verify" => {
-            serde_json::from_value::<crate::workflows::rollback::VerifyOutcome>(out.clone()).ok().map(|v| {
-                let mut s = crate::workflows::rollback::report::verification_text(&v.verification);
-                if let Some(p) = &v.report {
-                    s.push_str(&format!("  incident report: {p}\n"));
-                }
-                s
-            })
-        }
-        "write_doc" => Some(format!(
-            "  wrote {} ({} bytes){}\n",
-            out["path"].as_str().unwrap_or("?"),
-            out["bytes"],
-            out["summary"].as_str().map(|s| format!("\n  {s}")).unwrap_or_default()
-        )),
-        "git_revert" => Some(format!(
-            "  reverted {} as {} ({}); incident report {}\n",
-            list(&out["reverted"]),
-            out["short"].as_str().unwrap_or("?"),
-            list(&out["files"]),
-            out["report"].as_str().unwrap_or("none")
-        )),
-        "argocd_sync" => Some(format!(
-            "  {} in {}: {}: {}\n",
-            out["name"].as_str().unwrap_or("?"),
-            out["env"].as_str().unwrap_or("?"),
-            out.pointer("/operation_state/phase").and_then(|v| v.as_str()).unwrap_or("?"),
-            out.pointer("/operation_state/message").and_then(|v| v.as_str()).unwrap_or("")
-        )),
-        "draft_commit_message" => {
-            Some(format!("  drafted: {}\n", out["message"].as_str().unwrap_or("").lines().next().unwrap_or("")))
-        }
-        "commit" => Some(format!(
-            "  committed {}: {}\n",
-            out["commit"].as_str().map_or("?", |c| &c[..c.len().min(7)]),
-            out["message"].as_str().unwrap_or("").lines().next().unwrap_or("")
-        )),
+    let full = session::render_result(step, r, false)
+        .replace("(approved by --yes)", "(auto-approved in the demo)")
+        .replacen('\n', &format!(" {}ms\n", r.duration_ms), 1);
+    let mut lines = full.lines();
+    let status = format!("{}\n", lines.next().unwrap_or_default());
+    match step.tool.as_str() {
         // what the plan step already showed in full: only the proof and the commit
         "create_app" | "harmonize_apply" => {
-            let full = session::render_result(step, r, false);
-            let keep: String = full
-                .lines()
-                .skip(1)
-                .filter(|l| ["Proof:", "Committed:", "Blocked", "  FAIL", "  fail"].iter().any(|p| l.starts_with(p)))
-                .map(|l| format!("  {l}\n"))
-                .collect();
-            Some(keep)
+            let keep = ["Proof:", "Committed:", "Blocked", "  FAIL", "  fail"];
+            status
+                + &lines
+                    .filter(|l| keep.iter().any(|p| l.starts_with(p)))
+                    .map(|l| format!("  {l}\n"))
+                    .collect::<String>()
         }
-        "validate" | "drift_report" | "render_overlay" | "harmonize_plan" => None,
-        _ => Some(outline(out)),
-    };
-    match body {
-        Some(b) => status + &b,
-        None => session::render_result(step, r, false)
-            .replace("(approved by --yes)", "(auto-approved in the demo)")
-            .replacen('\n', &format!(" {}ms\n", r.duration_ms), 1),
+        // the subject is enough here: the day ends with the commit
+        "draft_commit_message" => {
+            let subject = lines.next().and_then(|l| l.strip_prefix("  | ")).unwrap_or_default();
+            format!("{status}  drafted: {subject}\n")
+        }
+        _ => full,
     }
-}
-
-/// A JSON array of strings as `a, b`.
-fn list(v: &serde_json::Value) -> String {
-    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-}
-
-/// One line per top-level field: scalars as they are, arrays and objects by their size.
-fn outline(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    let Some(map) = v.as_object() else { return format!("  {v}\n") };
-    let mut s = String::new();
-    for (k, x) in map {
-        let shown = match x {
-            Value::Array(a) => format!("{} item{}", a.len(), if a.len() == 1 { "" } else { "s" }),
-            Value::Object(o) => {
-                let keys: Vec<&str> = o.keys().map(String::as_str).take(6).collect();
-                format!("{{{}{}}}", keys.join(", "), if o.len() > 6 { ", …" } else { "" })
-            }
-            Value::String(t) => t.lines().next().unwrap_or("").to_string(),
-            other => other.to_string(),
-        };
-        s.push_str(&format!("  {k}: {shown}\n"));
-    }
-    s
 }

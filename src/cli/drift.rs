@@ -213,7 +213,7 @@ async fn write(
     let results = [r];
     for r in &results {
         match (&r.output, &r.error) {
-            (Some(out), _) => println!("{}", serde_json::to_string_pretty(out).unwrap_or_default()),
+            (Some(out), _) => print!("{}", super::session::result_body(tool, out)),
             (None, Some(e)) => eprintln!("{}: {e}", r.tool),
             _ => {}
         }

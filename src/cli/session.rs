@@ -219,9 +219,86 @@ pub fn render_result(step: &Step, r: &StepResult, color: bool) -> String {
         {
             s.push_str(&report::harmonize::text(&plan));
         } else {
-            s.push_str(&serde_json::to_string_pretty(out).unwrap_or_default());
-            s.push('\n');
+            s.push_str(&result_body(&step.tool, out));
         }
+    }
+    s
+}
+
+/// The text of a tool's output that has no report of its own: a line or two for the
+/// workflow steps people approve, else one line per field.
+pub fn result_body(tool: &str, out: &serde_json::Value) -> String {
+    use crate::workflows::rollback;
+    let first = |v: &serde_json::Value| v.as_str().unwrap_or("").lines().next().unwrap_or("").to_string();
+    let body = match tool {
+        "rollback_plan" => {
+            serde_json::from_value::<rollback::RollbackPlan>(out.clone()).ok().map(|p| rollback::report::text(&p))
+        }
+        "rollback_verify" => serde_json::from_value::<rollback::VerifyOutcome>(out.clone()).ok().map(|v| {
+            let mut s = rollback::report::verification_text(&v.verification);
+            if let Some(p) = &v.report {
+                s.push_str(&format!("  incident report: {p}\n"));
+            }
+            s
+        }),
+        "write_doc" => Some(format!(
+            "  wrote {} ({} bytes){}\n",
+            out["path"].as_str().unwrap_or("?"),
+            out["bytes"],
+            out["summary"].as_str().map(|s| format!("\n  {s}")).unwrap_or_default()
+        )),
+        "git_revert" => Some(format!(
+            "  reverted {} as {} ({}); incident report {}\n",
+            list(&out["reverted"]),
+            out["short"].as_str().unwrap_or("?"),
+            list(&out["files"]),
+            out["report"].as_str().unwrap_or("none")
+        )),
+        "argocd_sync" => Some(format!(
+            "  {} in {}: {}: {}\n",
+            out["name"].as_str().unwrap_or("?"),
+            out["env"].as_str().unwrap_or("?"),
+            out.pointer("/operation_state/phase").and_then(|v| v.as_str()).unwrap_or("?"),
+            out.pointer("/operation_state/message").and_then(|v| v.as_str()).unwrap_or("")
+        )),
+        // the whole message: it is what the commit step will use
+        "draft_commit_message" => {
+            Some(out["message"].as_str().unwrap_or("").lines().map(|l| format!("  | {l}\n")).collect::<String>())
+        }
+        "commit" => Some(format!(
+            "  committed {}: {}\n",
+            out["commit"].as_str().map_or("?", |c| &c[..c.len().min(7)]),
+            first(&out["message"])
+        )),
+        _ => None,
+    };
+    body.unwrap_or_else(|| outline(out))
+}
+
+/// A JSON array of strings as `a, b`.
+fn list(v: &serde_json::Value) -> String {
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+/// One line per top-level field: scalars as they are, arrays and objects by their size
+/// (`--format json` has the whole output).
+fn outline(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let Some(map) = v.as_object() else { return format!("  {v}\n") };
+    let mut s = String::new();
+    for (k, x) in map {
+        let shown = match x {
+            Value::Array(a) if a.is_empty() => "none".to_string(),
+            Value::Array(a) if a.iter().all(Value::is_string) && a.len() <= 8 => list(x),
+            Value::Array(a) => format!("{} item{}", a.len(), if a.len() == 1 { "" } else { "s" }),
+            Value::Object(o) => {
+                let keys: Vec<&str> = o.keys().map(String::as_str).take(6).collect();
+                format!("{{{}{}}}", keys.join(", "), if o.len() > 6 { ", …" } else { "" })
+            }
+            Value::String(t) => t.lines().next().unwrap_or("").to_string(),
+            other => other.to_string(),
+        };
+        s.push_str(&format!("  {k}: {shown}\n"));
     }
     s
 }

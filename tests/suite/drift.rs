@@ -301,7 +301,8 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
         ["drift", "revert", "--app", "grafana", "--env", "prod-east", "--yes"].iter().map(|s| s.to_string()).collect();
     revert.extend(base.clone());
     let r = cli(revert).await.unwrap();
-    assert!(r.stdout.contains("\"phase\": \"Succeeded\""), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("grafana-prod-east in prod-east: Succeeded: "), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.lines().count() <= 3, "a line, not the whole operation state: {}", r.stdout);
     let (code, v) = w
         .drift(&[
             "--app",

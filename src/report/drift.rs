@@ -1,8 +1,9 @@
-//! Text rendering of a drift report: one block per drifted object, in a few lines.
+//! Text rendering of a drift report: one block per drifted object, in a few lines, and
+//! one per Application for objects a cluster does not run.
 
 use std::fmt::Write as _;
 
-use crate::workflows::drift::DriftReport;
+use crate::workflows::drift::{Drift, DriftReport};
 
 pub fn text(report: &DriftReport) -> String {
     let mut out = String::new();
@@ -18,7 +19,33 @@ pub fn text(report: &DriftReport) -> String {
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {w}\n");
     }
-    for d in &report.drifts {
+    // objects git renders that a cluster does not run: one block per Application (an app
+    // never synced there misses all of them), so the changed objects stay readable
+    let mut missing: Vec<(&Drift, Vec<&str>)> = Vec::new();
+    for d in report.drifts.iter().filter(|d| d.status == "missing") {
+        match missing.iter_mut().find(|(m, _)| m.env == d.env && m.application == d.application) {
+            Some((_, objects)) => objects.push(&d.object),
+            None => missing.push((d, vec![&d.object])),
+        }
+    }
+    for (d, objects) in &missing {
+        let (env, application, overlay, recommendations) = (&d.env, &d.application, &d.overlay, &d.recommendations);
+        let shown: Vec<&str> = objects.iter().take(4).copied().collect();
+        let more = objects.len().saturating_sub(shown.len());
+        let _ = writeln!(
+            out,
+            "{env} {application} [missing]: {} object{} from {overlay} not in the cluster: {}{}",
+            objects.len(),
+            if objects.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+        if let Some(r) = recommendations.first() {
+            let _ = writeln!(out, "  -> {r}");
+        }
+        out.push('\n');
+    }
+    for d in report.drifts.iter().filter(|d| d.status != "missing") {
         let _ = writeln!(out, "{} {} [{}]", d.env, d.object, d.status);
         let _ = writeln!(out, "  app {} (Argo CD {}), overlay {}", d.app, d.application, d.overlay);
         for c in &d.changes {
@@ -128,5 +155,35 @@ mod tests {
         assert!(some.starts_with("NO DRIFT in the 1 checked cluster: "), "{some}");
         assert!(some.ends_with("2 of 3 clusters could not be checked."), "{some}");
         assert!(headline(&report(2, 1)).starts_with("NO DRIFT in the 2 checked clusters: "));
+    }
+
+    #[test]
+    fn missing_objects_are_one_block_per_application() {
+        let drift = |object: &str, status: &str, application: &str| Drift {
+            env: "dev".into(),
+            app: "grafana".into(),
+            application: application.into(),
+            overlay: "apps/grafana/overlays/dev".into(),
+            object: object.into(),
+            status: status.into(),
+            recommendations: vec![format!("sync {application}")],
+            ..Drift::default()
+        };
+        let mut r = report(1, 0);
+        for i in 0..6 {
+            r.drifts.push(drift(&format!("ConfigMap/monitoring/c{i}"), "missing", "grafana-dev"));
+        }
+        r.drifts.push(drift("Service/web/web", "missing", "web-dev"));
+        r.drifts.push(drift("Deployment/monitoring/grafana", "drifted", "grafana-dev"));
+        let t = text(&r);
+        let grafana = "dev grafana-dev [missing]: 6 objects from apps/grafana/overlays/dev not in the cluster: \
+                       ConfigMap/monitoring/c0, ConfigMap/monitoring/c1, ConfigMap/monitoring/c2, ConfigMap/monitoring/c3 and 2 more";
+        assert!(t.contains(grafana), "{t}");
+        assert!(t.contains(
+            "dev web-dev [missing]: 1 object from apps/grafana/overlays/dev not in the cluster: Service/web/web"
+        ));
+        assert_eq!(t.matches("[missing]").count(), 2, "{t}");
+        assert_eq!(t.matches("  -> sync grafana-dev").count(), 2, "the missing block and the drifted object: {t}");
+        assert!(t.contains("dev Deployment/monitoring/grafana [drifted]"), "{t}");
     }
 }

@@ -77,7 +77,7 @@ pub struct LastSync {
     pub time: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Drift {
     pub env: String,
     pub app: String,

@@ -140,13 +140,16 @@ async fn prometheus_in_five_clusters_is_planned_gated_written_and_committed() {
     let message = git(dir, &["log", "-1", "--format=%B"]);
     assert!(message.starts_with("feat(prometheus): deploy prometheus to 5 environments"), "{message}");
     for fact in [
-        "Tier: medium",
-        "Storage: StatefulSet volume",
+        "Tier: medium (requests/limits)",
+        "- prod-west, prod-east, prod-central:\n  3 replicas, cpu ",
+        "Storage: a StatefulSet volume per replica, StorageClass:",
         "Validated: kustomize build 5/5 overlays",
         "Metrics for every cluster",
     ] {
         assert!(message.contains(fact), "{fact}: {message}");
     }
+    // identical values across environments share a line: the body stays readable
+    assert!(message.lines().all(|l| l.chars().count() <= 72), "{message}");
 
     // the repo's style: repo URL, project, destination and names learned from its Applications
     let app = std::fs::read_to_string(dir.join("argocd/prod-west/prometheus.yaml")).unwrap();

@@ -847,29 +847,46 @@ pub fn apply(
     }
     if commit {
         let paths: Vec<String> = plan.files.iter().map(|f| f.path.clone()).collect();
-        let sizes: Vec<String> = plan
-            .envs
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} {}x {}/{} cpu {}/{} memory",
-                    e.env,
-                    e.size.replicas,
-                    e.size.cpu_request,
-                    e.size.cpu_limit,
-                    e.size.memory_request,
-                    e.size.memory_limit
-                )
-            })
-            .collect();
-        let mut extra = vec![format!("Tier: {} ({})", plan.tier, sizes.join("; "))];
+        // environments with the same value on one line, as the drafted body does
+        fn grouped(items: impl Iterator<Item = (String, String)>) -> Vec<String> {
+            let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+            for (env, value) in items {
+                match groups.iter_mut().find(|(v, _)| *v == value) {
+                    Some((_, envs)) => envs.push(env),
+                    None => groups.push((value, vec![env])),
+                }
+            }
+            // a line that would pass 72 characters continues on the next one
+            groups
+                .into_iter()
+                .map(|(v, envs)| {
+                    let one = format!("- {}: {v}", envs.join(", "));
+                    if one.chars().count() <= 72 { one } else { format!("- {}:\n  {v}", envs.join(", ")) }
+                })
+                .collect()
+        }
+        let sizes = grouped(plan.envs.iter().map(|e| {
+            let s = &e.size;
+            let size = format!(
+                "{} replica{}, cpu {}/{}, memory {}/{}",
+                s.replicas,
+                if s.replicas == 1 { "" } else { "s" },
+                s.cpu_request,
+                s.cpu_limit,
+                s.memory_request,
+                s.memory_limit
+            );
+            (e.env.clone(), size)
+        }));
+        let mut extra = vec![format!("Tier: {} (requests/limits)", plan.tier)];
+        extra.extend(sizes);
         if plan.stateful {
-            let classes: Vec<String> = plan
-                .envs
-                .iter()
-                .map(|e| format!("{} {}", e.env, e.storage_class.as_deref().unwrap_or("cluster default")))
-                .collect();
-            extra.push(format!("Storage: StatefulSet volume ({})", classes.join(", ")));
+            extra.push("Storage: a StatefulSet volume per replica, StorageClass:".into());
+            extra.extend(grouped(
+                plan.envs.iter().map(|e| {
+                    (e.env.clone(), e.storage_class.clone().unwrap_or_else(|| "the cluster's default".into()))
+                }),
+            ));
         }
         extra.push(format!(
             "Exposure: {}",

@@ -9,6 +9,11 @@ use base64::Engine as _;
 use serde_json::Value;
 
 pub const REDACTED: &str = "<redacted>";
+/// The password of a URL's userinfo (`redis://:PASSWORD@host`, `postgres://app:PASSWORD@db`),
+/// wherever such a URL appears: ConfigMaps carry connection strings too.
+static URL_PASSWORD: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@<>]*:)(?P<password>[^\s@/<>]+)@").ok()
+});
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Shorter values are still redacted in objects but not scrubbed from free text: short
 /// values such as a username `admin` would mangle every name that contains them.
@@ -35,11 +40,13 @@ impl Redactor {
     }
 
     /// Learns every value of a Secret object (and of Secrets inside a List), decoded and
-    /// encoded.
+    /// encoded, and the password of every URL with one in any object (a ConfigMap's
+    /// connection string), so it is scrubbed wherever it appears alone.
     pub fn learn_object(&self, obj: &Value) {
         if let Some(items) = obj.get("items").and_then(Value::as_array) {
             items.iter().for_each(|i| self.learn_object(i));
         }
+        self.learn_url_passwords(obj);
         if !is_secret(obj) {
             return;
         }
@@ -73,12 +80,30 @@ impl Redactor {
         }
     }
 
-    /// Replaces every learned secret value in `text`.
+    fn learn_url_passwords(&self, v: &Value) {
+        match v {
+            Value::String(s) if s.contains("://") => {
+                if let Some(re) = URL_PASSWORD.as_ref() {
+                    re.captures_iter(s).for_each(|c| self.learn(&c["password"]));
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| self.learn_url_passwords(x)),
+            Value::Object(m) => m.values().for_each(|x| self.learn_url_passwords(x)),
+            _ => {}
+        }
+    }
+
+    /// Replaces every learned secret value in `text`, and the password of every URL that
+    /// carries one.
     pub fn scrub(&self, text: &str) -> String {
-        let Ok(secrets) = self.secrets.read() else {
-            return text.to_string();
+        let text = match URL_PASSWORD.as_ref() {
+            Some(re) if text.contains("://") => re.replace_all(text, format!("${{head}}{REDACTED}@")).into_owned(),
+            _ => text.to_string(),
         };
-        let mut out = text.to_string();
+        let Ok(secrets) = self.secrets.read() else {
+            return text;
+        };
+        let mut out = text;
         // longest first, so a value that contains another is replaced whole
         let mut sorted: Vec<&String> = secrets.iter().filter(|s| out.contains(s.as_str())).collect();
         sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -143,6 +168,39 @@ pub fn redact_objects(v: &mut Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn url_passwords_are_scrubbed_and_the_rest_of_the_url_kept() {
+        let r = Redactor::new();
+        for (text, want) in [
+            ("REDIS_URL=redis://:CANARY3pw@redis.data:6379/0", "REDIS_URL=redis://:<redacted>@redis.data:6379/0"),
+            (
+                "postgres://app:s3cret@db:5432/app?sslmode=require",
+                "postgres://app:<redacted>@db:5432/app?sslmode=require",
+            ),
+            ("a: amqp://u:p@mq, b: https://x:y@h/p", "a: amqp://u:<redacted>@mq, b: https://x:<redacted>@h/p"),
+        ] {
+            assert_eq!(r.scrub(text), want);
+            assert_eq!(r.scrub(&r.scrub(text)), want, "scrubbing twice changes nothing");
+        }
+        for untouched in [
+            "user:pass",
+            "http://host:8080/path",
+            "https://user@host/path",
+            "git@github.com:org/repo.git",
+            "ghcr.io/acme/app:1.0",
+            "redis.data.svc.cluster.local:6379",
+        ] {
+            assert_eq!(r.scrub(untouched), untouched);
+        }
+        // learned from any object, the password is scrubbed where it appears alone
+        let cm = serde_json::json!({"kind": "ConfigMap", "data": {"URL": "redis://:LongCanary42@redis:6379"}});
+        r.learn_object(&cm);
+        assert_eq!(r.scrub("auth failed for LongCanary42"), "auth failed for <redacted>");
+        let mut v = serde_json::json!({"kind": "ConfigMap", "data": {"URL": "redis://:LongCanary42@redis:6379"}});
+        r.redact_value(&mut v);
+        assert_eq!(v["data"]["URL"], "redis://:<redacted>@redis:6379");
+    }
 
     #[test]
     fn secrets_never_survive() {

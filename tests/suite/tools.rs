@@ -228,3 +228,46 @@ fn a_closed_output_pipe_ends_quietly() {
         assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
     }
 }
+
+/// A password inside a connection string in a ConfigMap never reaches output: not in a
+/// rendered object, not in the migration scan (which still sees the host and port).
+#[test]
+fn passwords_in_connection_strings_are_redacted_everywhere() {
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), repo.path());
+    let k = repo.path().join("apps/auth-service/base/kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap().replace(
+        "      - LOG_LEVEL=info\n",
+        "      - LOG_LEVEL=info\n      - REDIS_URL=redis://:CANARY3pw@redis.data.svc.cluster.local:6379/0\n",
+    );
+    std::fs::write(&k, text).unwrap();
+    let root = repo.path().to_str().unwrap();
+    let build = agentops(&[
+        "--repo",
+        root,
+        "--no-cache",
+        "tools",
+        "call",
+        "kustomize_build",
+        "--args",
+        r#"{"overlay": "apps/auth-service/overlays/dev"}"#,
+    ]);
+    let scan = agentops(&[
+        "--repo",
+        root,
+        "--no-cache",
+        "migrate",
+        "--from",
+        "redis",
+        "--to",
+        "elasticache",
+        "--offline",
+        "--format",
+        "json",
+    ]);
+    for (what, r) in [("kustomize_build", &build), ("migrate", &scan)] {
+        assert_eq!(r.code, 0, "{what}: {}\n{}", r.stdout, r.stderr);
+        assert!(!r.stdout.contains("CANARY3pw") && !r.stderr.contains("CANARY3pw"), "{what} leaked: {}", r.stdout);
+        assert!(r.stdout.contains("redis://:<redacted>@redis.data.svc.cluster.local:6379/0"), "{what}: {}", r.stdout);
+    }
+}

@@ -69,6 +69,8 @@ pub async fn run(global: &Global, cmd: ToolsCommand) -> Result<ExitCode> {
             }
             let args: serde_json::Value =
                 serde_json::from_str(&args).map_err(|e| Error::Usage(format!("--args is not JSON: {e}")))?;
+            // arguments that fail the schema are a usage error, like bad JSON (exit 2)
+            registry.validate_args(&name, &args).map_err(|e| Error::Usage(e.public))?;
             let ctx = global.ctx();
             match registry.call(&ctx, &name, args).await {
                 Ok(out) => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),

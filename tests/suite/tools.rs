@@ -72,12 +72,20 @@ fn list_shows_every_tool_with_effect_and_schema() {
 #[test]
 fn call_validates_arguments_before_running() {
     let repo = fixture("clean");
+    // arguments the schema refuses are a usage error (2), as bad JSON is
     let r = agentops(&["tools", "call", "validate", "--args", r#"{"bogus": 1}"#, "--repo", repo.to_str().unwrap()]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.contains("bogus"), "{}", r.stderr);
     let r = agentops(&["tools", "call", "validate", "--args", r#"{"env": "dev"}"#, "--repo", repo.to_str().unwrap()]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.contains("/env"), "{}", r.stderr);
+    let r = agentops(&["tools", "call", "validate", "--args", "{env", "--repo", repo.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    // a tool that runs and fails is 1
+    let r =
+        agentops(&["tools", "call", "validate", "--args", r#"{"env": ["nope"]}"#, "--repo", repo.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown environment \"nope\""), "{}", r.stderr);
     let r = agentops(&["tools", "call", "nope", "--repo", repo.to_str().unwrap()]);
     assert_eq!(r.code, 2);
     let r = agentops(&[

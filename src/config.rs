@@ -149,6 +149,14 @@ pub struct DriftConfig {
     /// Differences never reported, like Argo CD's ignoreDifferences.
     #[serde(default)]
     pub ignore: Vec<DriftIgnore>,
+    /// Field managers of controllers whose writes are not drift (added to the built-in list:
+    /// kube-controller-manager, cert-manager-cainjector, clusterrole-aggregation-controller, ...).
+    #[serde(default)]
+    pub controllers: Vec<String>,
+    /// Field managers that sync git to the clusters (added to argocd-controller): fields only
+    /// they own, and git leaves out, are API defaults.
+    #[serde(default)]
+    pub sync_managers: Vec<String>,
 }
 
 /// Ignore rule: objects by group/kind (and optionally name, namespace), fields by JSON

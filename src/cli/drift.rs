@@ -30,6 +30,10 @@ pub struct CheckArgs {
     /// An audit log (JSON lines of audit.k8s.io/v1 Events) to name who made each change (repeatable).
     #[arg(long = "audit-log", value_name = "FILE")]
     pub audit_log: Vec<PathBuf>,
+    /// Also list every difference that is not drift (API defaults, server-allocated and
+    /// controller-owned fields, HPA replicas, ignore rules) with its live value and cause.
+    #[arg(long)]
+    pub show_suppressed: bool,
     /// Also write Prometheus textfile metrics (drifted objects per env/app, last run) here.
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
@@ -154,6 +158,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
                     env: vec![env],
                     app: vec![app],
                     audit_log: Vec::new(),
+                    show_suppressed: false,
                     metrics_file: None,
                     format: Format::Text,
                 },
@@ -168,7 +173,8 @@ async fn check(global: &Global, args: CheckArgs) -> Result<ExitCode> {
     let repo = ctx.repo().await.map_err(|e| Error::Usage(e.public))?;
     let engine = ctx.engine(&repo)?;
     let clusters = ctx.clusters()?;
-    let req = DriftRequest { env: args.env, app: args.app, audit_log: args.audit_log };
+    let req =
+        DriftRequest { env: args.env, app: args.app, audit_log: args.audit_log, show_suppressed: args.show_suppressed };
     let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     let progress = |p: drift::DriftProgress| match p {
         drift::DriftProgress::Rendered { applications, clusters } => {

@@ -1,7 +1,7 @@
 //! The semantic object diff every workflow reuses (drift, commit drafting, harmonize proof):
-//! both sides are normalized (server-owned metadata, status and server-defaulted fields the
-//! desired side does not set are dropped; quantities compare by value; empty maps and lists
-//! are absent), lists are compared by merge key, and each change is reported in words
+//! both sides are normalized (server-owned metadata and status are dropped; quantities compare
+//! by value; empty maps and lists are absent; API defaults are the caller's business, see
+//! [`super::compare`]), lists are compared by merge key, and each change is reported in words
 //! (`+ container oauth2-proxy (image ...)`) with a path like
 //! `spec.template.spec.containers[name=oauth2-proxy]`. Secret values are compared by hash and
 //! never appear in a change.
@@ -35,70 +35,21 @@ const TOOL_ANNOTATIONS: [&str; 4] = [
 /// Labels Argo CD adds to track what it deployed.
 const TOOL_LABELS: [&str; 1] = ["app.kubernetes.io/instance"];
 
-/// Fields the API server fills in with defaults, by the name of the map holding them: they
-/// count only when the desired side sets them.
-fn defaulted(parent: &str, field: &str) -> bool {
-    let container = ["imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy"];
-    let pod = [
-        "dnsPolicy",
-        "schedulerName",
-        "restartPolicy",
-        "terminationGracePeriodSeconds",
-        "serviceAccount",
-        "enableServiceLinks",
-        "preemptionPolicy",
-        "priority",
-    ];
-    let workload = [
-        "revisionHistoryLimit",
-        "progressDeadlineSeconds",
-        "strategy",
-        "podManagementPolicy",
-        "updateStrategy",
-        "persistentVolumeClaimRetentionPolicy",
-    ];
-    let service =
-        ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy", "sessionAffinity", "type"];
-    match parent {
-        "container" => container.contains(&field),
-        "pod" => pod.contains(&field),
-        "workload" => workload.contains(&field),
-        "service" => service.contains(&field),
-        "port" => field == "protocol" || field == "targetPort",
-        "job" => [
-            "backoffLimit",
-            "completionMode",
-            "completions",
-            "parallelism",
-            "suspend",
-            "podReplacementPolicy",
-            "manualSelector",
-        ]
-        .contains(&field),
-        "cronjob" => {
-            ["concurrencyPolicy", "failedJobsHistoryLimit", "successfulJobsHistoryLimit", "suspend"].contains(&field)
-        }
-        _ => false,
-    }
-}
-
-/// What kind of map a path holds, for the defaulting table.
-fn context_of(kind: &str, path: &[&str]) -> &'static str {
-    match path {
-        [.., "containers" | "initContainers" | "ephemeralContainers"] => "container",
-        [.., "ports"] => "port",
-        [.., "template", "spec"] | ["spec"] if kind == "Pod" || path.len() > 1 => "pod",
-        ["spec"] => match kind {
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "workload",
-            "Service" => "service",
-            "Job" => "job",
-            "CronJob" => "cronjob",
-            _ => "",
-        },
-        ["spec", "jobTemplate", "spec"] => "job",
-        _ => "",
-    }
-}
+/// Maps whose keys are names chosen by the user, each entry a change of its own.
+const ENTRY_MAPS: &[&str] = &[
+    "labels",
+    "annotations",
+    "data",
+    "stringData",
+    "binaryData",
+    "matchLabels",
+    "selector",
+    "nodeSelector",
+    "limits",
+    "requests",
+    "capacity",
+    "parameters",
+];
 
 /// The merge-key fields and values of a list item.
 type ItemKey = Vec<(String, Value)>;
@@ -148,11 +99,20 @@ pub fn owner_of(live: &Value, change: &Change) -> Option<Owner> {
 }
 
 /// Normalizes one side for comparison: server metadata, status and tool annotations go;
-/// empty maps and lists go.
+/// empty maps and lists go, and so do a Secret's empty values (`""` in git reads back as null
+/// from the API server).
 pub fn normalize(obj: &Value) -> Value {
     let mut v = obj.clone();
+    let secret = v.get("kind").and_then(Value::as_str) == Some("Secret");
     if let Some(m) = v.as_object_mut() {
         m.remove("status");
+        if secret {
+            for field in ["data", "stringData"] {
+                if let Some(Value::Object(d)) = m.get_mut(field) {
+                    d.retain(|_, x| x.as_str() != Some(""));
+                }
+            }
+        }
         if let Some(Value::Object(meta)) = m.get_mut("metadata") {
             for f in SERVER_METADATA {
                 meta.remove(f);
@@ -280,9 +240,13 @@ impl Walk<'_> {
         static EMPTY_MAP: std::sync::LazyLock<Value> =
             std::sync::LazyLock::new(|| Value::Object(serde_json::Map::new()));
         static EMPTY_LIST: Value = Value::Array(Vec::new());
+        // Maps of named entries (labels, data, limits) and the object's sections are
+        // compared entry by entry; a struct present on one side only (a probe, an affinity)
+        // is one change, not one per field.
+        let entries = path.len() < 2 || path.last().is_some_and(|f| ENTRY_MAPS.contains(f));
         let empty_like = |v: &Value| -> Option<&'static Value> {
             match v {
-                Value::Object(_) => Some(&*EMPTY_MAP),
+                Value::Object(_) if entries => Some(&*EMPTY_MAP),
                 Value::Array(_) => Some(&EMPTY_LIST),
                 _ => None,
             }
@@ -296,13 +260,9 @@ impl Walk<'_> {
         let kind = self.kind;
         match (d, l) {
             (Some(Value::Object(dm)), Some(Value::Object(lm))) => {
-                let ctx = context_of(kind, path);
                 let keys: Vec<&String> = dm.keys().chain(lm.keys().filter(|k| !dm.contains_key(*k))).collect();
                 for k in keys {
                     let (dv, lv) = (dm.get(k), lm.get(k));
-                    if dv.is_none() && defaulted(ctx, k) {
-                        continue;
-                    }
                     let len = shown.len();
                     if !shown.is_empty() {
                         shown.push('.');
@@ -461,6 +421,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What git renders, as the API server would store it.
+    fn defaulted(d: &Value) -> Value {
+        crate::k8s::compare::with_defaults(d)
+    }
+
     fn deployment() -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "grafana", "namespace": "monitoring", "labels": {"app": "grafana"}},
                "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "grafana"}}, "template": {"metadata": {"labels": {"app": "grafana"}},
@@ -500,7 +465,7 @@ mod tests {
     #[test]
     fn defaults_and_server_fields_are_not_drift() {
         let d = deployment();
-        assert_eq!(diff(&d, &live_of(&d)), vec![]);
+        assert_eq!(diff(&defaulted(&d), &live_of(&d)), vec![]);
     }
 
     #[test]
@@ -516,7 +481,7 @@ mod tests {
             .as_array_mut()
             .unwrap()
             .push(json!({"name": "B", "value": "2"}));
-        let summaries: Vec<String> = diff(&d, &l).into_iter().map(|c| c.summary).collect();
+        let summaries: Vec<String> = diff(&defaulted(&d), &l).into_iter().map(|c| c.summary).collect();
         assert_eq!(
             summaries,
             vec![
@@ -527,7 +492,7 @@ mod tests {
                 "+ volume oauth2-proxy-config",
             ]
         );
-        let c = diff(&d, &l);
+        let c = diff(&defaulted(&d), &l);
         assert_eq!(c[3].path, "spec.template.spec.containers[name=oauth2-proxy]");
         assert_eq!(c[3].op, Op::Add);
     }
@@ -539,7 +504,7 @@ mod tests {
         l["spec"]["template"]["spec"]["containers"][0]["image"] = json!("grafana/grafana:11.0.0");
         l["metadata"]["labels"].as_object_mut().unwrap().remove("app");
         l["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = json!("2Gi");
-        let s: Vec<String> = diff(&d, &l).into_iter().map(|c| c.summary).collect();
+        let s: Vec<String> = diff(&defaulted(&d), &l).into_iter().map(|c| c.summary).collect();
         assert_eq!(
             s,
             vec![
@@ -555,9 +520,19 @@ mod tests {
         let mut d = deployment();
         d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
         let l = live_of(&deployment());
-        let c = diff(&d, &l);
+        let c = diff(&defaulted(&d), &l);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].path, "spec.template.spec.containers[name=grafana].imagePullPolicy");
+    }
+
+    #[test]
+    fn empty_secret_values_equal_null() {
+        let d = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque", "data": {"smtp-password": "", "user": "YQ=="}});
+        let mut l = d.clone();
+        l["data"]["smtp-password"] = Value::Null;
+        assert_eq!(diff(&d, &l), vec![]);
+        l["data"]["smtp-password"] = json!("eA==");
+        assert_eq!(diff(&d, &l).len(), 1);
     }
 
     #[test]
@@ -586,7 +561,7 @@ mod tests {
             {"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-27T09:00:00Z", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"oauth2-proxy\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}},
             {"manager": "kubectl", "operation": "Update", "subresource": "scale", "time": "2026-11-27T09:30:00Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
         ]);
-        let c = diff(&d, &l);
+        let c = diff(&defaulted(&d), &l);
         let owners: Vec<(String, String)> =
             c.iter().map(|x| (x.summary.clone(), owner_of(&l, x).map(|o| o.manager).unwrap_or_default())).collect();
         assert!(
@@ -608,12 +583,9 @@ mod tests {
     #[test]
     fn service_ports_by_port_and_protocol() {
         let d = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"selector": {"a": "b"}, "ports": [{"port": 80, "targetPort": 8080}]}});
-        let mut l = d.clone();
-        l["spec"]["clusterIP"] = json!("10.0.0.1");
-        l["spec"]["type"] = json!("ClusterIP");
-        l["spec"]["ports"] =
-            json!([{"port": 80, "targetPort": 8080, "protocol": "TCP"}, {"port": 9090, "protocol": "TCP"}]);
-        let c = diff(&d, &l);
+        let mut l = defaulted(&d);
+        l["spec"]["ports"] = json!([{"port": 80, "targetPort": 8080, "protocol": "TCP"}, {"port": 9090, "targetPort": 9090, "protocol": "TCP"}]);
+        let c = diff(&defaulted(&d), &l);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].path, "spec.ports[port=9090,protocol=TCP]");
     }

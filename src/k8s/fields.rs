@@ -398,6 +398,60 @@ pub fn owner<'a>(managed: &'a [Value], path: &[PathElem]) -> Option<&'a Value> {
     })
 }
 
+/// Whether a list item matches a `k:` key: every key field equal, a missing `protocol`
+/// counting as TCP (the API server's default).
+fn item_matches(item: &Value, key: &[(String, Value)]) -> bool {
+    key.iter().all(|(k, kv)| item.get(k) == Some(kv) || (k == "protocol" && item.get(k).is_none() && kv == "TCP"))
+}
+
+/// The value at a managedFields-style path of an object.
+pub fn value_at<'a>(obj: &'a Value, elems: &[PathElem]) -> Option<&'a Value> {
+    let mut v = obj;
+    for e in elems {
+        v = match e {
+            PathElem::Field(k) => v.get(k)?,
+            PathElem::Key(key) => v.as_array()?.iter().find(|i| item_matches(i, key))?,
+            PathElem::Value(x) => v.as_array()?.iter().find(|i| *i == x)?,
+            PathElem::Index(n) => v.get(*n)?,
+        };
+    }
+    Some(v)
+}
+
+/// Removes the value at a managedFields-style path; false when there is none.
+pub fn remove_at(obj: &mut Value, elems: &[PathElem]) -> bool {
+    let Some((last, parents)) = elems.split_last() else { return false };
+    let mut v = obj;
+    for e in parents {
+        let next = match e {
+            PathElem::Field(k) => v.get_mut(k),
+            PathElem::Key(key) => v.as_array_mut().and_then(|a| a.iter_mut().find(|i| item_matches(i, key))),
+            PathElem::Value(x) => v.as_array_mut().and_then(|a| a.iter_mut().find(|i| *i == x)),
+            PathElem::Index(n) => v.get_mut(*n),
+        };
+        let Some(next) = next else { return false };
+        v = next;
+    }
+    match (last, v) {
+        (PathElem::Field(k), Value::Object(m)) => m.remove(k).is_some(),
+        (PathElem::Key(key), Value::Array(a)) => {
+            let before = a.len();
+            a.retain(|i| !item_matches(i, key));
+            a.len() != before
+        }
+        (PathElem::Value(x), Value::Array(a)) => {
+            let before = a.len();
+            a.retain(|i| i != x);
+            a.len() != before
+        }
+        (PathElem::Index(n), Value::Array(a)) if *n < a.len() => {
+            a.remove(*n);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Adds every path owned in `b` to `a`.
 pub fn merge_trees(a: &mut Value, b: &Value) {
     let mut union = Node::from_tree(a);

@@ -1,8 +1,11 @@
 //! Kubernetes object helpers shared by every workflow: identity, pod templates, label
 //! selectors, secret redaction and strict schemas.
 
+pub mod compare;
+pub mod defaults;
 pub mod diff;
 pub mod fields;
+pub mod image;
 pub mod merge_keys;
 pub mod patch;
 pub mod redact;

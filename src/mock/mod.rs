@@ -5,6 +5,7 @@
 //! One [`MockCluster`] is one API server on `127.0.0.1:<free port>` over its own [`Store`];
 //! a [`MockFleet`] is several, with the kubeconfig that reaches them (one context per cluster).
 
+pub mod admission;
 pub mod argocd;
 pub mod audit;
 pub mod controller;

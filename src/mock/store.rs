@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::admission;
 use super::resources::{self, Resource, ResourceSet, split_api_version};
 use super::selector::{FieldSelector, LabelSelector};
 use super::util;
@@ -259,6 +260,17 @@ fn validate(r: &Resource, obj: &Value) -> Result<(), StoreError> {
                 }
             }
         }
+    }
+    if r.group == "apps"
+        && r.kind == "Deployment"
+        && s(obj, "/spec/strategy/type") == "Recreate"
+        && obj.pointer("/spec/strategy/rollingUpdate").is_some_and(|v| !v.is_null())
+    {
+        causes.push((
+            "spec.strategy.rollingUpdate",
+            "FieldValueForbidden",
+            "Forbidden: may not be specified when strategy `type` is 'Recreate'".into(),
+        ));
     }
     if causes.is_empty() { Ok(()) } else { Err(StoreError::invalid(r, name, &causes)) }
 }
@@ -540,6 +552,19 @@ impl State {
         self.resources = ResourceSet::with_crds(crds.iter());
     }
 
+    /// The registry's and admission's additions ([`admission::admit`]), for the kinds that
+    /// have them.
+    fn admit(&self, r: &Resource, obj: &mut Value, old: Option<&Value>) {
+        let admitted = matches!(
+            (r.group.as_str(), r.kind.as_str()),
+            ("", "Service" | "PersistentVolumeClaim" | "Namespace") | ("batch", "Job")
+        );
+        if admitted {
+            let mut taken = admission::Taken::of(self.objects.values());
+            admission::admit(&r.group, &r.kind, obj, old, &mut taken);
+        }
+    }
+
     fn namespace_exists(&self, ns: &str) -> bool {
         self.objects.contains_key(&Key {
             group: String::new(),
@@ -658,6 +683,10 @@ impl State {
         } else {
             meta.remove("generation");
         }
+        // the API server defaults what it decodes, before validation and managedFields: an
+        // Update-style create owns the defaults too, an Apply only what it applied
+        crate::k8s::defaults::apply(&mut obj);
+        self.admit(r, &mut obj, None);
         validate(r, &obj)?;
         let key = Key::new(r, ns.as_deref(), &name);
         if self.objects.contains_key(&key) {
@@ -778,6 +807,10 @@ impl State {
             && !reset
         {
             remove_unapplied(&mut new, applied, &w.manager, w.subresource.as_deref());
+        }
+        crate::k8s::defaults::apply(&mut new);
+        if w.subresource.is_none() {
+            self.admit(r, &mut new, Some(old));
         }
         validate(r, &new)?;
         if r.generation && spec_part(&new) != spec_part(old) {
@@ -1110,6 +1143,8 @@ impl Store {
                     meta.insert("generation".into(), json!(1));
                 }
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
+                // read back from storage, an object carries the defaults of the serving version
+                crate::k8s::defaults::apply(&mut obj);
                 initial_status(&r, &mut obj);
                 order_metadata(&mut obj);
                 let ns = s(&obj, "/metadata/namespace").to_string();

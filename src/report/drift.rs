@@ -81,7 +81,26 @@ pub fn text(report: &DriftReport) -> String {
         }
         out.push('\n');
     }
+    if !report.suppressed.is_empty() {
+        let _ = writeln!(out, "not drift ({} differences):", report.suppressed.len());
+        for s in &report.suppressed {
+            let value = match &s.value {
+                Some(serde_json::Value::String(v)) => v.clone(),
+                Some(v) => v.to_string(),
+                None => "(none)".into(),
+            };
+            let by = s.manager.as_deref().map(|m| format!(", owned by {m}")).unwrap_or_default();
+            let _ = writeln!(out, "  {} {} {} = {value} ({}{by})", s.env, s.object, s.path, s.cause);
+        }
+        out.push('\n');
+    }
     let s = &report.summary;
+    if !s.suppressed.is_empty() {
+        let counts: Vec<String> = s.suppressed.iter().map(|(cause, n)| format!("{n} {cause}")).collect();
+        let total: usize = s.suppressed.values().sum();
+        let hint = if report.suppressed.is_empty() { " (--show-suppressed lists them)" } else { "" };
+        let _ = writeln!(out, "Not drift: {total} differences ({}){hint}.", counts.join(", "));
+    }
     let _ = writeln!(
         out,
         "{}: {} drifted, {} acknowledged, {} missing, {} untracked across {} applications and {} objects; {} of {} clusters could not be checked.",

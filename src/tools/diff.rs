@@ -35,7 +35,8 @@ impl Tool for Diff {
             return Err(ToolError::new(format!("unknown app {:?}", args.app)));
         }
         let engine = ctx.engine(&repo)?;
-        let req = DriftRequest { env: vec![args.env], app: vec![args.app], audit_log: Vec::new() };
+        let req =
+            DriftRequest { env: vec![args.env], app: vec![args.app], audit_log: Vec::new(), show_suppressed: false };
         Ok(drift::run(&repo, &engine, &*ctx.clusters()?, ctx.redactor(), &req).await?)
     }
 }

@@ -42,7 +42,12 @@ impl Tool for DriftAcknowledge {
     async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
         let (repo, client) = ctx.env_client(&args.env).await?;
         let engine = ctx.engine(&repo)?;
-        let req = DriftRequest { env: vec![args.env.clone()], app: vec![args.app.clone()], audit_log: Vec::new() };
+        let req = DriftRequest {
+            env: vec![args.env.clone()],
+            app: vec![args.app.clone()],
+            audit_log: Vec::new(),
+            show_suppressed: false,
+        };
         let (_, drifted) = drift::run_with_objects(&repo, &engine, &*ctx.clusters()?, ctx.redactor(), &req).await?;
         let annotated = drift::acknowledge(&client, &drifted, &args.reason, &args.expires)
             .await

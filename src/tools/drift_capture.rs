@@ -37,7 +37,12 @@ impl Tool for DriftCapture {
         let (repo, _) = ctx.env_client(&args.env).await?;
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters()?;
-        let req = DriftRequest { env: vec![args.env.clone()], app: vec![args.app.clone()], audit_log: Vec::new() };
+        let req = DriftRequest {
+            env: vec![args.env.clone()],
+            app: vec![args.app.clone()],
+            audit_log: Vec::new(),
+            show_suppressed: false,
+        };
         let (_, drifted) = drift::run_with_objects(&repo, &engine, &clusters, ctx.redactor(), &req).await?;
         // acknowledged drift is kept as is; drifted and expired drift is captured
         let pairs: Vec<_> = drifted.into_iter().filter(|d| d.0.status != "acknowledged").collect();

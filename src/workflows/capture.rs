@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::drift::Drift;
 use crate::error::{Error, Result};
 use crate::k8s::diff::{self, Change};
-use crate::k8s::fields::PathElem;
+use crate::k8s::fields::{PathElem, value_at};
 use crate::kustomize::Engine;
 use crate::repo::Repo;
 
@@ -22,22 +22,6 @@ pub struct Captured {
     pub objects: Vec<String>,
     pub branch: Option<String>,
     pub commit: Option<String>,
-}
-
-/// The value at a managedFields-style path of an object.
-fn value_at<'a>(obj: &'a Value, elems: &[PathElem]) -> Option<&'a Value> {
-    let mut v = obj;
-    for e in elems {
-        v = match e {
-            PathElem::Field(k) => v.get(k)?,
-            PathElem::Key(key) => v.as_array()?.iter().find(|i| {
-                key.iter().all(|(k, kv)| i.get(k) == Some(kv) || (k == "protocol" && i.get(k).is_none() && kv == "TCP"))
-            })?,
-            PathElem::Value(x) => v.as_array()?.iter().find(|i| *i == x)?,
-            PathElem::Index(n) => v.get(*n)?,
-        };
-    }
-    Some(v)
 }
 
 /// Sets `value` (None: remove) at `elems` in a strategic-merge patch, creating maps and
@@ -229,7 +213,7 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
             ) {
                 m.entry("namespace").or_insert(ns);
             }
-            let left: Vec<String> = diff::diff(&now, live)
+            let left: Vec<String> = diff::diff(&crate::k8s::compare::with_defaults(&now), live)
                 .into_iter()
                 .filter(|c| d.changes.iter().any(|x| x.path == c.path))
                 .map(|c| c.summary)

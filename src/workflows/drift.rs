@@ -18,6 +18,8 @@ use serde_json::Value;
 use crate::cluster::{ClusterError, ClusterSet, with_retry};
 use crate::error::{Error, Result};
 use crate::k8s::ObjectRef;
+use crate::k8s::compare::{self, Cause, Comparison, Witness};
+use crate::k8s::defaults;
 use crate::k8s::diff::{self, Change, Op};
 use crate::k8s::redact::Redactor;
 use crate::kustomize::Engine;
@@ -41,6 +43,10 @@ pub struct DriftRequest {
     /// Audit logs (JSON lines of audit.k8s.io/v1 Events) to find who made each change.
     #[serde(default)]
     pub audit_log: Vec<PathBuf>,
+    /// Also list every difference that is not drift (API defaults, server-allocated and
+    /// controller-owned fields, HPA replicas, ignore rules) with its live value and cause.
+    #[serde(default)]
+    pub show_suppressed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -106,6 +112,24 @@ pub struct DriftSummary {
     /// Applications whose overlay does not build: not checked (the warnings say why).
     #[serde(default)]
     pub applications_unchecked: usize,
+    /// Differences that are not drift, counted by cause (default, server-allocated,
+    /// controller-owned, hpa, ignore-rule).
+    #[serde(default)]
+    pub suppressed: BTreeMap<String, usize>,
+}
+
+/// A difference between git and a cluster that is not drift, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct SuppressedChange {
+    pub env: String,
+    pub object: String,
+    pub path: String,
+    /// The live value (Secret values as a short hash).
+    pub value: Option<Value>,
+    /// default, server-allocated, controller-owned, hpa or ignore-rule
+    pub cause: String,
+    /// The field manager owning the live value, when ownership decided.
+    pub manager: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -116,6 +140,9 @@ pub struct DriftReport {
     /// What was not read, such as a configured audit log that is missing; the check went on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Every suppressed difference, when asked for (`show_suppressed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<SuppressedChange>,
 }
 
 impl DriftReport {
@@ -231,8 +258,16 @@ pub async fn run_with_objects(
     check_all(repo, engine, clusters, redactor, req, &|_| {}).await
 }
 
-/// One finding of a cluster check; drifted objects carry (desired, live).
+/// One finding of a cluster check; drifted objects carry (desired with the cluster's
+/// defaults, live).
 type Found = (Drift, Option<(Value, Value)>);
+
+/// What one cluster check found: drift, and the differences that are not.
+#[derive(Default)]
+struct ClusterFindings {
+    found: Vec<Found>,
+    suppressed: Vec<SuppressedChange>,
+}
 
 async fn check_all(
     repo: &Repo,
@@ -286,12 +321,18 @@ async fn check_all(
     let mut objects_of = Vec::new();
     for (env, context, objects, result) in results {
         match result {
-            Ok(found) => {
+            Ok(findings) => {
                 report.clusters.push(ClusterState { env, context, status: "ok".into(), error: None });
                 report.summary.objects += objects;
-                for (d, pair) in found {
+                for (d, pair) in findings.found {
                     report.drifts.push(d);
                     objects_of.push(pair);
+                }
+                for s in findings.suppressed {
+                    *report.summary.suppressed.entry(s.cause.clone()).or_default() += 1;
+                    if req.show_suppressed {
+                        report.suppressed.push(s);
+                    }
                 }
             }
             Err(e) => {
@@ -328,11 +369,11 @@ async fn check_env(
     env: &str,
     targets: &[&Target],
     audit: &[Value],
-) -> (String, String, usize, std::result::Result<Vec<Found>, ClusterError>) {
+) -> (String, String, usize, std::result::Result<ClusterFindings, ClusterError>) {
     let context = repo.config.context_for(env);
     let limit = clusters.timeout * 3;
     let result = match clusters.client(&context).await {
-        Ok(client) => tokio::time::timeout(limit, check_cluster(&client, targets, audit, &repo.config.drift.ignore))
+        Ok(client) => tokio::time::timeout(limit, check_cluster(&client, env, targets, audit, &repo.config.drift))
             .await
             .unwrap_or(Err(ClusterError::Timeout(limit))),
         Err(e) => Err(e),
@@ -394,21 +435,45 @@ async fn fetch_live(
     Some(with_retry(|| objects.get_opt(&r.name)).await.map(|o| o.map(|o| to_json(&o, ar))))
 }
 
-/// Whether the HorizontalPodAutoscaler controller owns this change (it writes replicas
-/// through the scale subresource as kube-controller-manager).
-fn autoscaled(live: &Value, c: &Change) -> bool {
-    diff::owner_of(live, c)
-        .is_some_and(|o| o.subresource.as_deref() == Some("scale") && o.manager == "kube-controller-manager")
+/// The Kubernetes minor version a cluster serves (for the defaults of that release); the
+/// newest the defaults table knows when the server does not say.
+async fn cluster_minor(client: &Client) -> u32 {
+    match client.apiserver_version().await {
+        Ok(info) => info.minor.trim_end_matches('+').parse().unwrap_or(defaults::NEWEST_MINOR),
+        Err(_) => defaults::NEWEST_MINOR,
+    }
+}
+
+/// The comparison of one object as the check makes it: defaults, ownership and HPA
+/// ([`compare::compare`]), then the repo's ignore rules; agentops' own acknowledgement
+/// annotations are never a difference.
+pub fn compare_object(
+    desired: &Value,
+    live: &Value,
+    witness: &Witness,
+    ignore: &[crate::config::DriftIgnore],
+) -> Comparison {
+    let mut c = compare::compare(desired, live, witness);
+    c.changes.retain(|c| !c.path.starts_with(&format!("metadata.annotations.{ACK_PREFIX}")));
+    let r = ObjectRef::of(desired);
+    c.suppress(Cause::IgnoreRule, |ch| {
+        ignore.iter().any(|i| i.covers(&r.api_version, &r.kind, r.namespace.as_deref(), &r.name, &ch.path))
+    });
+    c
 }
 
 async fn check_cluster(
     client: &Client,
+    env: &str,
     targets: &[&Target],
     audit: &[Value],
-    ignore: &[crate::config::DriftIgnore],
-) -> std::result::Result<Vec<Found>, ClusterError> {
+    config: &crate::config::DriftConfig,
+) -> std::result::Result<ClusterFindings, ClusterError> {
     let res = Resources::discover(client).await?;
+    let mut witness = Witness::with(&config.controllers, &config.sync_managers);
+    witness.minor = cluster_minor(client).await;
     let mut out = Vec::new();
+    let mut suppressed = Vec::new();
     for t in targets {
         let dest_ns = t.argo.destination_namespace.clone();
         let last_sync = last_sync(client, &res, &t.argo).await;
@@ -460,16 +525,21 @@ async fn check_cluster(
                     continue;
                 }
             };
-            let hpa = hpa_targets.contains(&(r.kind.clone(), r.name.clone()));
-            let changes: Vec<Change> = diff::diff(&desired, &live)
-                .into_iter()
-                .filter(|c| !c.path.starts_with(&format!("metadata.annotations.{ACK_PREFIX}")))
-                .filter(|c| !(c.path == "spec.replicas" && (hpa || autoscaled(&live, c))))
-                .filter(|c| !ignore.iter().any(|i| i.covers(&r.api_version, &r.kind, ns.as_deref(), &r.name, &c.path)))
-                .collect();
+            witness.hpa_target = hpa_targets.contains(&(r.kind.clone(), r.name.clone()));
+            let comparison = compare_object(&desired, &live, &witness, &config.ignore);
+            suppressed.extend(comparison.suppressed.into_iter().map(|s| SuppressedChange {
+                env: env.to_string(),
+                object: object.clone(),
+                path: s.change.path,
+                value: s.change.to,
+                cause: s.cause.as_str().to_string(),
+                manager: s.manager,
+            }));
+            let changes = comparison.changes;
             if changes.is_empty() {
                 continue;
             }
+            let desired = compare::with_defaults_for(&desired, witness.minor);
             let attribution = attribute(&live, &changes, audit, ar);
             let hash = changes_hash(changes.iter().map(|c| (c.path.as_str(), c.summary.as_str())));
             let (status, note) = acknowledgement(&live, &hash);
@@ -509,7 +579,7 @@ async fn check_cluster(
             }
         }
     }
-    Ok(out)
+    Ok(ClusterFindings { found: out, suppressed })
 }
 
 fn op_str(op: Op) -> &'static str {
@@ -857,20 +927,6 @@ fn no_objects(d: Drift) -> Found {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn hpa_scaling_is_not_drift_but_kubectl_scale_is() {
-        let desired =
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}, "spec": {"replicas": 2}});
-        let mut live = desired.clone();
-        live["spec"]["replicas"] = json!(6);
-        let managed = |m: &str| json!([{"manager": m, "operation": "Update", "subresource": "scale", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
-        let c = diff::diff(&desired, &live).remove(0);
-        live["metadata"]["managedFields"] = managed("kube-controller-manager");
-        assert!(autoscaled(&live, &c));
-        live["metadata"]["managedFields"] = managed("kubectl");
-        assert!(!autoscaled(&live, &c));
-    }
 
     #[test]
     fn acknowledgements_expire() {

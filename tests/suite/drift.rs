@@ -496,3 +496,157 @@ fn deploy_manifests_validate_and_only_read() {
     let job = v["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "CronJob").unwrap();
     assert_eq!(job["spec"]["schedule"], "30 7 * * 1-5");
 }
+
+/// Syncs every Application of one environment with the simulated Argo CD and waits for each.
+async fn sync_all(w: &World, env: &str) {
+    let store = w.fleet.get(env).unwrap().store().clone();
+    let dir = w.repo.path().join("argocd").join(env);
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        for mut app in agentops::repo::yaml::parse_values(&text).unwrap() {
+            app["operation"] = json!({"sync": {"revision": "HEAD"}});
+            names.push(app["metadata"]["name"].as_str().unwrap().to_string());
+            store.apply(&app, "argocd-cli").unwrap();
+        }
+    }
+    // up to 180 s: twelve renders with kustomize on the suite's shared cores
+    for _ in 0..3600 {
+        let done = names.iter().all(|n| {
+            store
+                .get("argoproj.io/v1alpha1", "Application", Some("argocd"), n)
+                .is_some_and(|a| a.pointer("/status/operationState/phase") == Some(&json!("Succeeded")))
+        });
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{env}: not every Application synced");
+}
+
+/// The objects of one drift report by object, with their change summaries and managers.
+fn drifted(v: &Value) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>, Vec<String>)> = v["drifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "drifted")
+        .map(|d| {
+            let s = |list: &str, field: &str| -> Vec<String> {
+                let mut v: Vec<String> = d[list]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c[field].as_str().unwrap_or_default().to_string())
+                    .collect();
+                v.sort();
+                v
+            };
+            (d["object"].as_str().unwrap().to_string(), s("changes", "summary"), s("attribution", "manager"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The example fleet as a cluster holds it after Argo CD synced it (every default filled in by
+/// the API server) is not drift; then each kind of hand edit, made with the real kubectl, is
+/// reported once, attributed to its writer, and the HPA controller's scaling is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_kind_of_hand_edit_on_a_synced_fleet_is_reported_once() {
+    let w = world().await;
+    sync_all(&w, "prod-west").await;
+    let (code, v) = w.drift(&["--env", "prod-west", "--show-suppressed"]).await;
+    assert_eq!(code, 0, "freshly synced fleet: no drift\n{v:#}");
+    assert_eq!(v["summary"]["drifted"], 0, "{v:#}");
+    assert_eq!(v["summary"]["missing"], 0, "{v:#}");
+    assert_eq!(v["summary"]["applications"], 12);
+    // what was not drift is counted and listed: the Services' allocated IPs at least
+    let suppressed = v["suppressed"].as_array().unwrap();
+    assert!(
+        suppressed.iter().any(|s| s["cause"] == "server-allocated" && s["path"] == "spec.clusterIP"),
+        "{suppressed:#?}"
+    );
+    assert_eq!(
+        v["summary"]["suppressed"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        suppressed.len() as u64
+    );
+
+    let k = |args: &[&str]| -> Vec<String> {
+        ["--context", "prod-west"].iter().chain(args).map(|s| s.to_string()).collect()
+    };
+    let w = &w;
+    let kubectl = |args: Vec<String>| async move {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        w.kubectl(&a, None).await
+    };
+    kubectl(k(&["-n", "shop", "set", "image", "deployment/inventory", "inventory=ghcr.io/acme/inventory:9.9.9"])).await;
+    kubectl(k(&[
+        "-n",
+        "shop",
+        "patch",
+        "deployment/orders",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}"#,
+    ]))
+    .await;
+    kubectl(k(&["-n", "payments", "scale", "deployment/payments", "--replicas=5"])).await;
+    // the HPA controller scales catalog through the scale subresource as kube-controller-manager
+    kubectl(k(&[
+        "-n",
+        "shop",
+        "patch",
+        "deployment/catalog",
+        "--subresource=scale",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":7}}"#,
+        "--field-manager=kube-controller-manager",
+    ]))
+    .await;
+    kubectl(k(&["-n", "edge", "patch", "service/api-gateway", "-p", r#"{"spec":{"type":"NodePort"}}"#])).await;
+    kubectl(k(&["-n", "notifications", "set", "env", "deployment/notifications", "FEATURE_X=on"])).await;
+    let secret = kubectl(k(&["-n", "payments", "get", "secret", "-o", "name"])).await;
+    let secret = secret.lines().find(|l| l.contains("payments")).expect("the payments Secret").to_string();
+    kubectl(k(&["-n", "payments", "patch", &secret, "-p", r#"{"data":{"api-key":"aGFuZC1lZGl0ZWQ="}}"#])).await;
+
+    let audit = w.audit();
+    let (code, v) = w.drift(&["--env", "prod-west", "--audit-log", audit.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{v:#}");
+    let found = drifted(&v);
+    let text = format!("{found:#?}");
+    let secret_object = format!("Secret/payments/{}", secret.trim_start_matches("secret/"));
+    let want: Vec<(String, Vec<String>, Vec<String>)> = vec![
+        ("Deployment/notifications/notifications".into(), vec!["+ env FEATURE_X".into()], vec!["kubectl-set".into()]),
+        ("Deployment/payments/payments".into(), vec!["~ replicas 3 → 5".into()], vec!["kubectl".into()]),
+        (
+            "Deployment/shop/inventory".into(),
+            vec!["~ image of container inventory: ghcr.io/acme/inventory:0.19.3 → ghcr.io/acme/inventory:9.9.9".into()],
+            vec!["kubectl-set".into()],
+        ),
+        (
+            "Deployment/shop/orders".into(),
+            vec!["- spec.strategy.rollingUpdate".into(), "~ spec.strategy.type: RollingUpdate → Recreate".into()],
+            vec!["kubectl-patch".into()],
+        ),
+        (secret_object, vec!["~ secret key api-key changed".into()], vec!["kubectl-patch".into()]),
+        (
+            "Service/edge/api-gateway".into(),
+            vec!["~ spec.type: ClusterIP → NodePort".into()],
+            vec!["kubectl-patch".into()],
+        ),
+    ];
+    assert_eq!(found, want, "{text}");
+    assert!(!v.to_string().contains("aGFuZC1lZGl0ZWQ="), "a Secret value never reaches the report");
+    // every attribution found its audit event
+    for d in v["drifts"].as_array().unwrap().iter().filter(|d| d["status"] == "drifted") {
+        assert_eq!(d["attribution"][0]["user"], "admin", "{d:#}");
+    }
+    // the HPA's scaling and the NodePort's allocations are counted, not reported
+    let causes = v["summary"]["suppressed"].as_object().unwrap();
+    assert!(causes["hpa"].as_u64().unwrap() >= 1, "{causes:?}");
+}

@@ -7,6 +7,7 @@ mod drift;
 mod eval;
 mod harmonize;
 mod kustomize;
+mod live_shapes;
 mod llm;
 mod mcp;
 mod migrate;

@@ -151,7 +151,7 @@ pub fn with_defaults_for(desired: &Value, minor: u32) -> Value {
 
 /// Compares what git renders for an object with what the cluster runs.
 pub fn compare(desired: &Value, live: &Value, w: &Witness) -> Comparison {
-    let changes = diff::diff(&with_defaults_for(desired, w.minor), live);
+    let changes = diff::diff_owned(with_defaults_for(desired, w.minor), live);
     let managed = live.pointer("/metadata/managedFields").and_then(Value::as_array).filter(|m| !m.is_empty());
     let mut out = Comparison::default();
     for change in changes {
@@ -219,17 +219,15 @@ fn classify(
         return Some((Cause::ServerAllocated, owner.map(|_| manager)));
     }
     let managed = managed?;
-    if defaults_of_live(live, change, w.minor) {
-        // filled in by the API server for the live object's own settings (a NodePort's
-        // externalTrafficPolicy): the setting that caused it is the drift, reported itself
-        return Some((Cause::Default, owner.map(|_| manager)));
-    }
     match owner {
         None => Some((Cause::Default, None)),
         Some(_) if known_controller => Some((Cause::ControllerOwned, Some(manager))),
         Some(_) if w.sync_managers.contains(&manager) && only_syncers_own(managed, change, w) => {
             Some((Cause::Default, Some(manager)))
         }
+        // filled in by the API server for the live object's own settings (a NodePort's
+        // externalTrafficPolicy): the setting that caused it is the drift, reported itself
+        Some(_) if defaults_of_live(live, change, w.minor) => Some((Cause::Default, Some(manager))),
         Some(_) => None,
     }
 }

@@ -102,7 +102,33 @@ pub fn owner_of(live: &Value, change: &Change) -> Option<Owner> {
 /// empty maps and lists go, and so do a Secret's empty values (`""` in git reads back as null
 /// from the API server).
 pub fn normalize(obj: &Value) -> Value {
-    let mut v = obj.clone();
+    // copies what is compared only: managedFields and status are often most of a live object
+    let mut v = match obj {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "status")
+                .map(|(k, x)| {
+                    let x = match (k.as_str(), x) {
+                        ("metadata", Value::Object(meta)) => Value::Object(
+                            meta.iter()
+                                .filter(|(f, _)| !SERVER_METADATA.contains(&f.as_str()))
+                                .map(|(f, y)| (f.clone(), y.clone()))
+                                .collect(),
+                        ),
+                        _ => x.clone(),
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    };
+    normalize_in_place(&mut v);
+    v
+}
+
+/// [`normalize`] on an object the caller owns.
+fn normalize_in_place(v: &mut Value) {
     let secret = v.get("kind").and_then(Value::as_str) == Some("Secret");
     if let Some(m) = v.as_object_mut() {
         m.remove("status");
@@ -126,8 +152,7 @@ pub fn normalize(obj: &Value) -> Value {
             }
         }
     }
-    prune_empty(&mut v);
-    v
+    prune_empty(v);
 }
 
 fn prune_empty(v: &mut Value) {
@@ -207,8 +232,14 @@ fn short_hash(v: &Value) -> String {
 
 /// The semantic difference from `desired` to `live` for one object.
 pub fn diff(desired: &Value, live: &Value) -> Vec<Change> {
-    let kind = desired.get("kind").or_else(|| live.get("kind")).and_then(Value::as_str).unwrap_or_default().to_string();
-    let d = normalize(desired);
+    diff_owned(normalize(desired), live)
+}
+
+/// [`diff`] of a desired object the caller hands over (normalized in place, not copied).
+pub fn diff_owned(mut desired: Value, live: &Value) -> Vec<Change> {
+    normalize_in_place(&mut desired);
+    let d = desired;
+    let kind = d.get("kind").or_else(|| live.get("kind")).and_then(Value::as_str).unwrap_or_default().to_string();
     let l = normalize(live);
     let mut out = Vec::new();
     let secret = kind == "Secret";

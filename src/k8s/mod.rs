@@ -1,6 +1,7 @@
 //! Kubernetes object helpers shared by every workflow: identity, pod templates, label
 //! selectors, secret redaction and strict schemas.
 
+pub mod apply;
 pub mod compare;
 pub mod defaults;
 pub mod diff;

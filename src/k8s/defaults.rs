@@ -582,10 +582,10 @@ fn service(root: &mut Map<String, Value>) {
     if spec.get("sessionAffinity").and_then(Value::as_str) == Some("None") {
         spec.remove("sessionAffinityConfig");
     }
-    if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
-        if let Some(client) = ensure(spec, "sessionAffinityConfig").and_then(|c| ensure(c, "clientIP")) {
-            default(client, "timeoutSeconds", json!(10800));
-        }
+    if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP")
+        && let Some(client) = ensure(spec, "sessionAffinityConfig").and_then(|c| ensure(c, "clientIP"))
+    {
+        default(client, "timeoutSeconds", json!(10800));
     }
     for p in items(spec, "ports") {
         default(p, "protocol", json!("TCP"));

@@ -69,13 +69,13 @@ fn every_defect_is_found_with_file_and_line() {
     // every finding names its overlay or file, and severities are known
     for x in f.as_array().unwrap() {
         assert!(x["file"].is_string(), "{x}");
-        assert!(["error", "warning"].contains(&x["severity"].as_str().unwrap()));
+        assert!(["error", "warning", "info"].contains(&x["severity"].as_str().unwrap()));
         for key in ["check", "severity", "file", "line", "overlay", "app", "env", "object", "message"] {
             assert!(x.get(key).is_some(), "{key} missing in {x}");
         }
     }
-    // the broken app does not stop the others
-    assert_eq!(v["summary"]["overlays_built"], 2);
+    // the broken app does not stop the others (shop dev, metrics dev, risky dev and prod)
+    assert_eq!(v["summary"]["overlays_built"], 4);
     insta::assert_json_snapshot!("defects_json", v);
 }
 
@@ -494,7 +494,7 @@ fn unknown_check_ids_in_policies_are_config_errors() {
     std::fs::write(repo.path().join(".agentops.yaml"), "policies:\n  run-as-root: {severity: warning}\n").unwrap();
     let r = agentops(&["validate", "--repo", repo.path().to_str().unwrap(), "--no-cache"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("run-as-root") && r.stderr.contains(".agentops.yaml") && r.stderr.contains("line 2"), "{}", r.stderr);
+    assert!(r.stderr.contains("run-as-root") && r.stderr.contains(".agentops.yaml:2"), "{}", r.stderr);
 }
 
 #[test]

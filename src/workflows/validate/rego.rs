@@ -156,9 +156,18 @@ impl RegoSet {
                     packages.push((pkg.trim_start_matches("data.").to_string(), name.clone()));
                 }
             }
+            // evaluating each package once on an empty object prepares the engine and finds
+            // what only shows when a rule runs (an unknown function)
             engine.set_input(regorus::Value::new_object());
-            match engine.eval_query("true".into(), false) {
-                Ok(_) => {
+            let mut trial = Ok(());
+            for (pkg, _) in &packages {
+                if let Err(e) = engine.eval_query(format!("data.{pkg} with data.agentops as {{}}"), false) {
+                    trial = Err(e);
+                    break;
+                }
+            }
+            match trial {
+                Ok(()) => {
                     packages.sort();
                     packages.dedup_by(|a, b| a.0 == b.0);
                     set.packages = packages;

@@ -500,18 +500,25 @@ fn unknown_check_ids_in_policies_are_config_errors() {
 #[test]
 fn the_example_rego_policies_pass_fail_and_survive_a_broken_file() {
     let repo = example_copy();
-    let dep = repo.path().join("apps/catalog/base/deployment.yaml");
-    let text = std::fs::read_to_string(&dep).unwrap();
-    assert!(text.contains("image: ghcr.io/acme/catalog:"));
-    std::fs::write(&dep, text.replace("image: ghcr.io/acme/catalog:", "image: docker.io/someone/catalog:")).unwrap();
-    let line = std::fs::read_to_string(&dep).unwrap().lines().position(|l| l.contains("docker.io/someone")).unwrap() as u64 + 1;
+    // a release candidate promoted to prod-west: the example's releases policy denies it there
+    let k = repo.path().join("apps/catalog/overlays/prod-west/kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap();
+    assert!(text.contains("newTag: 1.22.3"), "{text}");
+    std::fs::write(&k, text.replace("newTag: 1.22.3", "newTag: 1.23.0-rc.1")).unwrap();
     let (code, v) = validate_json(repo.path(), &["--no-cache", "--app", "catalog"]);
     assert_eq!(code, 1);
-    let denied = find(&v["findings"], "rego/acme.registries", "apps/catalog/base/deployment.yaml", None);
-    assert_eq!(denied.len(), 5, "one per overlay: {:#}", v["findings"]);
-    assert!(denied[0]["message"].as_str().unwrap().contains("neither ghcr.io/acme nor a vetted upstream"));
+    let denied = find(&v["findings"], "rego/acme.releases", "apps/catalog/base/deployment.yaml", None);
+    assert_eq!(denied.len(), 1, "only prod-west: {:#}", v["findings"]);
+    assert_eq!(denied[0]["env"], "prod-west", "data.agentops.env reaches the policy");
     assert_eq!(denied[0]["severity"], "error");
-    assert!(denied[0]["line"].as_u64().unwrap() <= line, "the object's document");
+    assert!(denied[0]["message"].as_str().unwrap().contains("runs the pre-release ghcr.io/acme/catalog:1.23.0-rc.1 in prod-west"));
+    // another policy of the example: every workload says what it is part of
+    let kb = repo.path().join("apps/catalog/base/kustomization.yaml");
+    let text = std::fs::read_to_string(&kb).unwrap();
+    assert!(text.contains("app.kubernetes.io/part-of: acme-platform"), "{text}");
+    std::fs::write(&kb, text.replace("app.kubernetes.io/part-of: acme-platform", "acme.io/team: catalog")).unwrap();
+    let (_, v) = validate_json(repo.path(), &["--no-cache", "--app", "catalog", "--env", "dev"]);
+    assert_eq!(find(&v["findings"], "rego/acme.ownership", "apps/catalog/base/deployment.yaml", None).len(), 1, "{:#}", v["findings"]);
     // a broken policy is a finding naming its file and line; the others still run
     std::fs::write(repo.path().join("policy/broken.rego"), "package acme.broken\n\ndeny contains msg if {\n  msg := \n}\n").unwrap();
     let (code, v) = validate_json(repo.path(), &["--no-cache", "--app", "catalog"]);
@@ -519,12 +526,12 @@ fn the_example_rego_policies_pass_fail_and_survive_a_broken_file() {
     let broken = find(&v["findings"], "rego", "policy/broken.rego", None);
     assert_eq!(broken.len(), 1, "{:#}", v["findings"]);
     assert!(broken[0]["line"].as_u64().is_some_and(|l| (3..=5).contains(&l)), "{:#}", broken[0]);
-    assert_eq!(find(&v["findings"], "rego/acme.registries", "apps/catalog/base/deployment.yaml", None).len(), 5);
+    assert_eq!(find(&v["findings"], "rego/acme.releases", "apps/catalog/base/deployment.yaml", None).len(), 1);
     // SARIF names the policy's rule
     let r = agentops(&["validate", "--repo", repo.path().to_str().unwrap(), "--no-cache", "--app", "catalog", "--format", "sarif"]);
     let s: Value = serde_json::from_str(&r.stdout).unwrap();
     let rules = s["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
-    assert!(rules.iter().any(|r| r["id"] == "rego/acme.registries"));
+    assert!(rules.iter().any(|r| r["id"] == "rego/acme.releases"));
     assert!(rules.iter().all(|r| r["help"]["text"].as_str().is_some_and(|t| !t.is_empty())), "every rule has help");
 }
 

@@ -3,8 +3,6 @@
 //! PodDisruptionBudgets, replicas and spreading, secrets in env values, RBAC, Ingress TLS,
 //! and deprecated or removed API versions. Each finding is pinned where its field is set.
 
-use std::collections::BTreeSet;
-
 use serde_json::{Map, Value};
 
 use super::LeafCtx;
@@ -80,7 +78,7 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
     let hpa_min = |w: &Value| -> Option<i64> {
         objects
             .iter()
-            .filter(|o| kind(o) == "HorizontalPodAutoscaler" && namespace(o) == namespace(w))
+            .filter(|o| kind(o) == "HorizontalPodAutoscaler" && same_namespace(namespace(o), namespace(w)))
             .filter(|o| s(o, "/spec/scaleTargetRef/kind") == Some(kind(w)))
             .filter(|o| s(o, "/spec/scaleTargetRef/name") == s(w, "/metadata/name"))
             .find_map(|o| Some(o.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1)))
@@ -187,7 +185,7 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
 
     // ServiceAccounts: those the overlay creates, `default`, and the allowed ones
     if let Some(severity) = sev("non-existent-service-account") {
-        let own: BTreeSet<(Option<&str>, &str)> = objects
+        let own: Vec<(Option<&str>, &str)> = objects
             .iter()
             .filter(|o| kind(o) == "ServiceAccount")
             .filter_map(|o| Some((namespace(o), s(o, "/metadata/name")?)))
@@ -200,7 +198,8 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
             let Some(field) = field else { continue };
             let ptr = format!("{}/{field}", w.spec_ptr);
             let Some(sa) = s(w.obj, &ptr) else { continue };
-            if sa.is_empty() || sa == "default" || own.contains(&(namespace(w.obj), sa)) || allowed.iter().any(|a| a == sa) {
+            let created = own.iter().any(|(ns, name)| *name == sa && same_namespace(*ns, namespace(w.obj)));
+            if sa.is_empty() || sa == "default" || created || allowed.iter().any(|a| a == sa) {
                 continue;
             }
             cx.on_object(
@@ -253,11 +252,17 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
     }
 }
 
+/// Whether two objects can live in the same namespace: an object without one lands in the
+/// namespace it is applied to (the Argo CD Application's destination), so it may.
+fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
+    a.is_none() || b.is_none() || a == b
+}
+
 /// The workloads in namespace `ns` whose pods `selector` selects.
 fn selects<'w, 'a>(workloads: &'w [Workload<'a>], ns: Option<&str>, selector: &Value) -> Vec<&'w Workload<'a>> {
     workloads
         .iter()
-        .filter(|w| namespace(w.obj) == ns && !w.labels.is_empty() && k8s::selector_matches(selector, &w.labels))
+        .filter(|w| same_namespace(namespace(w.obj), ns) && !w.labels.is_empty() && k8s::selector_matches(selector, &w.labels))
         .collect()
 }
 

@@ -166,7 +166,8 @@ fn level(s: Severity) -> &'static str {
 }
 
 fn sarif_result(f: &Finding) -> Value {
-    let mut loc = json!({"physicalLocation": {"artifactLocation": {"uri": f.file.clone().unwrap_or_else(|| ".".into())}}});
+    let mut loc =
+        json!({"physicalLocation": {"artifactLocation": {"uri": f.file.clone().unwrap_or_else(|| ".".into())}}});
     if let Some(line) = f.line {
         loc["physicalLocation"]["region"] = json!({"startLine": line});
     }
@@ -183,9 +184,7 @@ fn sarif_result(f: &Finding) -> Value {
 fn sarif(report: &ValidationReport, show_suppressed: bool) -> Value {
     let mut rules: Vec<Value> = CATALOG
         .iter()
-        .map(|c| {
-            json!({"id": c.id, "name": c.id, "shortDescription": {"text": c.summary}, "help": {"text": c.help}})
-        })
+        .map(|c| json!({"id": c.id, "name": c.id, "shortDescription": {"text": c.summary}, "help": {"text": c.help}}))
         .collect();
     // each Rego package is a rule of its own
     let mut rego: Vec<&str> = report
@@ -260,7 +259,10 @@ fn junit(report: &ValidationReport, show_suppressed: bool) -> String {
         s.errors
     );
     if suites.is_empty() {
-        let _ = writeln!(out, "  <testsuite name=\"agentops validate\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\">");
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"agentops validate\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\">"
+        );
         let _ = writeln!(
             out,
             "    <testcase classname=\"agentops.validate\" name=\"{} overlays, {} objects: no findings\"/>",
@@ -299,10 +301,20 @@ fn junit(report: &ValidationReport, show_suppressed: bool) -> String {
             out.push_str(">\n");
             match (sup, f.severity) {
                 (Some(x), _) => {
-                    let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml(&format!("suppressed by {}: {}", x.suppressed_by, x.reason)));
+                    let _ = writeln!(
+                        out,
+                        "      <skipped message=\"{}\"/>",
+                        xml(&format!("suppressed by {}: {}", x.suppressed_by, x.reason))
+                    );
                 }
                 (None, Severity::Error) => {
-                    let _ = writeln!(out, "      <failure type=\"{}\" message=\"{}\">{}</failure>", xml(&f.check), xml(&f.message), xml(&f.message));
+                    let _ = writeln!(
+                        out,
+                        "      <failure type=\"{}\" message=\"{}\">{}</failure>",
+                        xml(&f.check),
+                        xml(&f.message),
+                        xml(&f.message)
+                    );
                 }
                 (None, sev) => {
                     let _ = writeln!(out, "      <system-out>{}: {}</system-out>", sev.as_str(), xml(&f.message));

@@ -319,13 +319,14 @@ fn run_leaves(
     summary.kustomize_runs = stats.builds;
     summary.cache_hits = stats.cache_hits;
     // suppressions of .agentops.yaml cover every finding but those about suppressions
-    let (kept, hidden): (Vec<Finding>, Vec<Suppressed>) = findings.into_iter().fold((Vec::new(), Vec::new()), |mut acc, f| {
-        match setup.rules.iter().find(|r| f.check != "suppression" && r.matches(&f)) {
-            Some(rule) => acc.1.push(rule.suppress(f)),
-            None => acc.0.push(f),
-        }
-        acc
-    });
+    let (kept, hidden): (Vec<Finding>, Vec<Suppressed>) =
+        findings.into_iter().fold((Vec::new(), Vec::new()), |mut acc, f| {
+            match setup.rules.iter().find(|r| f.check != "suppression" && r.matches(&f)) {
+                Some(rule) => acc.1.push(rule.suppress(f)),
+                None => acc.0.push(f),
+            }
+            acc
+        });
     suppressed.extend(hidden);
     let mut report = ValidationReport { findings: kept, summary, suppressed };
     report.finish(redactor);
@@ -373,7 +374,10 @@ impl Setup {
         for (env, e) in &repo.config.environments {
             if let Some(v) = &e.kubernetes_version {
                 let parsed = apis::parse_version(v).ok_or_else(|| {
-                    config_error("kubernetes_version", format!("environment {env}: kubernetes_version {v:?} is not a version like 1.33"))
+                    config_error(
+                        "kubernetes_version",
+                        format!("environment {env}: kubernetes_version {v:?} is not a version like 1.33"),
+                    )
                 })?;
                 versions.insert(env.clone(), parsed);
             }
@@ -381,7 +385,8 @@ impl Setup {
         let rego = if req.policy.is_empty() {
             let configured = &repo.config.policies.rego;
             let optional = configured == &vec!["policy".to_string()];
-            let paths: Vec<(std::path::PathBuf, String)> = configured.iter().map(|p| (repo.abs(p), p.clone())).collect();
+            let paths: Vec<(std::path::PathBuf, String)> =
+                configured.iter().map(|p| (repo.abs(p), p.clone())).collect();
             rego::RegoSet::load(&paths, optional)
         } else {
             let paths: Vec<(std::path::PathBuf, String)> = req
@@ -582,7 +587,12 @@ fn check_leaf(
                 format!("not built: {}", b.what),
             );
         }
-        return LeafResult { outcome: LeafOutcome::Skipped, findings: cx.out, needs: Vec::new(), suppressed: Vec::new() };
+        return LeafResult {
+            outcome: LeafOutcome::Skipped,
+            findings: cx.out,
+            needs: Vec::new(),
+            suppressed: Vec::new(),
+        };
     }
     let built = engine.build(repo, &leaf.dir);
     if let Some(err) = &built.error {
@@ -595,7 +605,12 @@ fn check_leaf(
             None,
             format!("build failed ({}): {}", e.class, e.message),
         );
-        return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out, needs: Vec::new(), suppressed: Vec::new() };
+        return LeafResult {
+            outcome: LeafOutcome::Failed,
+            findings: cx.out,
+            needs: Vec::new(),
+            suppressed: Vec::new(),
+        };
     }
     let objects = match crate::repo::yaml::parse_values(&built.stdout) {
         Ok(v) => flatten_lists(v),
@@ -608,7 +623,12 @@ fn check_leaf(
                 None,
                 format!("kustomize output does not parse: {e}"),
             );
-            return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out, needs: Vec::new(), suppressed: Vec::new() };
+            return LeafResult {
+                outcome: LeafOutcome::Failed,
+                findings: cx.out,
+                needs: Vec::new(),
+                suppressed: Vec::new(),
+            };
         }
     };
     objects.iter().for_each(|o| redactor.learn_object(o));
@@ -739,8 +759,7 @@ fn check_leaf(
         for obj in &objects {
             let r = ObjectRef::of(obj);
             let file = repo.locate_source(&closure, &r.kind, &r.name).map(|(f, _)| f);
-            let origin =
-                rego::Origin { app: leaf.app.as_deref(), env: leaf.env.as_deref(), overlay: &leaf.dir, file };
+            let origin = rego::Origin { app: leaf.app.as_deref(), env: leaf.env.as_deref(), overlay: &leaf.dir, file };
             let (outcomes, errs) = setup.rego.evaluate(&mut rego_engine, obj, &origin);
             for o in outcomes {
                 cx.on_object(&o.check, o.severity, obj, "", o.message);

@@ -428,8 +428,11 @@ fn deprecated_and_removed_apis_follow_the_kubernetes_version() {
     assert!(find(&v["findings"], "deprecated-api", legacy, None).is_empty());
     // per environment from .agentops.yaml
     let repo = copy_fixture("defects");
-    std::fs::write(repo.path().join(".agentops.yaml"), "environments:\n  dev: {kubernetes_version: \"1.24\"}\n  prod: {}\n")
-        .unwrap();
+    std::fs::write(
+        repo.path().join(".agentops.yaml"),
+        "environments:\n  dev: {kubernetes_version: \"1.24\"}\n  prod: {}\n",
+    )
+    .unwrap();
     let (_, v) = validate_json(repo.path(), &["--no-cache", "--app", "risky"]);
     let dep = find(&v["findings"], "deprecated-api", legacy, None);
     let rem = find(&v["findings"], "removed-api", legacy, None);
@@ -511,16 +514,30 @@ fn the_example_rego_policies_pass_fail_and_survive_a_broken_file() {
     assert_eq!(denied.len(), 1, "only prod-west: {:#}", v["findings"]);
     assert_eq!(denied[0]["env"], "prod-west", "data.agentops.env reaches the policy");
     assert_eq!(denied[0]["severity"], "error");
-    assert!(denied[0]["message"].as_str().unwrap().contains("runs the pre-release ghcr.io/acme/catalog:1.23.0-rc.1 in prod-west"));
+    assert!(
+        denied[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("runs the pre-release ghcr.io/acme/catalog:1.23.0-rc.1 in prod-west")
+    );
     // another policy of the example: every workload says what it is part of
     let kb = repo.path().join("apps/catalog/base/kustomization.yaml");
     let text = std::fs::read_to_string(&kb).unwrap();
     assert!(text.contains("app.kubernetes.io/part-of: acme-platform"), "{text}");
     std::fs::write(&kb, text.replace("app.kubernetes.io/part-of: acme-platform", "acme.io/team: catalog")).unwrap();
     let (_, v) = validate_json(repo.path(), &["--no-cache", "--app", "catalog", "--env", "dev"]);
-    assert_eq!(find(&v["findings"], "rego/acme.ownership", "apps/catalog/base/deployment.yaml", None).len(), 1, "{:#}", v["findings"]);
+    assert_eq!(
+        find(&v["findings"], "rego/acme.ownership", "apps/catalog/base/deployment.yaml", None).len(),
+        1,
+        "{:#}",
+        v["findings"]
+    );
     // a broken policy is a finding naming its file and line; the others still run
-    std::fs::write(repo.path().join("policy/broken.rego"), "package acme.broken\n\ndeny contains msg if {\n  msg := \n}\n").unwrap();
+    std::fs::write(
+        repo.path().join("policy/broken.rego"),
+        "package acme.broken\n\ndeny contains msg if {\n  msg := \n}\n",
+    )
+    .unwrap();
     let (code, v) = validate_json(repo.path(), &["--no-cache", "--app", "catalog"]);
     assert_eq!(code, 1);
     let broken = find(&v["findings"], "rego", "policy/broken.rego", None);
@@ -528,7 +545,16 @@ fn the_example_rego_policies_pass_fail_and_survive_a_broken_file() {
     assert!(broken[0]["line"].as_u64().is_some_and(|l| (3..=5).contains(&l)), "{:#}", broken[0]);
     assert_eq!(find(&v["findings"], "rego/acme.releases", "apps/catalog/base/deployment.yaml", None).len(), 1);
     // SARIF names the policy's rule
-    let r = agentops(&["validate", "--repo", repo.path().to_str().unwrap(), "--no-cache", "--app", "catalog", "--format", "sarif"]);
+    let r = agentops(&[
+        "validate",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--no-cache",
+        "--app",
+        "catalog",
+        "--format",
+        "sarif",
+    ]);
     let s: Value = serde_json::from_str(&r.stdout).unwrap();
     let rules = s["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
     assert!(rules.iter().any(|r| r["id"] == "rego/acme.releases"));
@@ -544,17 +570,38 @@ fn policy_flag_takes_a_directory_of_conftest_policies() {
     )
     .unwrap();
     let policy = dir.path().to_str().unwrap();
-    let (_, v) = validate_json(&fixture("defects"), &["--no-cache", "--app", "shop", "--env", "dev", "--policy", policy]);
+    let (_, v) =
+        validate_json(&fixture("defects"), &["--no-cache", "--app", "shop", "--env", "dev", "--policy", policy]);
     let hits: Vec<&Value> = v["findings"].as_array().unwrap().iter().filter(|f| f["check"] == "rego/main").collect();
     assert!(
         hits.iter().any(|h| h["message"] == "shop in dev from apps/shop/base/deployment.yaml"
             && h["file"] == "apps/shop/base/deployment.yaml"),
         "{hits:#?}"
     );
-    let r = agentops(&["validate", "--repo", fixture("defects").to_str().unwrap(), "--policy", "/nonexistent/policies"]);
-    let v: Value = serde_json::from_str(&agentops(&["validate", "--repo", fixture("defects").to_str().unwrap(), "--no-cache", "--policy", "/nonexistent/policies", "--format", "json"]).stdout).unwrap();
+    let r =
+        agentops(&["validate", "--repo", fixture("defects").to_str().unwrap(), "--policy", "/nonexistent/policies"]);
+    let v: Value = serde_json::from_str(
+        &agentops(&[
+            "validate",
+            "--repo",
+            fixture("defects").to_str().unwrap(),
+            "--no-cache",
+            "--policy",
+            "/nonexistent/policies",
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
     assert_eq!(r.code, 1);
-    assert!(v["findings"].as_array().unwrap().iter().any(|f| f["check"] == "rego" && f["message"].as_str().unwrap().contains("does not exist")));
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "rego" && f["message"].as_str().unwrap().contains("does not exist"))
+    );
 }
 
 #[test]
@@ -571,7 +618,16 @@ fn junit_output_for_ci() {
     assert!(r.stdout.trim_end().ends_with("</testsuites>"));
     assert_eq!(r.stdout.matches("<testsuite ").count(), r.stdout.matches("</testsuite>").count());
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
-    let r = agentops(&["validate", "--repo", example.to_str().unwrap(), "--no-cache", "--app", "redis", "--format", "junit"]);
+    let r = agentops(&[
+        "validate",
+        "--repo",
+        example.to_str().unwrap(),
+        "--no-cache",
+        "--app",
+        "redis",
+        "--format",
+        "junit",
+    ]);
     assert_eq!(r.code, 0);
     assert_eq!(r.stdout.matches("<testcase ").count(), 1, "{}", r.stdout);
     assert!(!r.stdout.contains("<failure"));

@@ -36,7 +36,11 @@ pub const CATALOG: &[CheckInfo] = &[
         "Objects match the strict Kubernetes or CRD schema",
         "Fix the field name or type; add the CustomResourceDefinition of a custom kind to the repo.",
     ),
-    fixed("required-labels", "Objects carry the required labels", "Add the label, e.g. through the kustomization's `labels:`."),
+    fixed(
+        "required-labels",
+        "Objects carry the required labels",
+        "Add the label, e.g. through the kustomization's `labels:`.",
+    ),
     fixed("resource-limits", "Containers declare cpu and memory limits", "Set resources.limits on the container."),
     fixed("image-tag", "Images are pinned (no :latest, no untagged)", "Pin a version tag or a digest."),
     fixed(
@@ -317,7 +321,8 @@ mod tests {
         let c = crate::config::Config::parse(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
         assert!(unknown_policy_keys(&c.policies).is_empty(), "{:?}", unknown_policy_keys(&c.policies));
         assert!(!c.policies.checks.is_empty());
-        let (rules, findings) = super::super::suppress::rules(&c.policies.suppressions, Some(&doc[start..end]), "2026-01-01");
+        let (rules, findings) =
+            super::super::suppress::rules(&c.policies.suppressions, Some(&doc[start..end]), "2026-01-01");
         assert!(findings.is_empty(), "{findings:?}");
         assert_eq!(rules.len(), c.policies.suppressions.len());
         assert!(c.environments.values().any(|e| e.kubernetes_version.is_some()));

@@ -19,8 +19,28 @@ const SECRET_WORDS: [&str; 9] =
 /// A last name part that says the value only points at a secret (`DB_PASSWORD_FILE`) or
 /// describes it (`API_KEY_NAME`, `TOKEN_TTL`).
 const NOT_SECRET_SUFFIXES: [&str; 22] = [
-    "FILE", "PATH", "DIR", "NAME", "ID", "REF", "URL", "URI", "HOST", "PORT", "PREFIX", "HEADER", "TTL", "ENABLED",
-    "MODE", "TYPE", "SIZE", "LENGTH", "TIMEOUT", "EXPIRY", "ALGORITHM", "ISSUER",
+    "FILE",
+    "PATH",
+    "DIR",
+    "NAME",
+    "ID",
+    "REF",
+    "URL",
+    "URI",
+    "HOST",
+    "PORT",
+    "PREFIX",
+    "HEADER",
+    "TTL",
+    "ENABLED",
+    "MODE",
+    "TYPE",
+    "SIZE",
+    "LENGTH",
+    "TIMEOUT",
+    "EXPIRY",
+    "ALGORITHM",
+    "ISSUER",
 ];
 
 fn s<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -62,7 +82,12 @@ impl Workload<'_> {
         self.hpa_min.or(self.replicas)
     }
     fn containers(&self) -> Vec<&Value> {
-        self.obj.pointer(&format!("{}/containers", self.spec_ptr)).and_then(Value::as_array).into_iter().flatten().collect()
+        self.obj
+            .pointer(&format!("{}/containers", self.spec_ptr))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
@@ -108,11 +133,8 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
         // deprecated and removed API versions
         let r = ObjectRef::of(obj);
         if let Some((removed, message)) = apis::problem(&r.api_version, &r.kind, version) {
-            let (id, severity) = if removed {
-                ("removed-api", Severity::Error)
-            } else {
-                ("deprecated-api", Severity::Warning)
-            };
+            let (id, severity) =
+                if removed { ("removed-api", Severity::Error) } else { ("deprecated-api", Severity::Warning) };
             if policies.checks.get(id).and_then(|p| p.enabled) != Some(false) {
                 cx.on_object(id, severity, obj, "/apiVersion", message);
             }
@@ -157,7 +179,10 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
                         severity,
                         obj,
                         "/roleRef/name",
-                        format!("binds cluster-admin to {}", if subjects.is_empty() { "nobody".into() } else { subjects.join(", ") }),
+                        format!(
+                            "binds cluster-admin to {}",
+                            if subjects.is_empty() { "nobody".into() } else { subjects.join(", ") }
+                        ),
                     );
                 }
             }
@@ -174,7 +199,13 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
                         .filter_map(|r| s(r, "/host"))
                         .collect();
                     let what = if hosts.is_empty() { String::new() } else { format!(" for {}", hosts.join(", ")) };
-                    cx.on_object("ingress-tls", severity, obj, "/spec", format!("serves plain HTTP{what}: no spec.tls"));
+                    cx.on_object(
+                        "ingress-tls",
+                        severity,
+                        obj,
+                        "/spec",
+                        format!("serves plain HTTP{what}: no spec.tls"),
+                    );
                 }
             }
             "Service" => service_checks(cx, obj, &sev, &workloads),
@@ -224,7 +255,10 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
         {
             let (file, line) = replicas_site(cx, w);
             let what = if w.hpa_min.is_some() { "its HorizontalPodAutoscaler's minReplicas is" } else { "runs" };
-            let message = format!("{what} {replicas} replica{}; at least {min} keep it up through a node loss or a rollout", if replicas == 1 { "" } else { "s" });
+            let message = format!(
+                "{what} {replicas} replica{}; at least {min} keep it up through a node loss or a rollout",
+                if replicas == 1 { "" } else { "s" }
+            );
             match (file, line) {
                 (Some(f), Some(l)) if w.hpa_min.is_none() => {
                     let object = Some(ObjectRef::of(w.obj).to_string());
@@ -262,7 +296,9 @@ fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
 fn selects<'w, 'a>(workloads: &'w [Workload<'a>], ns: Option<&str>, selector: &Value) -> Vec<&'w Workload<'a>> {
     workloads
         .iter()
-        .filter(|w| same_namespace(namespace(w.obj), ns) && !w.labels.is_empty() && k8s::selector_matches(selector, &w.labels))
+        .filter(|w| {
+            same_namespace(namespace(w.obj), ns) && !w.labels.is_empty() && k8s::selector_matches(selector, &w.labels)
+        })
         .collect()
 }
 
@@ -299,15 +335,19 @@ fn pod_checks(
     allow: &dyn Fn(&str) -> Vec<String>,
 ) {
     let spec = obj.pointer(spec_ptr).unwrap_or(&Value::Null);
-    for (field, id, what) in [
-        ("hostNetwork", "host-network", "network"),
-        ("hostPID", "host-pid", "process"),
-        ("hostIPC", "host-ipc", "IPC"),
-    ] {
+    for (field, id, what) in
+        [("hostNetwork", "host-network", "network"), ("hostPID", "host-pid", "process"), ("hostIPC", "host-ipc", "IPC")]
+    {
         if let Some(severity) = sev(id)
             && is_true(spec.get(field))
         {
-            cx.on_object(id, severity, obj, &format!("{spec_ptr}/{field}"), format!("pods share the host's {what} namespace ({field}: true)"));
+            cx.on_object(
+                id,
+                severity,
+                obj,
+                &format!("{spec_ptr}/{field}"),
+                format!("pods share the host's {what} namespace ({field}: true)"),
+            );
         }
     }
     if let Some(severity) = sev("host-path") {
@@ -337,7 +377,13 @@ fn pod_checks(
         if let Some(severity) = sev("privileged-container")
             && is_true(sc.get("privileged"))
         {
-            cx.on_object("privileged-container", severity, obj, &format!("{sc_ptr}/privileged"), format!("container {name:?} runs privileged"));
+            cx.on_object(
+                "privileged-container",
+                severity,
+                obj,
+                &format!("{sc_ptr}/privileged"),
+                format!("container {name:?} runs privileged"),
+            );
         }
         if let Some(severity) = sev("privilege-escalation-container")
             && sc.get("allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false)
@@ -347,7 +393,13 @@ fn pod_checks(
             } else {
                 format!("container {name:?} does not set allowPrivilegeEscalation: false (it is allowed by default)")
             };
-            cx.on_object("privilege-escalation-container", severity, obj, &format!("{sc_ptr}/allowPrivilegeEscalation"), message);
+            cx.on_object(
+                "privilege-escalation-container",
+                severity,
+                obj,
+                &format!("{sc_ptr}/allowPrivilegeEscalation"),
+                message,
+            );
         }
         if let Some(severity) = sev("run-as-non-root") {
             let non_root = sc.get("runAsNonRoot").or(pod_sc.get("runAsNonRoot")).and_then(Value::as_bool);
@@ -406,7 +458,13 @@ fn pod_checks(
         if let Some(severity) = sev("host-port") {
             for (j, p) in ports.iter().enumerate() {
                 if let Some(hp) = p.get("hostPort").and_then(Value::as_i64).filter(|h| *h != 0) {
-                    cx.on_object("host-port", severity, obj, &format!("{ptr}/ports/{j}/hostPort"), format!("container {name:?} binds host port {hp}"));
+                    cx.on_object(
+                        "host-port",
+                        severity,
+                        obj,
+                        &format!("{ptr}/ports/{j}/hostPort"),
+                        format!("container {name:?} binds host port {hp}"),
+                    );
                 }
             }
         }
@@ -440,7 +498,13 @@ fn pod_checks(
                     let at = format!("/{probe}/{handler}/port");
                     let Some(port) = c.pointer(&at) else { continue };
                     if let Some(problem) = port_problem(port, &ports) {
-                        cx.on_object("probe-port", severity, obj, &format!("{ptr}{at}"), format!("container {name:?}: {probe} {problem}"));
+                        cx.on_object(
+                            "probe-port",
+                            severity,
+                            obj,
+                            &format!("{ptr}{at}"),
+                            format!("container {name:?}: {probe} {problem}"),
+                        );
                     }
                 }
             }
@@ -479,7 +543,8 @@ fn port_problem(port: &Value, ports: &[Value]) -> Option<String> {
     match port {
         Value::String(name) => match name.parse::<i64>() {
             Ok(n) => port_problem(&Value::from(n), ports),
-            Err(_) => (!ports.iter().any(|p| s(p, "/name") == Some(name))).then(|| format!("uses port {name:?}, which the container does not declare")),
+            Err(_) => (!ports.iter().any(|p| s(p, "/name") == Some(name)))
+                .then(|| format!("uses port {name:?}, which the container does not declare")),
         },
         Value::Number(n) => {
             let n = n.as_i64()?;
@@ -490,12 +555,7 @@ fn port_problem(port: &Value, ports: &[Value]) -> Option<String> {
     }
 }
 
-fn service_checks(
-    cx: &mut LeafCtx,
-    svc: &Value,
-    sev: &dyn Fn(&str) -> Option<Severity>,
-    workloads: &[Workload],
-) {
+fn service_checks(cx: &mut LeafCtx, svc: &Value, sev: &dyn Fn(&str) -> Option<Severity>, workloads: &[Workload]) {
     let selector = match svc.pointer("/spec/selector").and_then(Value::as_object) {
         Some(m) if !m.is_empty() && s(svc, "/spec/type") != Some("ExternalName") => m,
         // no selector: endpoints are managed by hand or by another controller
@@ -505,13 +565,18 @@ fn service_checks(
     let selected = selects(workloads, namespace(svc), &as_label_selector);
     if selected.is_empty() {
         if let Some(severity) = sev("dangling-service") {
-            let wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?"))).collect();
+            let wanted: Vec<String> =
+                selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?"))).collect();
             cx.on_object(
                 "dangling-service",
                 severity,
                 svc,
                 "/spec/selector",
-                format!("selector {} matches no workload's pods in this overlay (namespace {})", wanted.join(","), namespace(svc).unwrap_or("default")),
+                format!(
+                    "selector {} matches no workload's pods in this overlay (namespace {})",
+                    wanted.join(","),
+                    namespace(svc).unwrap_or("default")
+                ),
             );
         }
         return;
@@ -522,14 +587,21 @@ fn service_checks(
         let target = p.get("targetPort").or(p.get("port")).unwrap_or(&Value::Null);
         // every selected workload must serve it (a rollout of one without it breaks traffic)
         for w in &selected {
-            let declared: Vec<Value> =
-                w.containers().iter().flat_map(|c| c.get("ports").and_then(Value::as_array).cloned().unwrap_or_default()).collect();
+            let declared: Vec<Value> = w
+                .containers()
+                .iter()
+                .flat_map(|c| c.get("ports").and_then(Value::as_array).cloned().unwrap_or_default())
+                .collect();
             // a number on pods that declare no ports at all cannot be checked
             if declared.is_empty() && target.is_number() {
                 continue;
             }
             if port_problem(target, &declared).is_some() {
-                let at = if p.get("targetPort").is_some() { format!("/spec/ports/{i}/targetPort") } else { format!("/spec/ports/{i}/port") };
+                let at = if p.get("targetPort").is_some() {
+                    format!("/spec/ports/{i}/targetPort")
+                } else {
+                    format!("/spec/ports/{i}/port")
+                };
                 let t = match target {
                     Value::String(x) => format!("{x:?}"),
                     other => other.to_string(),
@@ -558,12 +630,7 @@ fn scaled(v: &Value, replicas: i64) -> Option<i64> {
     }
 }
 
-fn pdb_checks(
-    cx: &mut LeafCtx,
-    pdb: &Value,
-    sev: &dyn Fn(&str) -> Option<Severity>,
-    workloads: &[Workload],
-) {
+fn pdb_checks(cx: &mut LeafCtx, pdb: &Value, sev: &dyn Fn(&str) -> Option<Severity>, workloads: &[Workload]) {
     let Some(selector) = pdb.pointer("/spec/selector") else { return };
     let selected = selects(workloads, namespace(pdb), selector);
     if selected.is_empty() {
@@ -573,7 +640,10 @@ fn pdb_checks(
                 severity,
                 pdb,
                 "/spec/selector",
-                format!("selector matches no workload's pods in this overlay (namespace {})", namespace(pdb).unwrap_or("default")),
+                format!(
+                    "selector matches no workload's pods in this overlay (namespace {})",
+                    namespace(pdb).unwrap_or("default")
+                ),
             );
         }
         return;
@@ -582,7 +652,13 @@ fn pdb_checks(
         && let Some(severity) = sev("pdb-max-unavailable")
         && scaled(v, 100) == Some(0)
     {
-        cx.on_object("pdb-max-unavailable", severity, pdb, "/spec/maxUnavailable", "maxUnavailable is 0: no pod can ever be evicted, so node drains hang".into());
+        cx.on_object(
+            "pdb-max-unavailable",
+            severity,
+            pdb,
+            "/spec/maxUnavailable",
+            "maxUnavailable is 0: no pod can ever be evicted, so node drains hang".into(),
+        );
     }
     if let Some(v) = pdb.pointer("/spec/minAvailable")
         && let Some(severity) = sev("pdb-min-available")
@@ -595,7 +671,16 @@ fn pdb_checks(
                     severity,
                     pdb,
                     "/spec/minAvailable",
-                    format!("minAvailable {} is not below the {replicas} replica{} of {} {}: no pod can ever be evicted", match v { Value::String(t) => t.clone(), o => o.to_string() }, if replicas == 1 { "" } else { "s" }, w.kind(), w.name()),
+                    format!(
+                        "minAvailable {} is not below the {replicas} replica{} of {} {}: no pod can ever be evicted",
+                        match v {
+                            Value::String(t) => t.clone(),
+                            o => o.to_string(),
+                        },
+                        if replicas == 1 { "" } else { "s" },
+                        w.kind(),
+                        w.name()
+                    ),
                 );
             }
         }
@@ -611,7 +696,15 @@ mod tests {
         for yes in ["DB_PASSWORD", "api-key", "JWT_SECRET", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "redis.password"] {
             assert!(secret_like(yes), "{yes}");
         }
-        for no in ["DB_PASSWORD_FILE", "SECRET_NAME", "REDIS_KEY_PREFIX", "LOG_LEVEL", "TOKEN_URL", "MONKEY", "AWS_ACCESS_KEY_ID"] {
+        for no in [
+            "DB_PASSWORD_FILE",
+            "SECRET_NAME",
+            "REDIS_KEY_PREFIX",
+            "LOG_LEVEL",
+            "TOKEN_URL",
+            "MONKEY",
+            "AWS_ACCESS_KEY_ID",
+        ] {
             assert!(!secret_like(no), "{no}");
         }
     }

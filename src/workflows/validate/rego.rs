@@ -116,7 +116,11 @@ impl RegoSet {
         for (path, display) in paths {
             if !path.exists() {
                 if !optional {
-                    set.errors.push(rego_finding(display.clone(), None, format!("policy path {display} does not exist")));
+                    set.errors.push(rego_finding(
+                        display.clone(),
+                        None,
+                        format!("policy path {display} does not exist"),
+                    ));
                 }
                 continue;
             }
@@ -197,12 +201,7 @@ impl RegoSet {
 
     /// Evaluates every package on one object. Errors come back as `rego` findings naming the
     /// policy file and line.
-    pub fn evaluate(
-        &self,
-        engine: &mut regorus::Engine,
-        obj: &Value,
-        origin: &Origin,
-    ) -> (Vec<Outcome>, Vec<Finding>) {
+    pub fn evaluate(&self, engine: &mut regorus::Engine, obj: &Value, origin: &Origin) -> (Vec<Outcome>, Vec<Finding>) {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         engine.set_input(regorus::Value::from(obj.clone()));
@@ -213,7 +212,11 @@ impl RegoSet {
                 Ok(r) => r,
                 Err(e) => {
                     let (f, line, message) = parse_error(&e.to_string());
-                    errors.push(rego_finding(f.unwrap_or_else(|| file.clone()), line, format!("policy failed: {message}")));
+                    errors.push(rego_finding(
+                        f.unwrap_or_else(|| file.clone()),
+                        line,
+                        format!("policy failed: {message}"),
+                    ));
                     continue;
                 }
             };
@@ -270,7 +273,12 @@ mod tests {
         (dir, set)
     }
 
-    const ORIGIN: Origin = Origin { app: Some("web"), env: Some("prod"), overlay: "apps/web/overlays/prod", file: Some("apps/web/base/d.yaml") };
+    const ORIGIN: Origin = Origin {
+        app: Some("web"),
+        env: Some("prod"),
+        overlay: "apps/web/overlays/prod",
+        file: Some("apps/web/base/d.yaml"),
+    };
 
     #[test]
     fn deny_and_warn_in_v1_and_v0_syntax() {
@@ -279,7 +287,10 @@ mod tests {
                 "v1.rego",
                 "package main\n\ndeny contains msg if {\n  input.kind == \"Deployment\"\n  not input.metadata.labels.team\n  msg := sprintf(\"%s has no team label\", [input.metadata.name])\n}\n\nwarn contains msg if {\n  data.agentops.env == \"prod\"\n  msg := sprintf(\"prod object from %s\", [data.agentops.file])\n}\n",
             ),
-            ("old.rego", "package legacy\n\nviolation[{\"msg\": msg}] {\n  input.spec.replicas < 2\n  msg := \"too few replicas\"\n}\n"),
+            (
+                "old.rego",
+                "package legacy\n\nviolation[{\"msg\": msg}] {\n  input.spec.replicas < 2\n  msg := \"too few replicas\"\n}\n",
+            ),
             ("old_test.rego", "this is not parsed at all"),
         ]);
         assert!(set.errors.is_empty(), "{:?}", set.errors);
@@ -288,7 +299,8 @@ mod tests {
         let obj = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}});
         let (out, errors) = set.evaluate(&mut engine, &obj, &ORIGIN);
         assert!(errors.is_empty(), "{errors:?}");
-        let got: Vec<(&str, Severity, &str)> = out.iter().map(|o| (o.check.as_str(), o.severity, o.message.as_str())).collect();
+        let got: Vec<(&str, Severity, &str)> =
+            out.iter().map(|o| (o.check.as_str(), o.severity, o.message.as_str())).collect();
         assert!(got.contains(&("rego/main", Severity::Error, "web has no team label")), "{got:?}");
         assert!(got.contains(&("rego/main", Severity::Warning, "prod object from apps/web/base/d.yaml")), "{got:?}");
         assert!(got.contains(&("rego/legacy", Severity::Error, "too few replicas")), "{got:?}");

@@ -53,13 +53,19 @@ pub fn annotation_problem(e: &AnnotationEntry) -> Option<(Severity, String)> {
     if !catalog::known(&e.check) {
         return Some((
             Severity::Warning,
-            format!("{ANNOTATION} names {:?}, which is no check id; it suppresses nothing (docs/validate.md lists the ids)", e.check),
+            format!(
+                "{ANNOTATION} names {:?}, which is no check id; it suppresses nothing (docs/validate.md lists the ids)",
+                e.check
+            ),
         ));
     }
     if e.reason.is_none() {
         return Some((
             Severity::Error,
-            format!("{ANNOTATION} suppresses {} without a reason: write \"{}: why it is acceptable\"", e.check, e.check),
+            format!(
+                "{ANNOTATION} suppresses {} without a reason: write \"{}: why it is acceptable\"",
+                e.check, e.check
+            ),
         ));
     }
     None
@@ -118,7 +124,8 @@ pub fn rules(entries: &[Suppression], config_text: Option<&str>, today: &str) ->
             continue;
         };
         let pattern = |p: &Option<String>| p.as_deref().map(PathPattern::new).transpose();
-        let compiled = (PathPattern::new(&s.check), pattern(&s.app), pattern(&s.env), pattern(&s.kind), pattern(&s.name));
+        let compiled =
+            (PathPattern::new(&s.check), pattern(&s.app), pattern(&s.env), pattern(&s.kind), pattern(&s.name));
         let (Ok(check), Ok(app), Ok(env), Ok(kind), Ok(name)) = compiled else {
             findings.push(config_finding(Severity::Error, line, format!("{what} has a pattern that does not compile")));
             continue;
@@ -128,7 +135,10 @@ pub fn rules(entries: &[Suppression], config_text: Option<&str>, today: &str) ->
             findings.push(config_finding(
                 Severity::Warning,
                 line,
-                format!("{what}: {:?} is no check id, so it suppresses nothing (docs/validate.md lists the ids)", s.check),
+                format!(
+                    "{what}: {:?} is no check id, so it suppresses nothing (docs/validate.md lists the ids)",
+                    s.check
+                ),
             ));
             continue;
         }
@@ -137,7 +147,9 @@ pub fn rules(entries: &[Suppression], config_text: Option<&str>, today: &str) ->
                 findings.push(config_finding(
                     Severity::Error,
                     line,
-                    format!("{what}: expires {expires:?} is not a date (YYYY-MM-DD); it suppresses nothing until fixed"),
+                    format!(
+                        "{what}: expires {expires:?} is not a date (YYYY-MM-DD); it suppresses nothing until fixed"
+                    ),
                 ));
                 continue;
             };
@@ -191,11 +203,17 @@ mod tests {
     fn annotation_entries() {
         let e = parse_annotation("run-as-non-root: the image needs root until 2.0; host-port\nno-such-check: x\n");
         assert_eq!(e.len(), 3);
-        assert_eq!(e[0], AnnotationEntry { check: "run-as-non-root".into(), reason: Some("the image needs root until 2.0".into()) });
+        assert_eq!(
+            e[0],
+            AnnotationEntry { check: "run-as-non-root".into(), reason: Some("the image needs root until 2.0".into()) }
+        );
         assert_eq!(annotation_problem(&e[0]), None);
         assert_eq!(annotation_problem(&e[1]).map(|p| p.0), Some(Severity::Error), "no reason");
         assert_eq!(annotation_problem(&e[2]).map(|p| p.0), Some(Severity::Warning), "unknown id");
-        assert!(annotation_problem(&AnnotationEntry { check: "rego/acme.labels".into(), reason: Some("x".into()) }).is_none());
+        assert!(
+            annotation_problem(&AnnotationEntry { check: "rego/acme.labels".into(), reason: Some("x".into()) })
+                .is_none()
+        );
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub(super) fn run(cx: &mut LeafCtx, objects: &[Value], class: &str, version: (u3
             .filter(|o| kind(o) == "HorizontalPodAutoscaler" && same_namespace(namespace(o), namespace(w)))
             .filter(|o| s(o, "/spec/scaleTargetRef/kind") == Some(kind(w)))
             .filter(|o| s(o, "/spec/scaleTargetRef/name") == s(w, "/metadata/name"))
-            .find_map(|o| Some(o.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1)))
+            .map(|o| o.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1))
+            .next()
     };
     let workloads: Vec<Workload> = objects
         .iter()

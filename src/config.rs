@@ -317,6 +317,10 @@ pub struct Environment {
     /// or absolute): drift reads it to say who made each change.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
+    /// Kubernetes version (`1.33`) of the cluster, for validate's deprecated and removed API
+    /// checks (default: the newest agentops knows).
+    #[serde(default)]
+    pub kubernetes_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema, PartialOrd, Ord)]
@@ -339,8 +343,6 @@ impl Severity {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-#[derive(Default)]
 pub struct Policies {
     #[serde(default, rename = "required-labels")]
     pub required_labels: LabelsPolicy,
@@ -354,6 +356,106 @@ pub struct Policies {
     pub argocd_path: Toggle,
     #[serde(default)]
     pub schema: Toggle,
+    /// Directories (or files) of Rego policies, relative to the repo root (default `policy`).
+    #[serde(default = "default_rego_paths")]
+    pub rego: Vec<String>,
+    /// Findings not reported, each with the reason why.
+    #[serde(default)]
+    pub suppressions: Vec<Suppression>,
+    /// The other built-in checks of `agentops validate`, by id (docs/validate.md lists them):
+    /// on or off, and their severity, for every environment class or per class. Unknown ids
+    /// are refused by validate, naming the key.
+    #[serde(flatten)]
+    pub checks: BTreeMap<String, CheckPolicy>,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            required_labels: LabelsPolicy::default(),
+            resource_limits: LimitsPolicy::default(),
+            image_tag: Toggle::default(),
+            network_policy: Toggle::default(),
+            argocd_path: Toggle::default(),
+            schema: Toggle::default(),
+            rego: default_rego_paths(),
+            suppressions: Vec::new(),
+            checks: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_rego_paths() -> Vec<String> {
+    vec!["policy".into()]
+}
+
+/// One built-in check's settings under `policies:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckPolicy {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `error`, `warning`, `info` or `off` for every environment class, or a map from class
+    /// (`dev`, `staging`, `prod`) to one of them; classes left out keep their default.
+    #[serde(default)]
+    pub severity: Option<ClassSeverity>,
+    /// Exceptions the check accepts (capabilities, ServiceAccount names, host paths,
+    /// environment variable names: see the check).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// The least number a check asks for (minimum-replicas).
+    #[serde(default)]
+    pub min: Option<u32>,
+}
+
+/// A severity, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warning,
+    Info,
+    Off,
+}
+
+impl Level {
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            Level::Error => Some(Severity::Error),
+            Level::Warning => Some(Severity::Warning),
+            Level::Info => Some(Severity::Info),
+            Level::Off => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ClassSeverity {
+    All(Level),
+    ByClass(BTreeMap<String, Level>),
+}
+
+/// A finding not to report: which check, where (globs, all optional), why, and until when.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suppression {
+    /// A check id (`run-as-non-root`, `rego/acme.images`) or a glob of ids.
+    pub check: String,
+    #[serde(default)]
+    pub app: Option<String>,
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Why the finding is acceptable; required.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Last day (YYYY-MM-DD) the suppression holds; after it the findings come back.
+    #[serde(default)]
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

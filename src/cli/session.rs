@@ -205,7 +205,7 @@ pub fn render_result(step: &Step, r: &StepResult, color: bool) -> String {
         if step.tool == "validate"
             && let Ok(report) = serde_json::from_value::<ValidationReport>(out.clone())
         {
-            s.push_str(&report::render(&report, Format::Text, color));
+            s.push_str(&report::render(&report, Format::Text, color, false));
         } else if step.tool == "drift_report"
             && let Ok(d) = serde_json::from_value::<crate::workflows::drift::DriftReport>(out.clone())
         {

@@ -27,12 +27,33 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Kubernetes version (1.NN) to check apiVersions against, for every environment
+    /// (default: each environment's kubernetes_version in .agentops.yaml, else the newest
+    /// agentops knows).
+    #[arg(long, value_name = "1.NN")]
+    pub kubernetes_version: Option<String>,
+    /// Evaluate the Rego policies in this directory (or file) instead of the configured ones
+    /// (repeatable; default: policies: rego: in .agentops.yaml, else policy/).
+    #[arg(long = "policy", value_name = "DIR")]
+    pub policy: Vec<std::path::PathBuf>,
+    /// Also list the findings suppressions hid, with their reasons.
+    #[arg(long)]
+    pub show_suppressed: bool,
 }
 
 pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let ctx = global.ctx();
-    let req =
-        ValidateRequest { env: args.env, app: args.app, changed_since: args.changed_since, clusters: args.clusters };
+    // policy paths on the command line are relative to where the command runs
+    let cwd = std::env::current_dir().map_err(|e| Error::io(std::path::Path::new("."), e))?;
+    let policy = args.policy.iter().map(|p| cwd.join(p).to_string_lossy().into_owned()).collect();
+    let req = ValidateRequest {
+        env: args.env,
+        app: args.app,
+        changed_since: args.changed_since,
+        clusters: args.clusters,
+        kubernetes_version: args.kubernetes_version,
+        policy,
+    };
     let c = ctx.clone();
     let (repo, mut report, needs) = tokio::task::spawn_blocking(move || -> Result<_> {
         let repo = c.load_repo()?;
@@ -60,6 +81,6 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     }
     let color =
         args.format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", report::render(&report, args.format, color));
+    print!("{}", report::render(&report, args.format, color, args.show_suppressed));
     Ok(if report.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -1,5 +1,5 @@
 //! Renderers for validation reports: text for people (grouped by app, colour on a TTY),
-//! JSON (one object), and SARIF 2.1.0 for code scanning.
+//! JSON (one object), SARIF 2.1.0 for code scanning, and JUnit XML for CI systems.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,13 +11,14 @@ pub mod harmonize;
 use serde_json::{Value, json};
 
 use crate::config::Severity;
-use crate::workflows::validate::{CHECKS, Finding, ValidationReport};
+use crate::workflows::validate::{CATALOG, Finding, Suppressed, ValidationReport, catalog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
     Json,
     Sarif,
+    Junit,
 }
 
 /// Terminal styling; all empty when colour is off.
@@ -38,19 +39,25 @@ impl Style {
     }
 }
 
-pub fn render(report: &ValidationReport, format: Format, color: bool) -> String {
+/// Renders a report; suppressed findings are listed too when `show_suppressed`.
+pub fn render(report: &ValidationReport, format: Format, color: bool, show_suppressed: bool) -> String {
     match format {
-        Format::Text => text(report, color),
+        Format::Text => text(report, color, show_suppressed),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&json_value(report)).unwrap_or_default();
+            let mut v = json_value(report);
+            if show_suppressed {
+                v["suppressed"] = json!(report.suppressed);
+            }
+            let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
             s.push('\n');
             s
         }
         Format::Sarif => {
-            let mut s = serde_json::to_string_pretty(&sarif(report)).unwrap_or_default();
+            let mut s = serde_json::to_string_pretty(&sarif(report, show_suppressed)).unwrap_or_default();
             s.push('\n');
             s
         }
+        Format::Junit => junit(report, show_suppressed),
     }
 }
 
@@ -67,7 +74,7 @@ fn location(f: &Finding) -> String {
     }
 }
 
-fn text(report: &ValidationReport, color: bool) -> String {
+fn text(report: &ValidationReport, color: bool, show_suppressed: bool) -> String {
     let st = Style { on: color };
     let mut out = String::new();
     let mut groups: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
@@ -97,6 +104,30 @@ fn text(report: &ValidationReport, color: bool) -> String {
         }
         out.push('\n');
     }
+    if show_suppressed && !report.suppressed.is_empty() {
+        let _ = writeln!(out, "{}", st.paint("1", "suppressed"));
+        for x in &report.suppressed {
+            let f = &x.finding;
+            let scope = match (&f.env, &f.object) {
+                (Some(e), Some(o)) => format!(" [{e}] {o}:"),
+                (Some(e), None) => format!(" [{e}]"),
+                (None, Some(o)) => format!(" {o}:"),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} {}{} {} (suppressed by {}: {})",
+                f.severity.as_str(),
+                st.paint("2", &format!("{}:", f.check)),
+                location(f),
+                scope,
+                f.message,
+                x.suppressed_by,
+                x.reason
+            );
+        }
+        out.push('\n');
+    }
     let s = &report.summary;
     let verdict = if report.has_errors() { st.paint("1;31", "FAILED") } else { st.paint("1;32", "OK") };
     let _ = writeln!(
@@ -114,6 +145,11 @@ fn text(report: &ValidationReport, color: bool) -> String {
         s.kustomize_runs,
         s.cache_hits
     );
+    if s.suppressed > 0 && !show_suppressed {
+        let _ = writeln!(out, "{} suppressed (--show-suppressed lists them with their reasons).", s.suppressed);
+    } else if s.suppressed > 0 {
+        let _ = writeln!(out, "{} suppressed.", s.suppressed);
+    }
     out
 }
 
@@ -121,46 +157,57 @@ fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
-fn rule_text(id: &str) -> &'static str {
-    match id {
-        "yaml-syntax" => "YAML files parse",
-        "kustomize-build" => "Every overlay builds with kustomize",
-        "schema" => "Objects match the strict Kubernetes or CRD schema",
-        "required-labels" => "Objects carry the required labels",
-        "resource-limits" => "Containers declare cpu and memory limits",
-        "image-tag" => "Images are pinned (no :latest, no untagged)",
-        "network-policy" => "Every workload is selected by a NetworkPolicy",
-        "argocd-path" => "Argo CD Applications point at existing paths",
-        _ => "agentops check",
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "note",
     }
 }
 
-fn sarif(report: &ValidationReport) -> Value {
-    let rules: Vec<Value> =
-        CHECKS.iter().map(|id| json!({"id": id, "name": id, "shortDescription": {"text": rule_text(id)}})).collect();
-    let results: Vec<Value> = report
+fn sarif_result(f: &Finding) -> Value {
+    let mut loc =
+        json!({"physicalLocation": {"artifactLocation": {"uri": f.file.clone().unwrap_or_else(|| ".".into())}}});
+    if let Some(line) = f.line {
+        loc["physicalLocation"]["region"] = json!({"startLine": line});
+    }
+    let mut msg = f.message.clone();
+    if let Some(o) = &f.object {
+        msg = format!("{o}: {msg}");
+    }
+    if let Some(ov) = &f.overlay {
+        msg = format!("{msg} (overlay {ov})");
+    }
+    json!({"ruleId": f.check, "level": level(f.severity), "message": {"text": msg}, "locations": [loc]})
+}
+
+fn sarif(report: &ValidationReport, show_suppressed: bool) -> Value {
+    let mut rules: Vec<Value> = CATALOG
+        .iter()
+        .map(|c| json!({"id": c.id, "name": c.id, "shortDescription": {"text": c.summary}, "help": {"text": c.help}}))
+        .collect();
+    // each Rego package is a rule of its own
+    let mut rego: Vec<&str> = report
         .findings
         .iter()
-        .map(|f| {
-            let level = match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-                Severity::Info => "note",
-            };
-            let mut loc = json!({"physicalLocation": {"artifactLocation": {"uri": f.file.clone().unwrap_or_else(|| ".".into())}}});
-            if let Some(line) = f.line {
-                loc["physicalLocation"]["region"] = json!({"startLine": line});
-            }
-            let mut msg = f.message.clone();
-            if let Some(o) = &f.object {
-                msg = format!("{o}: {msg}");
-            }
-            if let Some(ov) = &f.overlay {
-                msg = format!("{msg} (overlay {ov})");
-            }
-            json!({"ruleId": f.check, "level": level, "message": {"text": msg}, "locations": [loc]})
-        })
+        .chain(report.suppressed.iter().map(|s| &s.finding))
+        .map(|f| f.check.as_str())
+        .filter(|c| c.starts_with("rego/"))
         .collect();
+    rego.sort();
+    rego.dedup();
+    for id in rego {
+        let help = catalog::info("rego").map_or("", |c| c.help);
+        rules.push(json!({"id": id, "name": id, "shortDescription": {"text": format!("Rego policy package {}", &id[5..])}, "help": {"text": help}}));
+    }
+    let mut results: Vec<Value> = report.findings.iter().map(sarif_result).collect();
+    if show_suppressed {
+        results.extend(report.suppressed.iter().map(|x| {
+            let mut r = sarif_result(&x.finding);
+            r["suppressions"] = json!([{"kind": if x.suppressed_by.starts_with("agentops.dev/") { "inSource" } else { "external" }, "justification": x.reason}]);
+            r
+        }));
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -169,4 +216,114 @@ fn sarif(report: &ValidationReport) -> Value {
             "results": results
         }]
     })
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 has no place for other control characters
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one test suite per app (findings without an app in `(repo)`), one test case
+/// per finding, named by check, object and location. Errors are failures; warnings and
+/// notes pass with their text in system-out; suppressed findings (with
+/// `--show-suppressed`) are skipped, with their reason. A run with no finding is one
+/// passing case, so CI shows the check ran.
+fn junit(report: &ValidationReport, show_suppressed: bool) -> String {
+    let mut suites: BTreeMap<&str, Vec<(&Finding, Option<&Suppressed>)>> = BTreeMap::new();
+    for f in &report.findings {
+        suites.entry(f.app.as_deref().unwrap_or("(repo)")).or_default().push((f, None));
+    }
+    if show_suppressed {
+        for x in &report.suppressed {
+            suites.entry(x.finding.app.as_deref().unwrap_or("(repo)")).or_default().push((&x.finding, Some(x)));
+        }
+    }
+    let s = &report.summary;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let cases: usize = suites.values().map(Vec::len).sum::<usize>().max(1);
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"agentops validate\" tests=\"{cases}\" failures=\"{}\" errors=\"0\">",
+        s.errors
+    );
+    if suites.is_empty() {
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"agentops validate\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\">"
+        );
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"agentops.validate\" name=\"{} overlays, {} objects: no findings\"/>",
+            s.overlays, s.objects
+        );
+        out.push_str("  </testsuite>\n");
+    }
+    for (app, items) in &suites {
+        let failures = items.iter().filter(|(f, x)| x.is_none() && f.severity == Severity::Error).count();
+        let skipped = items.iter().filter(|(_, x)| x.is_some()).count();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
+            xml(app),
+            items.len()
+        );
+        for (f, sup) in items {
+            let mut name = String::new();
+            if let Some(e) = &f.env {
+                name.push_str(&format!("[{e}] "));
+            }
+            if let Some(o) = &f.object {
+                name.push_str(&format!("{o} "));
+            }
+            name.push_str(&format!("at {}", location(f)));
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\"",
+                xml(&f.check),
+                xml(&name),
+                xml(f.file.as_deref().unwrap_or("."))
+            );
+            if let Some(line) = f.line {
+                let _ = write!(out, " line=\"{line}\"");
+            }
+            out.push_str(">\n");
+            match (sup, f.severity) {
+                (Some(x), _) => {
+                    let _ = writeln!(
+                        out,
+                        "      <skipped message=\"{}\"/>",
+                        xml(&format!("suppressed by {}: {}", x.suppressed_by, x.reason))
+                    );
+                }
+                (None, Severity::Error) => {
+                    let _ = writeln!(
+                        out,
+                        "      <failure type=\"{}\" message=\"{}\">{}</failure>",
+                        xml(&f.check),
+                        xml(&f.message),
+                        xml(&f.message)
+                    );
+                }
+                (None, sev) => {
+                    let _ = writeln!(out, "      <system-out>{}: {}</system-out>", sev.as_str(), xml(&f.message));
+                }
+            }
+            out.push_str("    </testcase>\n");
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
 }

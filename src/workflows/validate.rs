@@ -21,18 +21,14 @@ use crate::kustomize::{Engine, classify};
 use crate::repo::argocd::normalize_repo_url;
 use crate::repo::{Closure, Leaf, Repo};
 
-/// Check ids, stable across releases.
-pub const CHECKS: [&str; 9] = [
-    "yaml-syntax",
-    "kustomize-build",
-    "schema",
-    "required-labels",
-    "resource-limits",
-    "image-tag",
-    "network-policy",
-    "argocd-path",
-    "cluster-prereq",
-];
+pub mod apis;
+pub mod catalog;
+mod checks;
+pub mod rego;
+pub mod suppress;
+
+pub use catalog::CATALOG;
+pub use suppress::Suppressed;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +47,15 @@ pub struct ValidateRequest {
     /// CRDs of custom kinds, IngressClasses (the cluster-prereq check).
     #[serde(default)]
     pub clusters: bool,
+    /// Kubernetes version (`1.NN`) to check API versions against, for every environment
+    /// (default: each environment's `kubernetes_version` in .agentops.yaml, else the newest
+    /// agentops knows).
+    #[serde(default)]
+    pub kubernetes_version: Option<String>,
+    /// Directories or files of Rego policies to evaluate instead of the configured ones
+    /// (relative to the repo root).
+    #[serde(default)]
+    pub policy: Vec<String>,
 }
 
 /// Where an overlay needs something from its cluster.
@@ -90,12 +95,18 @@ pub struct Summary {
     pub warnings: usize,
     pub kustomize_runs: usize,
     pub cache_hits: usize,
+    /// Findings hidden by suppressions (listed with `--show-suppressed`).
+    #[serde(default)]
+    pub suppressed: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidationReport {
     pub findings: Vec<Finding>,
     pub summary: Summary,
+    /// Findings a suppression hid, each with its reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<Suppressed>,
 }
 
 impl ValidationReport {
@@ -105,7 +116,7 @@ impl ValidationReport {
 
     /// Scrubs every learned secret value from the report's text.
     pub fn redact(&mut self, redactor: &Redactor) {
-        for f in &mut self.findings {
+        for f in self.findings.iter_mut().chain(self.suppressed.iter_mut().map(|s| &mut s.finding)) {
             f.message = redactor.scrub(&f.message);
             if let Some(o) = &f.object {
                 f.object = Some(redactor.scrub(o));
@@ -263,6 +274,10 @@ fn run_leaves(
         }
     }
 
+    let setup = Setup::new(repo, req)?;
+    findings.extend(setup.rego.errors.iter().cloned());
+    findings.extend(setup.suppression_findings.iter().cloned());
+
     let done = AtomicUsize::new(0);
     let total = leaves.len();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -273,7 +288,7 @@ fn run_leaves(
         leaves
             .par_iter()
             .map(|leaf| {
-                let r = check_leaf(repo, engine, redactor, &schemas, leaf, req.clusters);
+                let r = check_leaf(repo, engine, redactor, &schemas, &setup, leaf, req.clusters);
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 r
             })
@@ -281,8 +296,10 @@ fn run_leaves(
     });
     let mut summary = Summary { overlays: total, files: scope.len(), ..Summary::default() };
     let mut needs = Vec::new();
+    let mut suppressed = Vec::new();
     for r in per_leaf {
         needs.extend(r.needs);
+        suppressed.extend(r.suppressed);
         match r.outcome {
             LeafOutcome::Built(n) => {
                 summary.overlays_built += 1;
@@ -301,9 +318,100 @@ fn run_leaves(
     let stats = engine.stats();
     summary.kustomize_runs = stats.builds;
     summary.cache_hits = stats.cache_hits;
-    let mut report = ValidationReport { findings, summary };
+    // suppressions of .agentops.yaml cover every finding but those about suppressions
+    let (kept, hidden): (Vec<Finding>, Vec<Suppressed>) =
+        findings.into_iter().fold((Vec::new(), Vec::new()), |mut acc, f| {
+            match setup.rules.iter().find(|r| f.check != "suppression" && r.matches(&f)) {
+                Some(rule) => acc.1.push(rule.suppress(f)),
+                None => acc.0.push(f),
+            }
+            acc
+        });
+    suppressed.extend(hidden);
+    let mut report = ValidationReport { findings: kept, summary, suppressed };
     report.finish(redactor);
     Ok((report, needs))
+}
+
+/// What every leaf's checks share: the Kubernetes version per environment, the Rego
+/// policies, and the configured suppressions.
+struct Setup {
+    /// Kubernetes version for every environment (the request's), if given.
+    version: Option<(u32, u32)>,
+    versions: BTreeMap<String, (u32, u32)>,
+    rego: rego::RegoSet,
+    rules: Vec<suppress::Rule>,
+    suppression_findings: Vec<Finding>,
+}
+
+impl Setup {
+    fn new(repo: &Repo, req: &ValidateRequest) -> Result<Setup> {
+        let config_text = std::fs::read_to_string(repo.root.join(crate::config::CONFIG_FILE)).ok();
+        let config_error = |key: &str, message: String| {
+            let line = config_text
+                .as_deref()
+                .and_then(|t| t.lines().position(|l| l.trim_start().starts_with(&format!("{key}:"))))
+                .map(|i| i as u32 + 1);
+            crate::error::Error::Config { file: crate::config::CONFIG_FILE.into(), line, message }
+        };
+        if let Some(key) = catalog::unknown_policy_keys(&repo.config.policies).first() {
+            let ids: Vec<&str> = CATALOG.iter().filter(|c| c.defaults.is_some()).map(|c| c.id).collect();
+            return Err(config_error(
+                key,
+                format!(
+                    "policies: {key:?} is no check; the checks are required-labels, resource-limits, image-tag, network-policy, argocd-path, schema, {} (see docs/validate.md)",
+                    ids.join(", ")
+                ),
+            ));
+        }
+        let version = match &req.kubernetes_version {
+            Some(v) => Some(apis::parse_version(v).ok_or_else(|| {
+                crate::error::Error::Usage(format!("--kubernetes-version {v:?} is not a version like 1.33"))
+            })?),
+            None => None,
+        };
+        let mut versions = BTreeMap::new();
+        for (env, e) in &repo.config.environments {
+            if let Some(v) = &e.kubernetes_version {
+                let parsed = apis::parse_version(v).ok_or_else(|| {
+                    config_error(
+                        "kubernetes_version",
+                        format!("environment {env}: kubernetes_version {v:?} is not a version like 1.33"),
+                    )
+                })?;
+                versions.insert(env.clone(), parsed);
+            }
+        }
+        let rego = if req.policy.is_empty() {
+            let configured = &repo.config.policies.rego;
+            let optional = configured == &vec!["policy".to_string()];
+            let paths: Vec<(std::path::PathBuf, String)> =
+                configured.iter().map(|p| (repo.abs(p), p.clone())).collect();
+            rego::RegoSet::load(&paths, optional)
+        } else {
+            let paths: Vec<(std::path::PathBuf, String)> = req
+                .policy
+                .iter()
+                .map(|p| {
+                    let abs = repo.abs(p);
+                    let shown = abs
+                        .strip_prefix(&repo.root)
+                        .map(|r| r.to_string_lossy().replace('\\', "/"))
+                        .unwrap_or_else(|_| p.clone());
+                    (abs, shown)
+                })
+                .collect();
+            rego::RegoSet::load(&paths, false)
+        };
+        let today = crate::workflows::drift::today();
+        let (rules, suppression_findings) =
+            suppress::rules(&repo.config.policies.suppressions, config_text.as_deref(), &today);
+        Ok(Setup { version, versions, rego, rules, suppression_findings })
+    }
+
+    fn version_for(&self, env: Option<&str>) -> (u32, u32) {
+        self.version.or_else(|| env.and_then(|e| self.versions.get(e).copied())).unwrap_or(apis::NEWEST)
+    }
 }
 
 impl ValidationReport {
@@ -314,6 +422,13 @@ impl ValidationReport {
                 .cmp(&(&b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message))
         });
         self.findings.dedup();
+        self.suppressed.sort_by(|a, b| {
+            let (a, b) = (&a.finding, &b.finding);
+            (&a.app, &a.env, &a.overlay, &a.file, a.line, &a.check, &a.object, &a.message)
+                .cmp(&(&b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message))
+        });
+        self.suppressed.dedup();
+        self.summary.suppressed = self.suppressed.len();
         self.summary.errors = self.findings.iter().filter(|f| f.severity == Severity::Error).count();
         self.summary.warnings = self.findings.iter().filter(|f| f.severity == Severity::Warning).count();
         self.redact(redactor);
@@ -397,6 +512,7 @@ struct LeafResult {
     outcome: LeafOutcome,
     findings: Vec<Finding>,
     needs: Vec<NeedSite>,
+    suppressed: Vec<Suppressed>,
 }
 
 /// Context for findings about one leaf's rendered objects.
@@ -454,6 +570,7 @@ fn check_leaf(
     engine: &Engine,
     redactor: &Redactor,
     schemas: &SchemaSet,
+    setup: &Setup,
     leaf: &Leaf,
     wants_clusters: bool,
 ) -> LeafResult {
@@ -470,7 +587,12 @@ fn check_leaf(
                 format!("not built: {}", b.what),
             );
         }
-        return LeafResult { outcome: LeafOutcome::Skipped, findings: cx.out, needs: Vec::new() };
+        return LeafResult {
+            outcome: LeafOutcome::Skipped,
+            findings: cx.out,
+            needs: Vec::new(),
+            suppressed: Vec::new(),
+        };
     }
     let built = engine.build(repo, &leaf.dir);
     if let Some(err) = &built.error {
@@ -483,7 +605,12 @@ fn check_leaf(
             None,
             format!("build failed ({}): {}", e.class, e.message),
         );
-        return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out, needs: Vec::new() };
+        return LeafResult {
+            outcome: LeafOutcome::Failed,
+            findings: cx.out,
+            needs: Vec::new(),
+            suppressed: Vec::new(),
+        };
     }
     let objects = match crate::repo::yaml::parse_values(&built.stdout) {
         Ok(v) => flatten_lists(v),
@@ -496,7 +623,12 @@ fn check_leaf(
                 None,
                 format!("kustomize output does not parse: {e}"),
             );
-            return LeafResult { outcome: LeafOutcome::Failed, findings: cx.out, needs: Vec::new() };
+            return LeafResult {
+                outcome: LeafOutcome::Failed,
+                findings: cx.out,
+                needs: Vec::new(),
+                suppressed: Vec::new(),
+            };
         }
     };
     objects.iter().for_each(|o| redactor.learn_object(o));
@@ -619,11 +751,70 @@ fn check_leaf(
             }
         }
     }
+    // the built-in checks, by the environment's class (a leaf of no environment counts as prod)
+    let class = leaf.env.as_deref().map_or_else(|| "prod".to_string(), |e| repo.env_class(e));
+    checks::run(&mut cx, &objects, &class, setup.version_for(leaf.env.as_deref()));
+    if let Some(mut rego_engine) = setup.rego.engine() {
+        let mut errors = Vec::new();
+        for obj in &objects {
+            let r = ObjectRef::of(obj);
+            let file = repo.locate_source(&closure, &r.kind, &r.name).map(|(f, _)| f);
+            let origin = rego::Origin { app: leaf.app.as_deref(), env: leaf.env.as_deref(), overlay: &leaf.dir, file };
+            let (outcomes, errs) = setup.rego.evaluate(&mut rego_engine, obj, &origin);
+            for o in outcomes {
+                cx.on_object(&o.check, o.severity, obj, "", o.message);
+            }
+            errors.extend(errs);
+        }
+        errors.dedup();
+        cx.out.extend(errors);
+    }
+    let suppressed = annotation_suppressions(&mut cx, &objects);
     let needs = match (&leaf.env, wants_clusters) {
         (Some(env), true) => leaf_needs(&mut cx, env, &objects),
         _ => Vec::new(),
     };
-    LeafResult { outcome: LeafOutcome::Built(objects.len()), findings: cx.out, needs }
+    LeafResult { outcome: LeafOutcome::Built(objects.len()), findings: cx.out, needs, suppressed }
+}
+
+/// Applies the objects' `agentops.dev/ignore` annotations to the leaf's findings: matching
+/// findings move out (returned, with their reasons); entries without a reason or naming no
+/// check become findings of their own.
+fn annotation_suppressions(cx: &mut LeafCtx, objects: &[Value]) -> Vec<Suppressed> {
+    let mut entries: BTreeMap<String, Vec<suppress::AnnotationEntry>> = BTreeMap::new();
+    let pointer = format!("/metadata/annotations/{}", suppress::ANNOTATION.replace('/', "~1"));
+    for obj in objects {
+        let Some(value) = obj.pointer(&pointer).and_then(Value::as_str) else { continue };
+        let mut usable = Vec::new();
+        for e in suppress::parse_annotation(value) {
+            match suppress::annotation_problem(&e) {
+                Some((severity, message)) => cx.on_object("suppression", severity, obj, &pointer, message),
+                None => usable.push(e),
+            }
+        }
+        entries.insert(ObjectRef::of(obj).to_string(), usable);
+    }
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    let mut suppressed = Vec::new();
+    let findings = std::mem::take(&mut cx.out);
+    for f in findings {
+        let hit = f
+            .object
+            .as_ref()
+            .and_then(|o| entries.get(o))
+            .and_then(|es| es.iter().find(|e| e.check == f.check && f.check != "suppression"));
+        match hit {
+            Some(e) => suppressed.push(Suppressed {
+                reason: e.reason.clone().unwrap_or_default(),
+                suppressed_by: suppress::ANNOTATION.to_string(),
+                finding: f,
+            }),
+            None => cx.out.push(f),
+        }
+    }
+    suppressed
 }
 
 /// What the leaf's objects need from its cluster, each with a finding pinned to its cause,

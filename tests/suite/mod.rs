@@ -12,6 +12,7 @@ mod mcp;
 mod migrate;
 mod mock;
 mod orchestrator;
+mod phrasings;
 mod rollback;
 mod tools;
 mod validate;

@@ -235,3 +235,20 @@ fn new_phrasings_map_to_the_right_workflow() {
     assert!(table.len() >= 50, "{}", table.len());
     check(&planner, &table);
 }
+
+#[test]
+fn unrelated_requests_stay_unknown() {
+    let planner = RulesPlanner::new(RepoFacts::from_repo(&Repo::load(&platform()).unwrap()));
+    let table: Vec<(&str, Expect)> = [
+        "tell me a joke",
+        "how many pods are running?",
+        "thanks!",
+        "who is on call this week",
+        "what time is it in prod-west",
+        "summarize the README",
+    ]
+    .into_iter()
+    .map(|t| (t, Expect::Unknown))
+    .collect();
+    check(&planner, &table);
+}

@@ -8,6 +8,7 @@ mod eval;
 mod harmonize;
 mod kustomize;
 mod llm;
+mod llm_budget;
 mod mcp;
 mod migrate;
 mod mock;

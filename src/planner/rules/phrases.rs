@@ -273,6 +273,11 @@ pub const CUES: &[Cue] = &[
         weight: 1,
     },
     Cue { workflow: Workflow::Validate, pattern: r"\boverlays?\b|\bmake\s+sure\b|\bchecks?\b", weight: 1 },
+    Cue {
+        workflow: Workflow::Validate,
+        pattern: r"\bin\s+(?:good|ok|okay|decent|working)\s+(?:shape|state|order)\b",
+        weight: 2,
+    },
     // drift: the live clusters against git
     Cue {
         workflow: Workflow::Drift,

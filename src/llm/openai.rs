@@ -294,10 +294,19 @@ struct ServerError {
 }
 
 impl ServerError {
-    /// The error of a body `{"error": {"message": ..}}` or `{"error": "text"}`.
+    /// The error of a body `{"error": {"message": ..}}`, `{"error": "text"}`, or (vLLM
+    /// before 0.9) `{"object": "error", "message": .., "type": .., "code": 400}`.
     fn parse(body: &str) -> Option<ServerError> {
         let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
-        let e = v.get("error")?;
+        let e = match v.get("error") {
+            Some(e) => e,
+            None if v.get("object").and_then(serde_json::Value::as_str) == Some("error")
+                && v["message"].is_string() =>
+            {
+                &v
+            }
+            None => return None,
+        };
         if let Some(text) = e.as_str() {
             return Some(ServerError { message: text.to_string(), kind: None, code: None, sent: None, holds: None });
         }

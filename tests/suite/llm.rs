@@ -28,7 +28,7 @@ const CANARY_KEY: &str = "sk-canary-0123456789abcdefghij";
 pub(crate) struct Seen {
     authorization: Option<String>,
     pub(crate) body: Value,
-    raw: String,
+    pub(crate) raw: String,
 }
 
 #[derive(Default)]

@@ -9,6 +9,7 @@ mod harmonize;
 mod kustomize;
 mod llm;
 mod llm_budget;
+mod llm_modes;
 mod mcp;
 mod migrate;
 mod mock;

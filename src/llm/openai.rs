@@ -381,7 +381,9 @@ impl ServerError {
                 (None, None) => "the request is more than the model's context holds".to_string(),
             };
             return LlmError::ContextOverflow(format!(
-                "{said} ({base_url} said: {}). Give the model a larger context (llama-server -c, Ollama num_ctx,                  vLLM --max-model-len) or a model that holds more, lower llm.prompt_budget in .agentops.yaml so                  less repo context is sent, or narrow the request to one app or environment",
+                "{said} ({base_url} said: {}). Give the model a larger context (llama-server -c, Ollama num_ctx, \
+                 vLLM --max-model-len) or a model that holds more, lower llm.prompt_budget in .agentops.yaml so \
+                 less repo context is sent, or narrow the request to one app or environment",
                 short_text(&self.message, 300)
             ));
         }

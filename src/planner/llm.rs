@@ -34,7 +34,7 @@ use crate::planner::{Plan, Step};
 use crate::tools::{Effect, ToolCtx, ToolRegistry};
 
 pub use route::{Routed, agent_for, route_with_model};
-pub use schema::{JsonStep, call_schema, compact_spec, from_model_args, strict_schema};
+pub use schema::{JsonStep, Names, call_schema, compact_spec, from_model_args, strict_schema};
 
 /// Longest tool result sent back to the model, in characters; longer ones are shortened.
 pub const MAX_RESULT_CHARS: usize = 12_000;
@@ -74,6 +74,8 @@ pub struct Prepared {
     pub tools: Vec<ToolSpec>,
     /// The tools as sent (strict form in `strict_tools` mode; none in `json_schema` mode).
     pub wire_tools: Vec<ToolSpec>,
+    /// `json_schema` mode: the environment and app names the call schema's arguments refer to.
+    pub name_defs: Value,
     pub mode: Constrained,
     /// Estimated tokens of the system prompt and the catalog (tools, or the call schema).
     pub catalog_tokens: u64,
@@ -98,7 +100,31 @@ pub async fn prepare(
     let redactor = ctx.redactor();
     let mode = settings.constrained_mode();
     let json_mode = mode == Constrained::JsonSchema;
-    let tools = tool_specs(registry, agent);
+    let mut tools = tool_specs(registry, agent);
+    let mut name_defs = json!({});
+    if matches!(mode, Constrained::StrictTools | Constrained::JsonSchema) {
+        // a constrained model can then name only real environments and apps
+        let names = |k: &str| -> Vec<String> {
+            match k {
+                "apps" => repo.get("apps").and_then(Value::as_array).into_iter().flatten(),
+                _ => repo.get("environments").and_then(Value::as_array).into_iter().flatten(),
+            }
+            .filter_map(|v| v.get("name").unwrap_or(v).as_str().map(str::to_string))
+            .collect()
+        };
+        let (envs, apps) = (names("environments"), names("apps"));
+        if mode == Constrained::JsonSchema {
+            name_defs = schema::name_defs(&envs, &apps);
+        }
+        for t in &mut tools {
+            match mode {
+                // one schema holds every tool: the names are defined once
+                Constrained::JsonSchema => schema::constrain_names(&mut t.parameters, &envs, &apps, Names::Shared),
+                // one schema per tool: only the environments, which are few
+                _ => schema::constrain_names(&mut t.parameters, &envs, &[], Names::Inline),
+            }
+        }
+    }
     let wire_tools: Vec<ToolSpec> = match mode {
         Constrained::JsonSchema => Vec::new(),
         Constrained::StrictTools => {
@@ -107,7 +133,7 @@ pub async fn prepare(
         _ => tools.clone(),
     };
     let catalog = if json_mode {
-        budget::estimate(&serde_json::to_string(&call_schema(&tools, true)).unwrap_or_default())
+        budget::estimate(&serde_json::to_string(&call_schema(&tools, true, &name_defs)).unwrap_or_default())
     } else {
         budget::estimate_tools(&wire_tools)
     };
@@ -144,6 +170,7 @@ pub async fn prepare(
             system,
             tools: tools.clone(),
             wire_tools: wire_tools.clone(),
+            name_defs: name_defs.clone(),
             mode,
             catalog_tokens,
             listed_apps: cap,
@@ -216,7 +243,7 @@ pub async fn plan_and_run_observed(
             strict_tools: mode == Constrained::StrictTools,
             response_schema: json_mode.then(|| ResponseSchema {
                 name: "step".into(),
-                schema: call_schema(&prepared.tools, turn > 1),
+                schema: call_schema(&prepared.tools, turn > 1, &prepared.name_defs),
                 strict: true,
             }),
             max_output_tokens: Some(settings.max_output_tokens),

@@ -179,6 +179,7 @@ async fn server_error_bodies_are_reported_as_they_are() {
     let e = &errors[0];
     assert!(e.contains("the request is 11545 tokens and the model holds 8192"), "{e}");
     assert!(e.contains("llama-server -c") && e.contains("prompt_budget"), "what to do: {e}");
+    assert!(!e.contains("  "), "one line of text: {e}");
     assert!(!e.contains("could not be read"), "{e}");
     assert!(errors[1].contains("the request is 11545 tokens and the model holds 8192"), "{}", errors[1]);
     assert!(errors[2].contains("the request is 5000 tokens and the model holds 4096"), "{}", errors[2]);

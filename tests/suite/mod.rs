@@ -10,6 +10,7 @@ mod kustomize;
 mod llm;
 mod llm_budget;
 mod llm_modes;
+mod llm_real;
 mod mcp;
 mod migrate;
 mod mock;

@@ -80,6 +80,82 @@ pub fn dedupe_descriptions(tools: &mut [ToolSpec]) {
     }
 }
 
+/// Most app names put in a schema's `enum` (a larger repo leaves `app` a free string).
+pub const MAX_APP_ENUM: usize = 40;
+
+/// How [`constrain_names`] writes the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// An `enum` in each argument (one tool per schema: strict tools).
+    Inline,
+    /// A `$ref` to `#/$defs/env` and `#/$defs/app`, defined once in the schema that holds
+    /// every tool (the `json_schema` call schema, see [`name_defs`]).
+    Shared,
+}
+
+/// The repo's environment names (and app names, up to [`MAX_APP_ENUM`]) as the allowed
+/// values of the `env`, `envs` and `app` arguments, so that a constrained model can only name
+/// real ones.
+pub fn constrain_names(params: &mut Value, envs: &[String], apps: &[String], how: Names) {
+    let Some(props) = params.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    for (name, def, values) in [("env", "env", envs), ("envs", "env", envs), ("app", "app", apps)] {
+        if values.is_empty() || (name == "app" && values.len() > MAX_APP_ENUM) {
+            continue;
+        }
+        let Some(p) = props.get_mut(name).and_then(Value::as_object_mut) else { continue };
+        let types: Vec<String> = match p.get("type") {
+            Some(Value::String(t)) => vec![t.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => continue,
+        };
+        let names = || Value::Array(values.iter().map(|v| Value::String(v.clone())).collect());
+        let one = match how {
+            Names::Inline => json!({"type": "string", "enum": names()}),
+            Names::Shared => json!({"$ref": format!("#/$defs/{def}")}),
+        };
+        if types.iter().any(|t| t == "array") {
+            if p.get("items").and_then(|i| i.get("type")).and_then(Value::as_str) == Some("string") {
+                p.insert("items".into(), one);
+                // a small model repeats a list item until the output limit; no list needs
+                // a name twice
+                p.insert("maxItems".into(), json!(values.len()));
+            }
+        } else if types.iter().any(|t| t == "string") {
+            let nullable = types.iter().any(|t| t == "null");
+            p.remove("type");
+            match how {
+                Names::Inline => {
+                    let mut e = names();
+                    if nullable && let Value::Array(a) = &mut e {
+                        a.push(Value::Null);
+                    }
+                    p.insert("type".into(), if nullable { json!(["string", "null"]) } else { json!("string") });
+                    p.insert("enum".into(), e);
+                }
+                Names::Shared => {
+                    let mut any = vec![one];
+                    if nullable {
+                        any.push(json!({"type": "null"}));
+                    }
+                    p.insert("anyOf".into(), Value::Array(any));
+                }
+            }
+        }
+    }
+}
+
+/// The `$defs` that [`Names::Shared`] refers to.
+pub fn name_defs(envs: &[String], apps: &[String]) -> Value {
+    let mut defs = Map::new();
+    if !envs.is_empty() {
+        defs.insert("env".into(), json!({"type": "string", "enum": envs}));
+    }
+    if !apps.is_empty() && apps.len() <= MAX_APP_ENUM {
+        defs.insert("app".into(), json!({"type": "string", "enum": apps}));
+    }
+    Value::Object(defs)
+}
+
 /// Closes every object that lists properties (`additionalProperties: false`), drops
 /// non-standard `format`s and `$schema`.
 pub fn strictify(v: &mut Value) {
@@ -314,7 +390,7 @@ pub fn from_model_args(args: &mut Value, schema: &Value) {
 /// The `json_schema` answer format: `{"step": ...}` holding one call (`{"tool": NAME,
 /// "arguments": {...}}`, one branch per tool so that a name goes with its own arguments) or,
 /// with `allow_answer`, `{"answer": TEXT}`.
-pub fn call_schema(tools: &[ToolSpec], allow_answer: bool) -> Value {
+pub fn call_schema(tools: &[ToolSpec], allow_answer: bool, defs: &Value) -> Value {
     let mut branches: Vec<Value> = tools
         .iter()
         .map(|t| {
@@ -337,12 +413,16 @@ pub fn call_schema(tools: &[ToolSpec], allow_answer: bool) -> Value {
             "additionalProperties": false,
         }));
     }
-    json!({
+    let mut schema = json!({
         "type": "object",
         "properties": {"step": {"anyOf": branches}},
         "required": ["step"],
         "additionalProperties": false,
-    })
+    });
+    if defs.as_object().is_some_and(|d| !d.is_empty()) {
+        schema["$defs"] = defs.clone();
+    }
+    schema
 }
 
 /// What a `json_schema` answer says.
@@ -455,17 +535,46 @@ mod tests {
     }
 
     #[test]
+    fn names_become_enums() {
+        let mut p = json!({"type": "object", "properties": {
+            "env": {"type": "array", "items": {"type": "string"}},
+            "app": {"type": ["string", "null"]},
+            "kind": {"type": "string"}}});
+        let (envs, apps) = (vec!["dev".to_string(), "prod".to_string()], vec!["web".to_string()]);
+        let mut inline = p.clone();
+        constrain_names(&mut inline, &envs, &apps, Names::Inline);
+        assert_eq!(inline["properties"]["env"]["items"]["enum"], json!(["dev", "prod"]));
+        assert_eq!(inline["properties"]["app"]["enum"], json!(["web", null]));
+        assert!(inline["properties"]["kind"].get("enum").is_none());
+        let strict = strict_schema(&inline);
+        assert_eq!(strict["properties"]["env"]["type"], json!(["array", "null"]));
+        let mut shared = p.clone();
+        constrain_names(&mut shared, &envs, &apps, Names::Shared);
+        assert_eq!(shared["properties"]["env"]["items"], json!({"$ref": "#/$defs/env"}));
+        assert_eq!(shared["properties"]["env"]["maxItems"], 2, "each name at most once");
+        assert_eq!(shared["properties"]["app"]["anyOf"], json!([{"$ref": "#/$defs/app"}, {"type": "null"}]));
+        let spec = ToolSpec { name: "t".into(), description: String::new(), parameters: shared };
+        let call = call_schema(&[spec], false, &name_defs(&envs, &apps));
+        assert_eq!(call["$defs"]["env"]["enum"], json!(["dev", "prod"]), "defined once, at the root");
+        let many: Vec<String> = (0..100).map(|i| format!("a{i}")).collect();
+        let mut q = json!({"type": "object", "properties": {"app": {"type": "string"}}});
+        constrain_names(&mut q, &[], &many, Names::Inline);
+        assert!(q["properties"]["app"].get("enum").is_none(), "too many apps for an enum");
+        assert!(name_defs(&[], &many).as_object().unwrap().is_empty());
+    }
+
+    #[test]
     fn one_call_per_answer() {
         let tools = vec![compact_spec(
             "validate",
             "Check.",
             &json!({"type": "object", "properties": {"env": {"type": "array", "items": {"type": "string"}}}}),
         )];
-        let s = call_schema(&tools, false);
+        let s = call_schema(&tools, false, &json!({}));
         let branches = s["properties"]["step"]["anyOf"].as_array().unwrap();
         assert_eq!(branches.len(), 1);
         assert_eq!(branches[0]["properties"]["tool"]["enum"], json!(["validate"]));
-        assert_eq!(call_schema(&tools, true)["properties"]["step"]["anyOf"].as_array().unwrap().len(), 2);
+        assert_eq!(call_schema(&tools, true, &json!({}))["properties"]["step"]["anyOf"].as_array().unwrap().len(), 2);
         assert_eq!(
             parse_step(r#"{"step": {"tool": "validate", "arguments": {"env": ["dev"]}}}"#),
             Ok(JsonStep::Call { tool: "validate".into(), arguments: json!({"env": ["dev"]}) })

@@ -24,12 +24,14 @@ const BUILTIN_AGENTS: &[(&str, &str)] = &[
     ("create.md", include_str!("../agents/create.md")),
     ("drift.md", include_str!("../agents/drift.md")),
     ("harmonize.md", include_str!("../agents/harmonize.md")),
+    ("migrate.md", include_str!("../agents/migrate.md")),
     ("migrate-analyst.md", include_str!("../agents/migrate-analyst.md")),
     ("migrate-planner.md", include_str!("../agents/migrate-planner.md")),
     ("migrate-scanner.md", include_str!("../agents/migrate-scanner.md")),
     ("migrate-writer.md", include_str!("../agents/migrate-writer.md")),
     ("planner.md", include_str!("../agents/planner.md")),
     ("rollback.md", include_str!("../agents/rollback.md")),
+    ("router.md", include_str!("../agents/router.md")),
     ("validator.md", include_str!("../agents/validator.md")),
 ];
 
@@ -39,12 +41,14 @@ const BUILTIN_PROMPTS: &[(&str, &str)] = &[
     ("create.md.hbs", include_str!("../prompts/create.md.hbs")),
     ("drift.md.hbs", include_str!("../prompts/drift.md.hbs")),
     ("harmonize.md.hbs", include_str!("../prompts/harmonize.md.hbs")),
+    ("migrate.md.hbs", include_str!("../prompts/migrate.md.hbs")),
     ("migrate-analyst.md.hbs", include_str!("../prompts/migrate-analyst.md.hbs")),
     ("migrate-planner.md.hbs", include_str!("../prompts/migrate-planner.md.hbs")),
     ("migrate-scanner.md.hbs", include_str!("../prompts/migrate-scanner.md.hbs")),
     ("migrate-writer.md.hbs", include_str!("../prompts/migrate-writer.md.hbs")),
     ("planner.md.hbs", include_str!("../prompts/planner.md.hbs")),
     ("rollback.md.hbs", include_str!("../prompts/rollback.md.hbs")),
+    ("router.md.hbs", include_str!("../prompts/router.md.hbs")),
     ("validator.md.hbs", include_str!("../prompts/validator.md.hbs")),
 ];
 

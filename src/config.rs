@@ -140,6 +140,33 @@ pub struct LlmConfig {
     /// a key (OPENAI_API_KEY) is sent only to the default OpenAI endpoint.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// How the model's calls are constrained (default auto): see [`Constrained`].
+    #[serde(default)]
+    pub constrained: Option<Constrained>,
+    /// Most tokens the model may write per turn (default 1024).
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
+    /// Tokens the system prompt and tool catalog may take per turn (default 3000); the repo
+    /// summary is shortened to fit.
+    #[serde(default)]
+    pub prompt_budget: Option<u64>,
+}
+
+/// `llm.constrained`: how a model is kept to calls that parse and validate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Constrained {
+    /// `strict_tools` on the OpenAI endpoint, `off` elsewhere.
+    #[default]
+    Auto,
+    /// Plain tool calling; every call is still checked before it runs.
+    Off,
+    /// Each answer is JSON of a schema describing exactly one tool call (or, after a tool
+    /// result, a final answer): for servers that constrain output by grammar (llama.cpp,
+    /// Ollama, vLLM) and models without native tool calling.
+    JsonSchema,
+    /// Tools sent as OpenAI strict function schemas (`strict: true`).
+    StrictTools,
 }
 
 /// `drift:` in `.agentops.yaml`.

@@ -41,6 +41,10 @@ pub struct Args {
     /// LLM planner: record cassettes (evals/cassettes/<case>/) from the configured endpoint.
     #[arg(long)]
     pub record: bool,
+    /// LLM planner: ask the configured endpoint (OPENAI_BASE_URL, AGENTOPS_LLM_MODEL,
+    /// AGENTOPS_LLM_CONSTRAINED) directly, without cassettes: a benchmark of that model.
+    #[arg(long, conflicts_with = "record")]
+    pub live: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: EvalFormat,
@@ -74,6 +78,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     });
     opts.repeat = args.repeat;
     opts.record = args.record;
+    opts.live = args.live;
     opts.jobs = if global.jobs == 0 { 4 } else { global.jobs };
     opts.timeout = Duration::from_secs(args.timeout.max(1));
     let report = eval::run_suite(cases, &opts).await;

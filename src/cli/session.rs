@@ -68,9 +68,11 @@ pub struct LlmPlanned {
 }
 
 /// The one place the LLM planner plugs in (`--planner llm`, and `auto` when the rules
-/// cannot map a request): the `planner` agent, an OpenAI-compatible endpoint from the flags,
-/// the environment or `.agentops.yaml` (`llm:`), every proposed call through `executor`.
-/// With `AGENTOPS_LLM_CASSETTES=DIR` the model is replayed from (or, with
+/// cannot map a request): routed to the agent of the request's workflow (the rules
+/// planner's intent detection, else one model turn that picks among the workflow names),
+/// an OpenAI-compatible endpoint from the flags, the environment or `.agentops.yaml`
+/// (`llm:`), every proposed call through `executor`. Each model turn's tokens go to stderr
+/// and the journal. With `AGENTOPS_LLM_CASSETTES=DIR` the model is replayed from (or, with
 /// `AGENTOPS_LLM_RECORD=1`, recorded to) cassettes.
 pub async fn plan_with_llm(request: &str, args: &PlannerArgs, executor: &Executor) -> Result<LlmPlanned> {
     use crate::llm::settings::{LlmFlags, LlmSettings};
@@ -87,7 +89,6 @@ pub async fn plan_with_llm(request: &str, args: &PlannerArgs, executor: &Executo
     }
     let settings = LlmSettings::resolve(&flags, config.llm.as_ref())?;
     let agents = crate::agents::Agents::load(Some(&root), executor.registry())?;
-    let agent = agents.require("planner")?;
     let client: Box<dyn LlmClient> = match std::env::var_os("AGENTOPS_LLM_CASSETTES") {
         Some(dir) => {
             let s = settings.clone();
@@ -101,11 +102,52 @@ pub async fn plan_with_llm(request: &str, args: &PlannerArgs, executor: &Executo
         }
         None => Box::new(OpenAiClient::new(&settings)?),
     };
-    let run = crate::planner::llm::plan_and_run(client.as_ref(), executor, agent, request, &settings).await?;
+    let print_turn = |t: &crate::exec::ModelTurn| eprintln!("{}", turn_line(t, settings.prompt_budget));
+    let repo = load_repo(executor.ctx()).await?;
+    let workflow = match crate::planner::rules::RulesPlanner::new(facts(&repo)).interpret(request) {
+        crate::planner::rules::Interpretation::Request(draft) => Some(draft.workflow),
+        _ => {
+            let redactor = executor.ctx().redactor();
+            let routed =
+                crate::planner::llm::route_with_model(client.as_ref(), &agents, request, &settings, redactor).await?;
+            executor.record_turn(&redactor.scrub(request), &routed.turn);
+            print_turn(&routed.turn);
+            routed.workflow
+        }
+    };
+    let Some(workflow) = workflow else {
+        return Err(Error::Usage(format!(
+            "the model could not tell which workflow this request is for; say it with one of: {}",
+            crate::planner::rules::Workflow::ALL.iter().map(|w| w.name()).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let agent = agents.require(crate::planner::llm::agent_for(workflow))?;
+    let run =
+        crate::planner::llm::plan_and_run_observed(client.as_ref(), executor, agent, request, &settings, &print_turn)
+            .await?;
     if let Some(why) = &run.stopped {
         eprintln!("LLM planner stopped: {why}");
     }
     Ok(LlmPlanned { plan: run.plan, results: run.results, answer: run.answer })
+}
+
+/// One model turn on one line (stderr): agent, tokens as the endpoint counted them, the
+/// estimate of the system prompt and catalog against the budget, calls and invalid calls.
+pub fn turn_line(t: &crate::exec::ModelTurn, budget: u64) -> String {
+    format!(
+        "llm: {} turn {}: {} prompt + {} completion tokens (system prompt and tools ≈{} of {} budgeted), {} call{}{}, {:.1}s{}",
+        t.agent,
+        t.turn,
+        t.prompt_tokens,
+        t.completion_tokens,
+        t.catalog_tokens,
+        budget,
+        t.calls,
+        if t.calls == 1 { "" } else { "s" },
+        if t.invalid_calls > 0 { format!(" ({} invalid)", t.invalid_calls) } else { String::new() },
+        t.duration_ms as f64 / 1000.0,
+        if t.finish_reason.as_deref() == Some("length") { ", cut at the output limit" } else { "" },
+    )
 }
 
 /// The repo, loaded off the async runtime (this also teaches the redactor its secrets).

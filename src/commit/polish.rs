@@ -104,6 +104,7 @@ pub async fn polish(llm: &dyn LlmClient, model: &str, prompt: String, drafted: &
         messages: vec![Message::system(prompt), Message::user(drafted.message.clone())],
         tools: Vec::new(),
         temperature: None,
+        ..Default::default()
     };
     let reply = match llm.complete(request).await {
         Ok(r) => r,

@@ -25,9 +25,25 @@ pub fn journal(repo: &Path) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Tokens the LLM planner spent (journal `tokens`).
+/// Tokens the LLM planner spent: every model turn's prompt and completion tokens (journal
+/// `model_turn`), else what the steps carry (journal `tokens`).
 pub fn tokens(repo: &Path) -> u64 {
-    journal(repo).iter().filter_map(|e| e.get("tokens").and_then(Value::as_u64)).sum()
+    let entries = journal(repo);
+    let turns: Vec<&Value> = entries.iter().filter_map(|e| e.get("model_turn")).collect();
+    if turns.is_empty() {
+        return entries.iter().filter_map(|e| e.get("tokens").and_then(Value::as_u64)).sum();
+    }
+    let n = |t: &Value, k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
+    turns.iter().map(|t| n(t, "prompt_tokens") + n(t, "completion_tokens")).sum()
+}
+
+/// (calls the model proposed, calls the checks refused), from the journal's model turns.
+pub fn calls(repo: &Path) -> (usize, usize) {
+    let n = |t: &Value, k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
+    journal(repo)
+        .iter()
+        .filter_map(|e| e.get("model_turn"))
+        .fold((0, 0), |(c, i), t| (c + n(t, "calls"), i + n(t, "invalid_calls")))
 }
 
 /// `expected` is contained in `actual`: objects by key (recursively), arrays and scalars equal
@@ -107,7 +123,8 @@ pub async fn evaluate(
     {
         return Err(format!("asks: the planner's output does not contain {q:?}\n{}", tail(last)));
     }
-    let journal = journal(&world.repo);
+    // the steps (model turns are journaled too)
+    let journal: Vec<Value> = journal(&world.repo).into_iter().filter(|e| e.get("tool").is_some()).collect();
     let ran: Vec<String> = journal
         .iter()
         .map(|j| {

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub planner: Option<PlannerKind>,
     pub repeat: usize,
     pub record: bool,
+    /// LLM planner: ask the configured endpoint directly, no cassettes (benchmarks).
+    pub live: bool,
     /// Cases at once.
     pub jobs: usize,
     /// Per subprocess.
@@ -44,6 +46,7 @@ impl RunOptions {
             planner: None,
             repeat: 1,
             record: false,
+            live: false,
             jobs: 4,
             timeout: Duration::from_secs(180),
             extra_env: Vec::new(),
@@ -65,6 +68,11 @@ pub struct CaseReport {
     pub failure: Option<String>,
     pub turns: usize,
     pub tokens: u64,
+    /// LLM planner: tool calls the model proposed, and those the checks refused.
+    #[serde(default)]
+    pub llm_calls: usize,
+    #[serde(default)]
+    pub invalid_calls: usize,
     pub wall_ms: u64,
 }
 
@@ -99,6 +107,10 @@ pub struct Summary {
     pub pass_at_1: f64,
     /// Fraction of cases whose every run passed.
     pub pass_hat_k: f64,
+    /// LLM planner: calls proposed over every run, and the fraction the checks refused.
+    pub llm_calls: usize,
+    pub invalid_calls: usize,
+    pub invalid_call_rate: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -131,6 +143,8 @@ pub fn summarize(reports: &[CaseReport], repeat: usize) -> Summary {
     let n = per_case.len().max(1) as f64;
     let pass_at_1 = per_case.values().map(|(p, t)| *p as f64 / (*t).max(1) as f64).sum::<f64>() / n;
     let pass_hat_k = per_case.values().filter(|(p, t)| p == t).count() as f64 / n;
+    let llm_calls: usize = reports.iter().map(|r| r.llm_calls).sum();
+    let invalid_calls: usize = reports.iter().map(|r| r.invalid_calls).sum();
     Summary {
         cases: per_case.len(),
         runs: reports.len(),
@@ -141,6 +155,9 @@ pub fn summarize(reports: &[CaseReport], repeat: usize) -> Summary {
         repeat: repeat.max(1),
         pass_at_1: if per_case.is_empty() { 0.0 } else { pass_at_1 },
         pass_hat_k: if per_case.is_empty() { 0.0 } else { pass_hat_k },
+        llm_calls,
+        invalid_calls,
+        invalid_call_rate: if llm_calls == 0 { 0.0 } else { invalid_calls as f64 / llm_calls as f64 },
     }
 }
 
@@ -167,6 +184,8 @@ pub async fn run_suite(cases: Vec<Result<Case, LoadError>>, opts: &RunOptions) -
                         failure: Some(format!("case does not load: {e}")),
                         turns: 0,
                         tokens: 0,
+                        llm_calls: 0,
+                        invalid_calls: 0,
                         wall_ms: 0,
                     });
                 }
@@ -186,6 +205,8 @@ pub async fn run_suite(cases: Vec<Result<Case, LoadError>>, opts: &RunOptions) -
                 failure: None,
                 turns: 0,
                 tokens: 0,
+                llm_calls: 0,
+                invalid_calls: 0,
                 wall_ms: 0,
             };
             let inner = {
@@ -246,6 +267,7 @@ async fn run_case(case: &Case, planner: PlannerKind, opts: &RunOptions, mut repo
         Err(e) => Err(e),
     };
     report.tokens = check::tokens(&world.repo);
+    (report.llm_calls, report.invalid_calls) = check::calls(&world.repo);
     world.shutdown().await;
     match result {
         Ok(()) => report.passed = true,
@@ -280,13 +302,13 @@ fn command(case: &Case, planner: PlannerKind, opts: &RunOptions, world: &World) 
         Some(d) => cmd.env("AGENTOPS_CACHE_DIR", d),
         None => cmd.env("AGENTOPS_CACHE_DIR", world.work.join("cache")),
     };
-    if planner == PlannerKind::Llm {
+    if planner == PlannerKind::Llm && !opts.live {
         cmd.env("AGENTOPS_LLM_CASSETTES", cassette_dir(&opts.project, case));
         if opts.record {
             cmd.env("AGENTOPS_LLM_RECORD", "1");
         }
     }
-    if planner == PlannerKind::Rules || !opts.record {
+    if planner == PlannerKind::Rules || !(opts.record || opts.live) {
         // replay never needs a key, and the rules planner never talks to a model
         cmd.env_remove("OPENAI_API_KEY").env_remove("OPENAI_BASE_URL");
     }
@@ -391,6 +413,14 @@ pub fn render_text(r: &SuiteReport) -> String {
     if m.repeat > 1 {
         s.push_str(&format!("Pass@1 {:.3}  Pass^{} {:.3}\n", m.pass_at_1, m.repeat, m.pass_hat_k));
     }
+    if m.llm_calls > 0 {
+        s.push_str(&format!(
+            "model calls {}, invalid {} ({:.1}%)\n",
+            m.llm_calls,
+            m.invalid_calls,
+            m.invalid_call_rate * 100.0
+        ));
+    }
     s
 }
 
@@ -409,6 +439,8 @@ mod tests {
             failure: None,
             turns: 1,
             tokens: 0,
+            llm_calls: 0,
+            invalid_calls: 0,
             wall_ms: 0,
         }
     }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::planner::{Plan, Step};
 use crate::tools::{Effect, ToolCtx, ToolRegistry};
-pub use journal::{Entry, Journal};
+pub use journal::{Entry, Journal, ModelTurn};
 
 /// How writes are treated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -267,6 +267,16 @@ impl Executor {
             out.push(r);
         }
         out
+    }
+
+    /// Journals one model turn of the LLM planner (nothing without a journal).
+    pub fn record_turn(&self, request: &str, turn: &ModelTurn) {
+        if let Some(j) = &self.journal {
+            if let Err(e) = j.append_turn(&crate::mock::util::now_seconds(), &self.ctx.redactor().scrub(request), turn)
+            {
+                eprintln!("warning: journal not written: {e}");
+            }
+        }
     }
 
     fn journal(&self, request: &str, plan_hash: &str, step: &Step, r: &StepResult, tokens: Option<u64>) {

@@ -240,6 +240,7 @@ mod tests {
             ],
             tools: vec![],
             temperature: None,
+            ..Default::default()
         }
     }
 

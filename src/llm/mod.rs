@@ -3,6 +3,7 @@
 //! `.agentops.yaml`), a scripted fake for tests, and cassettes that record real exchanges
 //! (only when `AGENTOPS_LLM_RECORD=1`) and replay them keyed by a hash of the request.
 
+pub mod budget;
 pub mod cassette;
 pub mod openai;
 pub mod scripted;
@@ -101,7 +102,7 @@ pub struct ToolSpec {
     pub parameters: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
@@ -109,6 +110,34 @@ pub struct ChatRequest {
     pub tools: Vec<ToolSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Whether the model must call a tool (`required`) or may answer (`auto`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Send the tools as OpenAI strict function schemas (`strict: true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict_tools: bool,
+    /// Ask for a JSON answer of this schema (`response_format: json_schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<ResponseSchema>,
+    /// Most tokens the model may write in this turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    Auto,
+    Required,
+}
+
+/// A named JSON Schema the answer must follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseSchema {
+    pub name: String,
+    pub schema: Value,
+    /// OpenAI strict mode (the schema is written for it).
+    pub strict: bool,
 }
 
 /// Tokens spent, as the endpoint reports them (zero when it reports nothing).
@@ -141,17 +170,26 @@ pub struct ChatResponse {
     pub message: Message,
     #[serde(default)]
     pub usage: Usage,
+    /// Why the model stopped writing (`stop`, `tool_calls`, `length` when it hit the output
+    /// limit), as the endpoint says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
 }
 
 impl ChatResponse {
     /// A final text answer.
     pub fn text(content: impl Into<String>, usage: Usage) -> ChatResponse {
-        ChatResponse { message: Message::assistant(content), usage }
+        ChatResponse { message: Message::assistant(content), usage, finish_reason: None }
     }
 
     /// A turn that calls tools.
     pub fn calls(calls: Vec<ToolCall>, usage: Usage) -> ChatResponse {
-        ChatResponse { message: Message::tool_calls(calls), usage }
+        ChatResponse { message: Message::tool_calls(calls), usage, finish_reason: None }
+    }
+
+    /// The model stopped because it reached the output limit.
+    pub fn was_cut(&self) -> bool {
+        self.finish_reason.as_deref() == Some("length")
     }
 }
 
@@ -162,6 +200,9 @@ pub enum LlmError {
     /// The endpoint answered with an HTTP error status.
     #[error("the model endpoint answered {status}: {message}")]
     Status { status: u16, message: String },
+    /// The request does not fit the model's context window.
+    #[error("{0}")]
+    ContextOverflow(String),
     #[error("the model endpoint did not answer in time: {0}")]
     Timeout(String),
     #[error("could not reach the model endpoint: {0}")]

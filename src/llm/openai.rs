@@ -16,12 +16,13 @@ use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
     ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage, ChatCompletionRequestUserMessageContent,
-    ChatCompletionTool, ChatCompletionTools, CreateChatCompletionRequest, CreateChatCompletionResponse, FunctionCall,
-    FunctionObject,
+    ChatCompletionTool, ChatCompletionToolChoiceOption, ChatCompletionTools, CreateChatCompletionRequest,
+    CreateChatCompletionResponse, FinishReason, FunctionCall, FunctionObject, ResponseFormat, ResponseFormatJsonSchema,
+    ToolChoiceOptions,
 };
 
 use super::settings::LlmSettings;
-use super::{BoxFuture, ChatRequest, ChatResponse, LlmClient, LlmError, Message, ToolCall, Usage};
+use super::{BoxFuture, ChatRequest, ChatResponse, LlmClient, LlmError, Message, ToolCall, ToolChoice, Usage};
 
 pub struct OpenAiClient {
     client: Client<OpenAIConfig>,
@@ -62,7 +63,14 @@ impl OpenAiClient {
     }
 
     async fn complete_with_retries(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        let wire = to_wire(&request);
+        let mut wire = to_wire(&request);
+        // OpenAI's reasoning models refuse `max_tokens`; llama.cpp, Ollama and older servers
+        // know only `max_tokens`.
+        if self.settings.is_default_openai() {
+            #[allow(deprecated)]
+            let limit = wire.max_tokens.take();
+            wire.max_completion_tokens = limit;
+        }
         let mut attempt: u32 = 0;
         loop {
             let result = self.client.chat().create(wire.clone()).await;
@@ -103,6 +111,8 @@ fn with_attempts(e: LlmError, attempts: u32) -> LlmError {
     }
 }
 
+// `max_tokens` is deprecated by OpenAI but the only limit llama.cpp and Ollama read
+#[allow(deprecated)]
 fn to_wire(r: &ChatRequest) -> CreateChatCompletionRequest {
     let messages = r.messages.iter().map(message_to_wire).collect();
     let tools: Vec<ChatCompletionTools> = r
@@ -114,16 +124,32 @@ fn to_wire(r: &ChatRequest) -> CreateChatCompletionRequest {
                     name: t.name.clone(),
                     description: Some(t.description.clone()),
                     parameters: Some(t.parameters.clone()),
-                    strict: None,
+                    strict: r.strict_tools.then_some(true),
                 },
             })
         })
         .collect();
+    let tool_choice = match (r.tool_choice, tools.is_empty()) {
+        (Some(ToolChoice::Required), false) => Some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Required)),
+        (Some(ToolChoice::Auto), false) => Some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto)),
+        _ => None,
+    };
+    let response_format = r.response_schema.as_ref().map(|s| ResponseFormat::JsonSchema {
+        json_schema: ResponseFormatJsonSchema {
+            description: None,
+            name: s.name.clone(),
+            schema: s.schema.clone(),
+            strict: s.strict.then_some(true),
+        },
+    });
     CreateChatCompletionRequest {
         model: r.model.clone(),
         messages,
         tools: if tools.is_empty() { None } else { Some(tools) },
+        tool_choice,
+        response_format,
         temperature: r.temperature,
+        max_tokens: r.max_output_tokens,
         ..Default::default()
     }
 }
@@ -172,6 +198,16 @@ fn from_wire(resp: CreateChatCompletionResponse, base_url: &str) -> Result<ChatR
     let Some(choice) = resp.choices.into_iter().next() else {
         return Err(LlmError::Response(format!("the model endpoint {base_url} answered with no choices")));
     };
+    let finish_reason = choice.finish_reason.map(|f| {
+        match f {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::FunctionCall => "function_call",
+        }
+        .to_string()
+    });
     let m = choice.message;
     let tool_calls: Vec<ToolCall> = m
         .tool_calls
@@ -184,7 +220,7 @@ fn from_wire(resp: CreateChatCompletionResponse, base_url: &str) -> Result<ChatR
         })
         .collect();
     let content = m.content.filter(|c| !c.is_empty() || tool_calls.is_empty());
-    Ok(ChatResponse { message: Message::Assistant { content, tool_calls }, usage })
+    Ok(ChatResponse { message: Message::Assistant { content, tool_calls }, usage, finish_reason })
 }
 
 fn map_error(e: OpenAIError, base_url: &str) -> LlmError {
@@ -200,6 +236,19 @@ fn map_error(e: OpenAIError, base_url: &str) -> LlmError {
         }
         OpenAIError::ApiError(r) => {
             let status = r.status_code.as_u16();
+            // 5xx bodies come unparsed: an `{"error": ...}` body is read here
+            if r.api_error.r#type.is_none()
+                && let Some(e) = ServerError::parse(&r.api_error.message)
+            {
+                return e.into_error(Some(status), base_url);
+            }
+            if let Some(e) = ServerError::from_parts(
+                &r.api_error.message,
+                r.api_error.r#type.as_deref(),
+                r.api_error.code.as_deref(),
+            ) {
+                return e.into_error(Some(status), base_url);
+            }
             let hint = match status {
                 401 | 403 => {
                     " — check the API key: OPENAI_API_KEY is sent only to the default OpenAI endpoint; for another \
@@ -214,6 +263,10 @@ fn map_error(e: OpenAIError, base_url: &str) -> LlmError {
             }
             LlmError::Status { status, message: format!("{message}{hint}") }
         }
+        // an error body async-openai could not read (an integer `code`, extra fields)
+        OpenAIError::JSONDeserialize(_, body) if ServerError::parse(&body).is_some() => {
+            ServerError::parse(&body).map_or_else(|| LlmError::Response(body.clone()), |e| e.into_error(None, base_url))
+        }
         OpenAIError::JSONDeserialize(err, body) => {
             let start: String = body.chars().take(300).collect();
             LlmError::Response(format!(
@@ -226,6 +279,135 @@ fn map_error(e: OpenAIError, base_url: &str) -> LlmError {
         OpenAIError::InvalidArgument(m) => LlmError::Config(format!("invalid model request: {m}")),
         other => LlmError::Response(other.to_string()),
     }
+}
+
+/// An error a server sent as `{"error": {...}}`, whatever the shape of its fields.
+#[derive(Debug, Clone, PartialEq)]
+struct ServerError {
+    message: String,
+    kind: Option<String>,
+    /// `code`, as a number (HTTP status) or a string (`context_length_exceeded`).
+    code: Option<String>,
+    /// llama.cpp's context overflow: the tokens sent and the context size.
+    sent: Option<u64>,
+    holds: Option<u64>,
+}
+
+impl ServerError {
+    /// The error of a body `{"error": {"message": ..}}`, `{"error": "text"}`, or (vLLM
+    /// before 0.9) `{"object": "error", "message": .., "type": .., "code": 400}`.
+    fn parse(body: &str) -> Option<ServerError> {
+        let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+        let e = match v.get("error") {
+            Some(e) => e,
+            None if v.get("object").and_then(serde_json::Value::as_str) == Some("error")
+                && v["message"].is_string() =>
+            {
+                &v
+            }
+            None => return None,
+        };
+        if let Some(text) = e.as_str() {
+            return Some(ServerError { message: text.to_string(), kind: None, code: None, sent: None, holds: None });
+        }
+        let text = |k: &str| {
+            e.get(k).and_then(|x| match x {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        let number = |k: &str| e.get(k).and_then(serde_json::Value::as_u64);
+        Some(ServerError {
+            message: text("message").unwrap_or_else(|| e.to_string()),
+            kind: text("type"),
+            code: text("code"),
+            sent: number("n_prompt_tokens"),
+            holds: number("n_ctx"),
+        })
+    }
+
+    /// A context overflow recognised from its message or type alone (OpenAI, vLLM).
+    fn from_parts(message: &str, kind: Option<&str>, code: Option<&str>) -> Option<ServerError> {
+        let e = ServerError {
+            message: message.to_string(),
+            kind: kind.map(str::to_string),
+            code: code.map(str::to_string),
+            sent: None,
+            holds: None,
+        };
+        e.overflow().is_some().then_some(e)
+    }
+
+    /// (tokens sent, tokens the model holds) when this is a context overflow.
+    fn overflow(&self) -> Option<(Option<u64>, Option<u64>)> {
+        let lower = self.message.to_ascii_lowercase();
+        let is_overflow = self.kind.as_deref() == Some("exceed_context_size_error")
+            || self.code.as_deref() == Some("context_length_exceeded")
+            || lower.contains("context size")
+            || lower.contains("context length")
+            || lower.contains("context window");
+        if !is_overflow {
+            return None;
+        }
+        // llama.cpp: "request (11545 tokens) exceeds the available context size (8192 tokens)";
+        // OpenAI and vLLM: "maximum context length is 8192 tokens. However, your messages
+        // resulted in 11545 tokens" / "you requested 11545 tokens"
+        let grab = |pattern: &str| {
+            regex::Regex::new(pattern)
+                .ok()
+                .and_then(|re| re.captures(&lower))
+                .and_then(|c| c.get(1))
+                .and_then(|m| m.as_str().replace(',', "").parse::<u64>().ok())
+        };
+        let sent = self.sent.or_else(|| {
+            grab(r"request \(([\d,]+) tokens\)")
+                .or_else(|| grab(r"(?:resulted in|requested|request has|contains)\s+([\d,]+)\s+tokens"))
+        });
+        let holds = self.holds.or_else(|| {
+            grab(r"context size \(([\d,]+) tokens\)")
+                .or_else(|| grab(r"context (?:length|window) (?:is|of)\s+([\d,]+)"))
+        });
+        Some((sent, holds))
+    }
+
+    fn into_error(self, status: Option<u16>, base_url: &str) -> LlmError {
+        let status = status.or_else(|| self.code.as_deref().and_then(|c| c.parse().ok()));
+        if let Some((sent, holds)) = self.overflow() {
+            let said = match (sent, holds) {
+                (Some(s), Some(h)) => format!("the request is {s} tokens and the model holds {h}"),
+                (Some(s), None) => format!("the request is {s} tokens, more than the model holds"),
+                (None, Some(h)) => format!("the request is more than the {h} tokens the model holds"),
+                (None, None) => "the request is more than the model's context holds".to_string(),
+            };
+            return LlmError::ContextOverflow(format!(
+                "{said} ({base_url} said: {}). Give the model a larger context (llama-server -c, Ollama num_ctx, \
+                 vLLM --max-model-len) or a model that holds more, lower llm.prompt_budget in .agentops.yaml so \
+                 less repo context is sent, or narrow the request to one app or environment",
+                short_text(&self.message, 300)
+            ));
+        }
+        let mut message = short_text(&self.message, 500);
+        if let Some(k) = &self.kind {
+            message = format!("{k}: {message}");
+        }
+        if let Some(c) = self.code.as_deref().filter(|c| Some(*c) != status.map(|s| s.to_string()).as_deref()) {
+            message.push_str(&format!(" (code: {c})"));
+        }
+        match status {
+            Some(status) => {
+                if status == 429 || (500..600).contains(&status) {
+                    message.push_str(" (after retries with backoff)");
+                }
+                LlmError::Status { status, message }
+            }
+            None => LlmError::Response(format!("the model endpoint {base_url} answered with an error: {message}")),
+        }
+    }
+}
+
+fn short_text(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max).collect::<String>()) }
 }
 
 #[cfg(test)]
@@ -249,6 +431,7 @@ mod tests {
                 parameters: serde_json::json!({"type": "object"}),
             }],
             temperature: Some(0.0),
+            ..Default::default()
         };
         let v = serde_json::to_value(to_wire(&req)).unwrap();
         assert_eq!(v["messages"][0], serde_json::json!({"role": "system", "content": "sys"}));

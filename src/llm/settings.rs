@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use super::LlmError;
+pub use crate::config::Constrained;
 use crate::config::LlmConfig;
 use crate::error::Error;
 
@@ -17,6 +18,12 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
 pub const DEFAULT_MAX_TURNS: usize = 12;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most tokens the model may write per turn unless configured: a call or a short answer
+/// needs far fewer; a model that rambles is cut here.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
+/// Tokens the system prompt and the tool catalog may take per turn unless configured.
+pub const DEFAULT_PROMPT_BUDGET: u64 = 3000;
+pub const CONSTRAINED_ENV: &str = "AGENTOPS_LLM_CONSTRAINED";
 pub const BASE_URL_ENV: &str = "OPENAI_BASE_URL";
 pub const MODEL_ENV: &str = "AGENTOPS_LLM_MODEL";
 pub const OPENAI_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -46,6 +53,10 @@ pub struct LlmSettings {
     /// Wait before the first timeout retry; doubles with each one.
     pub retry_backoff: Duration,
     pub temperature: Option<f32>,
+    /// `llm.constrained` as configured (see [`LlmSettings::constrained_mode`]).
+    pub constrained: Constrained,
+    pub max_output_tokens: u32,
+    pub prompt_budget: u64,
 }
 
 impl LlmSettings {
@@ -61,6 +72,20 @@ impl LlmSettings {
             retry_backoff: Duration::from_millis(500),
             // The server's default: reasoning models reject any other temperature.
             temperature: None,
+            constrained: Constrained::Auto,
+            max_output_tokens: DEFAULT_MAX_OUTPUT_TOKENS,
+            prompt_budget: DEFAULT_PROMPT_BUDGET,
+        }
+    }
+
+    /// The mode in effect: `auto` is `strict_tools` on the OpenAI endpoint (which enforces
+    /// strict schemas) and `off` elsewhere (servers differ in what they enforce; pick
+    /// `json_schema` for llama.cpp, Ollama or vLLM with a small model).
+    pub fn constrained_mode(&self) -> Constrained {
+        match self.constrained {
+            Constrained::Auto if self.is_default_openai() => Constrained::StrictTools,
+            Constrained::Auto => Constrained::Off,
+            other => other,
         }
     }
 
@@ -109,6 +134,19 @@ impl LlmSettings {
         if let Some(t) = flags.timeout {
             s.timeout = t;
         }
+        s.constrained = match nonempty(env(CONSTRAINED_ENV)) {
+            Some(v) => parse_constrained(&v)?,
+            None => config.and_then(|c| c.constrained).unwrap_or_default(),
+        };
+        if let Some(n) = config.and_then(|c| c.max_output_tokens) {
+            if n == 0 {
+                return Err(Error::Usage("llm max_output_tokens must be at least 1".into()));
+            }
+            s.max_output_tokens = n;
+        }
+        if let Some(n) = config.and_then(|c| c.prompt_budget) {
+            s.prompt_budget = n;
+        }
         Ok(s)
     }
 
@@ -154,6 +192,18 @@ impl LlmSettings {
             });
         }
         Ok(String::new())
+    }
+}
+
+fn parse_constrained(v: &str) -> Result<Constrained, Error> {
+    match v.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        "auto" => Ok(Constrained::Auto),
+        "off" => Ok(Constrained::Off),
+        "json_schema" => Ok(Constrained::JsonSchema),
+        "strict_tools" => Ok(Constrained::StrictTools),
+        other => Err(Error::Usage(format!(
+            "{CONSTRAINED_ENV}={other:?} is not a mode: use auto, off, json_schema or strict_tools"
+        ))),
     }
 }
 

@@ -1,24 +1,40 @@
 //! The LLM planner: a bounded tool-calling loop. The model sees the tools its agent allows
-//! (JSON Schemas), a system prompt rendered from the agent's prompt file with the repo's
-//! context, and the request. Every call it proposes is checked here before the executor
-//! sees it (JSON, known tool, allowed for the agent, schema, paths inside the repo, not a
-//! repeat); failures go back to the model as short tool results. Approved calls run through
-//! `Executor::run_step`, so approval, read-only and dry-run modes and the journal apply.
-//! Everything sent to the model passes through the tool context's redactor first.
+//! (compact JSON Schemas, see [`schema`]), a system prompt rendered from the agent's prompt
+//! file with a summary of the repo that fits the prompt budget, and the request. Every call
+//! it proposes is checked here before the executor sees it (JSON, known tool, allowed for
+//! the agent, schema, paths inside the repo, not a repeat); failures go back to the model as
+//! short tool results. Approved calls run through `Executor::run_step`, so approval,
+//! read-only and dry-run modes and the journal apply. Everything sent to the model passes
+//! through the tool context's redactor first. Each model turn is journaled with its tokens.
+//!
+//! `llm.constrained` picks how calls are constrained: plain tool calling (`off`), OpenAI
+//! strict tool schemas (`strict_tools`), or a `json_schema` answer that is exactly one call
+//! (for grammar-constrained local servers and models without native tool calling). The
+//! checks behind it are the same in every mode. Routing (which agent runs) is in [`route`].
+
+pub mod route;
+pub mod schema;
 
 use std::collections::HashSet;
 use std::path::{Component, Path};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::agents::{Agent, Approval};
 use crate::error::Error;
-use crate::exec::{Decision, Executor, StepResult};
+use crate::exec::{Decision, Executor, ModelTurn, StepResult};
 use crate::k8s::redact::Redactor;
-use crate::llm::{ChatRequest, LlmClient, LlmSettings, Message, ToolCall, ToolSpec, Usage};
+use crate::llm::settings::Constrained;
+use crate::llm::{
+    ChatRequest, LlmClient, LlmSettings, Message, ResponseSchema, ToolCall, ToolChoice, ToolSpec, Usage, budget,
+};
 use crate::planner::{Plan, Step};
 use crate::tools::{Effect, ToolCtx, ToolRegistry};
+
+pub use route::{Routed, agent_for, route_with_model};
+pub use schema::{JsonStep, Names, call_schema, compact_spec, from_model_args, strict_schema};
 
 /// Longest tool result sent back to the model, in characters; longer ones are shortened.
 pub const MAX_RESULT_CHARS: usize = 12_000;
@@ -39,8 +55,136 @@ pub struct LlmRun {
     /// Model requests made.
     pub turns: usize,
     pub usage: Usage,
-    /// Why the run ended early (turn limit, repeated call, a failed model request).
+    /// Why the run ended early (turn limit, repeated call, a failed model request, an answer
+    /// cut at the output limit).
     pub stopped: Option<String>,
+    /// One record per model turn (also journaled).
+    pub turn_log: Vec<ModelTurn>,
+    /// Calls refused by the checks (unreadable, unknown, not allowed, invalid arguments,
+    /// paths outside the repo).
+    pub invalid_calls: usize,
+}
+
+/// What every request of a run carries besides the conversation.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The rendered, redacted system prompt.
+    pub system: String,
+    /// The agent's tools in compact form (what `json_schema` mode builds its call schema from).
+    pub tools: Vec<ToolSpec>,
+    /// The tools as sent (strict form in `strict_tools` mode; none in `json_schema` mode).
+    pub wire_tools: Vec<ToolSpec>,
+    /// `json_schema` mode: the environment and app names the call schema's arguments refer to.
+    pub name_defs: Value,
+    pub mode: Constrained,
+    /// Estimated tokens of the system prompt and the catalog (tools, or the call schema).
+    pub catalog_tokens: u64,
+    /// Apps listed in the repo summary (all, or as many as fit the budget).
+    pub listed_apps: usize,
+    /// Even with no apps listed, the estimate is over `settings.prompt_budget`.
+    pub over_budget: bool,
+}
+
+/// Renders the system prompt and the catalog for `agent`, listing as many of the repo's
+/// apps as fit `settings.prompt_budget` (those the request names first).
+pub async fn prepare(
+    executor: &Executor,
+    agent: &Agent,
+    request: &str,
+    settings: &LlmSettings,
+) -> Result<Prepared, Error> {
+    let ctx = executor.ctx();
+    let registry = executor.registry();
+    // Loading the repo teaches the redactor its secret values before anything is sent.
+    let repo = repo_context(ctx).await;
+    let redactor = ctx.redactor();
+    let mode = settings.constrained_mode();
+    let json_mode = mode == Constrained::JsonSchema;
+    let mut tools = tool_specs(registry, agent);
+    let mut name_defs = json!({});
+    if matches!(mode, Constrained::StrictTools | Constrained::JsonSchema) {
+        // a constrained model can then name only real environments and apps
+        let names = |k: &str| -> Vec<String> {
+            match k {
+                "apps" => repo.get("apps").and_then(Value::as_array).into_iter().flatten(),
+                _ => repo.get("environments").and_then(Value::as_array).into_iter().flatten(),
+            }
+            .filter_map(|v| v.get("name").unwrap_or(v).as_str().map(str::to_string))
+            .collect()
+        };
+        let (envs, apps) = (names("environments"), names("apps"));
+        if mode == Constrained::JsonSchema {
+            name_defs = schema::name_defs(&envs, &apps);
+        }
+        for t in &mut tools {
+            match mode {
+                // one schema holds every tool: the names are defined once
+                Constrained::JsonSchema => schema::constrain_names(&mut t.parameters, &envs, &apps, Names::Shared),
+                // one schema per tool: only the environments, which are few
+                _ => schema::constrain_names(&mut t.parameters, &envs, &[], Names::Inline),
+            }
+        }
+    }
+    let wire_tools: Vec<ToolSpec> = match mode {
+        Constrained::JsonSchema => Vec::new(),
+        Constrained::StrictTools => {
+            tools.iter().map(|t| ToolSpec { parameters: strict_schema(&t.parameters), ..t.clone() }).collect()
+        }
+        _ => tools.clone(),
+    };
+    let catalog = if json_mode {
+        budget::estimate(&serde_json::to_string(&call_schema(&tools, true, &name_defs)).unwrap_or_default())
+    } else {
+        budget::estimate_tools(&wire_tools)
+    };
+    let max_turns = agent.max_turns.map_or(settings.max_turns, |m| m.min(settings.max_turns)).max(1);
+    let policy = agent.policy(executor.policy());
+    let listed: Vec<Value> = registry
+        .list()
+        .iter()
+        .filter(|t| agent.allows(t.name))
+        .map(|t| {
+            // the functions carry their descriptions; json_schema mode sends none
+            let description = if json_mode { schema::shorten(t.description, 100) } else { String::new() };
+            json!({"name": t.name, "description": description, "effect": format!("{:?}", t.effect)})
+        })
+        .collect();
+    let total_apps = repo.get("apps").and_then(Value::as_array).map_or(0, Vec::len);
+    let mut caps: Vec<usize> =
+        [total_apps, route::MAX_LISTED_APPS, 20, 10, 5, 0].into_iter().filter(|c| *c <= total_apps).collect();
+    caps.dedup();
+    let render = |cap: usize| -> Result<Prepared, Error> {
+        let data = json!({
+            "agent": {"name": agent.name, "description": agent.description},
+            "repo": route::repo_summary(&repo, request, cap),
+            "tools": listed,
+            "shared_args": true,
+            "json_protocol": json_mode,
+            "policy": {"read_only": policy.read_only, "dry_run": policy.dry_run, "yes": policy.yes},
+            "approval": agent.approval,
+            "max_turns": max_turns,
+        });
+        let system = redactor.scrub(&agent.render_prompt(&data)?);
+        let catalog_tokens = budget::estimate(&system) + catalog;
+        Ok(Prepared {
+            system,
+            tools: tools.clone(),
+            wire_tools: wire_tools.clone(),
+            name_defs: name_defs.clone(),
+            mode,
+            catalog_tokens,
+            listed_apps: cap,
+            over_budget: catalog_tokens > settings.prompt_budget,
+        })
+    };
+    for cap in caps {
+        let p = render(cap)?;
+        if !p.over_budget {
+            return Ok(p);
+        }
+    }
+    // not even without apps: the catalog alone is over the budget, so list apps as usual
+    render(total_apps.min(route::MAX_LISTED_APPS))
 }
 
 /// Runs `request` with `agent` to completion. Errors only when nothing ran: the prompt does
@@ -53,27 +197,27 @@ pub async fn plan_and_run(
     request: &str,
     settings: &LlmSettings,
 ) -> Result<LlmRun, Error> {
+    plan_and_run_observed(llm, executor, agent, request, settings, &|_| {}).await
+}
+
+/// As [`plan_and_run`], handing each model turn's record to `on_turn` as it ends.
+pub async fn plan_and_run_observed(
+    llm: &dyn LlmClient,
+    executor: &Executor,
+    agent: &Agent,
+    request: &str,
+    settings: &LlmSettings,
+    on_turn: &(dyn Fn(&ModelTurn) + Send + Sync),
+) -> Result<LlmRun, Error> {
     let ctx = executor.ctx();
     let registry = executor.registry();
-    // Loading the repo teaches the redactor its secret values before anything is sent.
-    let repo = repo_context(ctx).await;
+    let prepared = prepare(executor, agent, request, settings).await?;
     let redactor = ctx.redactor();
-    let tools = tool_specs(registry, agent);
+    let mode = prepared.mode;
+    let json_mode = mode == Constrained::JsonSchema;
     let max_turns = agent.max_turns.map_or(settings.max_turns, |m| m.min(settings.max_turns)).max(1);
-    let policy = agent.policy(executor.policy());
-    let data = json!({
-        "agent": {"name": agent.name, "description": agent.description},
-        "repo": repo,
-        "tools": registry.list().iter().filter(|t| agent.allows(t.name)).map(|t| json!({
-            "name": t.name, "description": t.description, "effect": format!("{:?}", t.effect),
-        })).collect::<Vec<_>>(),
-        "policy": {"read_only": policy.read_only, "dry_run": policy.dry_run, "yes": policy.yes},
-        "approval": agent.approval,
-        "max_turns": max_turns,
-    });
-    let system = redactor.scrub(&agent.render_prompt(&data)?);
     let request_text = redactor.scrub(request);
-    let mut messages = vec![Message::system(system), Message::user(request_text.clone())];
+    let mut messages = vec![Message::system(prepared.system.clone()), Message::user(request_text.clone())];
     let mut run = LlmRun {
         plan: Plan::new(request_text.clone()),
         results: Vec::new(),
@@ -81,18 +225,31 @@ pub async fn plan_and_run(
         turns: 0,
         usage: Usage::default(),
         stopped: None,
+        turn_log: Vec::new(),
+        invalid_calls: 0,
     };
     let mut seen: HashSet<String> = HashSet::new();
     let mut repeats = 0usize;
+    let cut_note = format!("the answer was cut at the output limit of {} tokens", settings.max_output_tokens);
 
     for turn in 1..=max_turns {
         let mut chat = ChatRequest {
             model: settings.model.clone(),
             messages: messages.clone(),
-            tools: tools.clone(),
+            tools: prepared.wire_tools.clone(),
             temperature: settings.temperature,
+            // a routed agent acts before it answers
+            tool_choice: (turn == 1 && mode == Constrained::StrictTools).then_some(ToolChoice::Required),
+            strict_tools: mode == Constrained::StrictTools,
+            response_schema: json_mode.then(|| ResponseSchema {
+                name: "step".into(),
+                schema: call_schema(&prepared.tools, turn > 1, &prepared.name_defs),
+                strict: true,
+            }),
+            max_output_tokens: Some(settings.max_output_tokens),
         };
         chat.messages.iter_mut().for_each(|m| scrub_message(redactor, m));
+        let started = Instant::now();
         let response = match llm.complete(chat).await {
             Ok(r) => r,
             Err(e) if run.plan.steps.is_empty() => return Err(e.into()),
@@ -103,77 +260,133 @@ pub async fn plan_and_run(
         };
         run.turns += 1;
         run.usage += response.usage;
+        let cut = response.was_cut();
+        let mut record = ModelTurn {
+            agent: agent.name.clone(),
+            turn,
+            prompt_tokens: response.usage.prompt_tokens,
+            completion_tokens: response.usage.completion_tokens,
+            catalog_tokens: prepared.catalog_tokens,
+            calls: 0,
+            invalid_calls: 0,
+            finish_reason: response.finish_reason.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
         let (content, mut calls) = match response.message {
             Message::Assistant { content, tool_calls } => (content, tool_calls),
             other => (other.text().map(str::to_string), Vec::new()),
         };
+        // json_schema mode: the answer's text is the step
+        let mut answer = content.clone();
+        let mut unreadable: Option<String> = None;
+        if json_mode && calls.is_empty() {
+            match content.as_deref().map(schema::parse_step) {
+                Some(Ok(JsonStep::Call { tool, arguments })) => {
+                    calls.push(ToolCall::new(format!("call_{turn}_0"), tool, arguments.to_string()));
+                }
+                Some(Ok(JsonStep::Answer(a))) => answer = Some(a),
+                Some(Err(e)) => unreadable = Some(e),
+                None => unreadable = Some("the answer was empty".into()),
+            }
+        }
         for (i, c) in calls.iter_mut().enumerate() {
             if c.id.trim().is_empty() {
                 c.id = format!("call_{turn}_{i}");
             }
         }
-        let mut assistant = Message::Assistant { content: content.clone(), tool_calls: calls.clone() };
+        let mut assistant = if json_mode {
+            Message::assistant(content.clone().unwrap_or_default())
+        } else {
+            Message::Assistant { content: content.clone(), tool_calls: calls.clone() }
+        };
         scrub_message(redactor, &mut assistant);
         messages.push(assistant);
-        if calls.is_empty() {
-            run.answer = content.map(|c| redactor.scrub(&c));
-            break;
-        }
-        let mut tokens = Some(response.usage.total());
         let mut stop = false;
-        for call in &calls {
-            let reply = match check_call(registry, agent, ctx.repo_root(), call) {
-                Err(msg) => format!("error: {msg}"),
-                Ok(args) => {
-                    let key = format!("{} {}", call.name, canonical(&args));
-                    if stop {
-                        "not run: the run was stopped".to_string()
-                    } else if seen.contains(&key) {
-                        repeats += 1;
-                        if repeats >= REPEATS_BEFORE_STOP {
-                            stop = true;
-                            run.stopped = Some(redactor.scrub(&format!(
-                                "stopped: the model repeated an identical call, {} {}",
-                                call.name,
-                                short(&canonical(&args), 200)
-                            )));
-                            "error: identical call repeated again; the run is stopped".to_string()
+        let mut done = false;
+        if let Some(why) = unreadable {
+            record.calls = 1;
+            record.invalid_calls = 1;
+            let why = if cut { format!("{cut_note}; call one tool, or answer in a sentence") } else { why };
+            messages.push(Message::user(format!(
+                "error: {why}. Answer with one JSON object: {{\"step\": {{\"tool\": NAME, \"arguments\": {{...}}}}}}{}",
+                if turn > 1 { " or {\"step\": {\"answer\": TEXT}}" } else { "" }
+            )));
+        } else if calls.is_empty() {
+            run.answer = answer.map(|c| redactor.scrub(&c));
+            if cut {
+                run.stopped = Some(format!("stopped: {cut_note}"));
+            }
+            done = true;
+        } else {
+            record.calls = calls.len();
+            let mut tokens = Some(response.usage.total());
+            for call in &calls {
+                let reply = match check_call(registry, agent, ctx.repo_root(), call, mode) {
+                    Err(msg) => {
+                        record.invalid_calls += 1;
+                        if cut { format!("error: {cut_note}: {msg}") } else { format!("error: {msg}") }
+                    }
+                    Ok(args) => {
+                        let key = format!("{} {}", call.name, canonical(&args));
+                        if stop {
+                            "not run: the run was stopped".to_string()
+                        } else if seen.contains(&key) {
+                            repeats += 1;
+                            if repeats >= REPEATS_BEFORE_STOP {
+                                stop = true;
+                                run.stopped = Some(redactor.scrub(&format!(
+                                    "stopped: the model repeated an identical call, {} {}",
+                                    call.name,
+                                    short(&canonical(&args), 200)
+                                )));
+                                "error: identical call repeated again; the run is stopped".to_string()
+                            } else {
+                                format!(
+                                    "error: {} was already called with these arguments and nothing has changed since; \
+                                     use that result, call something else, or answer",
+                                    call.name
+                                )
+                            }
                         } else {
-                            format!(
-                                "error: {} was already called with these arguments and nothing has changed since; \
-                                 use that result, call something else, or answer",
-                                call.name
-                            )
-                        }
-                    } else {
-                        seen.insert(key);
-                        let summary = short(&format!("{} {}", call.name, canonical(&args)), 160);
-                        match Step::new(registry, &call.name, args, redactor.scrub(&summary)) {
-                            Err(e) => format!("error: {}", e.public),
-                            Ok(step) => {
-                                let outputs: Vec<Option<&Value>> =
-                                    run.results.iter().map(|r| r.output.as_ref()).collect();
-                                let bound = super::rules::bind_to_shown(step, &run.plan.steps, &outputs);
-                                // bind_to_shown binds only values that are there
-                                let step = bound.resolve(&outputs).unwrap_or(bound);
-                                run.plan.steps.push(step.clone());
-                                let hash = run.plan.hash();
-                                let result = executor.run_step(&run.plan.request, &hash, &step, tokens.take()).await;
-                                // After a change, the same read may rightly be repeated.
-                                if result.ok && result.decision.runs() && result.effect != Effect::ReadOnly {
-                                    seen.clear();
+                            seen.insert(key);
+                            let summary = short(&format!("{} {}", call.name, canonical(&args)), 160);
+                            match Step::new(registry, &call.name, args, redactor.scrub(&summary)) {
+                                Err(e) => format!("error: {}", e.public),
+                                Ok(step) => {
+                                    let outputs: Vec<Option<&Value>> =
+                                        run.results.iter().map(|r| r.output.as_ref()).collect();
+                                    let bound = super::rules::bind_to_shown(step, &run.plan.steps, &outputs);
+                                    // bind_to_shown binds only values that are there
+                                    let step = bound.resolve(&outputs).unwrap_or(bound);
+                                    run.plan.steps.push(step.clone());
+                                    let hash = run.plan.hash();
+                                    let result =
+                                        executor.run_step(&run.plan.request, &hash, &step, tokens.take()).await;
+                                    // After a change, the same read may rightly be repeated.
+                                    if result.ok && result.decision.runs() && result.effect != Effect::ReadOnly {
+                                        seen.clear();
+                                    }
+                                    let text = result_text(&result, redactor);
+                                    run.results.push(result);
+                                    text
                                 }
-                                let text = result_text(&result, redactor);
-                                run.results.push(result);
-                                text
                             }
                         }
                     }
-                }
-            };
-            messages.push(Message::tool_result(call.id.clone(), redactor.scrub(&reply)));
+                };
+                let reply = redactor.scrub(&reply);
+                messages.push(if json_mode {
+                    Message::user(format!("Result of {}: {reply}", call.name))
+                } else {
+                    Message::tool_result(call.id.clone(), reply)
+                });
+            }
         }
-        if stop {
+        run.invalid_calls += record.invalid_calls;
+        executor.record_turn(&run.plan.request, &record);
+        on_turn(&record);
+        run.turn_log.push(record);
+        if stop || done {
             break;
         }
         if turn == max_turns {
@@ -207,56 +420,28 @@ async fn repo_context(ctx: &ToolCtx) -> Value {
     }
 }
 
-/// The function specs the model sees: the agent's tools with their registry schemas, made
-/// strict (`additionalProperties: false` on every object with properties) and without
+/// The function specs the model sees: the agent's tools, compact (see [`schema`]) and
+/// strict (`additionalProperties: false` on every object with properties), without
 /// non-standard `format`s.
 pub fn tool_specs(registry: &ToolRegistry, agent: &Agent) -> Vec<ToolSpec> {
-    registry
+    let mut specs: Vec<ToolSpec> = registry
         .list()
         .into_iter()
         .filter(|t| agent.allows(t.name))
-        .map(|t| {
-            let mut parameters = t.parameters.clone();
-            strictify(&mut parameters);
-            ToolSpec { name: t.name.to_string(), description: t.description.to_string(), parameters }
-        })
-        .collect()
-}
-
-const STANDARD_FORMATS: [&str; 12] = [
-    "date-time",
-    "date",
-    "time",
-    "duration",
-    "email",
-    "hostname",
-    "ipv4",
-    "ipv6",
-    "uri",
-    "uuid",
-    "regex",
-    "uri-reference",
-];
-
-fn strictify(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            if m.contains_key("properties") && !m.contains_key("additionalProperties") {
-                m.insert("additionalProperties".into(), Value::Bool(false));
-            }
-            if m.get("format").and_then(Value::as_str).is_some_and(|f| !STANDARD_FORMATS.contains(&f)) {
-                m.remove("format");
-            }
-            m.remove("$schema");
-            m.values_mut().for_each(strictify);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strictify),
-        _ => {}
-    }
+        .map(|t| compact_spec(t.name, t.description, &t.parameters))
+        .collect();
+    schema::dedupe_descriptions(&mut specs);
+    specs
 }
 
 /// Checks a proposed call; the error text goes back to the model.
-fn check_call(registry: &ToolRegistry, agent: &Agent, root: &Path, call: &ToolCall) -> Result<Value, String> {
+fn check_call(
+    registry: &ToolRegistry,
+    agent: &Agent,
+    root: &Path,
+    call: &ToolCall,
+    mode: Constrained,
+) -> Result<Value, String> {
     let Some(info) = registry.get(&call.name) else {
         return Err(format!("unknown tool {:?}; you can call: {}", call.name, agent.tools.join(", ")));
     };
@@ -276,6 +461,11 @@ fn check_call(registry: &ToolRegistry, agent: &Agent, root: &Path, call: &ToolCa
     };
     if !args.is_object() {
         return Err("arguments must be a JSON object".into());
+    }
+    let mut args = args;
+    // strict schemas told the model to send null for "not given" and maps as pairs
+    if matches!(mode, Constrained::StrictTools | Constrained::JsonSchema) {
+        from_model_args(&mut args, &info.parameters);
     }
     registry.validate_args(&call.name, &args).map_err(|e| e.public)?;
     if let Some(bad) = find_path_escape(&args, root) {
@@ -447,15 +637,5 @@ mod tests {
         assert!(back["findings"].as_array().unwrap().last().unwrap().as_str().unwrap().contains("more of 5000"));
         let small = json!({"a": 1});
         assert_eq!(summarize_for_model(&small, 100), "{\"a\":1}");
-    }
-
-    #[test]
-    fn schemas_are_made_strict() {
-        let mut s = json!({"type": "object", "properties": {"n": {"type": "integer", "format": "uint32"}, "o": {"type": "object", "properties": {"x": {"type": "string", "format": "date-time"}}}}});
-        strictify(&mut s);
-        assert_eq!(s["additionalProperties"], false);
-        assert_eq!(s["properties"]["o"]["additionalProperties"], false);
-        assert!(s["properties"]["n"].get("format").is_none());
-        assert_eq!(s["properties"]["o"]["properties"]["x"]["format"], "date-time");
     }
 }

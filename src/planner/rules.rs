@@ -20,7 +20,7 @@ pub use request::{
 };
 pub use slots::{FillError, Prompter, ScriptedPrompter, SlotFiller};
 
-use phrases::{COMPILED, STOPWORDS};
+use phrases::{COMPILED, CUE_THRESHOLD, STOPWORDS};
 
 /// What the rules make of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,24 +311,36 @@ impl RulesPlanner {
         if COMPILED.help.as_ref().is_some_and(|h| h.is_match(text)) {
             return Interpretation::Help;
         }
-        let Some((caps, row)) = COMPILED.phrases.iter().find_map(|(re, row)| re.captures(text).map(|c| (c, row)))
-        else {
+        let Some(workflow) = intent(text) else {
             return Interpretation::Unknown;
         };
-        let mut draft = Draft::new(row.workflow);
+        let mut draft = Draft::new(workflow);
         // words inside captured values (an annotation value, a reason) are not mentions
         let mut masked = text.to_string();
-        for (slot, value) in row.fixed {
-            if let Some(spec) = row.workflow.slot(slot) {
-                draft.add(spec.name, request::split_items(spec.kind, value));
+        // every row of the workflow that matches fills the slots still empty, the first
+        // matching row first
+        for (caps, row) in COMPILED
+            .phrases
+            .iter()
+            .filter(|(_, row)| row.workflow == workflow)
+            .filter_map(|(re, row)| re.captures(text).map(|c| (c, row)))
+        {
+            for (slot, value) in row.fixed {
+                if let Some(spec) = row.workflow.slot(slot)
+                    && !draft.is_set(spec.name)
+                {
+                    draft.add(spec.name, request::split_items(spec.kind, value));
+                }
             }
-        }
-        for spec in row.workflow.slots() {
-            if let Some(m) = caps.name(spec.name) {
-                let v = clean_capture(m.as_str(), spec.kind);
-                if !v.is_empty() && !STOPWORDS.contains(&v.to_ascii_lowercase().as_str()) {
-                    draft.add(spec.name, request::split_items(spec.kind, &v));
-                    blank(&mut masked, m.range());
+            for spec in row.workflow.slots() {
+                if let Some(m) = caps.name(spec.name)
+                    && !draft.is_set(spec.name)
+                {
+                    let v = clean_capture(m.as_str(), spec.kind);
+                    if !v.is_empty() && !STOPWORDS.contains(&v.to_ascii_lowercase().as_str()) {
+                        draft.add(spec.name, request::split_items(spec.kind, &v));
+                        blank(&mut masked, m.range());
+                    }
                 }
             }
         }
@@ -501,6 +513,27 @@ impl RulesPlanner {
     }
 }
 
+/// The workflow a plain-language request is about: the first phrase row that matches, else
+/// the workflow whose cues weigh most (at least [`CUE_THRESHOLD`], and no tie).
+pub fn intent(text: &str) -> Option<Workflow> {
+    if let Some((_, row)) = COMPILED.phrases.iter().find(|(re, _)| re.is_match(text)) {
+        return Some(row.workflow);
+    }
+    let mut scores: Vec<(Workflow, u32)> = Workflow::ALL.iter().map(|w| (*w, 0)).collect();
+    for (re, cue) in &COMPILED.cues {
+        if re.is_match(text)
+            && let Some(s) = scores.iter_mut().find(|(w, _)| *w == cue.workflow)
+        {
+            s.1 += cue.weight;
+        }
+    }
+    scores.sort_by(|a, b| b.1.cmp(&a.1));
+    match scores.as_slice() {
+        [(w, best), rest @ ..] if *best >= CUE_THRESHOLD && rest.first().is_none_or(|(_, s)| s < best) => Some(*w),
+        _ => None,
+    }
+}
+
 /// The command word of a slash command no workflow has (`/nonsense`): it is a typo, never
 /// something for the LLM planner to guess at.
 pub fn unknown_slash(text: &str) -> Option<&str> {
@@ -522,7 +555,11 @@ fn is_list(kind: SlotKind) -> bool {
 
 /// A captured value without trailing punctuation or quotes; names lowercased.
 fn clean_capture(v: &str, kind: SlotKind) -> String {
-    let v = v.trim().trim_end_matches(['.', ',', ';', ':', '!', '?']).trim_matches(|c: char| c == '"' || c == '\'');
+    let v = v
+        .trim()
+        .trim_start_matches(['(', '['])
+        .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']'])
+        .trim_matches(|c: char| c == '"' || c == '\'');
     match kind {
         SlotKind::NewApp
         | SlotKind::DnsLabel

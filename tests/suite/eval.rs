@@ -162,6 +162,8 @@ fn pass_at_1_and_pass_hat_k() {
         failure: None,
         turns: 1,
         tokens: 0,
+        llm_calls: 0,
+        invalid_calls: 0,
         wall_ms: 0,
     };
     // K = 4: a passes 4/4, b 3/4, c 1/4, d 0/4

@@ -28,7 +28,7 @@ const CANARY_KEY: &str = "sk-canary-0123456789abcdefghij";
 pub(crate) struct Seen {
     authorization: Option<String>,
     pub(crate) body: Value,
-    raw: String,
+    pub(crate) raw: String,
 }
 
 #[derive(Default)]
@@ -428,6 +428,7 @@ async fn keys_go_only_where_they_belong() {
         messages: vec![agentops::llm::Message::user("hi")],
         tools: vec![],
         temperature: None,
+        ..Default::default()
     };
     // OPENAI_API_KEY is set, but this is not the OpenAI endpoint: no key
     fake.client().complete(req()).await.unwrap();
@@ -479,6 +480,7 @@ async fn child_process_env_key() {
         messages: vec![agentops::llm::Message::user("hi")],
         tools: vec![],
         temperature: None,
+        ..Default::default()
     };
     client.complete(req).await.unwrap();
     let seen = fake.seen();

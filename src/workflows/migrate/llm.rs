@@ -41,6 +41,7 @@ async fn ask(r: &Refiner<'_>, agent: &Agent, redactor: &Redactor, user: String) 
         messages: vec![Message::system(redactor.scrub(&system)), Message::user(redactor.scrub(&user))],
         tools: vec![],
         temperature: r.settings.temperature,
+        ..Default::default()
     };
     let resp = r.llm.complete(request).await.map_err(|e| e.to_string())?;
     resp.message.text().map(|t| redactor.scrub(t)).ok_or_else(|| "the model answered without text".to_string())

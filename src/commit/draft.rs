@@ -1619,7 +1619,13 @@ fn finish(opts: &DraftOptions, inferred: Inferred, files: Files, effect: Effect,
     match &opts.body {
         Some(lines) => {
             if !lines.is_empty() {
-                body.push(lines.iter().flat_map(|l| l.lines()).map(wrap_line).collect::<Vec<_>>().join("\n"));
+                // a workflow's blank lines part its paragraphs
+                let lines: Vec<String> = lines
+                    .iter()
+                    .flat_map(|l| if l.is_empty() { vec![""] } else { l.lines().collect() })
+                    .map(wrap_line)
+                    .collect();
+                body.push(lines.join("\n"));
             }
         }
         None => {

@@ -68,6 +68,18 @@ pub struct WorkflowCommit {
     pub body: Vec<String>,
 }
 
+/// A workflow's commit as a message (its body lines wrapped at 72 columns).
+pub fn workflow_message(c: &WorkflowCommit) -> String {
+    let mut m = header(&c.type_, c.scope.as_deref(), &c.subject);
+    if !c.body.is_empty() {
+        m.push_str("\n\n");
+        let lines: Vec<String> = c.body.iter().map(|l| wrap_line(l)).collect();
+        m.push_str(&lines.join("\n"));
+    }
+    m.push('\n');
+    m
+}
+
 /// What a record says about itself (`{"agentops_record": {...}}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecordHeader {

@@ -175,7 +175,14 @@ fn data(
                 },
                 "criticality": s.criticality.label(),
                 "envs": envs_words(&envs, all),
-                "running": if running.is_empty() { "-".to_string() } else { running.join(", ") },
+                // "-" would say the same for a cluster that has none and one never asked
+                "running": if !running.is_empty() {
+                    running.join(", ")
+                } else if s.envs.iter().all(|u| u.running == Running::Unknown) {
+                    "unknown".to_string()
+                } else {
+                    "none".to_string()
+                },
                 "note": s.note,
             })
         })

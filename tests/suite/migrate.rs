@@ -488,6 +488,35 @@ fn the_cli_prints_the_summary_and_writes_only_with_yes() {
     assert!(r.stderr.contains("exists"), "{}", r.stderr);
 }
 
+/// One text rendering: `agentops ask "/infrastructure-migrate ..."` (and so chat and the demo,
+/// which print steps the same way) shows the migration exactly as `agentops migrate` does,
+/// never a JSON outline of the tool's output.
+#[test]
+fn ask_shows_the_migration_as_the_cli_does() {
+    let dir = copy_fixture("migrate");
+    git_init(dir.path());
+    let root = dir.path().to_str().unwrap();
+    let cache = cache_dir();
+    let common = ["--repo", root, "--cache-dir", cache.to_str().unwrap(), "--kubeconfig", "/nonexistent/kubeconfig"];
+    let cli = agentops(&[&common[..], &["migrate", "--from", "redis", "--to", "elasticache"]].concat());
+    assert_eq!(cli.code, 0, "{}", cli.stderr);
+    let cli_text: Vec<&str> = cli.stdout.lines().take_while(|l| !l.starts_with("document: ")).collect();
+    let ask = agentops(&[&common[..], &["ask", "/infrastructure-migrate redis elasticache"]].concat());
+    let ask_text: Vec<&str> = ask
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("✓ dependency_graph"))
+        .skip(1)
+        .take_while(|l| !l.contains(" write_doc "))
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect();
+    assert!(cli_text.len() > 10 && cli_text[0].starts_with("migrate redis -> elasticache: "), "{}", cli.stdout);
+    assert_eq!(ask_text, cli_text, "ask:\n{}\ncli:\n{}", ask.stdout, cli.stdout);
+    for shape in ["{", "items", "dependency:"] {
+        assert!(!ask.stdout.contains(shape), "{shape:?} in {}", ask.stdout);
+    }
+}
+
 #[tokio::test]
 async fn write_doc_stays_inside_the_repo_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();

@@ -492,6 +492,9 @@ async fn prometheus_unreachable_still_rolls_back_with_verification_unknown() {
     let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
     assert!(report.contains("- [ ] **error-rate** unknown:"), "{report}");
     assert!(report.contains("No samples: "), "no samples without Prometheus: {report}");
+    // the base URL is configured: the graph of the same window is linked even so
+    assert!(report.contains("Graph: [http_error_ratio"), "{report}");
+    assert!(report.contains("](http://127.0.0.1:9/graph?g0.expr=http_error_ratio%7B"), "{report}");
     assert_eq!(w.app()["status"]["history"].as_array().unwrap().len(), 3, "deployed anyway");
     w.fleet.shutdown().await;
 }

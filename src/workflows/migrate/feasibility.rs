@@ -382,6 +382,37 @@ mod tests {
     }
 
     #[test]
+    fn the_config_names_the_cloud_before_the_cluster() {
+        let config = crate::config::Config::parse(
+            "environments:\n  dev: { context: kind-dev, provider: Local }\n  prod: { context: prod }\n  edge: { context: edge }\n",
+        )
+        .unwrap();
+        let envs: Vec<String> = ["dev", "prod", "edge"].iter().map(|e| e.to_string()).collect();
+        let clusters: BTreeMap<String, (String, String)> = [
+            ("dev".to_string(), ("aws".to_string(), "node n1: providerID aws://...".to_string())),
+            ("prod".to_string(), ("gcp".to_string(), "default StorageClass premium-rwo".to_string())),
+        ]
+        .into();
+        let got: Vec<(String, Option<String>, String)> =
+            providers(&envs, &config, &clusters, true).into_iter().map(|p| (p.env, p.cloud, p.evidence)).collect();
+        assert_eq!(
+            got,
+            [
+                ("dev".into(), Some("local".into()), ".agentops.yaml".into()),
+                ("prod".into(), Some("gcp".into()), "default StorageClass premium-rwo".into()),
+                ("edge".into(), None, "the cluster did not say".into()),
+            ]
+        );
+        // offline, only the config speaks
+        let offline = providers(&envs, &config, &BTreeMap::new(), false);
+        assert_eq!(offline[0].cloud.as_deref(), Some("local"));
+        assert_eq!(
+            (offline[1].cloud.as_deref(), offline[1].evidence.as_str()),
+            (None, "clusters not asked (--offline)")
+        );
+    }
+
+    #[test]
     fn a_managed_target_is_blocked_in_another_cloud() {
         assert_eq!(target_facts("elasticache").cloud.as_deref(), Some("aws"));
         assert!(target_facts("elasticache").database_zero_only);

@@ -175,6 +175,14 @@ async fn waves_go_by_what_each_service_keeps_and_observers_are_no_wave() {
     let opts = RunOptions { date: Some("2025-01-01".into()), path: None, refiner: None };
     let t = migrate::run(&ctx(&fixture("migrate")), &tight, opts).await.unwrap();
     assert!(!t.plan.rollback.meets_target && t.plan.risks.iter().any(|r| r.contains("over the 5 min target")));
+
+    // a plan longer than the window says so in the calendar and the risks
+    let short = MigrateRequest { window_days: Some(3), ..request() };
+    let opts = RunOptions { date: Some("2025-01-01".into()), path: None, refiner: None };
+    let s = migrate::run(&ctx(&fixture("migrate")), &short, opts).await.unwrap();
+    assert!(!s.plan.fits_window);
+    assert_eq!(s.plan.calendar.last().unwrap().what, "day 7: past the 3-day window");
+    assert!(s.plan.risks.iter().any(|r| r.contains("does not fit the 3-day window")), "{:?}", s.plan.risks);
 }
 
 /// The team's own estimates from `.agentops.yaml` drive the phases and the rollback time.

@@ -300,6 +300,8 @@ async fn seed_case_end_to_end() {
     assert!(message.contains(&format!("\n\nThis reverts commit {}.\n", w.bad)), "git's own line: {message}");
     assert!(message.contains("- prod-west: synced now (the incident)\n- dev: at its next auto-sync\n"), "{message}");
     assert!(message.lines().all(|l| l.chars().count() <= 72), "{message}");
+    let follow_up = git(w.repo.path(), &["log", "-1", "--format=%B", "HEAD"]);
+    insta::assert_snapshot!("rollback_seed_commit_messages", stable(&format!("{message}-----\n{follow_up}"), &w));
     let files = git(w.repo.path(), &["show", "--name-only", "--format=", "HEAD~1"]);
     let reports = w.incident_reports();
     assert_eq!(reports.len(), 1);

@@ -360,6 +360,16 @@ async fn seed_case_end_to_end() {
     ] {
         assert!(report.contains(want), "report lacks {want:?}:\n{report}");
     }
+    // the samples run from before the bad deploy to the recovery
+    let samples: Vec<&str> = report
+        .split("## Impact")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| 20") && l.ends_with("% |"))
+        .collect();
+    assert!(samples.len() >= 3, "{report}");
+    assert!(samples[0].ends_with("| 0.1% |") && samples.last().unwrap().ends_with("| 0.1% |"), "{samples:?}");
     // a permanent document: no internal indices, no console notes, no repeated scope line
     for unwanted in ["Pending:", "history #", "git remote", "restricted to the files of", "**shared**"] {
         assert!(!report.contains(unwanted), "{unwanted:?} in the report:\n{report}");

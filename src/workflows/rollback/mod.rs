@@ -979,8 +979,9 @@ pub async fn verify_and_record(
         let end = now();
         let span = (end - first_bad as f64).max(1.0);
         let lead = (span / 4.0).clamp(30.0, 1800.0);
-        let start = first_bad as f64 - lead;
-        let step = ((end - start) / 12.0).ceil().max(1.0);
+        let step = ((end - (first_bad as f64 - lead)) / 12.0).ceil().max(1.0);
+        // the grid ends at `end` itself, so the last sample is the recovered state
+        let start = end - 12.0 * step;
         match &metrics {
             Ok(endpoint) => {
                 match crate::cluster::metrics::query(endpoint, &query, None, Some(Range { start, end, step })).await {

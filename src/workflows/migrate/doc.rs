@@ -506,8 +506,13 @@ pub fn commit(
         plan.rollback.estimate_minutes,
         plan.rollback.target_minutes
     ));
-    for b in feasibility.blocked() {
-        body.push(format!("Blocked: {} ({}): {}", b.env, b.cloud.as_deref().unwrap_or("unknown"), b.note));
+    let blocked = feasibility.blocked();
+    if !blocked.is_empty() {
+        // bullets, so a long reason wraps under its own environment
+        body.push("Blocked until decided:".to_string());
+        for b in blocked {
+            body.push(format!("- {} ({}): {}", b.env, b.cloud.as_deref().unwrap_or("unknown"), b.note));
+        }
     }
     if let Some(c) = check {
         body.push(format!(

@@ -376,10 +376,10 @@ pub fn proposed(repo: Option<&Repo>, scan: &Scan, graph: &Graph) -> Vec<Proposed
 /// of the file as it is), then patch entries and appends.
 pub fn apply_to_text(text: &str, edits: &[&Edit]) -> String {
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
-        if let Some(l) = lines.last_mut() {
-            l.push('\n');
-        }
+    if let Some(l) = lines.last_mut()
+        && !l.ends_with('\n')
+    {
+        l.push('\n');
     }
     let mut inserts: Vec<(u32, &str)> = edits
         .iter()
@@ -388,7 +388,7 @@ pub fn apply_to_text(text: &str, edits: &[&Edit]) -> String {
             _ => None,
         })
         .collect();
-    inserts.sort_by(|a, b| b.0.cmp(&a.0));
+    inserts.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (after, t) in inserts {
         let at = (after as usize).min(lines.len());
         lines.insert(at, t.to_string());

@@ -180,7 +180,7 @@ pub fn strategy(graph: &Graph, usage: Usage, services: &[String]) -> (String, St
             ),
         ),
         Usage::Unknown => (
-            format!("ask the owner what it keeps; dual-write or copy the keys before the switch"),
+            "ask the owner what it keeps; dual-write or copy the keys before the switch".to_string(),
             format!("whatever it wrote to {to} since the switch"),
         ),
     }

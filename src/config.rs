@@ -340,6 +340,10 @@ pub struct Environment {
     /// StorageClass for volumes created in this environment (else the cluster's default).
     #[serde(default)]
     pub storage_class: Option<String>,
+    /// The cloud the cluster runs in (`aws`, `gcp`, `azure`, `local`, ...): what a migration
+    /// to a managed service checks (else read from the cluster's nodes and StorageClasses).
+    #[serde(default)]
+    pub provider: Option<String>,
     /// The cluster's Kubernetes audit log, exported as JSON lines (relative to the repo root
     /// or absolute): drift reads it to say who made each change.
     #[serde(default)]

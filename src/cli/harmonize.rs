@@ -3,6 +3,7 @@
 //! `--yes` the `harmonize_apply` tool runs through the executor (journal), all or nothing.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::error::{Error, Result};
@@ -40,6 +41,15 @@ pub struct Args {
     /// Why: goes into the commit message.
     #[arg(long)]
     pub reason: String,
+    /// Overwrite a value the repo documents as set on purpose (a comment next to it, a patch
+    /// whose only job is to set it): `all`, or the FILE:LINE the plan lists (repeatable).
+    /// Without it, --yes stops at them (on a terminal, each is asked).
+    #[arg(long = "override-exceptions", value_name = "FILE:LINE|all")]
+    pub override_exceptions: Vec<String>,
+    /// Remove patch values that equal their base after the edits (and a patch file left
+    /// with nothing to do) instead of setting them.
+    #[arg(long)]
+    pub remove_redundant: bool,
     /// Write, verify and commit (without it: print the plan and the diff only).
     #[arg(long)]
     pub yes: bool,
@@ -77,6 +87,8 @@ impl Args {
             set_labels: self.set_label.iter().cloned().collect::<BTreeMap<_, _>>(),
             remove_labels: self.remove_label.clone(),
             reason: self.reason.clone(),
+            override_exceptions: self.override_exceptions.clone(),
+            remove_redundant: self.remove_redundant,
             no_commit: self.no_commit,
             expect: self.expect.clone(),
         }
@@ -107,14 +119,41 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         .map_err(|e| Error::Usage(e.public))?;
         print(&plan, args.format);
         if plan.is_proven() && !plan.is_noop() && args.format == Format::Text {
+            let pending = plan.pending_exceptions().len();
+            let overrides = if pending > 0 {
+                format!(" and --override-exceptions all (or FILE:LINE each: {pending} value(s) are set on purpose)")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "Nothing was written. Run again with --yes to write, verify and commit; add --expect {} to write only this plan.",
+                "Nothing was written. Run again with --yes{overrides} to write, verify and commit; add --expect {} to write only this plan.",
                 plan.fingerprint
             );
         }
         return Ok(if plan.is_proven() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
 
+    // on a terminal, each exception the flags do not override is asked about: a yes for each
+    let mut req = req;
+    if std::io::stdin().is_terminal() && args.format == Format::Text {
+        let (c, r) = (ctx.clone(), req.clone());
+        let plan = blocking(move || {
+            let repo = c.load_repo()?;
+            let engine = c.engine(&repo)?;
+            Ok(harmonize::plan(&repo, &engine, &r, c.jobs())?)
+        })
+        .await
+        .map_err(|e| Error::Usage(e.public))?;
+        for e in plan.pending_exceptions() {
+            eprintln!("{} sets {} to {:?} on purpose: {}", e.id, e.setting, e.current, e.why);
+            eprint!("Override it (set {})? [y/N] ", e.wanted.as_deref().unwrap_or("(removed)"));
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            if matches!(answer.trim(), "y" | "Y" | "yes") {
+                req.override_exceptions.push(e.id.clone());
+            }
+        }
+    }
     let value = serde_json::to_value(&req).map_err(|e| Error::Internal(e.to_string()))?;
     let summary = format!("harmonize {}: write, verify and commit", req.kind);
     let request = format!("harmonize --kind {}", req.kind);

@@ -4,7 +4,6 @@
 //! `--commit` committed) through the executor's `write_doc` step; without it nothing is
 //! written.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -70,61 +69,9 @@ pub enum Format {
     Markdown,
 }
 
-/// The text summary.
+/// The text summary (one rendering, shared with ask, chat and the demo).
 pub fn text(m: &Migration) -> String {
-    let mut s = String::new();
-    let g = &m.graph;
-    let _ = writeln!(
-        s,
-        "migrate {} -> {}: {} services depend on {}",
-        g.dependency.name,
-        g.to,
-        g.services.len(),
-        g.dependency.name
-    );
-    for env in migrate::plan::promotion_order(&g.envs) {
-        let users: Vec<&str> =
-            g.services.iter().filter(|x| x.envs.iter().any(|u| u.env == env)).map(|x| x.app.as_str()).collect();
-        let _ = writeln!(s, "  {env:<14} {:>2}  {}", users.len(), users.join(", "));
-    }
-    let _ = writeln!(s, "services:");
-    for x in &g.services {
-        let refs: u32 = x.envs.iter().map(|u| u.references).sum();
-        let _ = writeln!(
-            s,
-            "  {:<16} {:<10} {:<9} {:>3} references  ({})",
-            x.app,
-            x.access.label(),
-            x.criticality.label(),
-            refs,
-            x.kinds.iter().map(|k| k.label()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    let _ = writeln!(s, "phases:");
-    for (i, p) in m.plan.phases.iter().enumerate() {
-        let waves = if p.waves.is_empty() { String::new() } else { format!(", {} waves", p.waves.len()) };
-        let _ = writeln!(s, "  {}. {} ({} h{waves})", i + 1, p.name, p.estimate_hours);
-    }
-    let _ = writeln!(
-        s,
-        "estimate: {} h ({} days) in a {}-day window{}",
-        m.plan.total_hours,
-        m.plan.total_hours.div_ceil(24),
-        m.plan.window_days,
-        if m.plan.fits_window { "" } else { ": does NOT fit" }
-    );
-    let _ = writeln!(
-        s,
-        "rollback: {} min (target {} min){}",
-        m.plan.rollback.estimate_minutes,
-        m.plan.rollback.target_minutes,
-        if m.plan.rollback.meets_target { "" } else { ": over the target" }
-    );
-    for n in &g.notes {
-        let _ = writeln!(s, "note: {n}");
-    }
-    let _ = writeln!(s, "document: {}", m.document.path);
-    s
+    crate::report::migrate::text(&m.graph, &m.feasibility, &m.plan, m.document.check.as_ref(), Some(&m.document.path))
 }
 
 async fn refiner_client(
@@ -191,9 +138,9 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let value = serde_json::json!({
         "path": m.document.path,
         "content": m.document.markdown,
+        "record": m.document.record,
         "overwrite": args.overwrite,
         "commit": args.commit,
-        "message": format!("docs: plan the migration from {} to {}", req.from, req.to),
     });
     let request = format!("migrate --from {} --to {}", req.from, req.to);
     let r =

@@ -260,6 +260,15 @@ pub fn render_result(step: &Step, r: &StepResult, color: bool) -> String {
             && let Ok(plan) = serde_json::from_value::<crate::workflows::harmonize::HarmonizePlan>(out.clone())
         {
             s.push_str(&report::harmonize::text(&plan));
+        } else if step.tool == "dependency_scan"
+            && let Ok(scan) = serde_json::from_value::<crate::workflows::migrate::Scan>(out.clone())
+        {
+            s.push_str(&report::migrate::scan_text(&scan));
+        } else if step.tool == "dependency_graph"
+            && let Ok(o) = serde_json::from_value::<crate::tools::dependency_graph::Output>(out.clone())
+        {
+            let text = report::migrate::text(&o.graph, &o.feasibility, &o.plan, o.check.as_ref(), None);
+            s.push_str(&text.lines().map(|l| format!("  {l}\n")).collect::<String>());
         } else {
             s.push_str(&result_body(&step.tool, out));
         }
@@ -283,11 +292,13 @@ pub fn result_body(tool: &str, out: &serde_json::Value) -> String {
             }
             s
         }),
+        // the summary was the plan step's to show; here what was written
         "write_doc" => Some(format!(
-            "  wrote {} ({} bytes){}\n",
+            "  wrote {} ({} bytes){}{}\n",
             out["path"].as_str().unwrap_or("?"),
             out["bytes"],
-            out["summary"].as_str().map(|s| format!("\n  {s}")).unwrap_or_default()
+            out["record"].as_str().map(|r| format!(" and its record {r}")).unwrap_or_default(),
+            out["commit"].as_str().map(|c| format!(", committed {}", &c[..c.len().min(7)])).unwrap_or_default()
         )),
         "git_revert" => Some(format!(
             "  reverted {} as {} ({}); incident report {}\n",

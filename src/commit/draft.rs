@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::git::{self, FileChange, Snapshot};
@@ -43,9 +43,51 @@ pub struct DraftOptions {
     pub subject: Option<String>,
     /// Extra body lines, after the reason (e.g. what a workflow covered).
     pub extra: Vec<String>,
+    /// A workflow's own account of its change (create, harmonize): these lines replace the
+    /// bullets drafted from the rendered objects and the file lists.
+    pub body: Option<Vec<String>>,
     /// When set, the change is HEAD plus the working-tree content of these root-relative
     /// paths, not the index.
     pub paths: Option<Vec<String>>,
+}
+
+/// The key of a workflow's record, the JSON file beside a document it writes
+/// (`docs/migrations/<date>-<slug>.json`): the record says, among the rest, what the commit
+/// of the document is, so that committing it later by hand reads as the workflow wrote it.
+pub const RECORD_KEY: &str = "agentops_record";
+
+/// A workflow's own commit message: type, scope, subject and body lines.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkflowCommit {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    pub subject: String,
+    #[serde(default)]
+    pub body: Vec<String>,
+}
+
+/// A workflow's commit as a message (its body lines wrapped at 72 columns).
+pub fn workflow_message(c: &WorkflowCommit) -> String {
+    let mut m = header(&c.type_, c.scope.as_deref(), &c.subject);
+    if !c.body.is_empty() {
+        m.push_str("\n\n");
+        let lines: Vec<String> = c.body.iter().map(|l| wrap_line(l)).collect();
+        m.push_str(&lines.join("\n"));
+    }
+    m.push('\n');
+    m
+}
+
+/// What a record says about itself (`{"agentops_record": {...}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordHeader {
+    /// The workflow that wrote it, e.g. `migrate`.
+    pub workflow: String,
+    /// The document it belongs to (repo-relative).
+    pub document: String,
+    pub commit: WorkflowCommit,
 }
 
 /// Files of the change by category.
@@ -65,10 +107,15 @@ pub struct Files {
 #[serde(rename_all = "snake_case")]
 pub enum FactKind {
     ObjectsAdded,
+    /// What a new workload runs: its image, volumes and size (body only: the subject and
+    /// the type come from the objects added).
+    Detail,
     ObjectsRemoved,
     Image,
     Replicas,
     Resources,
+    /// A ConfigMap value or a container env var.
+    Config,
     Annotation,
     Label,
     SecretKeys,
@@ -370,6 +417,16 @@ fn container_of(elems: &[PathElem]) -> Option<String> {
     })
 }
 
+/// The env var a path is about (`...containers[name=c].env[name=V]...`), if any.
+fn env_var(elems: &[PathElem]) -> Option<String> {
+    elems.windows(2).find_map(|w| match (&w[0], &w[1]) {
+        (PathElem::Field(f), PathElem::Key(k)) if f == "env" => {
+            k.iter().find(|(n, _)| n == "name").map(|(_, v)| value_text(v))
+        }
+        _ => None,
+    })
+}
+
 /// `repo:tag` (or `repo@digest`) split into repo and version.
 fn split_image(image: &str) -> (&str, &str) {
     if let Some((r, d)) = image.split_once('@') {
@@ -428,6 +485,23 @@ impl FactBuilder<'_> {
         Fact { kind, object: self.object(), text, group, from, to }
     }
 
+    /// A ConfigMap value or env var: `KEY old -> new in WHERE`, `KEY=new in WHERE`, or
+    /// `remove KEY from WHERE`.
+    fn config(&self, key: &str, from: Option<String>, to: Option<String>, on: String) -> Fact {
+        let (text, group) = match (&from, &to) {
+            (Some(f), Some(t)) => (format!("{key} {f} -> {t} in {on}"), format!("{key}={t} in {on}")),
+            (None, Some(t)) => {
+                let s = format!("{key}={t} in {on}");
+                (s.clone(), s)
+            }
+            _ => {
+                let s = format!("remove {key} from {on}");
+                (s.clone(), s)
+            }
+        };
+        Fact { kind: FactKind::Config, object: self.object(), text, group, from, to }
+    }
+
     /// Facts of the changes of one object; Secret data only as key names.
     fn facts(&self, changes: &[Change]) -> Vec<Fact> {
         let mut out = Vec::new();
@@ -457,6 +531,22 @@ impl FactBuilder<'_> {
                 } else {
                     let subject = format!("image of container {}", container.unwrap_or_default());
                     out.push(self.fact(FactKind::Image, &subject, " ", from, to, None));
+                }
+            } else if self.kind == "ConfigMap" && f.len() == 2 && f[0] == "data" && e.len() == 2 {
+                out.push(self.config(f[1], from, to, format!("ConfigMap {}", self.name)));
+            } else if let (Some(c_name), Some(var)) = (&container, env_var(e)) {
+                // a whole variable added or removed: its value
+                let value = |v: Option<String>, raw: &Option<Value>| match raw {
+                    Some(Value::Object(m)) => m.get("value").map(value_text),
+                    _ => v,
+                };
+                let (from, to) = (value(from, &c.from), value(to, &c.to));
+                let whole = matches!(e.last(), Some(PathElem::Key(_)));
+                if whole || f.last() == Some(&"value") {
+                    let on = if c_name == self.app { self.who() } else { format!("container {c_name}") };
+                    out.push(self.config(&var, from, to, on));
+                } else {
+                    other.push(c);
                 }
             } else if f == ["spec", "replicas"] {
                 let subject =
@@ -555,6 +645,75 @@ fn objects_fact(kind: FactKind, app: &str, objs: &[&Value]) -> Option<Fact> {
     Some(Fact { kind, object: String::new(), text: s.clone(), group: s, from: None, to: None })
 }
 
+/// What a new workload runs: the image of each container, its size (replicas, requests
+/// and limits of its main container) and the volumes each replica claims.
+fn new_workload_details(app: &str, o: &Value) -> Vec<Fact> {
+    let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let spec = match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" => "/spec/template/spec",
+        "CronJob" => "/spec/jobTemplate/spec/template/spec",
+        "PersistentVolumeClaim" => {
+            let size = o.pointer("/spec/resources/requests/storage").map(value_text).unwrap_or_default();
+            let class = o.pointer("/spec/storageClassName").and_then(Value::as_str);
+            let text = format!("volume {name}: {size}, StorageClass {}", class.unwrap_or("the cluster's default"));
+            return vec![detail(o, text)];
+        }
+        _ => return Vec::new(),
+    };
+    let who = if name == app { String::new() } else { format!("{name} ") };
+    let mut out = Vec::new();
+    let containers: &[Value] =
+        o.pointer(&format!("{spec}/containers")).and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    for c in containers {
+        if let Some(image) = c.get("image").and_then(Value::as_str) {
+            out.push(detail(o, format!("{who}image {image}")));
+        }
+    }
+    let main = containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(name)).or(containers.first());
+    let q = |c: &Value, p: &str| c.pointer(p).map(value_text).unwrap_or_else(|| "-".into());
+    let mut size = Vec::new();
+    if kind != "DaemonSet" && kind != "CronJob" {
+        let n = o.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        size.push(format!("{n} replica{}", if n == 1 { "" } else { "s" }));
+    }
+    if let Some(c) = main {
+        for r in ["cpu", "memory"] {
+            if c.pointer(&format!("/resources/requests/{r}")).is_some()
+                || c.pointer(&format!("/resources/limits/{r}")).is_some()
+            {
+                size.push(format!(
+                    "{r} {}/{}",
+                    q(c, &format!("/resources/requests/{r}")),
+                    q(c, &format!("/resources/limits/{r}"))
+                ));
+            }
+        }
+    }
+    if !size.is_empty() {
+        out.push(detail(o, format!("{who}size: {}", size.join(", "))));
+    }
+    for t in o.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).into_iter().flatten() {
+        let vname = t.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("data");
+        let size = t.pointer("/spec/resources/requests/storage").map(value_text).unwrap_or_default();
+        let class = t.pointer("/spec/storageClassName").and_then(Value::as_str);
+        out.push(detail(
+            o,
+            format!(
+                "{who}volume {vname}: {size} per replica, StorageClass {}",
+                class.unwrap_or("the cluster's default")
+            ),
+        ));
+    }
+    out
+}
+
+fn detail(o: &Value, text: String) -> Fact {
+    let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    Fact { kind: FactKind::Detail, object: format!("{kind}/{name}"), group: text.clone(), text, from: None, to: None }
+}
+
 /// What changed between two renderings of one overlay.
 fn overlay_facts(app: &str, before: &[Value], after: &[Value]) -> Vec<Fact> {
     let b: BTreeMap<Key, &Value> = before.iter().map(|o| (key_of(o), o)).collect();
@@ -563,6 +722,7 @@ fn overlay_facts(app: &str, before: &[Value], after: &[Value]) -> Vec<Fact> {
     let removed: Vec<&Value> = b.iter().filter(|(k, _)| !a.contains_key(*k)).map(|x| *x.1).collect();
     let mut facts: Vec<Fact> = Vec::new();
     facts.extend(objects_fact(FactKind::ObjectsAdded, app, &added));
+    facts.extend(added.iter().flat_map(|o| new_workload_details(app, o)));
     facts.extend(objects_fact(FactKind::ObjectsRemoved, app, &removed));
     for (k, old) in &b {
         let Some(new) = a.get(k) else { continue };
@@ -613,6 +773,19 @@ pub fn draft(
         }));
     }
     let files = files_of(changes);
+    // a workflow's document with its record: the workflow's own account
+    if files.manifests.is_empty()
+        && files.other.is_empty()
+        && let Some(record) = record_of(&git, &after, &files)
+    {
+        let inferred = Inferred {
+            type_: record.commit.type_.clone(),
+            scope: record.commit.scope.clone(),
+            subject: vec![record.commit.subject.clone()],
+        };
+        let opts = DraftOptions { body: opts.body.clone().or(Some(record.commit.body.clone())), ..opts.clone() };
+        return Ok(finish(&opts, inferred, files, Effect::default(), redactor));
+    }
     let effect = if files.manifests.is_empty() && files.other.is_empty() {
         // docs and CI only: nothing renders differently
         Effect::default()
@@ -626,8 +799,20 @@ pub fn draft(
         let new = side(&git, &after, origin.as_deref(), redactor)?;
         rendered_effect(&old.repo, &new.repo, &files, engine, redactor, jobs)?
     };
-    let inferred = infer(&effect, &files);
+    let why = format!("{} {}", opts.reason.as_deref().unwrap_or_default(), opts.refs.join(" "));
+    let inferred = infer(&effect, &files, &why);
     Ok(finish(opts, inferred, files, effect, redactor))
+}
+
+/// The record of a workflow document added or changed with it, when the change holds one.
+fn record_of(git: &git2::Repository, after: &Snapshot, files: &Files) -> Option<RecordHeader> {
+    let changed: BTreeSet<&str> = files.changes.iter().map(|c| c.path.as_str()).collect();
+    files.docs.iter().filter(|p| p.ends_with(".json") && changed.contains(p.as_str())).find_map(|p| {
+        let bytes = after.read(git, p)?;
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        let header: RecordHeader = serde_json::from_value(v.get(RECORD_KEY)?.clone()).ok()?;
+        changed.contains(header.document.as_str()).then_some(header)
+    })
 }
 
 /// What the change does to the rendered objects, and the validation of the new side.
@@ -640,7 +825,8 @@ struct Effect {
     rendered_identical: bool,
     /// Every changed manifest parses to the same values (whitespace, comments).
     same_values: bool,
-    /// Changed manifests no affected overlay reaches (Argo CD Applications and the like).
+    /// Changed manifests no affected overlay reaches (Argo CD Applications and the like),
+    /// described by what they hold.
     loose: Vec<String>,
     env_order: Vec<String>,
 }
@@ -775,7 +961,68 @@ fn rendered_effect(
         };
         matches!((docs(old), docs(new)), (Some(x), Some(y)) if x == y)
     });
+    let loose = describe_loose(old, new, files, &loose, &env_order);
     Ok(Effect { apps, overlays, validation, rendered_identical, same_values, loose, env_order })
+}
+
+/// Manifests no affected overlay renders (Argo CD Applications and the like), by what they
+/// hold rather than as a file list: `add Argo CD Application prometheus-{env} in dev, staging`.
+fn describe_loose(old: &Repo, new: &Repo, files: &Files, loose: &[String], envs: &[String]) -> Vec<String> {
+    type Group = Vec<(Option<String>, String)>;
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    for path in loose {
+        let status = files.changes.iter().find(|c| &c.path == path).map(|c| c.status);
+        let removed = status == Some(crate::commit::git::FileStatus::Removed);
+        let verb = match status {
+            Some(crate::commit::git::FileStatus::Added) => "add",
+            Some(crate::commit::git::FileStatus::Removed) => "remove",
+            _ => "update",
+        };
+        let side = if removed { old } else { new };
+        let env = path.split('/').find(|seg| envs.iter().any(|e| e == seg)).map(str::to_string);
+        let docs: Vec<(String, String)> = side
+            .files
+            .get(path)
+            .and_then(|f| f.docs.as_ref().ok())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                let kind = d.value.get("kind").and_then(Value::as_str)?;
+                let name = d.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let argo =
+                    d.value.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a.starts_with("argoproj.io/"));
+                let label = if argo { format!("Argo CD {kind}") } else { kind.to_string() };
+                let name = match &env {
+                    Some(e) => name.replace(e.as_str(), "{env}"),
+                    None => name.to_string(),
+                };
+                Some((label, name))
+            })
+            .collect();
+        if docs.is_empty() {
+            groups.entry((verb.to_string(), path.clone())).or_default().push((None, path.clone()));
+        }
+        for (label, name) in docs {
+            groups.entry((verb.to_string(), format!("{label} {name}"))).or_default().push((env.clone(), path.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    for ((verb, what), members) in groups {
+        if members.iter().all(|(e, _)| e.is_some()) && what.contains("{env}") {
+            let mut es: Vec<String> = members.iter().filter_map(|(e, _)| e.clone()).collect();
+            es.sort_by_key(|e| envs.iter().position(|x| x == e));
+            es.dedup();
+            out.push(format!("{verb} {what} in {}", es.join(", ")));
+        } else {
+            let paths: Vec<&str> = members.iter().map(|(_, p)| p.as_str()).collect();
+            if what == paths.join(", ") {
+                out.push(format!("{verb} {what}"));
+            } else {
+                out.push(format!("{verb} {what} ({})", paths.join(", ")));
+            }
+        }
+    }
+    out
 }
 
 fn first_line(s: &str) -> &str {
@@ -784,7 +1031,7 @@ fn first_line(s: &str) -> &str {
 
 /// Type, scope and subject as inferred.
 struct Inferred {
-    type_: &'static str,
+    type_: String,
     scope: Option<String>,
     subject: Vec<String>,
 }
@@ -811,7 +1058,7 @@ fn file_name(p: &str) -> String {
 }
 
 /// Candidate subjects, best first; the first that fits the line is used.
-fn infer(effect: &Effect, files: &Files) -> Inferred {
+fn infer(effect: &Effect, files: &Files, reason: &str) -> Inferred {
     let (apps, rendered_identical, same_values) = (&effect.apps[..], effect.rendered_identical, effect.same_values);
     let only = |cat: &[String]| !cat.is_empty() && cat.len() == files_count(files);
     let files_subject = |noun: &str, list: &[String]| -> Vec<String> {
@@ -830,10 +1077,10 @@ fn infer(effect: &Effect, files: &Files) -> Inferred {
         }
     };
     if only(&files.docs) {
-        return Inferred { type_: "docs", scope: None, subject: files_subject("documents", &files.docs) };
+        return Inferred { type_: "docs".into(), scope: None, subject: files_subject("documents", &files.docs) };
     }
     if only(&files.ci) {
-        return Inferred { type_: "ci", scope: None, subject: files_subject("CI files", &files.ci) };
+        return Inferred { type_: "ci".into(), scope: None, subject: files_subject("CI files", &files.ci) };
     }
     let names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
     let scope = match apps {
@@ -861,7 +1108,6 @@ fn infer(effect: &Effect, files: &Files) -> Inferred {
             fact_envs.push(env.clone());
         }
     }
-    let in_envs = |envs: &[String]| if envs.len() == 1 { format!(" in {}", envs[0]) } else { String::new() };
     let apps_words = |list: &[String]| if list.len() <= 2 { and_list(list) } else { format!("{} apps", list.len()) };
 
     // new apps, new overlays
@@ -882,7 +1128,7 @@ fn infer(effect: &Effect, files: &Files) -> Inferred {
             format!("deploy {}{to}", apps_words(&list)),
             format!("add {}", apps_words(&list)),
         ];
-        return Inferred { type_: "feat", scope, subject };
+        return Inferred { type_: "feat".into(), scope, subject };
     }
     let new_overlays: Vec<(&AppChange, &EnvChange)> =
         apps.iter().flat_map(|a| a.envs.iter().filter(|e| e.status == Status::Added).map(move |e| (a, e))).collect();
@@ -899,13 +1145,13 @@ fn infer(effect: &Effect, files: &Files) -> Inferred {
             format!("deploy {} to {}", and_list(&list), envs_words(&envs)),
             format!("deploy {} to {}", apps_words(&list), envs_words(&envs)),
         ];
-        return Inferred { type_: "feat", scope, subject };
+        return Inferred { type_: "feat".into(), scope, subject };
     }
     let removed_apps: Vec<String> =
         apps.iter().filter(|a| a.status == Status::Removed).map(|a| a.name.clone()).collect();
     if !removed_apps.is_empty() {
         return Inferred {
-            type_: "chore",
+            type_: "chore".into(),
             scope,
             subject: vec![
                 format!("remove {}", and_list(&removed_apps)),
@@ -921,14 +1167,14 @@ fn infer(effect: &Effect, files: &Files) -> Inferred {
                 format!("{} manifests", apps_words(&names))
             };
             return Inferred {
-                type_: "style",
+                type_: "style".into(),
                 scope,
                 subject: vec![format!("reformat {what}"), "reformat manifests".into()],
             };
         }
         if rendered_identical && !names.is_empty() {
             return Inferred {
-                type_: "chore",
+                type_: "chore".into(),
                 scope,
                 subject: vec![
                     format!("restructure {} manifests without rendered change", apps_words(&names)),
@@ -937,71 +1183,261 @@ fn infer(effect: &Effect, files: &Files) -> Inferred {
             };
         }
         let all: Vec<String> = files.changes.iter().map(|c| c.path.clone()).collect();
-        return Inferred { type_: "chore", scope, subject: files_subject("files", &all) };
+        return Inferred { type_: "chore".into(), scope, subject: files_subject("files", &all) };
     }
+    // what new workloads run is for the body; the objects added lead the subject
+    let facts: Vec<(&AppChange, &EnvChange, &Fact)> =
+        facts.into_iter().filter(|x| x.2.kind != FactKind::Detail).collect();
     let kinds: BTreeSet<FactKind> = facts.iter().map(|x| x.2.kind).collect();
     let target = apps_words(&names);
-    let suffix = in_envs(&fact_envs);
+    // the repo's environments, to say when a phrase holds for only some
+    let all_envs: &[String] = &effect.env_order;
+    let of_kind = |k: FactKind| -> Vec<&Fact> { facts.iter().filter(|x| x.2.kind == k).map(|x| x.2).collect() };
+    let envs_of_kind = |k: FactKind| -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for e in facts.iter().filter(|x| x.2.kind == k).filter_map(|x| x.1.env.clone()) {
+            if !v.contains(&e) {
+                v.push(e);
+            }
+        }
+        v
+    };
     let mut subject = Vec::new();
-    if kinds.len() == 1 {
-        let tos: BTreeSet<String> = facts.iter().filter_map(|x| x.2.to.clone()).collect();
-        let groups: BTreeSet<&str> = facts.iter().map(|x| x.2.group.as_str()).collect();
-        match kinds.iter().next() {
-            Some(FactKind::Image) => {
-                let images: BTreeSet<String> =
-                    facts.iter().map(|x| x.2.text.split(' ').nth(1).map(file_name).unwrap_or_default()).collect();
-                if let ([img], [to]) = (&images.iter().collect::<Vec<_>>()[..], &tos.iter().collect::<Vec<_>>()[..]) {
-                    subject.push(format!("bump {img} to {to}{suffix}"));
-                    subject.push(format!("bump {img} to {to}"));
-                }
-                subject.push(format!("bump {target} images{suffix}"));
-            }
-            Some(FactKind::Replicas) => {
-                if let [to] = &tos.iter().collect::<Vec<_>>()[..] {
-                    subject.push(format!("scale {target} to {to} replicas{suffix}"));
-                }
-                subject.push(format!("scale {target}{suffix}"));
-            }
-            Some(FactKind::Resources) => subject.push(format!("adjust {target} resources{suffix}")),
-            Some(k @ (FactKind::Annotation | FactKind::Label)) => {
-                let noun = if *k == FactKind::Annotation { "annotation" } else { "label" };
-                let keys: BTreeSet<String> =
-                    facts.iter().filter_map(|x| x.2.group.split([' ', '=']).nth(1).map(str::to_string)).collect();
-                let kinds_on: BTreeSet<String> =
-                    facts.iter().filter_map(|x| x.2.object.split('/').next().map(str::to_string)).collect();
-                let removing = facts.iter().all(|x| x.2.to.is_none());
-                if let ([key], [on]) = (&keys.iter().collect::<Vec<_>>()[..], &kinds_on.iter().collect::<Vec<_>>()[..])
-                {
-                    let on = plural(on);
-                    if removing {
-                        subject.push(format!("remove {key} {noun} from {on}"));
-                    } else if groups.len() == 1 {
-                        subject.push(format!("set {key} {noun} on {on}"));
-                    } else {
-                        subject.push(format!("update {key} {noun} on {on}"));
-                    }
-                    subject.push(format!("{} {key} {noun}", if removing { "remove" } else { "set" }));
-                }
-                subject.push(format!("update {noun}s of {target}"));
-            }
-            Some(FactKind::SecretKeys) => subject.push(format!("update secret keys of {target}{suffix}")),
-            Some(FactKind::ObjectsAdded) => {
-                if let [g] = &groups.into_iter().collect::<Vec<_>>()[..] {
-                    subject.push(format!("{g} to {target}{suffix}"));
-                }
-            }
-            _ => {}
+    if kinds.len() == 1
+        && let Some(&k) = kinds.iter().next()
+    {
+        let w = where_words(&envs_of_kind(k), all_envs);
+        subject.extend(phrases(k, &of_kind(k), &target, true).into_iter().map(|p| format!("{p}{w}")));
+    } else {
+        // several kinds of change: the most telling first, each with where it holds
+        const ORDER: [FactKind; 9] = [
+            FactKind::Image,
+            FactKind::Config,
+            FactKind::Resources,
+            FactKind::Replicas,
+            FactKind::ObjectsAdded,
+            FactKind::ObjectsRemoved,
+            FactKind::Annotation,
+            FactKind::Label,
+            FactKind::SecretKeys,
+        ];
+        let parts: Vec<String> = ORDER
+            .iter()
+            .filter(|k| kinds.contains(k))
+            .filter_map(|&k| {
+                let p = phrases(k, &of_kind(k), &target, false).into_iter().next()?;
+                Some(format!("{p}{}", where_words(&envs_of_kind(k), all_envs)))
+            })
+            .collect();
+        if (2..=3).contains(&parts.len()) {
+            subject.push(and_list(&parts));
+        }
+        if parts.len() > 2 {
+            subject.push(and_list(&parts[..2]));
         }
     }
+    let suffix = where_words(&fact_envs, all_envs);
     subject.push(format!("update {target}{suffix}"));
     subject.push(format!("update {target}"));
-    // new objects are a feature; removed ones (renamed ones too) a chore; changed values a fix
-    let type_ = match (kinds.contains(&FactKind::ObjectsAdded), kinds.contains(&FactKind::ObjectsRemoved)) {
-        (_, true) => "chore",
-        (true, false) => "feat",
-        _ => "fix",
-    };
-    Inferred { type_, scope, subject }
+    Inferred { type_: type_by_effect(&kinds, reason).into(), scope, subject }
+}
+
+/// The Conventional Commits type of what the change does: new objects are a feature;
+/// removed (or renamed) ones upkeep; a new image, replicas or resources are upkeep too
+/// unless the reason says they fix something; changed settings a fix.
+fn type_by_effect(kinds: &BTreeSet<FactKind>, reason: &str) -> &'static str {
+    if kinds.contains(&FactKind::ObjectsRemoved) {
+        return "chore";
+    }
+    if kinds.contains(&FactKind::ObjectsAdded) {
+        return "feat";
+    }
+    let upkeep = [FactKind::Image, FactKind::Replicas, FactKind::Resources];
+    if !kinds.is_empty() && kinds.iter().all(|k| upkeep.contains(k)) {
+        return if says_fix(reason) { "fix" } else { "chore" };
+    }
+    "fix"
+}
+
+/// Whether a reason speaks of fixing something (a bug, a leak, a CVE, an outage).
+fn says_fix(reason: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "fix",
+        "bug",
+        "leak",
+        "crash",
+        "broken",
+        "regression",
+        "outage",
+        "incident",
+        "cve-",
+        "vulnerab",
+        "hotfix",
+        "oom",
+        "security",
+    ];
+    let r = reason.to_ascii_lowercase();
+    WORDS.iter().any(|w| r.contains(w))
+}
+
+/// ` in prod-west`, ` in prod` (every environment of a class, when the repo has others),
+/// ` in dev and staging`, or nothing when a phrase holds in every environment (`all`).
+fn where_words(envs: &[String], all: &[String]) -> String {
+    if let [one] = envs {
+        return format!(" in {one}");
+    }
+    if envs.is_empty() || envs.len() >= all.len() {
+        return String::new();
+    }
+    let class = crate::repo::class_from_name(&envs[0]);
+    let same_class = envs.iter().all(|e| crate::repo::class_from_name(e) == class);
+    let whole_class = all.iter().filter(|e| crate::repo::class_from_name(e) == class).count() == envs.len();
+    if same_class && whole_class {
+        return format!(" in {class}");
+    }
+    if envs.len() == 2 { format!(" in {}", and_list(envs)) } else { String::new() }
+}
+
+/// A config key's name from its fact (`KEY=v in ...`, `KEY a -> b in ...`, `remove KEY from ...`).
+fn config_key(f: &Fact) -> String {
+    match f.text.strip_prefix("remove ") {
+        Some(rest) => rest.split(' ').next().unwrap_or_default().to_string(),
+        None => f.text.split([' ', '=']).next().unwrap_or_default().to_string(),
+    }
+}
+
+/// A key that names where something lives: its new value is an address.
+fn addressy(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    ["HOST", "ADDR", "URL", "URI", "ENDPOINT", "SERVER", "DSN", "BROKER"].iter().any(|w| k.contains(w))
+}
+
+/// Candidate phrases for the facts of one kind, best first; `with_target` names the apps
+/// where the phrase would not otherwise say whose objects changed.
+fn phrases(kind: FactKind, facts: &[&Fact], target: &str, with_target: bool) -> Vec<String> {
+    let tos: BTreeSet<String> = facts.iter().filter_map(|f| f.to.clone()).collect();
+    let tos: Vec<&String> = tos.iter().collect();
+    let groups: BTreeSet<&str> = facts.iter().map(|f| f.group.as_str()).collect();
+    let groups: Vec<&str> = groups.into_iter().collect();
+    let mut out = Vec::new();
+    match kind {
+        FactKind::Image => {
+            let images: BTreeSet<String> =
+                facts.iter().map(|f| f.text.split(' ').nth(1).map(file_name).unwrap_or_default()).collect();
+            if let ([img], [to]) = (&images.iter().collect::<Vec<_>>()[..], &tos[..]) {
+                out.push(format!("bump {img} to {to}"));
+            }
+            out.push(if with_target { format!("bump {target} images") } else { "bump images".into() });
+        }
+        FactKind::Replicas => {
+            let who = if with_target { format!("{target} ") } else { String::new() };
+            if let [to] = &tos[..] {
+                out.push(format!("scale {who}to {to} replicas"));
+            }
+            out.push(format!("scale {}", if with_target { target } else { "replicas" }));
+        }
+        FactKind::Resources => {
+            // `limits.memory`, `c requests.cpu`: which buckets, which resources, which way
+            let mut buckets: BTreeSet<&str> = BTreeSet::new();
+            let mut resources: BTreeSet<&str> = BTreeSet::new();
+            let (mut up, mut down) = (0, 0);
+            for f in facts {
+                if let Some(w) = f.text.split(' ').find(|w| w.starts_with("requests.") || w.starts_with("limits.")) {
+                    let (b, r) = w.split_once('.').unwrap_or((w, ""));
+                    buckets.insert(b);
+                    resources.insert(r);
+                }
+                let q = |v: &Option<String>| v.as_ref().and_then(|x| diff::quantity(&Value::String(x.clone())));
+                match (q(&f.from), q(&f.to)) {
+                    (Some(a), Some(b)) if b > a => up += 1,
+                    (Some(a), Some(b)) if b < a => down += 1,
+                    _ => {}
+                }
+            }
+            let verb = match (up, down) {
+                (u, 0) if u > 0 => "raise",
+                (0, d) if d > 0 => "lower",
+                _ => "resize",
+            };
+            let res: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+            let bucket = match (buckets.contains("requests"), buckets.contains("limits")) {
+                (true, true) => "requests and limits",
+                (true, false) => "requests",
+                _ => "limits",
+            };
+            if !res.is_empty() {
+                let of = if with_target { format!(" of {target}") } else { String::new() };
+                out.push(format!("{verb} {} {bucket}{of}", and_list(&res)));
+            }
+            out.push(if with_target { format!("adjust {target} resources") } else { "adjust resources".into() });
+        }
+        FactKind::Config => {
+            let keys: BTreeSet<String> = facts.iter().map(|f| config_key(f)).collect();
+            let keys: Vec<String> = keys.into_iter().collect();
+            let removing = facts.iter().all(|f| f.to.is_none());
+            match (&keys[..], &tos[..]) {
+                ([k], _) if removing => out.push(format!("remove {k}")),
+                ([k], [to]) if addressy(k) => out.push(format!("point {k} at {to}")),
+                ([k], [to]) => out.push(format!("set {k} to {to}")),
+                ([k], _) => out.push(format!("change {k}")),
+                (ks, _) if ks.len() <= 3 => {
+                    out.push(format!("{} {}", if removing { "remove" } else { "change" }, and_list(ks)))
+                }
+                _ => {}
+            }
+            if let [k] = &keys[..] {
+                out.push(format!("change {k}"));
+            }
+            out.push(if with_target { format!("update the settings of {target}") } else { "update settings".into() });
+        }
+        FactKind::Annotation | FactKind::Label => {
+            let noun = if kind == FactKind::Annotation { "annotation" } else { "label" };
+            // `annotation k=v on Kind`, `remove annotation k from Kind`
+            let keys: BTreeSet<String> = facts
+                .iter()
+                .filter_map(|f| {
+                    let at = if f.group.starts_with("remove ") { 2 } else { 1 };
+                    f.group.split([' ', '=']).nth(at).map(str::to_string)
+                })
+                .collect();
+            let kinds_on: BTreeSet<String> =
+                facts.iter().filter_map(|f| f.object.split('/').next().map(str::to_string)).collect();
+            let removing = facts.iter().all(|f| f.to.is_none());
+            if let ([key], [on]) = (&keys.iter().collect::<Vec<_>>()[..], &kinds_on.iter().collect::<Vec<_>>()[..]) {
+                let on = plural(on);
+                if removing {
+                    out.push(format!("remove {key} {noun} from {on}"));
+                } else if groups.len() == 1 {
+                    out.push(format!("set {key} {noun} on {on}"));
+                } else {
+                    out.push(format!("update {key} {noun} on {on}"));
+                }
+                out.push(format!("{} {key} {noun}", if removing { "remove" } else { "set" }));
+            }
+            out.push(if with_target { format!("update {noun}s of {target}") } else { format!("update {noun}s") });
+        }
+        FactKind::SecretKeys => {
+            out.push(if with_target { format!("update secret keys of {target}") } else { "update secret keys".into() })
+        }
+        FactKind::ObjectsAdded => {
+            if let [g] = &groups[..] {
+                out.push(if with_target { format!("{g} to {target}") } else { g.to_string() });
+            }
+            if !with_target {
+                out.push("add objects".into());
+            }
+        }
+        FactKind::ObjectsRemoved => {
+            if let [g] = &groups[..] {
+                out.push(if with_target { format!("{g} from {target}") } else { g.to_string() });
+            }
+            if !with_target {
+                out.push("remove objects".into());
+            }
+        }
+        FactKind::Detail | FactKind::Other => {}
+    }
+    out
 }
 
 /// `Ingress` -> `Ingresses`, `Deployment` -> `Deployments`, `NetworkPolicy` -> `NetworkPolicies`
@@ -1067,6 +1503,59 @@ fn wrap(text: &str, first: &str, rest: &str) -> String {
     lines.join("\n")
 }
 
+/// A workflow's body line wrapped at [`WRAP`]: bullets continue indented under their text,
+/// other lines as they are (tables and lists a workflow aligned itself are short enough).
+fn wrap_line(line: &str) -> String {
+    if line.chars().count() <= WRAP {
+        return line.to_string();
+    }
+    let indent: String = line.chars().take_while(|c| *c == ' ').collect();
+    let rest = &line[indent.len()..];
+    for marker in ["- ", "* "] {
+        if let Some(text) = rest.strip_prefix(marker) {
+            return wrap(text, &format!("{indent}{marker}"), &format!("{indent}  "));
+        }
+    }
+    if let Some((n, text)) = rest.split_once(". ")
+        && !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_digit())
+    {
+        let pad = " ".repeat(n.len() + 2);
+        return wrap(text, &format!("{indent}{n}. "), &format!("{indent}{pad}"));
+    }
+    wrap(rest, &indent, &indent)
+}
+
+/// Ticket ids in a reason (`SEC-2025-01`, `OPS-12`): a reason that is only ids is no
+/// paragraph; a leading `SEC-2025-01: ` is dropped from the paragraph. The ids, in order.
+pub fn split_reason(reason: &str) -> (Option<String>, Vec<String>) {
+    static ID: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\b[A-Z][A-Z0-9]+-[0-9]+(?:-[0-9]+)*\b").ok());
+    let reason = reason.trim();
+    let Some(re) = ID.as_ref() else { return ((!reason.is_empty()).then(|| reason.to_string()), Vec::new()) };
+    let mut ids: Vec<String> = Vec::new();
+    for m in re.find_iter(reason) {
+        if !ids.iter().any(|i| i == m.as_str()) {
+            ids.push(m.as_str().to_string());
+        }
+    }
+    // a leading run of ids and separators is a label, not words
+    let mut rest = reason;
+    loop {
+        let t = rest.trim_start_matches(|c: char| c.is_whitespace() || ",;:/-(".contains(c));
+        match re.find(t) {
+            Some(m) if m.start() == 0 => rest = t[m.end()..].trim_start_matches(')'),
+            _ => {
+                rest = t;
+                break;
+            }
+        }
+    }
+    let text = rest.trim();
+    let words = text.chars().any(|c| c.is_alphanumeric());
+    (words.then(|| text.to_string()), ids)
+}
+
 /// Apps sharing a bullet, and the fact texts they had.
 type AppsTexts = (Vec<String>, BTreeSet<String>);
 
@@ -1120,7 +1609,7 @@ fn bullets(apps: &[AppChange], env_order: &[String]) -> Vec<String> {
 
 fn finish(opts: &DraftOptions, inferred: Inferred, files: Files, effect: Effect, redactor: &Redactor) -> Drafted {
     let Effect { apps, overlays, validation, rendered_identical, env_order, loose, .. } = effect;
-    let type_ = opts.type_.clone().unwrap_or_else(|| inferred.type_.to_string());
+    let type_ = opts.type_.clone().unwrap_or(inferred.type_);
     let scope = opts.scope.clone().or(inferred.scope).filter(|s| !s.is_empty());
     let prefix_len = header(&type_, scope.as_deref(), "").chars().count();
     let subject = match &opts.subject {
@@ -1131,7 +1620,7 @@ fn finish(opts: &DraftOptions, inferred: Inferred, files: Files, effect: Effect,
         }
     };
     let mut body: Vec<String> = Vec::new();
-    let mut points: Vec<String> = bullets(&apps, &env_order);
+    let mut points: Vec<String> = if opts.body.is_some() { Vec::new() } else { bullets(&apps, &env_order) };
     let list = |label: &str, l: &[String]| -> Option<String> {
         match l.len() {
             0 => None,
@@ -1139,17 +1628,39 @@ fn finish(opts: &DraftOptions, inferred: Inferred, files: Files, effect: Effect,
             n => Some(format!("{label}: {n} files ({}, ...)", l[..3].join(", "))),
         }
     };
-    if rendered_identical && points.is_empty() && !overlays.is_empty() {
-        points.push(format!("no rendered change in {} overlays", overlays.len()));
+    match &opts.body {
+        Some(lines) => {
+            if !lines.is_empty() {
+                // a workflow's blank lines part its paragraphs
+                let lines: Vec<String> = lines
+                    .iter()
+                    .flat_map(|l| if l.is_empty() { vec![""] } else { l.lines().collect() })
+                    .map(wrap_line)
+                    .collect();
+                body.push(lines.join("\n"));
+            }
+        }
+        None => {
+            if rendered_identical && points.is_empty() && !overlays.is_empty() {
+                points.push(format!("no rendered change in {} overlays", overlays.len()));
+            }
+            points.extend(list("docs", &files.docs));
+            points.extend(list("ci", &files.ci));
+            points.extend(loose);
+            points.extend(list("other files", &files.other));
+            if !points.is_empty() {
+                body.push(points.iter().map(|p| wrap(p, "- ", "  ")).collect::<Vec<_>>().join("\n"));
+            }
+        }
     }
-    points.extend(list("docs", &files.docs));
-    points.extend(list("ci", &files.ci));
-    points.extend(list("files", &loose));
-    points.extend(list("other files", &files.other));
-    if !points.is_empty() {
-        body.push(points.iter().map(|p| wrap(p, "- ", "  ")).collect::<Vec<_>>().join("\n"));
+    // ticket ids go to `Refs:` trailers; the words around them stay the reason
+    let (reason_text, mut refs) = split_reason(opts.reason.as_deref().unwrap_or_default());
+    for r in &opts.refs {
+        if !refs.contains(r) {
+            refs.push(r.clone());
+        }
     }
-    if let Some(r) = opts.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+    if let Some(r) = &reason_text {
         body.push(r.lines().map(|l| wrap(l, "", "")).collect::<Vec<_>>().join("\n"));
     }
     if !opts.extra.is_empty() {
@@ -1163,8 +1674,8 @@ fn finish(opts: &DraftOptions, inferred: Inferred, files: Files, effect: Effect,
         }
         body.push(s);
     }
-    if !opts.refs.is_empty() {
-        body.push(opts.refs.iter().map(|r| format!("Refs: {r}")).collect::<Vec<_>>().join("\n"));
+    if !refs.is_empty() {
+        body.push(refs.iter().map(|r| format!("Refs: {r}")).collect::<Vec<_>>().join("\n"));
     }
     let mut message = header(&type_, scope.as_deref(), &subject);
     for b in &body {
@@ -1182,7 +1693,7 @@ fn finish(opts: &DraftOptions, inferred: Inferred, files: Files, effect: Effect,
         validation,
         rendered_identical,
         reason: opts.reason.clone(),
-        refs: opts.refs.clone(),
+        refs,
     };
     // secret values learned from both sides never leave
     let message = redactor.scrub(&message);
@@ -1238,7 +1749,7 @@ mod tests {
         strip_generated_names(&mut b);
         strip_generated_names(&mut a);
         let texts: Vec<String> = overlay_facts("api", &b, &a).into_iter().map(|f| f.text).collect();
-        assert_eq!(texts, vec!["ConfigMap cfg: change data.LEVEL: info -> debug"]);
+        assert_eq!(texts, vec!["LEVEL info -> debug in ConfigMap cfg"]);
     }
 
     #[test]
@@ -1262,6 +1773,300 @@ mod tests {
         assert_eq!(bullets(&apps, &order), vec!["replicas 3 in prod-west, prod-east, prod-central"]);
         let same = vec![AppChange { envs: vec![env("prod-west", "2"), env("prod-central", "2")], ..apps[0].clone() }];
         assert_eq!(bullets(&same, &order), vec!["replicas 2 -> 3 in prod-west, prod-central"]);
+    }
+
+    /// One app's overlays: (env, objects before, objects after).
+    type Sides = Vec<(&'static str, Vec<Value>, Vec<Value>)>;
+
+    fn app(name: &str, ns: &str, sides: Sides) -> AppChange {
+        let added = sides.iter().all(|(_, b, _)| b.is_empty());
+        let envs = sides
+            .into_iter()
+            .map(|(env, b, a)| EnvChange {
+                env: Some(env.to_string()),
+                overlay: format!("apps/{name}/overlays/{env}"),
+                status: if b.is_empty() { Status::Added } else { Status::Changed },
+                facts: overlay_facts(name, &b, &a),
+                build_error: None,
+            })
+            .collect();
+        AppChange {
+            name: name.into(),
+            status: if added { Status::Added } else { Status::Changed },
+            namespace: Some(ns.into()),
+            part_of: None,
+            envs,
+        }
+    }
+
+    const ORDER: [&str; 5] = ["dev", "staging", "prod-west", "prod-east", "prod-central"];
+
+    /// The message drafted for changes of these apps (manifests changed, rendered objects
+    /// compared) with this reason.
+    fn drafted(apps: Vec<AppChange>, reason: Option<&str>) -> String {
+        let effect = Effect {
+            overlays: apps.iter().flat_map(|a| a.envs.iter().map(|e| e.overlay.clone())).collect(),
+            apps,
+            env_order: ORDER.iter().map(|s| s.to_string()).collect(),
+            ..Effect::default()
+        };
+        let files = Files { manifests: vec!["apps/x/base/deployment.yaml".into()], ..Files::default() };
+        let opts = DraftOptions { reason: reason.map(str::to_string), ..DraftOptions::default() };
+        let why = reason.unwrap_or_default();
+        let inferred = infer(&effect, &files, why);
+        finish(&opts, inferred, files, effect, &Redactor::new()).message
+    }
+
+    fn with(mut o: Value, pointer: &str, v: Value) -> Value {
+        *o.pointer_mut(pointer).unwrap() = v;
+        o
+    }
+
+    fn cm(name: &str, data: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop"}, "data": data})
+    }
+
+    fn ingress(name: &str, ns: &str, ann: Value) -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": name, "namespace": ns, "annotations": ann}})
+    }
+
+    /// The drafter's subjects on the kinds of change a platform repo sees: each says what
+    /// changed in the fleet, with the type by its effect.
+    #[test]
+    fn subjects_say_what_changed_in_the_fleet() {
+        let d = deploy("api", "ghcr.io/x/api:1.2.3", 3);
+        let env_var = |name: &str, value: &str| {
+            let mut o = deploy("api", "ghcr.io/x/api:1.2.3", 3);
+            o["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": name, "value": value}]);
+            o
+        };
+        let bumped = with(d.clone(), "/spec/template/spec/containers/0/image", json!("ghcr.io/x/api:1.2.4"));
+        let scaled = with(d.clone(), "/spec/replicas", json!(5));
+        let bigger = with(d.clone(), "/spec/template/spec/containers/0/resources/limits/memory", json!("2Gi"));
+        let bigger_scaled = with(bigger.clone(), "/spec/replicas", json!(5));
+        let redis = |h: &str| cm("orders-config", json!({"REDIS_HOST": h, "REDIS_PORT": "6379"}));
+        let prod = |b: &Value, a: &Value| -> Sides {
+            ["prod-west", "prod-east", "prod-central"].iter().map(|e| (*e, vec![b.clone()], vec![a.clone()])).collect()
+        };
+        let every =
+            |b: &Value, a: &Value| -> Sides { ORDER.iter().map(|e| (*e, vec![b.clone()], vec![a.clone()])).collect() };
+        let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "api"}});
+        let hpa =
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api"}});
+        let secret = |v: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-db"}, "data": {"password": v}});
+        let labelled = |l: Value| {
+            let mut o = d.clone();
+            o["metadata"]["labels"] = l;
+            o
+        };
+        let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "billing", "namespace": "billing"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "billing", "image": "ghcr.io/x/billing:1.0.0",
+            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "1Gi"}}}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "50Gi"}}}}]}});
+
+        let cases: Vec<(&str, Vec<AppChange>, Option<&str>, &str)> = vec![
+            (
+                "image bump",
+                vec![app("api", "edge", vec![("staging", vec![d.clone()], vec![bumped.clone()])])],
+                None,
+                "chore(api): bump api to 1.2.4 in staging",
+            ),
+            (
+                "image bump that fixes",
+                vec![app("api", "edge", vec![("staging", vec![d.clone()], vec![bumped.clone()])])],
+                Some("Fixes the rate limiter leak."),
+                "fix(api): bump api to 1.2.4 in staging",
+            ),
+            (
+                "replicas",
+                vec![app("api", "edge", prod(&d, &scaled))],
+                None,
+                "chore(api): scale api to 5 replicas in prod",
+            ),
+            ("resources", vec![app("api", "edge", every(&d, &bigger))], None, "chore(api): raise memory limits of api"),
+            (
+                "resources and replicas in prod",
+                vec![app("api", "edge", [every(&d, &bigger)[..2].to_vec(), prod(&d, &bigger_scaled)].concat())],
+                None,
+                "chore(api): raise memory limits and scale to 5 replicas in prod",
+            ),
+            (
+                "a host in a ConfigMap",
+                vec![app(
+                    "orders",
+                    "shop",
+                    every(&redis("redis.data.svc.cluster.local"), &redis("orders.abc123.cache.amazonaws.com")),
+                )],
+                None,
+                "fix(orders): point REDIS_HOST at orders.abc123.cache.amazonaws.com",
+            ),
+            (
+                "a setting in one environment",
+                vec![app(
+                    "api",
+                    "edge",
+                    vec![(
+                        "dev",
+                        vec![cm("api-config", json!({"LOG_LEVEL": "info"}))],
+                        vec![cm("api-config", json!({"LOG_LEVEL": "debug"}))],
+                    )],
+                )],
+                None,
+                "fix(api): set LOG_LEVEL to debug in dev",
+            ),
+            (
+                "an env var's value",
+                vec![app(
+                    "api",
+                    "edge",
+                    every(&env_var("REDIS_HOST", "redis.data"), &env_var("REDIS_HOST", "cache.internal")),
+                )],
+                None,
+                "fix(api): point REDIS_HOST at cache.internal",
+            ),
+            (
+                "an env var added",
+                vec![app("api", "edge", every(&d, &env_var("FEATURE_X", "on")))],
+                None,
+                "fix(api): set FEATURE_X to on",
+            ),
+            (
+                "a setting removed",
+                vec![app(
+                    "api",
+                    "edge",
+                    every(&cm("api-config", json!({"OLD_FLAG": "1", "A": "b"})), &cm("api-config", json!({"A": "b"}))),
+                )],
+                None,
+                "fix(api): remove OLD_FLAG",
+            ),
+            (
+                "an annotation on every Ingress",
+                vec![
+                    app(
+                        "api",
+                        "edge",
+                        every(
+                            &ingress("api", "edge", json!({})),
+                            &ingress("api", "edge", json!({"acme.io/owner": "platform"})),
+                        ),
+                    ),
+                    app(
+                        "web",
+                        "web",
+                        every(
+                            &ingress("web", "web", json!({})),
+                            &ingress("web", "web", json!({"acme.io/owner": "platform"})),
+                        ),
+                    ),
+                ],
+                None,
+                "fix: set acme.io/owner annotation on Ingresses",
+            ),
+            (
+                "a label removed",
+                vec![app(
+                    "api",
+                    "edge",
+                    every(&labelled(json!({"tier": "web", "a": "b"})), &labelled(json!({"a": "b"}))),
+                )],
+                None,
+                "fix(api): remove tier label from Deployments",
+            ),
+            (
+                "a secret rotated",
+                vec![app("api", "edge", every(&secret("b25l"), &secret("dHdv")))],
+                None,
+                "fix(api): update secret keys of api",
+            ),
+            (
+                "an object added",
+                vec![app("api", "edge", vec![("prod-west", vec![d.clone()], vec![d.clone(), pdb.clone()])])],
+                None,
+                "feat(api): add PodDisruptionBudget to api in prod-west",
+            ),
+            (
+                "an object removed",
+                vec![app(
+                    "api",
+                    "edge",
+                    prod(&hpa, &json!(null))
+                        .into_iter()
+                        .map(|(e, b, _)| (e, vec![d.clone(), b[0].clone()], vec![d.clone()]))
+                        .collect(),
+                )],
+                None,
+                "chore(api): remove HorizontalPodAutoscaler from api in prod",
+            ),
+            (
+                "a new app",
+                vec![app(
+                    "billing",
+                    "billing",
+                    vec![("dev", vec![], vec![sts.clone()]), ("prod-west", vec![], vec![sts.clone()])],
+                )],
+                None,
+                "feat(billing): deploy billing to dev and prod-west",
+            ),
+            (
+                "an image and a host together",
+                vec![app(
+                    "api",
+                    "edge",
+                    every(
+                        &env_var("REDIS_HOST", "redis.data"),
+                        &with(
+                            env_var("REDIS_HOST", "cache.internal"),
+                            "/spec/template/spec/containers/0/image",
+                            json!("ghcr.io/x/api:1.2.4"),
+                        ),
+                    ),
+                )],
+                None,
+                "fix(api): bump api to 1.2.4 and point REDIS_HOST at cache.internal",
+            ),
+        ];
+        assert!(cases.len() >= 15);
+        for (what, apps, reason, want) in cases {
+            let msg = drafted(apps, reason);
+            assert_eq!(msg.lines().next().unwrap(), want, "{what}:\n{msg}");
+            assert!(msg.lines().all(|l| l.chars().count() <= WRAP), "{what}: wrapped at 72:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn bodies_list_images_volumes_sizes_and_refs() {
+        let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "billing", "namespace": "billing"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "billing", "image": "ghcr.io/x/billing:1.0.0",
+            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "1Gi"}}}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"storageClassName": "gp3", "resources": {"requests": {"storage": "50Gi"}}}}]}});
+        let big = with(sts.clone(), "/spec/replicas", json!(3));
+        let apps =
+            vec![app("billing", "billing", vec![("dev", vec![], vec![sts.clone()]), ("prod-west", vec![], vec![big])])];
+        let msg = drafted(apps, Some("SEC-2025-01: billing moves out of orders"));
+        assert!(msg.contains("- image ghcr.io/x/billing:1.0.0 in dev, prod-west\n"), "{msg}");
+        assert!(msg.contains("- volume data: 50Gi per replica, StorageClass gp3 in dev, prod-west\n"), "{msg}");
+        assert!(msg.contains("- size: 2 replicas, cpu 250m/500m, memory 512Mi/1Gi in dev\n"), "{msg}");
+        assert!(msg.contains("- size: 3 replicas, cpu 250m/500m, memory 512Mi/1Gi in prod-west\n"), "{msg}");
+        assert!(msg.contains("\n\nbilling moves out of orders\n"), "the reason without its id:\n{msg}");
+        assert!(msg.ends_with("\n\nRefs: SEC-2025-01\n"), "{msg}");
+    }
+
+    #[test]
+    fn reasons_give_their_ids_to_refs() {
+        assert_eq!(split_reason("SEC-2025-01"), (None, vec!["SEC-2025-01".to_string()]));
+        assert_eq!(split_reason("SEC-2025-01, OPS-2"), (None, vec!["SEC-2025-01".to_string(), "OPS-2".into()]));
+        assert_eq!(
+            split_reason("SEC-2025-01: TLS 1.3 only"),
+            (Some("TLS 1.3 only".to_string()), vec!["SEC-2025-01".to_string()])
+        );
+        assert_eq!(
+            split_reason("Roll out the fix for OPS-12 today."),
+            (Some("Roll out the fix for OPS-12 today.".to_string()), vec!["OPS-12".to_string()])
+        );
+        assert_eq!(split_reason("plan the move"), (Some("plan the move".to_string()), vec![]));
+        assert_eq!(split_reason("  "), (None, vec![]));
     }
 
     #[test]

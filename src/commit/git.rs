@@ -363,6 +363,14 @@ impl Snapshot {
         out
     }
 
+    /// One file's bytes, if the snapshot has it.
+    pub(crate) fn read(&self, git: &Repository, rel: &str) -> Option<Vec<u8>> {
+        match self.files.get(rel)? {
+            Content::Disk(_, abs) => std::fs::read(abs).ok(),
+            Content::Blob(oid, _) => git.find_blob(*oid).ok().map(|b| b.content().to_vec()),
+        }
+    }
+
     /// Writes every file into `dest` (an empty directory).
     pub(crate) fn write_to(&self, git: &Repository, dest: &Path) -> Result<()> {
         for (rel, content) in &self.files {

@@ -167,13 +167,19 @@ pub fn summary(req: &WorkflowRequest) -> String {
             set_labels,
             remove_labels,
             reason,
+            override_exceptions,
             ..
         } => {
             let mut changes: Vec<String> = set_annotations.iter().map(|(k, v)| format!("set {k}={v}")).collect();
             changes.extend(remove_annotations.iter().map(|k| format!("remove annotation {k}")));
             changes.extend(set_labels.iter().map(|(k, v)| format!("set label {k}={v}")));
             changes.extend(remove_labels.iter().map(|k| format!("remove label {k}")));
-            format!("On every {kind}: {} (reason: {reason})", changes.join(", "))
+            let overriding = match override_exceptions.as_slice() {
+                [] => String::new(),
+                [one] if one == "all" => ", overriding every documented exception".to_string(),
+                many => format!(", overriding the exceptions at {}", many.join(", ")),
+            };
+            format!("On every {kind}: {} (reason: {reason}){overriding}", changes.join(", "))
         }
         WorkflowRequest::Rollback { app, env, to } => match to {
             Some(t) => format!("Roll {app} back to {t} in {env}"),
@@ -550,7 +556,15 @@ fn blank(text: &mut String, range: std::ops::Range<usize>) {
 }
 
 fn is_list(kind: SlotKind) -> bool {
-    matches!(kind, SlotKind::EnvList | SlotKind::AppList | SlotKind::KeyValues | SlotKind::Keys | SlotKind::Refs)
+    matches!(
+        kind,
+        SlotKind::EnvList
+            | SlotKind::AppList
+            | SlotKind::KeyValues
+            | SlotKind::Keys
+            | SlotKind::Refs
+            | SlotKind::Overrides
+    )
 }
 
 /// A captured value without trailing punctuation or quotes; names lowercased.
@@ -641,6 +655,23 @@ mod tests {
     }
 
     #[test]
+    fn documented_exceptions_are_overridden_only_when_the_request_says_so() {
+        let over = |text: &str| match resolved(text) {
+            WorkflowRequest::Harmonize { override_exceptions, reason, .. } => (override_exceptions, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            over("enforce TLS 1.3 on all ingresses, overriding the documented exceptions, reason SEC-2025-01"),
+            (vec!["all".to_string()], "SEC-2025-01".to_string())
+        );
+        assert_eq!(over("enforce TLS 1.3 on all ingresses, reason SEC-2025-01").0, Vec::<String>::new());
+        let slash = over(
+            "/infrastructure-harmonize kind=Ingress set_annotations=a.io/b=c reason=r override_exceptions=apps/x/base/i.yaml:13",
+        );
+        assert_eq!(slash.0, vec!["apps/x/base/i.yaml:13".to_string()]);
+    }
+
+    #[test]
     fn the_examples_of_the_issue() {
         assert_eq!(
             resolved("enforce TLS 1.3 on all ingresses, reason SEC-2025-01"),
@@ -655,6 +686,7 @@ mod tests {
                 set_labels: Default::default(),
                 remove_labels: vec![],
                 reason: "SEC-2025-01".into(),
+                override_exceptions: vec![],
             }
         );
         assert_eq!(

@@ -40,6 +40,55 @@ pub fn text(plan: &HarmonizePlan) -> String {
             let _ = writeln!(s, "      covers {} in {}", e.objects.join(", "), e.envs_or_overlays().join(", "));
         }
     }
+    if !plan.exceptions.is_empty() {
+        let pending = plan.pending_exceptions().len();
+        let _ = writeln!(
+            s,
+            "Exceptions ({}: values the repo sets on purpose, which these edits overwrite{}):",
+            plan.exceptions.len(),
+            match pending {
+                0 => ", every one overridden by the request".to_string(),
+                n if n == plan.exceptions.len() => ", none overridden yet".to_string(),
+                n => format!(", {n} not overridden"),
+            }
+        );
+        for e in &plan.exceptions {
+            let wanted = e.wanted.as_deref().map_or_else(|| "(removed)".to_string(), str::to_string);
+            let _ = writeln!(
+                s,
+                "  {} [{}] {} {:?} -> {wanted} in {}",
+                e.id,
+                if e.overridden { "overridden" } else { "NOT overridden" },
+                e.setting,
+                e.current,
+                e.envs.join(", ")
+            );
+            let how = match e.evidence {
+                crate::workflows::harmonize::Evidence::Comment => "the comment next to it",
+                crate::workflows::harmonize::Evidence::HeaderComment => "the comment heading it",
+                crate::workflows::harmonize::Evidence::DedicatedPatch => "a patch that only sets it",
+            };
+            let _ = writeln!(s, "      why ({how}): {}", e.why);
+        }
+        if pending > 0 {
+            let _ = writeln!(
+                s,
+                "  -> writing stops at these: override them with --override-exceptions all (or FILE:LINE each), or leave those apps out"
+            );
+        }
+    }
+    if !plan.redundant.is_empty() {
+        let removed = plan.redundant.iter().all(|r| r.removed);
+        let _ = writeln!(
+            s,
+            "Redundant after the edits ({}: patch values equal to their base{}):",
+            plan.redundant.len(),
+            if removed { ", removed by the request" } else { "; --remove-redundant removes them" }
+        );
+        for r in &plan.redundant {
+            let _ = writeln!(s, "  {} {} in {}: equal to {}", r.id, r.setting, r.envs.join(", "), r.equal_to);
+        }
+    }
     let _ = writeln!(
         s,
         "Proof: coverage {}/{} after the edits ({} before); {}/{} affected overlays build{}",

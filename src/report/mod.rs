@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 pub mod create;
 pub mod drift;
 pub mod harmonize;
+pub mod migrate;
 
 use serde_json::{Value, json};
 

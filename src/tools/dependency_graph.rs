@@ -2,19 +2,26 @@
 //! access mode, criticality and whether the clusters run them, and the phased plan derived
 //! from them. Read-only.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Effect, Tool, ToolCtx, ToolError};
+use crate::workflows::migrate::changes::Check;
+use crate::workflows::migrate::feasibility::Feasibility;
 use crate::workflows::migrate::{self, Graph, MigrateRequest, MigrationPlan, RunOptions};
 
 pub struct DependencyGraph;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Output {
     pub graph: Graph,
+    /// Whether the target can serve each environment, and what it asks of the clients.
+    pub feasibility: Feasibility,
     pub plan: MigrationPlan,
     /// The document's summary line.
     pub summary: String,
+    /// The proposed changes applied to a scratch copy and built.
+    #[serde(default)]
+    pub check: Option<Check>,
 }
 
 impl Tool for DependencyGraph {
@@ -33,6 +40,12 @@ impl Tool for DependencyGraph {
     async fn call(&self, ctx: &ToolCtx, args: MigrateRequest) -> Result<Output, ToolError> {
         let opts = RunOptions { date: None, path: None, refiner: None };
         let m = migrate::run(ctx, &args, opts).await?;
-        Ok(Output { graph: m.graph, plan: m.plan, summary: m.document.summary })
+        Ok(Output {
+            graph: m.graph,
+            feasibility: m.feasibility,
+            plan: m.plan,
+            summary: m.document.summary,
+            check: m.document.check,
+        })
     }
 }

@@ -26,6 +26,10 @@ pub struct Args {
     /// Instead of `content`: render the migration plan document for this request.
     #[serde(default)]
     pub migration: Option<MigrateRequest>,
+    /// With `content`: the workflow's record of the document, written beside it as
+    /// `<path without .md>.json`.
+    #[serde(default)]
+    pub record: Option<serde_json::Value>,
     /// Replace the file when it exists.
     #[serde(default)]
     pub overwrite: bool,
@@ -46,6 +50,9 @@ pub struct Written {
     /// For a migration document: its summary line.
     #[serde(default)]
     pub summary: Option<String>,
+    /// For a workflow's document: its record, written beside it.
+    #[serde(default)]
+    pub record: Option<String>,
 }
 
 /// A repo-relative path that stays inside the repo: no absolute paths, no `..`, nothing in
@@ -89,36 +96,66 @@ impl Tool for WriteDoc {
         Effect::WritesRepo
     }
     async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Written, ToolError> {
+        let mut record: Option<(String, serde_json::Value)> = None;
         let (path, content, summary) = match (&args.content, &args.migration) {
             (Some(c), None) => {
                 let p = args.path.clone().ok_or_else(|| ToolError::new("path is required with content"))?;
+                if let Some(r) = &args.record {
+                    let mut r = r.clone();
+                    ctx.redactor().redact_value(&mut r);
+                    record = Some((format!("{}.json", p.trim_end_matches(".md")), r));
+                }
                 (p, ctx.redactor().scrub(c), None)
             }
             (None, Some(req)) => {
                 let opts = RunOptions { date: None, path: args.path.clone(), refiner: None };
                 let m = migrate::run(ctx, req, opts).await?;
+                record = Some((m.document.record_path.clone(), m.document.record.clone()));
                 (m.document.path, m.document.markdown, Some(m.document.summary))
             }
             _ => return Err(ToolError::new("give exactly one of content and migration")),
         };
         let target = safe_path(ctx.repo_root(), &path)?;
+        // a workflow's document comes with its record beside it
+        let record = match record {
+            Some((rel, value)) => {
+                let text = serde_json::to_string_pretty(&value).map_err(|e| ToolError::new(e.to_string()))?;
+                Some((safe_path(ctx.repo_root(), &rel)?, rel, format!("{text}\n"), value))
+            }
+            None => None,
+        };
         let root = ctx.repo_root().to_path_buf();
         let (overwrite, commit, message) = (args.overwrite, args.commit, args.message.clone());
         blocking(move || {
-            if target.exists() && !overwrite {
-                return Err(ToolError::new(format!("{path} exists; pass overwrite to replace it")));
-            }
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| ToolError::new(format!("{path}: {e}")))?;
+            for (t, p) in std::iter::once((&target, &path)).chain(record.as_ref().map(|r| (&r.0, &r.1))) {
+                if t.exists() && !overwrite {
+                    return Err(ToolError::new(format!("{p} exists; pass overwrite to replace it")));
+                }
+                if let Some(dir) = t.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| ToolError::new(format!("{p}: {e}")))?;
+                }
             }
             std::fs::write(&target, &content).map_err(|e| ToolError::new(format!("{path}: {e}")))?;
+            let mut paths = vec![path.clone()];
+            if let Some((t, rel, text, _)) = &record {
+                std::fs::write(t, text).map_err(|e| ToolError::new(format!("{rel}: {e}")))?;
+                paths.push(rel.clone());
+            }
             let commit = if commit {
-                let msg = message.unwrap_or_else(|| format!("docs: add {path}"));
-                Some(crate::commit::commit_paths(&root, std::slice::from_ref(&path), &msg, None)?)
+                // the workflow's own commit, unless a message is given
+                let own = record.as_ref().and_then(|r| {
+                    let c: crate::commit::draft::WorkflowCommit = serde_json::from_value(
+                        r.3.pointer(&format!("/{}/commit", crate::commit::draft::RECORD_KEY))?.clone(),
+                    )
+                    .ok()?;
+                    Some(crate::commit::draft::workflow_message(&c))
+                });
+                let msg = message.or(own).unwrap_or_else(|| format!("docs: add {path}"));
+                Some(crate::commit::commit_paths(&root, &paths, &msg, None)?)
             } else {
                 None
             };
-            Ok(Written { path, bytes: content.len(), commit, summary })
+            Ok(Written { path, bytes: content.len(), commit, summary, record: record.map(|r| r.1) })
         })
         .await
     }

@@ -169,7 +169,7 @@ fn resource_changes_per_tier_and_replicas_across_prod() {
     f.stage_all();
     let msg = f.draft(&[]);
     well_formed(&msg);
-    assert_eq!(subject(&msg), "fix(orders): update orders");
+    assert_eq!(subject(&msg), "chore(orders): raise memory limits and scale to 5 replicas in prod");
     assert!(msg.contains("- limits.memory 384Mi -> 512Mi in dev, staging\n"), "{msg}");
     assert!(msg.contains("- limits.memory 768Mi -> 1Gi in prod-west, prod-east, prod-central\n"), "{msg}");
     assert!(msg.contains("- replicas 3 -> 5 in prod-west, prod-east, prod-central\n"), "{msg}");
@@ -181,9 +181,37 @@ fn resource_changes_per_tier_and_replicas_across_prod() {
     f.edit("apps/catalog/overlays/prod-west/kustomization.yaml", "count: 3", "count: 5");
     f.stage_all();
     let msg = f.draft(&[]);
-    assert_eq!(subject(&msg), "fix(shop): scale catalog and orders to 5 replicas");
+    assert_eq!(subject(&msg), "chore(shop): scale catalog and orders to 5 replicas in prod");
     assert!(msg.contains("- catalog: replicas 3 -> 5 in prod-west\n"), "{msg}");
     assert!(msg.contains("- orders: replicas 3 -> 5 in prod-west, prod-east, prod-central\n"), "{msg}");
+}
+
+/// A setting that points a service somewhere else says where, and a new value elsewhere
+/// reads as that setting.
+#[test]
+fn a_host_setting_says_where_it_now_points() {
+    let f = Fixture::new();
+    f.edit(
+        "apps/orders/base/configmap.yaml",
+        "REDIS_HOST: redis.data.svc.cluster.local",
+        "REDIS_HOST: orders.x1y2z3.cache.amazonaws.com",
+    );
+    f.stage_all();
+    let msg = f.draft(&["--reason", "OPS-7: orders moves first"]);
+    well_formed(&msg);
+    assert_eq!(subject(&msg), "fix(orders): point REDIS_HOST at orders.x1y2z3.cache.amazonaws.com");
+    assert!(
+        msg.contains(
+            "- REDIS_HOST redis.data.svc.cluster.local ->\n  orders.x1y2z3.cache.amazonaws.com in ConfigMap orders-config in dev,\n  staging, prod-west, prod-east, prod-central\n"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("\n\norders moves first\n") && msg.ends_with("\n\nRefs: OPS-7\n"), "{msg}");
+    // a generated ConfigMap's literal, in one overlay
+    git(f.root(), &["reset", "-q", "--hard"]);
+    f.edit("apps/catalog/overlays/dev/kustomization.yaml", "CACHE_TTL_SECONDS=30", "CACHE_TTL_SECONDS=5");
+    f.stage_all();
+    assert_eq!(subject(&f.draft(&[])), "fix(catalog): set CACHE_TTL_SECONDS to 5 in dev");
 }
 
 #[test]
@@ -215,7 +243,7 @@ fn docs_only_ci_only_and_mixed() {
     f.stage_all();
     let msg = f.draft(&[]);
     well_formed(&msg);
-    assert_eq!(subject(&msg), "fix(redis): bump redis to 7.2.6 in dev");
+    assert_eq!(subject(&msg), "chore(redis): bump redis to 7.2.6 in dev");
     assert!(msg.contains("- image redis 7.2.5 -> 7.2.6 in dev\n"), "{msg}");
     assert!(msg.contains("- docs: docs/runbook.md\n") && msg.contains("- ci: .gitlab-ci.yml\n"), "{msg}");
     assert!(msg.contains("Validated: kustomize build 1/1 overlays, checks passed"), "{msg}");
@@ -294,7 +322,8 @@ fn committing_takes_exactly_the_index_and_refuses_without_approval() {
     let r = f.commit(&["--yes", "--ref", "OPS-1"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("committed "), "{}", r.stdout);
-    assert_eq!(f.log("%s"), "fix(api-gateway): bump api-gateway to 3.2.2 in staging\n");
+    // an image bump is upkeep unless a reason says it fixes something
+    assert_eq!(f.log("%s"), "chore(api-gateway): bump api-gateway to 3.2.2 in staging\n");
     assert!(f.log("%B").contains("Refs: OPS-1"));
     let status = git(f.root(), &["status", "--porcelain"]);
     assert_eq!(status.trim(), "M apps/api-gateway/overlays/dev/kustomization.yaml", "{status}");
@@ -412,14 +441,14 @@ fn the_hook_drafts_only_for_a_plain_git_commit() {
     f.edit("apps/api-gateway/overlays/staging/kustomization.yaml", "newTag: 3.2.2", "newTag: 3.2.3");
     git_ok(root, cache, &["add", "-A"]);
     git_ok(root, cache, &["commit", "-q"]);
-    assert_eq!(f.log("%s"), "fix(api-gateway): bump api-gateway to 3.2.3 in staging\n");
+    assert_eq!(f.log("%s"), "chore(api-gateway): bump api-gateway to 3.2.3 in staging\n");
     assert!(f.log("%B").contains("Validated: kustomize build 1/1 overlays, checks passed"));
 
     // --amend (with a staged change): the message being amended is kept
     f.edit("apps/api-gateway/overlays/staging/kustomization.yaml", "newTag: 3.2.3", "newTag: 3.2.4");
     git_ok(root, cache, &["add", "-A"]);
     git_ok(root, cache, &["commit", "-q", "--amend"]);
-    assert_eq!(f.log("%s"), "fix(api-gateway): bump api-gateway to 3.2.3 in staging\n");
+    assert_eq!(f.log("%s"), "chore(api-gateway): bump api-gateway to 3.2.3 in staging\n");
 
     // a merge: git's merge message is kept
     git_ok(root, cache, &["checkout", "-q", "-b", "side"]);

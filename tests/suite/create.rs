@@ -139,15 +139,20 @@ async fn prometheus_in_five_clusters_is_planned_gated_written_and_committed() {
     assert_eq!(git(dir, &["status", "--porcelain"]).lines().filter(|l| !l.contains(".agentops")).count(), 0);
     let message = git(dir, &["log", "-1", "--format=%B"]);
     assert!(message.starts_with("feat(prometheus): deploy prometheus to 5 environments"), "{message}");
+    // the workflow's own account: image, sizes per environment, storage, the files by what
+    // they are (not a partial file list)
     for fact in [
-        "Tier: medium (requests/limits)",
+        "Image: quay.io/prometheus/prometheus:v2.53.0\nWorkload: StatefulSet in namespace monitoring\n",
+        "Tier: medium (replicas, cpu and memory requests/limits)",
         "- prod-west, prod-east, prod-central:\n  3 replicas, cpu ",
-        "Storage: a StatefulSet volume per replica, StorageClass:",
+        "Storage: 50Gi per replica, StorageClass:",
+        "Files: 25: 6 in the base, 14 in 5 overlays, 5 Argo CD Applications",
         "Validated: kustomize build 5/5 overlays",
         "Metrics for every cluster",
     ] {
         assert!(message.contains(fact), "{fact}: {message}");
     }
+    assert!(!message.contains("files:"), "no generic file list: {message}");
     // identical values across environments share a line: the body stays readable
     assert!(message.lines().all(|l| l.chars().count() <= 72), "{message}");
 

@@ -61,20 +61,44 @@ fn the_week_runs_end_to_end() {
     let wednesday = day("Wednesday");
     assert!(wednesday.contains("Proof: coverage 20/20 after the edits"), "{wednesday}");
     assert!(wednesday.contains("feat(security): enforce TLS 1.3 on all ingresses"), "{wednesday}");
+    // the security requirement overrides the documented exceptions, and says so
+    assert!(
+        wednesday.contains("Exceptions (4: values the repo sets on purpose, which these edits overwrite, every one overridden by the request)"),
+        "{wednesday}"
+    );
+    assert!(
+        wednesday.contains("why (the comment next to it): Partner integrations still include TLSv1.2-only clients.")
+    );
 
     let thursday = day("Thursday");
     assert!(thursday.contains("error rate 87.0% while live"), "{thursday}");
     assert!(thursday.contains("Verification: recovered"), "{thursday}");
-    assert!(thursday.contains("revert(auth-service): roll prod-west back to"), "{thursday}");
+    assert!(
+        thursday.contains("revert(auth-service): undo ") && thursday.contains(" in all 5 environments"),
+        "{thursday}"
+    );
     assert!(
         !thursday.lines().any(|l| l.starts_with("Commit: ") && l.contains("feat(auth)")),
         "what the demo staged is not listed as the day's commit: {thursday}"
     );
 
     let friday = day("Friday");
-    assert!(friday.contains("8 services depend on redis"), "{friday}");
-    assert!(friday.contains("wrote docs/migrations/"), "{friday}");
-    assert!(friday.contains("Commit: ") && friday.contains("docs/migrations/"), "{friday}");
+    assert!(friday.contains("  8 services reference redis (redis.data.svc.cluster.local)"), "{friday}");
+    assert!(friday.contains("4. queues/idempotency  notifications, orders"), "{friday}");
+    assert!(friday.contains("prod-central   gcp      blocked"), "{friday}");
+    assert!(
+        friday.contains("wrote docs/migrations/") && friday.contains("and its record docs/migrations/"),
+        "{friday}"
+    );
+    assert!(
+        friday.contains("Commit: ")
+            && friday.contains("docs(migrations): plan the redis to elasticache migration in 4 waves")
+    );
+    // one text rendering: no JSON shapes, the summary once
+    for shape in ["dependency: {", "findings: ", "graph: {", "plan: {"] {
+        assert!(!friday.contains(shape), "{shape:?} in {friday}");
+    }
+    assert_eq!(friday.matches("services keep data in redis").count(), 1, "{friday}");
 
     // the repo is left for people to look at: the week's commits and documents
     let repo = dir.join("repo");
@@ -82,12 +106,37 @@ fn the_week_runs_end_to_end() {
     let log = git(&repo, &["log", "--format=%an|%s"]);
     let subjects: Vec<&str> = log.lines().collect();
     assert_eq!(subjects.len(), 8, "{log}");
-    assert!(subjects[0].starts_with("Demo Engineer|docs"), "{log}");
+    assert!(
+        subjects[0].starts_with("Demo Engineer|docs(migrations): plan the redis to elasticache migration"),
+        "{log}"
+    );
+    // Friday's commit is the workflow's summary with the reason, drafted from the record
+    let friday_msg = git(&repo, &["log", "-1", "--format=%B"]);
+    assert!(friday_msg.contains("1. cache: catalog, user-profile (warm or start cold)"), "{friday_msg}");
+    assert!(friday_msg.contains("\n\nplan the move from self-hosted Redis to ElastiCache\n"), "{friday_msg}");
+    // Wednesday's names the exceptions it overrode; the ticket is a trailer
+    let wed = git(&repo, &["log", "-1", "--format=%B", "--grep=enforce TLS 1.3"]);
+    assert!(wed.contains("Exceptions overridden (4: values the repo set on purpose):"), "{wed}");
+    assert!(wed.trim_end().ends_with("Refs: SEC-2025-01"), "{wed}");
+    // the revert carries git's own line
+    let revert = git(&repo, &["log", "-1", "--format=%B", "--grep=^revert("]);
+    assert!(revert.contains("This reverts commit "), "{revert}");
     assert!(subjects.iter().any(|s| s.starts_with("Sam Okafor|feat(auth)")), "{log}");
     assert!(subjects.last().unwrap().starts_with("Priya Raman|"), "{log}");
     assert_eq!(git(&repo, &["status", "--porcelain", "--untracked-files=no"]), "", "nothing left uncommitted");
-    let incidents: Vec<_> = std::fs::read_dir(repo.join("docs/incidents")).unwrap().collect();
-    assert_eq!(incidents.len(), 1);
+    let mut incidents: Vec<String> = std::fs::read_dir(repo.join("docs/incidents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    incidents.sort();
+    assert_eq!(incidents.len(), 2, "the report and its record: {incidents:?}");
+    assert!(incidents[0].ends_with(".json") && incidents[1].ends_with(".md"), "{incidents:?}");
+    let report = std::fs::read_to_string(repo.join("docs/incidents").join(&incidents[1])).unwrap();
+    assert!(
+        report.contains(", reverted in all 5 environments\n") && report.contains("- Time to recovery: "),
+        "{report}"
+    );
+    assert!(report.contains("| **87.0%** |"), "samples from Prometheus: {report}");
     let journal = std::fs::read_to_string(repo.join(".agentops/journal.jsonl")).unwrap();
     for tool in ["create_app", "drift_report", "harmonize_apply", "git_revert", "argocd_sync", "write_doc", "commit"] {
         assert!(journal.contains(&format!("\"tool\":\"{tool}\"")), "journaled: {tool}");

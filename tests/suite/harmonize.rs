@@ -77,6 +77,7 @@ fn tls_request() -> HarmonizeRequest {
         kind: "ingresses".into(),
         set_annotations: [(TLS.to_string(), "TLSv1.3".to_string())].into(),
         reason: "SEC-2025-01".into(),
+        override_exceptions: vec!["all".into()],
         ..HarmonizeRequest::default()
     }
 }
@@ -158,7 +159,7 @@ fn apply_commits_exactly_the_edited_files_keeps_everything_else_and_is_idempoten
     let multi_before = std::fs::read_to_string(dir.join("apps/web-frontend/base/service-ingress.yaml")).unwrap();
 
     let mut args = tls_args(root, &cache);
-    args.extend(["--yes", "--format", "json"]);
+    args.extend(["--yes", "--override-exceptions", "all", "--format", "json"]);
     let r = agentops(&args);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -278,7 +279,7 @@ fn a_scoped_run_patches_only_its_overlays_when_a_base_is_shared() {
     let repo = platform_repo();
     let dir = repo.path();
     let mut args = tls_args(dir.to_str().unwrap(), &cache);
-    args.extend(["--env", "staging", "--yes", "--format", "json"]);
+    args.extend(["--env", "staging", "--yes", "--override-exceptions", "all", "--format", "json"]);
     let r = agentops(&args);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -327,7 +328,7 @@ fn an_interrupted_apply_restores_every_file() {
     let dir = repo.path();
     let (files, head) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]));
     let mut args = tls_args(dir.to_str().unwrap(), &cache);
-    args.push("--yes");
+    args.extend(["--yes", "--override-exceptions", "all"]);
     let child = Command::new(env!("CARGO_BIN_EXE_agentops"))
         .args(&args)
         .env("AGENTOPS_FAILPOINT", "harmonize-pause-after-write:60")
@@ -421,7 +422,7 @@ fn the_planner_maps_the_request_to_plan_then_apply_behind_approval() {
     let dir = repo.path();
     let root = dir.to_str().unwrap();
     let (files, head) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]));
-    let request = "/infrastructure-harmonize kind=Ingress set_annotations=nginx.ingress.kubernetes.io/ssl-protocols=TLSv1.3 reason=SEC-2025-01";
+    let request = "/infrastructure-harmonize kind=Ingress set_annotations=nginx.ingress.kubernetes.io/ssl-protocols=TLSv1.3 reason=SEC-2025-01 override_exceptions=all";
     // not a terminal and no --yes: the write is not approved
     let r = agentops(&["ask", request, "--repo", root, "--cache-dir", &cache, "--format", "json"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
@@ -481,7 +482,7 @@ fn a_plan_that_changed_after_review_is_not_written() {
     std::fs::write(&patch, text).unwrap();
     git(dir, &["commit", "-qam", "staging api-gateway: TLS 1.2 only"]);
     let (files, head, status) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]), git(dir, &["status", "--porcelain"]));
-    let r = run_tls(dir, &cache, &["--yes", "--expect", &fingerprint]);
+    let r = run_tls(dir, &cache, &["--yes", "--override-exceptions", "all", "--expect", &fingerprint]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("the harmonize plan changed since it was shown"), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("fingerprint {fingerprint}, now ")), "{}", r.stderr);
@@ -492,7 +493,135 @@ fn a_plan_that_changed_after_review_is_not_written() {
     let fresh: Value = serde_json::from_str(&r.stdout).unwrap();
     let new = fresh["fingerprint"].as_str().unwrap();
     assert_ne!(new, fingerprint);
-    let r = run_tls(dir, &cache, &["--yes", "--expect", new]);
+    let r = run_tls(dir, &cache, &["--yes", "--override-exceptions", "all", "--expect", new]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_ne!(git(dir, &["rev-parse", "HEAD"]), head);
+}
+
+/// A value the repo documents as set on purpose is an exception: listed with the repo's own
+/// words, never overwritten by --yes alone; overridden one by one on a terminal or all with
+/// --override-exceptions, and then named in the commit.
+#[test]
+fn a_commented_exception_stops_the_write_until_it_is_overridden() {
+    let cache = cache_dir();
+    let repo = platform_repo();
+    let dir = repo.path();
+    let (files, head) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]));
+    // the plan lists each exception with its evidence
+    let r = run_tls(dir, &cache, &["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let found: Vec<(&str, &str, bool)> = v["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e["evidence"].as_str().unwrap(), e["overridden"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("apps/api-gateway/base/ingress.yaml:13", "header-comment", false),
+            ("apps/api-gateway/overlays/prod-east/ingress-annotations.yaml:10", "comment", false),
+            ("apps/api-gateway/overlays/staging/ingress-ssl-protocols.yaml:8", "dedicated-patch", false),
+            ("apps/web-frontend/overlays/prod-west/kustomization.yaml:34", "header-comment", false),
+        ]
+    );
+    let east = &v["exceptions"][1];
+    assert_eq!(east["why"], "Partner integrations still include TLSv1.2-only clients.");
+    assert_eq!((east["current"].as_str(), east["envs"][0].as_str()), (Some("TLSv1.2"), Some("prod-east")));
+    // an override left equal to the base is offered for removal
+    let redundant: Vec<&str> = v["redundant"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        redundant,
+        [
+            "apps/api-gateway/overlays/staging/ingress-ssl-protocols.yaml:8",
+            "apps/web-frontend/overlays/prod-west/kustomization.yaml:34"
+        ]
+    );
+    let text = run_tls(dir, &cache, &[]);
+    assert!(text.stdout.contains("Exceptions (4: values the repo sets on purpose"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("      why (the comment next to it): Partner integrations still include TLSv1.2-only clients.\n"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stderr.contains("--override-exceptions all"), "{}", text.stderr);
+
+    // --yes alone stops at them, writes nothing and says how to go on
+    let r = run_tls(dir, &cache, &["--yes"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("4 value(s) are set on purpose and would be overwritten; nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("ingress-annotations.yaml:10 (TLSv1.2): Partner integrations"), "{}", r.stderr);
+    assert_untouched(dir, &files, &head, "");
+    // naming one is not naming all
+    let r = run_tls(
+        dir,
+        &cache,
+        &["--yes", "--override-exceptions", "apps/api-gateway/overlays/prod-east/ingress-annotations.yaml:10"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("3 value(s) are set on purpose"), "{}", r.stderr);
+    assert_untouched(dir, &files, &head, "");
+
+    // on a terminal each one is asked: a "no" keeps the repo as it is
+    let pty = |answers: &str| {
+        let mut cmd: Vec<String> = vec![env!("CARGO_BIN_EXE_agentops").to_string()];
+        cmd.extend(tls_args(dir.to_str().unwrap(), &cache).iter().map(|a| format!("'{a}'")));
+        cmd.push("--yes".into());
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd.join(" "), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(answers.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = pty("y\nn\ny\ny\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Override it (set TLSv1.3)? [y/N]") && out.contains("1 value(s) are set on purpose"), "{out}");
+    assert_untouched(dir, &files, &head, "");
+    // a yes for each: written, and the commit names every exception it overrode
+    let (code, out) = pty("y\ny\ny\ny\n");
+    assert_eq!(code, Some(0), "{out}");
+    let message = git(dir, &["log", "-1", "--format=%B"]);
+    assert!(message.contains("Exceptions overridden (4: values the repo set on purpose):"), "{message}");
+    let flat = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("- apps/api-gateway/overlays/prod-east/ingress-annotations.yaml:10 (prod-east): \"TLSv1.2\" -> TLSv1.3; it said: \"Partner integrations still include TLSv1.2-only clients.\""),
+        "{message}"
+    );
+    assert!(message.lines().all(|l| l.chars().count() <= 72), "{message}");
+    assert!(message.trim_end().ends_with("\n\nRefs: SEC-2025-01"), "{message}");
+}
+
+/// With --remove-redundant, a patch whose value equals its base after the change goes: the
+/// key from an inline patch, and a patch file that set nothing else, with its entry.
+#[test]
+fn redundant_overrides_are_removed_when_asked() {
+    let cache = cache_dir();
+    let repo = platform_repo();
+    let dir = repo.path();
+    let r = run_tls(dir, &cache, &["--yes", "--override-exceptions", "all", "--remove-redundant", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!((v["covered_after"].as_u64(), v["blockers"].as_array().map(Vec::len)), (Some(20), Some(0)));
+    assert!(!dir.join("apps/api-gateway/overlays/staging/ingress-ssl-protocols.yaml").exists());
+    let k = std::fs::read_to_string(dir.join("apps/api-gateway/overlays/staging/kustomization.yaml")).unwrap();
+    assert!(!k.contains("ingress-ssl-protocols.yaml"), "{k}");
+    let west = std::fs::read_to_string(dir.join("apps/web-frontend/overlays/prod-west/kustomization.yaml")).unwrap();
+    assert!(!west.contains("ssl-protocols") && west.contains("proxy-body-size: 8m"), "{west}");
+    let committed = git(dir, &["show", "--name-status", "--format=", "HEAD"]);
+    assert!(committed.contains("D\tapps/api-gateway/overlays/staging/ingress-ssl-protocols.yaml"), "{committed}");
+    assert_eq!(git(dir, &["status", "--porcelain"]), "");
+    let message = git(dir, &["log", "-1", "--format=%B"]);
+    assert!(message.contains("Removed, equal to their base after the change:"), "{message}");
 }

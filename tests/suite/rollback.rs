@@ -187,10 +187,12 @@ impl World {
         git(self.repo.path(), &["status", "--porcelain"])
     }
 
+    /// The incident reports (each has its record, `<report>.json`, beside it).
     fn incident_reports(&self) -> Vec<PathBuf> {
         let dir = self.repo.path().join("docs/incidents");
-        let mut v: Vec<PathBuf> =
-            std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect())
+            .unwrap_or_default();
         v.sort();
         v
     }
@@ -210,10 +212,25 @@ fn stable(text: &str, w: &World) -> String {
             let l = date.replace_all(&l, "<date>").to_string();
             let ago = regex::Regex::new(r"\d+(s|m|h| days) ago").unwrap();
             let l = ago.replace_all(&l, "<ago>").to_string();
+            let full = regex::Regex::new(r"\b[0-9a-f]{40}\b").unwrap();
+            let l = full.replace_all(&l, "<sha-full>").to_string();
             let sha = regex::Regex::new(r"\b[0-9a-f]{7}\b").unwrap();
-            sha.replace_all(&l, "<sha>").to_string()
+            let l = sha.replace_all(&l, "<sha>").to_string();
+            let took = regex::Regex::new(r"\b\d+ (s|min|h)( \d+ (s|min))?\b").unwrap();
+            took.replace_all(&l, "<duration>").to_string()
         })
-        .collect::<Vec<_>>()
+        // the samples over the incident depend on the test's timing: one row stands for them
+        .fold(Vec::<String>::new(), |mut out, l| {
+            let sample = regex::Regex::new(r"^\| <time> \| \**[0-9.]+%\** \|$").unwrap();
+            if sample.is_match(&l) {
+                if out.last().is_none_or(|p| p != "| <time> | <ratio> |") {
+                    out.push("| <time> | <ratio> |".into());
+                }
+            } else {
+                out.push(l);
+            }
+            out
+        })
         .join("\n")
 }
 
@@ -270,16 +287,31 @@ async fn seed_case_end_to_end() {
         assert!(r.stderr.contains(&format!("ok   {c}")), "each check reported as it happens: {}", r.stderr);
     }
     // the revert commit, then the verification follow-up
+    let revert = git(w.repo.path(), &["rev-parse", "HEAD~1"]).trim().to_string();
     let log = git(w.repo.path(), &["log", "--format=%s", "-3"]);
     let subjects: Vec<&str> = log.lines().collect();
-    assert_eq!(subjects[0], "docs(incidents): auth-service rollback in prod-west: verification recovered");
-    assert_eq!(subjects[1], format!("revert(auth-service): roll prod-west back to {}", &w.good[..7]));
-    let revert = git(w.repo.path(), &["rev-parse", "HEAD~1"]).trim().to_string();
+    assert_eq!(
+        subjects[0],
+        format!("docs(incidents): auth-service recovered in prod-west after the revert {}", &revert[..7])
+    );
+    // the true scope: the reverted file is the base, so every environment changes
+    assert_eq!(subjects[1], format!("revert(auth-service): undo {} in all 5 environments", &w.bad[..7]));
+    let message = git(w.repo.path(), &["log", "-1", "--format=%B", "HEAD~1"]);
+    assert!(message.contains(&format!("\n\nThis reverts commit {}.\n", w.bad)), "git's own line: {message}");
+    assert!(message.contains("- prod-west: synced now (the incident)\n- dev: at its next auto-sync\n"), "{message}");
+    assert!(message.lines().all(|l| l.chars().count() <= 72), "{message}");
+    let follow_up = git(w.repo.path(), &["log", "-1", "--format=%B", "HEAD"]);
+    insta::assert_snapshot!("rollback_seed_commit_messages", stable(&format!("{message}-----\n{follow_up}"), &w));
     let files = git(w.repo.path(), &["show", "--name-only", "--format=", "HEAD~1"]);
     let reports = w.incident_reports();
     assert_eq!(reports.len(), 1);
     let report_rel = format!("docs/incidents/{}", reports[0].file_name().unwrap().to_str().unwrap());
-    assert_eq!(files.lines().collect::<Vec<_>>(), vec![DEPLOYMENT, report_rel.as_str()], "only the app's file");
+    let record_rel = report_rel.replace(".md", ".json");
+    assert_eq!(
+        files.lines().collect::<Vec<_>>(),
+        vec![DEPLOYMENT, record_rel.as_str(), report_rel.as_str()],
+        "only the app's file, the report and its record"
+    );
     // the app's file is as it was at the good revision; grafana keeps its later change
     let good_text = git(w.repo.path(), &["show", &format!("{}:{DEPLOYMENT}", w.good)]);
     assert_eq!(std::fs::read_to_string(w.repo.path().join(DEPLOYMENT)).unwrap(), good_text);
@@ -296,8 +328,13 @@ async fn seed_case_end_to_end() {
     assert_eq!(app["status"]["history"].as_array().unwrap().len(), 3);
 
     let report = std::fs::read_to_string(&reports[0]).unwrap();
+    // the title and the summary say every environment the revert changes
+    let today = &report_rel["docs/incidents/".len().."docs/incidents/".len() + 10];
     assert!(
-        report.starts_with(&format!("# Incident: auth-service in prod-west rolled back to {}", &w.good[..7])),
+        report.starts_with(&format!(
+            "# Incident {today}: auth-service errors in prod-west after {}, reverted in all 5 environments\n",
+            &w.bad[..7]
+        )),
         "{report}"
     );
     for want in [
@@ -305,14 +342,38 @@ async fn seed_case_end_to_end() {
         "0.1% while live",
         "Recovered: every check passed.",
         &format!("https://github.com/acme/platform/commit/{}", w.bad),
+        // the revert commit, linked by the follow-up
+        &format!("- Revert: [{}](https://github.com/acme/platform/commit/{revert})", &revert[..7]),
         "feat(auth): shorter shutdown for faster deploys",
+        // the culprit's lines
+        "-      terminationGracePeriodSeconds: 30\n+      terminationGracePeriodSeconds: 5\n",
+        "so the revert changes all 5 environments (prod-west, dev, staging, prod-east and prod-central), not only prod-west.",
+        "- [ ] staging (`apps/auth-service/overlays/staging`, Argo CD auth-service-staging): auto-sync: it changes at the next sync",
+        "- [ ] prod-east (`apps/auth-service/overlays/prod-east`, Argo CD auth-service-prod-east): manual sync",
+        "- Time to recovery: ",
+        ": the first bad deploy, error rate 87.0% while live |",
+        "recovered: every check passed, error rate 0.1% (below 5.0%) |",
+        "Error ratio of auth-service in prod-west (`http_error_ratio{app=\"auth-service\",namespace=\"auth\"}`), samples from Prometheus:",
+        "| **87.0%** |",
+        "- [x] **error-rate** passed: 0.1% (below 5.0%)",
         "## Root cause",
-        "- [ ] **shared**",
-        "apps/auth-service/overlays/staging (auto-sync: it changes at the next sync)",
     ] {
         assert!(report.contains(want), "report lacks {want:?}:\n{report}");
     }
-    assert!(!report.contains("Pending:"), "{report}");
+    // the samples run from before the bad deploy to the recovery
+    let samples: Vec<&str> = report
+        .split("## Impact")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| 20") && l.ends_with("% |"))
+        .collect();
+    assert!(samples.len() >= 3, "{report}");
+    assert!(samples[0].ends_with("| 0.1% |") && samples.last().unwrap().ends_with("| 0.1% |"), "{samples:?}");
+    // a permanent document: no internal indices, no console notes, no repeated scope line
+    for unwanted in ["Pending:", "history #", "git remote", "restricted to the files of", "**shared**"] {
+        assert!(!report.contains(unwanted), "{unwanted:?} in the report:\n{report}");
+    }
     assert!(!report.contains("example-not-a-secret"), "no secret in the report");
     insta::assert_snapshot!("rollback_seed_report", stable(&report, &w));
 
@@ -415,10 +476,13 @@ async fn the_error_rate_staying_high_fails_verification_loudly() {
     assert!(r.stdout.contains("FAIL error-rate still 87.0%"), "{}", r.stdout);
     assert!(r.stderr.contains("did not recover"), "{}", r.stderr);
     let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
-    assert!(report.contains("VERIFICATION FAILED") && report.contains("| error-rate | FAILED |"), "{report}");
-    assert_eq!(
-        git(w.repo.path(), &["log", "--format=%s", "-1"]).trim(),
-        "docs(incidents): auth-service rollback in prod-west: verification failed"
+    assert!(report.contains("VERIFICATION FAILED") && report.contains("- [ ] **error-rate** FAILED:"), "{report}");
+    assert!(report.contains("- Time to recovery: not recovered yet"), "{report}");
+    let subject = git(w.repo.path(), &["log", "--format=%s", "-1"]);
+    assert!(
+        subject.starts_with("docs(incidents): auth-service in prod-west after the revert ")
+            && subject.trim_end().ends_with(": verification failed"),
+        "{subject}"
     );
     w.fleet.shutdown().await;
 }
@@ -438,7 +502,11 @@ async fn prometheus_unreachable_still_rolls_back_with_verification_unknown() {
     assert!(r.stdout.contains("Verification: UNKNOWN"), "{}", r.stdout);
     assert!(r.stderr.contains("recovery is UNKNOWN"), "{}", r.stderr);
     let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
-    assert!(report.contains("| error-rate | unknown |"), "{report}");
+    assert!(report.contains("- [ ] **error-rate** unknown:"), "{report}");
+    assert!(report.contains("No samples: "), "no samples without Prometheus: {report}");
+    // the base URL is configured: the graph of the same window is linked even so
+    assert!(report.contains("Graph: [http_error_ratio"), "{report}");
+    assert!(report.contains("](http://127.0.0.1:9/graph?g0.expr=http_error_ratio%7B"), "{report}");
     assert_eq!(w.app()["status"]["history"].as_array().unwrap().len(), 3, "deployed anyway");
     w.fleet.shutdown().await;
 }

@@ -350,6 +350,12 @@ pub struct Extractor {
 }
 
 pub const EXTRACTORS: &[Extractor] = &[
+    // "overriding (all) (the) documented exceptions": every one the plan lists
+    Extractor {
+        slot: "override_exceptions",
+        pattern: r"\boverrid(?:e|es|ing)\s+(?:the\s+)?(?P<v>all|every|each|documented)\b(?:\s+(?:the\s+)?(?:documented\s+)?)?exceptions?\b",
+        all: false,
+    },
     Extractor { slot: "reason", pattern: r"\breason\s*(?:is\s*)?[:=]?\s*(?P<v>.+?)\s*$", all: false },
     Extractor { slot: "reason", pattern: r"\bbecause\s+(?P<v>.+?)\s*$", all: false },
     Extractor { slot: "reason", pattern: r"\bfor\s+(?P<v>(?-i:[A-Z][A-Z0-9]+-[0-9]+(?:-[0-9]+)*))\b", all: false },

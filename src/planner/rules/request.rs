@@ -129,6 +129,8 @@ pub enum SlotKind {
     Glob,
     /// Ticket references (SEC-2025-01).
     Refs,
+    /// Documented exceptions a change may overwrite: `all`, or `FILE:LINE` each.
+    Overrides,
     /// A size such as 10Gi, or "no" for none.
     Quantity,
     /// One of a fixed set of words.
@@ -146,6 +148,7 @@ impl SlotKind {
                 | SlotKind::KeyValues
                 | SlotKind::Keys
                 | SlotKind::Refs
+                | SlotKind::Overrides
                 | SlotKind::Choices(_)
         )
     }
@@ -168,6 +171,7 @@ impl SlotKind {
             SlotKind::Name => "NAME",
             SlotKind::Glob => "GLOB",
             SlotKind::Refs => "ID[,ID]",
+            SlotKind::Overrides => "all|FILE:LINE",
             SlotKind::Quantity => "SIZE",
             SlotKind::Choice(_) => "WORD",
             SlotKind::Choices(_) => "WORD[,WORD]",
@@ -250,6 +254,13 @@ const HARMONIZE_SLOTS: &[SlotSpec] = &[
     slot("set_labels", "Labels to set (key=value)?", K::KeyValues, Optional, Nothing),
     slot("remove_labels", "Label keys to remove?", K::Keys, Optional, Nothing),
     slot("reason", "Reason for the change (a ticket or a sentence)?", K::Text, Required, Nothing),
+    slot(
+        "override_exceptions",
+        "Override which documented exceptions? (all, or FILE:LINE)",
+        K::Overrides,
+        Optional,
+        Nothing,
+    ),
 ];
 const ROLLBACK_SLOTS: &[SlotSpec] = &[
     slot("app", "Application name?", K::App, Required, Nothing),
@@ -451,6 +462,9 @@ pub enum WorkflowRequest {
         #[serde(default)]
         remove_labels: Vec<String>,
         reason: String,
+        /// Documented exceptions the change may overwrite: `all`, or `FILE:LINE` each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        override_exceptions: Vec<String>,
     },
     /// Roll one app back in one environment.
     Rollback {
@@ -770,7 +784,7 @@ fn shorten(items: &[String]) -> String {
 pub fn split_items(kind: SlotKind, text: &str) -> Vec<String> {
     let text = text.trim();
     match kind {
-        K::EnvList | K::AppList | K::Keys | K::Refs => text
+        K::EnvList | K::AppList | K::Keys | K::Refs | K::Overrides => text
             .split(|c: char| c == ',' || c.is_whitespace())
             .map(|s| s.trim_matches(|c: char| c == '"' || c == '\''))
             .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("and"))
@@ -1000,6 +1014,21 @@ pub fn parse_slot(kind: SlotKind, items: &[String], facts: &RepoFacts) -> Result
                 }
             }
             Ok(json!(items))
+        }
+        K::Overrides => {
+            // "every", "documented" (exceptions) mean all of them
+            let mut out: Vec<String> = Vec::new();
+            for i in items {
+                let v = match i.to_ascii_lowercase().as_str() {
+                    "all" | "every" | "each" | "documented" | "*" => "all".to_string(),
+                    _ if !i.contains(char::is_whitespace) && i.contains('/') => i.clone(),
+                    _ => return invalid(format!("\"{i}\" is neither all nor a FILE:LINE the plan lists")),
+                };
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+            Ok(json!(out))
         }
         K::Quantity => {
             let q = one(items)?;

@@ -141,6 +141,9 @@ pub struct CreatePlan {
     pub image: String,
     pub tier: String,
     pub stateful: bool,
+    /// The volume each replica claims (a StatefulSet), e.g. `50Gi`.
+    #[serde(default)]
+    pub storage: Option<String>,
     pub expose: Expose,
     pub with: Vec<Extra>,
     pub envs: Vec<EnvPlan>,
@@ -625,6 +628,7 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
         image: req.image.clone(),
         tier,
         stateful,
+        storage: req.storage.clone(),
         expose,
         with,
         envs: env_plans,
@@ -878,30 +882,42 @@ pub fn apply(
             );
             (e.env.clone(), size)
         }));
-        let mut extra = vec![format!("Tier: {} (requests/limits)", plan.tier)];
-        extra.extend(sizes);
+        // the workflow's own account: what runs, how big, where, and what it is made of
+        let workload = if plan.stateful { "StatefulSet" } else { "Deployment" };
+        let mut body =
+            vec![format!("Image: {}", plan.image), format!("Workload: {workload} in namespace {}", plan.namespace)];
+        body.push(format!("Tier: {} (replicas, cpu and memory requests/limits)", plan.tier));
+        body.extend(sizes);
         if plan.stateful {
-            extra.push("Storage: a StatefulSet volume per replica, StorageClass:".into());
-            extra.extend(grouped(
+            let size = plan.storage.as_deref().unwrap_or("a volume");
+            body.push(format!("Storage: {size} per replica, StorageClass:"));
+            body.extend(grouped(
                 plan.envs.iter().map(|e| {
                     (e.env.clone(), e.storage_class.clone().unwrap_or_else(|| "the cluster's default".into()))
                 }),
             ));
         }
-        extra.push(format!(
-            "Exposure: {}",
-            serde_json::to_value(plan.expose).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        ));
+        let mut exposure =
+            serde_json::to_value(plan.expose).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         if !plan.with.is_empty() {
             let w: Vec<String> =
                 plan.with.iter().filter_map(|x| serde_json::to_value(x).ok()?.as_str().map(str::to_string)).collect();
-            extra.push(format!("With: {}", w.join(", ")));
+            exposure.push_str(&format!("; with {}", w.join(", ")));
         }
+        body.push(format!("Exposure: {exposure}"));
+        let argo = plan.files.iter().filter(|f| f.content.contains("\nkind: Application\n")).count();
+        let base = plan.files.iter().filter(|f| f.path.contains("/base/")).count();
+        body.push(format!(
+            "Files: {}: {base} in the base, {} in {} overlays, {argo} Argo CD Applications",
+            plan.files.len(),
+            plan.files.len().saturating_sub(base + argo),
+            plan.envs.len()
+        ));
         let gates = plan.gates.iter().filter(|g| g.ok).count();
-        extra.push(format!("Gates: {gates}/{} passed", plan.gates.len()));
+        body.push(format!("Gates: {gates}/{} passed", plan.gates.len()));
         let opts = crate::commit::draft::DraftOptions {
             reason: reason.map(str::to_string),
-            extra,
+            body: Some(body),
             paths: Some(paths.clone()),
             ..Default::default()
         };

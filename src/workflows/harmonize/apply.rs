@@ -4,7 +4,6 @@
 //! [`interrupt`]), puts every byte of every file back.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -113,6 +112,15 @@ pub fn apply(repo: &Repo, engine: &Engine, plan: &mut HarmonizePlan, commit: boo
             plan.blockers.iter().map(|b| first_line(b)).collect::<Vec<_>>().join("\n  ")
         )));
     }
+    let pending = plan.pending_exceptions();
+    if !pending.is_empty() {
+        let list: Vec<String> = pending.iter().map(|e| format!("{} ({}): {}", e.id, e.current, e.why)).collect();
+        return Err(Error::Usage(format!(
+            "{} value(s) are set on purpose and would be overwritten; nothing was changed:\n  {}\noverride them explicitly: --override-exceptions all, or name each (--override-exceptions FILE:LINE)",
+            pending.len(),
+            list.join("\n  ")
+        )));
+    }
     if plan.texts.is_empty() {
         return Ok(());
     }
@@ -149,6 +157,8 @@ pub fn apply(repo: &Repo, engine: &Engine, plan: &mut HarmonizePlan, commit: boo
         g.files.push((path.clone(), original));
         let r = if fault == Some(Fault::WriteFails(n + 1)) {
             Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "injected write failure"))
+        } else if plan.deleted.contains(f) {
+            std::fs::remove_file(&path)
         } else {
             write_file(&path, new.as_bytes())
         };
@@ -214,44 +224,46 @@ pub fn apply(repo: &Repo, engine: &Engine, plan: &mut HarmonizePlan, commit: boo
     Ok(())
 }
 
-/// The commit message: the commit drafter's account of what the edited files do to the
-/// rendered fleet (per app and environment, and the validation of those overlays), under the
-/// harmonize subject, with the coverage and the edits at the source. Falls back to
-/// [`commit_message`] alone if drafting fails.
+/// The commit message: the harmonize summary (change, scope, coverage, the exceptions it
+/// overrode, the edits at the source) as the body, with the commit drafter's validation of
+/// the affected overlays and the reason as the drafter writes it (ticket ids as `Refs:`).
+/// Falls back to [`commit_message`] if drafting fails.
 fn drafted_message(repo: &Repo, engine: &Engine, plan: &HarmonizePlan) -> String {
-    let own = commit_message(plan);
-    let Some((head, body)) = own.split_once("\n\n") else { return own };
-    let Some((prefix, subject)) = head.split_once(": ") else { return own };
-    let (ty, scope) = prefix.split_once('(').map_or((prefix, ""), |(t, s)| (t, s.trim_end_matches(')')));
-    // the body minus the reason (the drafter writes it) and the build line (it validates itself)
-    let extra: Vec<String> = body
-        .split_once("\n\n")
-        .map_or(body, |(_, rest)| rest)
-        .split("\nValidated:")
-        .next()
-        .unwrap_or_default()
-        .trim_end()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let parts = commit_parts(plan);
     let opts = crate::commit::draft::DraftOptions {
         reason: Some(plan.reason.clone()),
-        type_: Some(ty.to_string()),
-        scope: (!scope.is_empty()).then(|| scope.to_string()),
-        subject: Some(subject.to_string()),
-        extra,
+        type_: Some(parts.type_.clone()),
+        scope: parts.scope.clone(),
+        subject: Some(parts.subject.clone()),
+        body: Some(parts.body.clone()),
         paths: Some(plan.files.clone()),
         ..Default::default()
     };
     let redactor = crate::k8s::redact::Redactor::new();
     match crate::commit::draft::draft(&repo.root, engine, &redactor, &opts, crate::kustomize::default_jobs()) {
         Ok(d) => d.message,
-        Err(_) => own,
+        Err(_) => commit_message(plan),
     }
 }
 
-/// `fix`-free wording: enforcing a setting is a feature of the fleet; removing one is upkeep.
+/// The message without the drafter: the same subject and body, the reason, the build line.
 pub fn commit_message(plan: &HarmonizePlan) -> String {
+    let p = commit_parts(plan);
+    let head = match &p.scope {
+        Some(s) => format!("{}({s}): {}", p.type_, p.subject),
+        None => format!("{}: {}", p.type_, p.subject),
+    };
+    format!(
+        "{head}\n\n{}\n\n{}\n\nValidated: kustomize build {}/{} affected overlays; every other\nrendered object unchanged\n",
+        p.body.join("\n"),
+        plan.reason.trim(),
+        plan.overlays_built,
+        plan.overlays_rebuilt
+    )
+}
+
+/// `fix`-free wording: enforcing a setting is a feature of the fleet; removing one is upkeep.
+pub fn commit_parts(plan: &HarmonizePlan) -> crate::commit::draft::WorkflowCommit {
     let kinds = plural(&plan.kind.to_ascii_lowercase());
     let security = plan.settings.iter().any(|s| {
         let k = s.key.to_ascii_lowercase();
@@ -273,46 +285,69 @@ pub fn commit_message(plan: &HarmonizePlan) -> String {
         many => format!("harmonize {} settings", many.len()),
     };
     let prep = if all_set { "on" } else { "from" };
-    let mut subject = format!("{ty}({scope}): {what} {prep} {target}");
-    if subject.chars().count() > 72 {
-        subject = format!("{ty}({scope}): harmonize {} {}", plan.settings.len(), kinds);
+    let mut subject = format!("{what} {prep} {target}");
+    if format!("{ty}({scope}): {subject}").chars().count() > 72 {
+        subject = format!("harmonize {} {}", plan.settings.len(), kinds);
     }
     let overlays: BTreeSet<&str> = plan.population.iter().map(|m| m.overlay.as_str()).collect();
     let n = |count: usize, one: &str| format!("{count} {}", if count == 1 { one.to_string() } else { plural(one) });
-    let mut body = String::new();
-    let _ = writeln!(body, "{}\n", plan.reason.trim());
+    let mut body = Vec::new();
     for s in &plan.settings {
-        let _ = writeln!(body, "Change: {}", s.describe());
+        body.push(format!("Change: {}", s.describe()));
     }
-    let _ = writeln!(body, "Scope: {}, {}", n(scoped.len(), "app"), n(envs.len(), "environment"));
-    let _ = writeln!(
-        body,
+    let apps: Vec<&str> = scoped.iter().copied().collect();
+    body.push(format!("Scope: {} ({}), {}", n(scoped.len(), "app"), apps.join(", "), n(envs.len(), "environment")));
+    body.push(format!(
         "Coverage: {}/{} {} objects across {} ({} already set)",
         plan.covered_after,
         plan.matched,
         plan.kind,
         n(overlays.len(), "overlay"),
         plan.covered_before
-    );
-    let _ = writeln!(body, "\nEdited at the source ({}):", n(plan.files.len(), "file"));
+    ));
+    if !plan.exceptions.is_empty() {
+        body.push(String::new());
+        body.push(format!(
+            "Exceptions overridden ({}: values the repo set on purpose):",
+            plan.exceptions.iter().filter(|e| e.overridden).count()
+        ));
+        for e in plan.exceptions.iter().filter(|e| e.overridden) {
+            body.push(format!(
+                "- {} ({}): {:?} -> {}; it said: \"{}\"",
+                e.id,
+                e.envs.join(", "),
+                e.current,
+                e.wanted.as_deref().unwrap_or("(removed)"),
+                e.why
+            ));
+        }
+    }
+    if !plan.redundant.is_empty() {
+        body.push(String::new());
+        let removed = plan.redundant.iter().all(|r| r.removed);
+        body.push(if removed {
+            "Removed, equal to their base after the change:".to_string()
+        } else {
+            "Equal to their base after the change (can be removed):".to_string()
+        });
+        for r in &plan.redundant {
+            body.push(format!("- {} ({}), as {}", r.id, r.envs.join(", "), r.equal_to));
+        }
+    }
+    body.push(String::new());
+    body.push(format!("Edited at the source ({}):", n(plan.files.len(), "file")));
     for e in &plan.edits {
         let source = serde_json::to_value(e.source).ok().and_then(|v| v.as_str().map(str::to_string));
         let change = if plan.settings.len() > 1 { format!(", {}", e.change) } else { String::new() };
-        let _ = writeln!(
-            body,
+        body.push(format!(
             "- {} ({}): {}, {}{change}",
             e.file,
             source.unwrap_or_default(),
             n(e.objects.len(), "object"),
             n(e.overlays.len(), "overlay")
-        );
+        ));
     }
-    let _ = writeln!(
-        body,
-        "\nValidated: kustomize build {}/{} affected overlays; every other\nrendered object unchanged",
-        plan.overlays_built, plan.overlays_rebuilt
-    );
-    format!("{subject}\n\n{body}")
+    crate::commit::draft::WorkflowCommit { type_: ty.to_string(), scope: Some(scope), subject, body }
 }
 
 fn short_key(key: &str) -> &str {

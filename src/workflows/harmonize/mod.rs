@@ -15,6 +15,7 @@
 //!    re-checks in place and commits exactly the edited files.
 
 pub mod apply;
+pub mod exceptions;
 pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,6 +30,7 @@ use crate::k8s::ObjectRef;
 use crate::kustomize::Engine;
 use crate::repo::edit::{self, EditError};
 use crate::repo::{Leaf, Repo};
+pub use exceptions::{Evidence, Exception, Redundant};
 pub use trace::{Action, Site, SourceKind, Touch};
 
 /// What to harmonize: one kind (and optional name glob, apps, environments), one or more
@@ -61,6 +63,15 @@ pub struct HarmonizeRequest {
     pub remove_labels: Vec<String>,
     /// Why (goes into the commit message).
     pub reason: String,
+    /// Values the repo documents as set on purpose (a comment next to them, a patch whose
+    /// only job is to set them) that this request may overwrite: `all`, or each one's
+    /// `file:line` (or file) as the plan lists it. Without it, applying stops at them.
+    #[serde(default)]
+    pub override_exceptions: Vec<String>,
+    /// Remove the patch values that equal their base once the edits are in (and a patch
+    /// file left with nothing to do), instead of setting them.
+    #[serde(default)]
+    pub remove_redundant: bool,
     /// Applying: leave the edits uncommitted (a plan ignores it).
     #[serde(default)]
     pub no_commit: bool,
@@ -85,7 +96,7 @@ impl Field {
             Field::Labels => "labels",
         }
     }
-    fn singular(self) -> &'static str {
+    pub fn singular(self) -> &'static str {
         match self {
             Field::Annotations => "annotation",
             Field::Labels => "label",
@@ -303,6 +314,12 @@ pub struct HarmonizePlan {
     pub overlays_built: usize,
     pub population: Vec<Member>,
     pub edits: Vec<Edit>,
+    /// Values set on purpose that the edits overwrite; each must be overridden to apply.
+    #[serde(default)]
+    pub exceptions: Vec<Exception>,
+    /// Patch values equal to their base after the edits: offered for removal.
+    #[serde(default)]
+    pub redundant: Vec<Redundant>,
     /// Why the plan cannot reach 100% or broke something; empty when the plan is proven.
     pub blockers: Vec<String>,
     /// Unified diff of every edited file.
@@ -321,6 +338,10 @@ pub struct HarmonizePlan {
     #[serde(skip)]
     #[schemars(skip)]
     pub(crate) created: BTreeSet<String>,
+    /// Files the plan deletes (a redundant patch, with `remove_redundant`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub(crate) deleted: BTreeSet<String>,
     #[serde(skip)]
     #[schemars(skip)]
     pub(crate) rendered_after: HashMap<String, String>,
@@ -338,6 +359,11 @@ impl HarmonizePlan {
     /// Nothing to do: everything already carries the setting.
     pub fn is_noop(&self) -> bool {
         self.edits.is_empty() && self.covered_before == self.matched
+    }
+
+    /// The exceptions the request does not override: applying stops at them.
+    pub fn pending_exceptions(&self) -> Vec<&Exception> {
+        self.exceptions.iter().filter(|e| !e.overridden).collect()
     }
 }
 
@@ -501,11 +527,6 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
         }
     }
     fallback.retain(|_, set| !set.is_empty());
-
-    // 3. edits, applied in memory
-    let mut texts: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let mut created: BTreeSet<String> = BTreeSet::new();
-    let mut edits = Vec::new();
     let envs_of = |overlays: &BTreeSet<String>| -> Vec<String> {
         repo.environments
             .iter()
@@ -513,6 +534,90 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
             .cloned()
             .collect()
     };
+    let envs_or = |overlays: &BTreeSet<String>| -> Vec<String> {
+        let envs = envs_of(overlays);
+        if envs.len() == overlays.len() { envs } else { overlays.iter().cloned().collect() }
+    };
+
+    // values set on purpose that the edits would overwrite, and patch values that equal
+    // their base once the edits are in
+    let mut cache = exceptions::Texts::default();
+    let mut found: Vec<Exception> = Vec::new();
+    let mut redundant: Vec<Redundant> = Vec::new();
+    let mut to_remove: Vec<(Site, Action)> = Vec::new();
+    for ((site, action), (t, setting, pairs)) in &touches {
+        let overlays: BTreeSet<String> = pairs.iter().map(|p| p.0.clone()).collect();
+        let list: Vec<String> = overlays.iter().cloned().collect();
+        if let Some((evidence, why, current)) = exceptions::exception(repo, &mut cache, t, setting, &list) {
+            let mut e = Exception {
+                id: format!("{}:{}", site.file, t.line),
+                file: site.file.clone(),
+                line: t.line,
+                app: app_of(repo, &site.file),
+                envs: envs_or(&overlays),
+                setting: exceptions::setting_name(setting),
+                current,
+                wanted: setting.value.clone(),
+                evidence,
+                why,
+                overridden: false,
+            };
+            e.overridden = exceptions::overrides(&req.override_exceptions, &e);
+            found.push(e);
+        }
+        let Action::Set(v) = action else { continue };
+        if t.source != SourceKind::OverlayPatch {
+            continue;
+        }
+        // the base each object comes from: set to the same value by an edit, or already
+        let key_path = |s: &Site| s.path == ["metadata", setting.field.key(), setting.key.as_str()];
+        let mut bases: BTreeSet<String> = BTreeSet::new();
+        let equal = pairs.iter().all(|(overlay, object)| {
+            let Some(obj) = rendered.get(&(overlay.clone(), object.clone())) else { return false };
+            let kind_of = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let Some((file, doc)) = trace::source_doc(repo, overlay, kind_of, name) else { return false };
+            let base_site = Site { file: file.to_string(), block: None, doc: doc.index, path: Vec::new() };
+            let edited = touches.keys().any(|(s2, a2)| {
+                s2.file == base_site.file && s2.block.is_none() && s2.doc == doc.index && key_path(s2) && a2 == action
+            });
+            let already = setting.current(&doc.value).and_then(Value::as_str) == Some(v.as_str());
+            bases.insert(file.to_string());
+            edited || already
+        });
+        if equal && !pairs.is_empty() {
+            redundant.push(Redundant {
+                id: format!("{}:{}", site.file, t.line),
+                file: site.file.clone(),
+                line: t.line,
+                envs: envs_or(&overlays),
+                setting: exceptions::setting_name(setting),
+                equal_to: bases.into_iter().collect::<Vec<_>>().join(", "),
+                removed: req.remove_redundant,
+            });
+            if req.remove_redundant {
+                to_remove.push((site.clone(), action.clone()));
+            }
+        }
+    }
+    // with remove_redundant: such a value is removed instead of set (its map too when it
+    // was the only key: `annotations:` left empty would read as null and drop them all)
+    for (site, action) in to_remove {
+        let Some((t, setting, pairs)) = touches.remove(&(site.clone(), action)) else { continue };
+        let mut path = site.path.clone();
+        let parent = Site { path: path[..path.len().saturating_sub(1)].to_vec(), ..site.clone() };
+        if exceptions::value_at(repo, &parent).and_then(|m| m.as_object().map(|m| m.len())) == Some(1) {
+            path.pop();
+        }
+        let site = Site { path, ..site };
+        touches.insert((site.clone(), Action::Remove), (Touch { site, action: Action::Remove, ..t }, setting, pairs));
+    }
+
+    // 3. edits, applied in memory
+    let mut texts: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut created: BTreeSet<String> = BTreeSet::new();
+    let mut deleted: BTreeSet<String> = BTreeSet::new();
+    let mut edits = Vec::new();
     let read = |file: &str| std::fs::read_to_string(repo.abs(file)).map_err(|e| Error::io(&repo.abs(file), e));
     for ((site, action), (t, setting, pairs)) in &touches {
         if !texts.contains_key(&site.file) {
@@ -529,11 +634,47 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
         }
         let overlays: BTreeSet<String> = pairs.iter().map(|p| p.0.clone()).collect();
         let objects: BTreeSet<String> = pairs.iter().map(|p| p.1.clone()).collect();
+        let id = format!("{}:{}", site.file, t.line);
+        let change = match redundant.iter().find(|r| r.removed && r.id == id) {
+            Some(r) => format!("remove {} (equal to {} after the edits)", r.setting, r.equal_to),
+            None => setting.describe(),
+        };
+        // a patch file left with nothing to do goes, with its entry in the kustomization
+        if let Some(r) = redundant.iter().find(|r| r.removed && r.id == id)
+            && site.block.is_none()
+            && let Some(entry) = texts.get(&site.file)
+            && identity_only(&entry.1)
+            && let Some((kfile, _)) = exceptions::patch_entry(repo, &overlays.iter().cloned().collect::<Vec<_>>(), site)
+        {
+            if !texts.contains_key(&kfile) {
+                let original = read(&kfile)?;
+                texts.insert(kfile.clone(), (original.clone(), original));
+            }
+            let rel = site.file.rsplit('/').next().unwrap_or(&site.file).to_string();
+            let dropped = texts.get(&kfile).and_then(|k| exceptions::drop_path_entry(&k.1, &rel));
+            if let (Some(new_k), Some(k)) = (dropped, texts.get_mut(&kfile)) {
+                k.1 = new_k;
+                if let Some(e) = texts.get_mut(&site.file) {
+                    e.1 = String::new();
+                }
+                deleted.insert(site.file.clone());
+                edits.push(Edit {
+                    file: kfile.clone(),
+                    line: 1,
+                    source: SourceKind::OverlayPatch,
+                    change: format!("drop the patch {rel}: it only set {}, now equal to {}", r.setting, r.equal_to),
+                    app: app_of(repo, &kfile),
+                    objects: objects.iter().cloned().collect(),
+                    envs: envs_of(&overlays),
+                    overlays: overlays.iter().cloned().collect(),
+                });
+            }
+        }
         edits.push(Edit {
             file: site.file.clone(),
             line: t.line,
             source: t.source,
-            change: setting.describe(),
+            change,
             app: app_of(repo, &site.file),
             objects: objects.into_iter().collect(),
             envs: envs_of(&overlays),
@@ -582,7 +723,7 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
             overlays: overlays.into_iter().collect(),
         });
     }
-    texts.retain(|f, (a, b)| a != b || created.contains(f));
+    texts.retain(|f, (a, b)| a != b || created.contains(f) || deleted.contains(f));
     edits.sort_by(|a, b| (&a.app, &a.file, a.line).cmp(&(&b.app, &b.file, b.line)));
     if population.is_empty() {
         // a mistyped kind or name glob must not read as "proven, 0/0"
@@ -613,13 +754,16 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
         overlays_built: 0,
         population,
         edits,
+        exceptions: found,
+        redundant,
         blockers,
         diff: String::new(),
         files: texts.keys().cloned().collect(),
         commit: None,
-        fingerprint: crate::tools::fingerprint::of(&(&texts, &created)),
+        fingerprint: crate::tools::fingerprint::of(&(&texts, &created, &deleted)),
         texts,
         created,
+        deleted,
         rendered_after: HashMap::new(),
         affected: Vec::new(),
     };
@@ -628,6 +772,21 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
     // 4. the proof, in a scratch copy
     prove(repo, engine, &mut plan, &before, &|l: &Leaf| in_scope(l), &is_member, jobs)?;
     Ok(plan)
+}
+
+/// A patch text whose documents hold only their object's identity (a no-op patch).
+fn identity_only(text: &str) -> bool {
+    let Ok(docs) = crate::repo::yaml::parse_documents(text) else { return false };
+    !docs.is_empty()
+        && docs.iter().all(|d| match &d.value {
+            Value::Object(m) => {
+                m.keys().all(|k| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                    && m.get("metadata").and_then(Value::as_object).is_none_or(|meta| {
+                        meta.iter().all(|(k, v)| matches!(k.as_str(), "name" | "namespace") || v.is_null())
+                    })
+            }
+            _ => false,
+        })
 }
 
 fn first_line(s: &str) -> &str {
@@ -694,7 +853,8 @@ pub fn diff_text(plan: &HarmonizePlan, app_of: &dyn Fn(&str) -> Option<String>) 
         for f in files {
             let (old, new) = &plan.texts[f];
             let d = similar::TextDiff::from_lines(old.as_str(), new.as_str());
-            out.push_str(&d.unified_diff().context_radius(2).header(&format!("a/{f}"), &format!("b/{f}")).to_string());
+            let to = if plan.deleted.contains(f) { "/dev/null".to_string() } else { format!("b/{f}") };
+            out.push_str(&d.unified_diff().context_radius(2).header(&format!("a/{f}"), &to).to_string());
         }
     }
     out
@@ -754,7 +914,7 @@ fn prove(
             std::fs::create_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
         }
     }
-    for (f, (_, new)) in &plan.texts {
+    for (f, (_, new)) in plan.texts.iter().filter(|(f, _)| !plan.deleted.contains(*f)) {
         let dst = scratch.path().join(f);
         if let Some(p) = dst.parent() {
             std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;

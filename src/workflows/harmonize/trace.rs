@@ -300,7 +300,8 @@ pub fn trace(repo: &Repo, dir: &str, obj: &Value, setting: &Setting) -> Result<V
                                     at(key),
                                     Action::Set(v.clone()),
                                     SourceKind::Json6902,
-                                    &format!("/{i}/value"),
+                                    // the key's own line (the map's when it is not there yet)
+                                    &format!("/{i}/value/{}", escape(key)),
                                 )),
                                 (None, Some(_)) => {
                                     if op.get("value").and_then(Value::as_object).is_some_and(|m| m.len() == 1) {

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeSet;
+
 use super::scan::{Dependency, FindingKind, Scan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -44,6 +46,57 @@ impl Criticality {
             Criticality::Critical => "critical",
         }
     }
+}
+
+/// What a service keeps in the dependency, in the order a migration moves them: what is
+/// cheapest to lose first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Usage {
+    /// Reads only its metrics (dashboards, alerts, exporters): never a client or a canary.
+    Observer,
+    /// Reads data others write (a replica, a read-only connection).
+    ReadOnly,
+    /// A cache the service refills from its own source.
+    Cache,
+    /// Counters, rate limits, locks, reservations: short-lived data with a TTL.
+    RateTtl,
+    /// User sessions or tokens: losing them logs people out.
+    Sessions,
+    /// Work queues and idempotency keys: losing them loses jobs or repeats side effects.
+    QueueIdempotency,
+    /// Nothing in the repo says: treated with the most care.
+    Unknown,
+}
+
+impl Usage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Usage::Observer => "observer",
+            Usage::ReadOnly => "read-only",
+            Usage::Cache => "cache",
+            Usage::RateTtl => "rate/TTL data",
+            Usage::Sessions => "sessions",
+            Usage::QueueIdempotency => "queues/idempotency",
+            Usage::Unknown => "unknown data",
+        }
+    }
+}
+
+/// What a service keeps in the dependency, and how the repo says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Keeps {
+    pub usage: Usage,
+    /// What the repo says, quoted with where: comments, settings and args that decided it.
+    pub evidence: Vec<String>,
+    /// Its TTL settings (`SESSION_TTL_SECONDS=3600`; per environment where they differ).
+    pub ttls: Vec<String>,
+    /// The logical databases it selects (`REDIS_DB=2`), per environment where they differ.
+    pub databases: Vec<String>,
+    /// A setting for TLS to the dependency (`rediss://`, `*_TLS`, `*_SSL`).
+    pub tls: bool,
+    /// A password, token or user for the dependency (names only).
+    pub auth: bool,
 }
 
 /// Whether a cluster runs the service.
@@ -87,6 +140,8 @@ pub struct ServiceNode {
     /// The analyst's note (wording from a model, when one was asked).
     #[serde(default)]
     pub note: Option<String>,
+    /// What it keeps in the dependency, read from the repo.
+    pub keeps: Keeps,
 }
 
 /// The analyst's hand-off.
@@ -143,6 +198,7 @@ pub fn analyze(scan: &Scan, to: &str) -> Graph {
                 })
             })
             .collect();
+        let keeps = keeps_of(scan, app, &kinds, access);
         services.push(ServiceNode {
             app: app.to_string(),
             namespace: workloads.iter().find_map(|w| w.namespace.clone()),
@@ -153,6 +209,7 @@ pub fn analyze(scan: &Scan, to: &str) -> Graph {
             kinds,
             envs,
             note: None,
+            keeps,
         });
     }
     let dependency_applications = scan
@@ -170,6 +227,164 @@ pub fn analyze(scan: &Scan, to: &str) -> Graph {
         clusters_checked: false,
         notes: Vec::new(),
     }
+}
+
+/// Words that say what a service keeps, from the riskiest: a service is as risky as the
+/// riskiest thing it keeps.
+const USAGE_WORDS: &[(Usage, &[&str])] = &[
+    (
+        Usage::QueueIdempotency,
+        &["queue", "outbox", "idempot", "job", "jobs", "worker", "stream", "pops", "enqueue", "consumer", "broker"],
+    ),
+    (Usage::Sessions, &["session", "sessions", "token", "tokens", "login", "logged"]),
+    (
+        Usage::RateTtl,
+        &[
+            "rate",
+            "ratelimit",
+            "rate_limit",
+            "throttle",
+            "throttling",
+            "reservation",
+            "reservations",
+            "counter",
+            "counters",
+            "lock",
+            "locks",
+            "quota",
+        ],
+    ),
+    (Usage::Cache, &["cache", "cached", "caching", "read-through", "memo"]),
+];
+
+/// Lowercase words of a text (`RATE_LIMIT_BACKEND` -> rate, limit, backend, rate_limit).
+fn usage_words(text: &str) -> Vec<String> {
+    let lower = text.to_ascii_lowercase();
+    let mut out: Vec<String> =
+        lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map(str::to_string).collect();
+    out.extend(lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map(str::to_string));
+    out.retain(|w| !w.is_empty());
+    out
+}
+
+fn usage_in(text: &str) -> Option<Usage> {
+    let words = usage_words(text);
+    USAGE_WORDS.iter().find_map(|(u, ws)| {
+        ws.iter().any(|w| words.iter().any(|x| x == w || (w.len() > 5 && x.starts_with(w)))).then_some(*u)
+    })
+}
+
+/// What a service keeps in the dependency, from what the repo says around its references:
+/// comments, setting names and values, container args; an observer by the kinds of its
+/// references; a read-only user by its access.
+fn keeps_of(scan: &Scan, app: &str, kinds: &[FindingKind], access: Access) -> Keeps {
+    let ctx = scan.context_of(app);
+    let settings = ctx.map(|c| c.settings.as_slice()).unwrap_or_default();
+    let dep = scan.dependency.name.to_ascii_lowercase();
+    let per_env = |s: &super::scan::Setting| {
+        let v = s.value.as_deref().unwrap_or("(secret)");
+        if s.envs.len() == scan.envs.len() {
+            format!("{}={v}", s.key)
+        } else {
+            format!("{}={v} ({})", s.key, s.envs.join(", "))
+        }
+    };
+    let ttls: Vec<String> = settings
+        .iter()
+        .filter(|s| {
+            let k = s.key.to_ascii_uppercase();
+            k.contains("TTL") || k.ends_with("_EXPIRY") || k.ends_with("_EXPIRE_SECONDS")
+        })
+        .map(per_env)
+        .collect();
+    let databases: Vec<String> = settings
+        .iter()
+        .filter(|s| {
+            let k = s.key.to_ascii_uppercase();
+            (k.ends_with("_DB") || k.ends_with("_DATABASE") || k.ends_with(".DATABASE"))
+                && k.contains(&dep.to_ascii_uppercase())
+        })
+        .map(per_env)
+        .collect();
+    let tls = settings.iter().any(|s| {
+        let k = s.key.to_ascii_uppercase();
+        (k.contains("TLS") || k.contains("SSL")) && k.contains(&dep.to_ascii_uppercase())
+            || s.value.as_deref().is_some_and(|v| v.starts_with(&format!("{dep}s://")))
+    });
+    let auth = settings.iter().any(|s| {
+        let k = s.key.to_ascii_uppercase();
+        ["PASSWORD", "AUTH", "TOKEN", "USERNAME", "USER"].iter().any(|w| k.contains(w))
+            && k.contains(&dep.to_ascii_uppercase())
+    }) || scan.findings.iter().any(|f| {
+        // a key of its own about the dependency: `SESSION_STORE_PASSWORD`, `redis.auth.token`
+        let words: Vec<String> =
+            f.field.split(|c: char| !c.is_ascii_alphanumeric()).map(|w| w.to_ascii_uppercase()).collect();
+        f.app == app
+            && (f.kind == FindingKind::SecretKey
+                || (matches!(f.kind, FindingKind::ContainerEnv | FindingKind::ConfigMapKey | FindingKind::HelmValues)
+                    && words.iter().any(|w| matches!(w.as_str(), "PASSWORD" | "AUTH" | "TOKEN"))))
+    });
+    if kinds.iter().all(|k| k.observes()) {
+        let evidence = scan
+            .findings
+            .iter()
+            .filter(|f| f.app == app)
+            .map(|f| format!("{} {} ({}:{})", f.kind.label(), f.field, f.file, f.line))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Keeps { usage: Usage::Observer, evidence, ttls, databases, tls, auth };
+    }
+    if access == Access::ReadOnly {
+        return Keeps {
+            usage: Usage::ReadOnly,
+            evidence: vec!["reads only (a read-only hint in its settings)".into()],
+            ttls,
+            databases,
+            tls,
+            auth,
+        };
+    }
+    // every piece of text that may say it, with where it is
+    let mut texts: Vec<(String, String)> = Vec::new();
+    if let Some(c) = ctx {
+        for cm in &c.comments {
+            texts.push((cm.text.clone(), format!("{}:{}", cm.file, cm.line)));
+        }
+        for st in &c.settings {
+            texts.push((st.key.clone(), format!("setting {}", per_env(st))));
+            if let Some(v) = &st.value {
+                texts.push((v.clone(), format!("setting {}", per_env(st))));
+            }
+        }
+        for a in &c.args {
+            texts.push((a.clone(), "container args".into()));
+        }
+    }
+    let mut found: BTreeMap<Usage, Vec<String>> = BTreeMap::new();
+    for (text, at) in &texts {
+        if let Some(u) = usage_in(text) {
+            let quoted = if at.starts_with("setting ") {
+                at.trim_start_matches("setting ").to_string()
+            } else {
+                format!("\"{text}\" ({at})")
+            };
+            let e = found.entry(u).or_default();
+            if !e.contains(&quoted) {
+                e.push(quoted);
+            }
+        }
+    }
+    // the riskiest usage decides; its evidence first, then the rest
+    let usage = found.keys().max().copied().unwrap_or(Usage::Unknown);
+    let mut evidence: Vec<String> = found.get(&usage).cloned().unwrap_or_default();
+    for (u, e) in found.iter().rev() {
+        if *u != usage {
+            evidence.extend(e.iter().cloned());
+        }
+    }
+    evidence.truncate(4);
+    Keeps { usage, evidence, ttls, databases, tls, auth }
 }
 
 fn access_of(fs: &[&super::scan::Finding]) -> (Access, String) {
@@ -356,6 +571,7 @@ mod tests {
                 workload("d", 2, false, None),
             ],
             failed: vec![],
+            context: vec![],
         };
         let g = analyze(&scan, "elasticache");
         let s = |n: &str| g.service(n).unwrap().clone();

@@ -12,7 +12,9 @@
 //! they answer is re-checked against the deterministic hand-offs and overruled when it drops
 //! or invents a dependency or changes a number.
 
+pub mod changes;
 pub mod doc;
+pub mod feasibility;
 pub mod graph;
 pub mod llm;
 pub mod plan;
@@ -125,6 +127,7 @@ pub struct Migration {
     pub request: MigrateRequest,
     pub scan: Scan,
     pub graph: Graph,
+    pub feasibility: feasibility::Feasibility,
     pub plan: MigrationPlan,
     pub document: Document,
 }
@@ -144,20 +147,23 @@ pub struct RunOptions<'a> {
 pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOptions<'_>) -> Result<Migration> {
     req.check()?;
     let (c, r) = (ctx.clone(), req.clone());
-    let (scan, repo_apps, estimates) = crate::tools::blocking(move || {
+    let (scan, repo_apps, config) = crate::tools::blocking(move || {
         let repo = c.load_repo()?;
         let engine = c.engine(&repo)?;
         let scan = scan::scan(&repo, &engine, &r, c.jobs())?;
-        Ok((scan, repo.apps.keys().cloned().collect::<Vec<_>>(), repo.config.migrate.clone()))
+        Ok((scan, repo.apps.keys().cloned().collect::<Vec<_>>(), repo.config.clone()))
     })
     .await
     .map_err(|e| Error::Usage(e.public))?;
+    let estimates = config.migrate.clone();
     check_handoff("scanner", &scan)?;
 
     let mut graph = graph::analyze(&scan, &req.to);
+    let mut clouds = std::collections::BTreeMap::new();
     if !req.offline {
         let answers = graph::ask_clusters(ctx, &scan.envs).await;
         graph::apply_cluster_answers(&mut graph, &scan, &answers);
+        clouds = feasibility::ask_clusters(ctx, &scan.envs).await;
     }
     if let Some(r) = &opts.refiner {
         let (refined, note) = llm::refine_graph(r, ctx.redactor(), &graph).await;
@@ -166,7 +172,9 @@ pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOpt
     }
     check_handoff("analyst", &graph)?;
 
-    let plan = plan::plan(&graph, req.rollback_minutes()?, req.window(), &estimates);
+    let providers = feasibility::providers(&scan.envs, &config, &clouds, !req.offline);
+    let feasibility = feasibility::assess(&graph, &providers);
+    let plan = plan::plan(&graph, req.rollback_minutes()?, req.window(), &estimates, &feasibility);
     check_handoff("planner", &plan)?;
 
     let date = opts.date.clone().unwrap_or_else(today);
@@ -178,16 +186,19 @@ pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOpt
         graph.notes.push(note);
     }
     let (c, s2, g2, p2, d2, path) = (ctx.clone(), scan.clone(), graph.clone(), plan.clone(), date, opts.path.clone());
+    let f2 = feasibility.clone();
     let document = crate::tools::blocking(move || {
         let repo = c.load_repo()?;
-        Ok(doc::write(Some(&repo), &s2, &g2, &p2, &d2, path.as_deref(), summary.as_deref())?)
+        let engine = c.engine(&repo)?;
+        Ok(doc::write(Some(&repo), Some(&engine), &s2, &g2, &p2, &f2, &d2, path.as_deref(), summary.as_deref())?)
     })
     .await
     .map_err(|e| Error::Usage(e.public))?;
     let mut document = document;
     document.markdown = ctx.redactor().scrub(&document.markdown);
+    ctx.redactor().redact_value(&mut document.record);
     check_handoff("writer", &document)?;
-    Ok(Migration { request: req.clone(), scan, graph, plan, document })
+    Ok(Migration { request: req.clone(), scan, graph, feasibility, plan, document })
 }
 
 /// Checks a hand-off against the JSON Schema of its type before it goes to the next stage

@@ -137,6 +137,37 @@ pub struct Workload {
     pub criticality_label: Option<String>,
 }
 
+/// A setting next to a service's references (a key of the ConfigMap it reads, an env var
+/// of its container, a Helm values key), with the environments that have each value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Setting {
+    pub key: String,
+    /// None for a value that is secret (or too long to be a setting).
+    #[serde(default)]
+    pub value: Option<String>,
+    pub envs: Vec<String>,
+}
+
+/// A comment line in a file that holds a service's references.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct Comment {
+    pub file: String,
+    pub line: u32,
+    pub text: String,
+}
+
+/// What the repo says around a service's references: what the analyst reads to tell what
+/// the service keeps in the dependency (a cache, sessions, a queue...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceContext {
+    pub app: String,
+    pub settings: Vec<Setting>,
+    /// Arguments of the containers that reference the dependency.
+    pub args: Vec<String>,
+    /// Comments in the files that hold its references.
+    pub comments: Vec<Comment>,
+}
+
 /// The scanner's hand-off.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Scan {
@@ -148,6 +179,15 @@ pub struct Scan {
     pub workloads: Vec<Workload>,
     /// Overlays that did not render (`dir: error`); their references are unknown.
     pub failed: Vec<String>,
+    /// Per service, what the repo says around its references.
+    #[serde(default)]
+    pub context: Vec<ServiceContext>,
+}
+
+impl Scan {
+    pub fn context_of(&self, app: &str) -> Option<&ServiceContext> {
+        self.context.iter().find(|c| c.app == app)
+    }
 }
 
 impl Scan {
@@ -194,6 +234,8 @@ pub fn scan(repo: &Repo, engine: &Engine, req: &MigrateRequest, jobs: usize) -> 
     let mut locator = Locator::new(repo);
     let mut findings = Vec::new();
     let mut workloads = Vec::new();
+    let mut settings: BTreeMap<String, Vec<(String, Option<String>, String)>> = BTreeMap::new();
+    let mut args: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (leaf, objs) in &objects {
         let (Some(app), Some(env)) = (&leaf.app, &leaf.env) else { continue };
         if Some(app) == dep_app.as_ref() {
@@ -204,6 +246,43 @@ pub fn scan(repo: &Repo, engine: &Engine, req: &MigrateRequest, jobs: usize) -> 
         let raw = matcher.objects(objs);
         if raw.is_empty() {
             continue;
+        }
+        // the settings next to the references: every key of a ConfigMap that holds one, every
+        // env var and the args of a container that has one
+        let cms: BTreeSet<&str> =
+            raw.iter().filter(|r| r.obj_kind == "ConfigMap").map(|r| r.obj_name.as_str()).collect();
+        let workloads: BTreeSet<&str> = raw
+            .iter()
+            .filter(|r| matches!(r.kind, FindingKind::ContainerEnv | FindingKind::ContainerEnvFrom))
+            .map(|r| r.obj_name.as_str())
+            .collect();
+        let ctx = settings.entry(app.clone()).or_default();
+        for o in objs.iter() {
+            let name = name_of(o).unwrap_or_default();
+            if kind_of(o) == "ConfigMap" && cms.contains(name) {
+                for (k, v) in o.get("data").and_then(Value::as_object).into_iter().flatten() {
+                    ctx.push((
+                        k.clone(),
+                        v.as_str().filter(|v| v.len() <= 200 && !v.contains('\n')).map(str::to_string),
+                        env.clone(),
+                    ));
+                }
+            }
+            if WORKLOAD_KINDS.contains(&kind_of(o)) && workloads.contains(name) {
+                for (_, c, _) in containers(o) {
+                    for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+                        let k = e.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                        let v = e.get("value").and_then(Value::as_str).map(str::to_string);
+                        ctx.push((k, v, env.clone()));
+                    }
+                    for field in ["command", "args"] {
+                        for a in c.get(field).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+                        {
+                            args.entry(app.clone()).or_default().insert(a.to_string());
+                        }
+                    }
+                }
+            }
         }
         for r in raw {
             let (file, line, generator) = locator.locate(&closure, &leaf.dir, &r);
@@ -238,7 +317,73 @@ pub fn scan(repo: &Repo, engine: &Engine, req: &MigrateRequest, jobs: usize) -> 
     let with_findings: BTreeSet<&String> = findings.iter().map(|f| &f.app).collect();
     workloads.retain(|w| with_findings.contains(&w.app));
     workloads.sort_by(|a, b| (&a.app, env_rank(&a.env), &a.name).cmp(&(&b.app, env_rank(&b.env), &b.name)));
-    Ok(Scan { dependency, envs, findings, workloads, failed })
+    let context = contexts(repo, &findings, settings, args, dep_app.as_deref(), &envs);
+    Ok(Scan { dependency, envs, findings, workloads, failed, context })
+}
+
+/// Per app with findings: its settings (each value with its environments, secret-looking
+/// keys without a value), container args, and the comment lines of the files that hold its
+/// references.
+fn contexts(
+    repo: &Repo,
+    findings: &[Finding],
+    settings: BTreeMap<String, Vec<(String, Option<String>, String)>>,
+    mut args: BTreeMap<String, BTreeSet<String>>,
+    dep_app: Option<&str>,
+    envs: &[String],
+) -> Vec<ServiceContext> {
+    let apps: BTreeSet<&str> = findings.iter().map(|f| f.app.as_str()).filter(|a| Some(*a) != dep_app).collect();
+    let secretish = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["password", "secret", "token", "key"].iter().any(|w| k.contains(w))
+    };
+    let mut out = Vec::new();
+    for app in apps {
+        let mut by: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
+        for (k, v, env) in settings.get(app).into_iter().flatten() {
+            let v = if secretish(k) { None } else { v.clone() };
+            let e = by.entry((k.clone(), v)).or_default();
+            if !e.contains(env) {
+                e.push(env.clone());
+            }
+        }
+        // Helm values and other findings name their keys too
+        for f in findings.iter().filter(|f| f.app == app && f.kind == FindingKind::HelmValues) {
+            let v = if secretish(&f.field) { None } else { f.value.clone() };
+            let e = by.entry((f.field.clone(), v)).or_default();
+            if !e.contains(&f.env) {
+                e.push(f.env.clone());
+            }
+        }
+        let settings: Vec<Setting> = by
+            .into_iter()
+            .map(|((key, value), mut es)| {
+                es.sort_by_key(|e| envs.iter().position(|x| x == e));
+                Setting { key, value, envs: es }
+            })
+            .collect();
+        let files: BTreeSet<&str> = findings.iter().filter(|f| f.app == app).map(|f| f.file.as_str()).collect();
+        let mut comments = Vec::new();
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(repo.abs(f)) else { continue };
+            for (i, l) in text.lines().enumerate() {
+                let t = l.trim_start();
+                if let Some(c) = t.strip_prefix('#').filter(|_| !t.starts_with("#!")) {
+                    let c = c.trim();
+                    if !c.is_empty() {
+                        comments.push(Comment { file: f.to_string(), line: i as u32 + 1, text: c.to_string() });
+                    }
+                }
+            }
+        }
+        out.push(ServiceContext {
+            app: app.to_string(),
+            settings,
+            args: args.remove(app).map(|a| a.into_iter().collect()).unwrap_or_default(),
+            comments,
+        });
+    }
+    out
 }
 
 /// The environments asked for (each must exist), or all, in the repo's order.

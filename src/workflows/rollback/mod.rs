@@ -122,6 +122,29 @@ pub struct Target {
     pub deploy: Option<Deploy>,
 }
 
+/// One environment a revert changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScopeEnv {
+    /// The environment (None for a leaf outside the apps/environments layout).
+    pub env: Option<String>,
+    pub overlay: String,
+    /// Its Argo CD Application, when the repo has one.
+    pub application: Option<String>,
+    /// Argo CD syncs it on its own: it changes at the next sync.
+    pub auto_sync: bool,
+    /// The environment of the incident (synced and verified by the rollback).
+    pub incident: bool,
+}
+
+/// The lines a culprit commit changed in one of the reverted files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FileDiff {
+    pub commit: String,
+    pub file: String,
+    /// Unified diff with two lines of context (cut at 80 lines).
+    pub diff: String,
+}
+
 /// The plan: evidence, culprit, target, risks, actions. `blocked` says why it cannot run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RollbackPlan {
@@ -142,12 +165,23 @@ pub struct RollbackPlan {
     /// Recent commits touching the app's paths, newest first (evidence).
     pub recent_commits: Vec<CommitInfo>,
     pub risks: Vec<Risk>,
+    /// Every environment the revert changes: the incident's first, then every other overlay
+    /// that renders a reverted file.
+    #[serde(default)]
+    pub scope: Vec<ScopeEnv>,
+    /// What the culprit commits changed in the reverted files.
+    #[serde(default)]
+    pub culprit_diffs: Vec<FileDiff>,
     pub actions: Vec<String>,
     pub downtime: String,
     pub remote: Option<Remote>,
     /// Web URL of the repo for commit links, when known.
     pub repo_url: Option<String>,
     pub notes: Vec<String>,
+    /// What the operator should know now (this machine's git set-up): shown, never part of
+    /// the incident report.
+    #[serde(default)]
+    pub console_notes: Vec<String>,
     pub blocked: Option<String>,
     /// A hash of the overlay, the deployed, current and target revisions and the culprit
     /// commits: git_revert given it as `expect` reverts only this plan.
@@ -218,10 +252,24 @@ pub fn app_paths(repo: &Repo, overlay: &str) -> AppPaths {
 }
 
 /// A revert restricted to the app's files still changes every other overlay that renders
-/// those files (a shared base or Component): one risk naming them, and which of their
-/// Argo CD Applications sync on their own.
-fn shared_with_others(repo: &Repo, overlay: &str, commits: &[CommitInfo]) -> Option<Risk> {
+/// those files (a shared base or Component): the scope (the incident's overlay first, then
+/// each other one, with its Argo CD Application and whether it syncs on its own), and one
+/// risk naming the others.
+fn revert_scope(repo: &Repo, overlay: &str, env: &str, commits: &[CommitInfo]) -> (Vec<ScopeEnv>, Option<Risk>) {
     let reverted: BTreeSet<&str> = commits.iter().flat_map(|c| c.files.iter().map(String::as_str)).collect();
+    let app_of = |dir: &str| {
+        repo.argocd_apps
+            .iter()
+            .find(|a| a.sources.iter().any(|s| s.path.as_deref().map(|p| p.trim_matches('/')) == Some(dir)))
+    };
+    let own = app_of(overlay);
+    let mut scope = vec![ScopeEnv {
+        env: Some(env.to_string()),
+        overlay: overlay.to_string(),
+        application: own.map(|a| a.name.clone()),
+        auto_sync: own.is_some_and(|a| a.automated),
+        incident: true,
+    }];
     let mut others: Vec<String> = Vec::new();
     let mut files: BTreeSet<&str> = BTreeSet::new();
     let rank = |l: &&crate::repo::Leaf| l.env.as_ref().and_then(|e| repo.environments.iter().position(|x| x == e));
@@ -234,14 +282,21 @@ fn shared_with_others(repo: &Repo, overlay: &str, commits: &[CommitInfo]) -> Opt
             continue;
         }
         files.extend(hit);
-        let auto =
-            repo.argocd_apps.iter().any(|a| a.automated && a.sources.iter().any(|s| s.path.as_deref() == Some(&l.dir)));
+        let a = app_of(&l.dir);
+        let auto = a.is_some_and(|a| a.automated);
         others.push(format!("{}{}", l.dir, if auto { " (auto-sync: it changes at the next sync)" } else { "" }));
+        scope.push(ScopeEnv {
+            env: l.env.clone(),
+            overlay: l.dir.clone(),
+            application: a.map(|a| a.name.clone()),
+            auto_sync: auto,
+            incident: false,
+        });
     }
     if others.is_empty() {
-        return None;
+        return (scope, None);
     }
-    Some(Risk {
+    let risk = Risk {
         kind: "shared".into(),
         commit: commits.iter().map(|c| c.short.as_str()).collect::<Vec<_>>().join(" "),
         file: files.into_iter().collect::<Vec<_>>().join(", "),
@@ -250,7 +305,21 @@ fn shared_with_others(repo: &Repo, overlay: &str, commits: &[CommitInfo]) -> Opt
             others.len(),
             others.join(", ")
         ),
-    })
+    };
+    (scope, Some(risk))
+}
+
+/// The lines a commit changed in a file: a unified diff with two lines of context, cut at
+/// 80 lines.
+fn file_diff(old: Option<&str>, new: Option<&str>, file: &str) -> String {
+    let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
+    let d = similar::TextDiff::from_lines(old, new);
+    let text = d.unified_diff().context_radius(2).header(&format!("a/{file}"), &format!("b/{file}")).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= 80 {
+        return text;
+    }
+    format!("{}\n... ({} more lines)\n", lines[..80].join("\n"), lines.len() - 80)
 }
 
 /// Reads the Application from the environment's cluster.
@@ -485,14 +554,16 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
     let root = repo.root.clone();
     let (cur, tgt) = (current_rev.clone(), target_rev.clone());
     let since_unix = cutoff;
-    type GitEvidence = (Vec<CommitInfo>, Vec<CommitInfo>, Vec<Risk>, Option<Remote>, Option<String>);
-    let (culprit_commits, recent_commits, risks, remote, git_problem): GitEvidence = blocking(move || {
+    type GitEvidence = (Vec<CommitInfo>, Vec<CommitInfo>, Vec<Risk>, Vec<FileDiff>, Option<Remote>, Option<String>);
+    let (culprit_commits, recent_commits, risks, culprit_diffs, remote, git_problem): GitEvidence = blocking(move || {
         let recent = git::log(&root, &paths, &LogQuery { since: since_unix, limit: Some(20), ..LogQuery::default() })?;
         let remote = git::remote(&root)?;
-        let (Some(cur), Some(tgt)) = (cur, tgt) else { return Ok((Vec::new(), recent, Vec::new(), remote, None)) };
+        let (Some(cur), Some(tgt)) = (cur, tgt) else {
+            return Ok((Vec::new(), recent, Vec::new(), Vec::new(), remote, None));
+        };
         if git::resolve(&root, &cur).is_err() {
             let m = format!("the deployed revision {} is not in this repository; git fetch first", short(&cur));
-            return Ok((Vec::new(), recent, Vec::new(), remote, Some(m)));
+            return Ok((Vec::new(), recent, Vec::new(), Vec::new(), remote, Some(m)));
         }
         let commits = git::log(
             &root,
@@ -508,9 +579,10 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
                 short(&cur),
                 short(&tgt)
             );
-            return Ok((commits, recent, Vec::new(), remote, Some(m)));
+            return Ok((commits, recent, Vec::new(), Vec::new(), remote, Some(m)));
         }
         let mut risks = Vec::new();
+        let mut diffs = Vec::new();
         for c in &commits {
             let parent = git::parent_of(&root, &c.sha)?;
             for f in &c.files {
@@ -520,9 +592,18 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
                 };
                 let new = git::file_at(&root, &c.sha, f)?;
                 risks.extend(risks::scan_file(&c.short, f, old.as_deref(), new.as_deref()));
+                diffs.push(FileDiff {
+                    commit: c.short.clone(),
+                    file: f.clone(),
+                    diff: file_diff(
+                        old.as_deref().map(String::from_utf8_lossy).as_deref(),
+                        new.as_deref().map(String::from_utf8_lossy).as_deref(),
+                        f,
+                    ),
+                });
             }
         }
-        Ok((commits, recent, risks, remote, None))
+        Ok((commits, recent, risks, diffs, remote, None))
     })
     .await?;
     if blocked.is_none() {
@@ -538,7 +619,8 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
     }
     // what the changed files alone do not show: the overlay rendered at both revisions
     let mut risks = risks;
-    risks.extend(shared_with_others(&repo, &overlay, &culprit_commits));
+    let (scope, shared) = revert_scope(&repo, &overlay, &req.env, &culprit_commits);
+    risks.extend(shared);
     if let (None, Some(t), Some(cur)) = (&blocked, &target, &current_rev) {
         let (root, dir, tgt, cur) = (repo.root.clone(), overlay.clone(), t.revision.clone(), cur.clone());
         let (engine, redactor) = (ctx.engine(&repo)?, ctx.redactor_arc());
@@ -564,6 +646,7 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
 
     let timeout = req.verify_timeout_seconds.unwrap_or(repo.config.rollback.verify_timeout_seconds);
     let mut actions = Vec::new();
+    let mut console_notes = Vec::new();
     if let Some(t) = &target {
         let shas: Vec<&str> = culprit_commits.iter().map(|c| c.short.as_str()).collect();
         actions.push(format!(
@@ -573,7 +656,7 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
         ));
         match &remote {
             Some(r) => actions.push(format!("push to {} ({})", r.name, r.branch)),
-            None => notes.push(
+            None => console_notes.push(
                 "no git remote is configured: the revert commit stays local, so Argo CD sees it only if it reads this repository"
                     .into(),
             ),
@@ -620,11 +703,14 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
         culprit_commits,
         recent_commits,
         risks,
+        scope,
+        culprit_diffs,
         actions,
         downtime,
         remote,
         repo_url,
         notes,
+        console_notes,
         blocked,
         fingerprint,
     })
@@ -670,12 +756,19 @@ pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan
             .map_err(|e| ToolError::new(format!("rollback stopped: {e}")))?;
         let at = crate::mock::util::now_seconds();
         let report_rel = report::report_path(&root, &p.request.app, &at);
-        let text = report::render(&root, &p, Some(&report_rel), &at, None).map_err(ToolError::new)?;
-        let text = redactor.scrub(&text);
+        let mut data = report::data(&p, &at, None);
+        redactor.redact_value(&mut data);
+        let text = redactor.scrub(&report::render_data(&root, &data).map_err(ToolError::new)?);
+        // the record beside the report: the follow-up renders it again with the recovery
+        let record_rel = report::record_path(&report_rel);
+        let record = serde_json::to_string_pretty(&report::record(&report_rel, &data, &text))
+            .map_err(|e| ToolError::new(e.to_string()))?;
         let mut files = prepared.changes.clone();
         files.insert(report_rel.clone(), Some(text.into_bytes()));
+        files.insert(record_rel.clone(), Some(format!("{record}\n").into_bytes()));
         let mut before = prepared.before.clone();
         before.insert(report_rel.clone(), None);
+        before.insert(record_rel, None);
         git::write_files(&root, &files)?;
         let reverted: Vec<String> = p.culprit_commits.iter().map(|c| c.short.clone()).collect();
         let message = commit_message(&p, &reverted, &report_rel);
@@ -720,24 +813,78 @@ pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan
     Ok((plan, outcome))
 }
 
-/// The revert commit's message: conventional subject, what was reverted and why.
+/// The revert commit's message: what it undoes and where (every environment the reverted
+/// files render into), git's own `This reverts commit <sha>.` line for each culprit, the
+/// evidence, and the incident report.
 pub fn commit_message(plan: &RollbackPlan, reverted: &[String], report: &str) -> String {
     let target = plan.target.as_ref().map(|t| t.short.clone()).unwrap_or_default();
-    let mut m = format!("revert({}): roll {} back to {target}\n\n", plan.request.app, plan.request.env);
+    let (app, env) = (&plan.request.app, &plan.request.env);
+    let envs: Vec<String> = plan.scope.iter().map(|s| s.env.clone().unwrap_or_else(|| s.overlay.clone())).collect();
+    let scope = match envs.len() {
+        0 | 1 => env.clone(),
+        n if n >= 3 => format!("all {n} environments"),
+        _ => envs.join(" and "),
+    };
+    let undo = reverted.join(" ");
+    let mut subject = format!("revert({app}): undo {undo} in {scope}");
+    if subject.chars().count() > 72 {
+        subject = format!("revert({app}): undo {} commits in {scope}", reverted.len());
+    }
+    let mut m = format!("{subject}\n\n");
     for c in &plan.culprit_commits {
-        m.push_str(&format!("Reverts {} \"{}\" in {}.\n", c.short, c.subject, c.files.join(", ")));
+        m.push_str(&format!("This reverts commit {}.\n", c.sha));
+    }
+    m.push('\n');
+    for c in &plan.culprit_commits {
+        m.push_str(&wrap_words(&format!("{} \"{}\" ({}), in {}.", c.short, c.subject, c.author, c.files.join(", "))));
     }
     if let Some(d) = plan.culprit_deploys.first() {
-        m.push_str(&format!(
-            "\nError rate {} after {} was deployed at {}; {} while {target} was live.\n",
+        m.push_str(&wrap_words(&format!(
+            "Error rate {} in {env} after {} was deployed at {}; {} while {target} was live.",
             pct(d.error_rate),
             d.short,
             d.deployed_at,
             pct(plan.target.as_ref().and_then(|t| t.deploy.as_ref()).and_then(|d| d.error_rate))
-        ));
+        )));
     }
-    m.push_str(&format!("\nIncident report: {report}\nReverted commits: {}\n", reverted.join(" ")));
+    if plan.scope.len() > 1 {
+        m.push_str("\nEvery environment that renders the reverted files changes:\n");
+        for s in &plan.scope {
+            let name = s.env.clone().unwrap_or_else(|| s.overlay.clone());
+            let when = if s.incident {
+                "synced now (the incident)"
+            } else if s.auto_sync {
+                "at its next auto-sync"
+            } else {
+                "at its next manual sync"
+            };
+            m.push_str(&format!("- {name}: {when}\n"));
+        }
+    }
+    m.push_str(&format!("\nIncident report: {report}\n"));
     m
+}
+
+/// A paragraph wrapped at 72 columns.
+fn wrap_words(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for w in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + w.chars().count() > 72 {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    if !line.is_empty() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }
 
 /// What to verify after the sync.
@@ -809,7 +956,7 @@ pub async fn verify_and_record(
         namespace: &ns,
         application: &argo.name,
         expected: Some(&expected),
-        metrics,
+        metrics: metrics.clone(),
         query: &query,
         threshold,
         timeout,
@@ -819,6 +966,37 @@ pub async fn verify_and_record(
 
     let root = repo.root.clone();
     let report = req.report.clone().or_else(|| report::pending_report(&root, &req.app));
+    // the error ratio over the incident, from a little before the first bad deploy to now
+    let record_rel = report.as_deref().map(report::record_path);
+    let record: Option<Value> = record_rel
+        .as_ref()
+        .and_then(|r| std::fs::read_to_string(root.join(r)).ok())
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let mut impact: (Vec<(f64, f64)>, Option<String>, Option<String>) = (Vec::new(), None, None);
+    if let Some(first_bad) =
+        record.as_ref().and_then(|r| r.pointer("/data/culprit/deployed_unix")).and_then(Value::as_i64)
+    {
+        let end = now();
+        let span = (end - first_bad as f64).max(1.0);
+        let lead = (span / 4.0).clamp(30.0, 1800.0);
+        let step = ((end - (first_bad as f64 - lead)) / 12.0).ceil().max(1.0);
+        // the grid ends at `end` itself, so the last sample is the recovered state
+        let start = end - 12.0 * step;
+        match &metrics {
+            Ok(endpoint) => {
+                match crate::cluster::metrics::query(endpoint, &query, None, Some(Range { start, end, step })).await {
+                    Ok(r) => impact.0 = mean_per_time(&r),
+                    Err(e) => impact.1 = Some(e.to_string()),
+                }
+                if let crate::cluster::metrics::Endpoint::Url(base) = endpoint {
+                    impact.2 = Some(report::graph_url(base, &query, start as i64, end as i64));
+                }
+            }
+            Err(e) => impact.1 = Some(e.clone()),
+        }
+    }
+    let revert_sha = expected.clone();
+    let revert_link = repo.config.repo_url.as_deref().and_then(|u| git::commit_link(u, &revert_sha));
     let (app, env, v) = (req.app.clone(), req.env.clone(), verification.clone());
     let redactor = ctx.redactor_arc();
     let (commit, pushed) = match report.clone() {
@@ -828,13 +1006,53 @@ pub async fn verify_and_record(
                 let abs = root.join(&rel);
                 let old =
                     std::fs::read_to_string(&abs).map_err(|e| ToolError::new(format!("incident report {rel}: {e}")))?;
-                let new = redactor.scrub(&report::with_verification(&root, &old, &v).map_err(ToolError::new)?);
+                // rendered again from its record with the recovery; a report edited by hand
+                // (or without a record) gets only its verification section replaced
+                let mut paths = vec![rel.clone()];
+                let mut old_record = None;
+                let fresh = record.as_ref().filter(|r| {
+                    r.get("markdown").and_then(Value::as_str) == Some(&crate::tools::fingerprint::of(&old))
+                });
+                let new = match (fresh, &record_rel) {
+                    (Some(r), Some(rrel)) => {
+                        let mut data = r.get("data").cloned().unwrap_or(Value::Null);
+                        report::followup(
+                            &mut data,
+                            &report::Followup {
+                                verification: &v,
+                                revert: Some((revert_sha.clone(), revert_link.clone())),
+                                samples: impact.0.clone(),
+                                samples_error: impact.1.clone(),
+                                graph_url: impact.2.clone(),
+                            },
+                        );
+                        redactor.redact_value(&mut data);
+                        let text = redactor.scrub(&report::render_data(&root, &data).map_err(ToolError::new)?);
+                        let rec = serde_json::to_string_pretty(&report::record(&rel, &data, &text))
+                            .map_err(|e| ToolError::new(e.to_string()))?;
+                        old_record = std::fs::read_to_string(root.join(rrel)).ok();
+                        std::fs::write(root.join(rrel), format!("{rec}\n"))
+                            .map_err(|e| ToolError::new(format!("incident record {rrel}: {e}")))?;
+                        paths.push(rrel.clone());
+                        text
+                    }
+                    _ => redactor.scrub(&report::with_verification(&root, &old, &v).map_err(ToolError::new)?),
+                };
                 std::fs::write(&abs, &new).map_err(|e| ToolError::new(format!("incident report {rel}: {e}")))?;
-                let msg = format!("docs(incidents): {app} rollback in {env}: verification {}\n", v.verdict);
-                let commit = match crate::commit::commit_paths(&root, std::slice::from_ref(&rel), &msg, None) {
+                let short: String = revert_sha.chars().take(7).collect();
+                let msg = match v.verdict.as_str() {
+                    "recovered" => format!("docs(incidents): {app} recovered in {env} after the revert {short}\n"),
+                    other => {
+                        format!("docs(incidents): {app} in {env} after the revert {short}: verification {other}\n")
+                    }
+                };
+                let commit = match crate::commit::commit_paths(&root, &paths, &msg, None) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = std::fs::write(&abs, &old);
+                        if let (Some(o), Some(rrel)) = (&old_record, &record_rel) {
+                            let _ = std::fs::write(root.join(rrel), o);
+                        }
                         return Err(ToolError::new(format!("recording the verification in {rel} failed: {e}")));
                     }
                 };
@@ -859,6 +1077,21 @@ pub async fn verify_and_record(
         commit,
         pushed,
     })
+}
+
+/// The mean of every series at each time, in time order.
+fn mean_per_time(r: &metrics::QueryResult) -> Vec<(f64, f64)> {
+    let mut by: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
+    for s in &r.series {
+        for (t, v) in &s.values {
+            if v.is_finite() {
+                let e = by.entry(*t as i64).or_insert((0.0, 0));
+                e.0 += v;
+                e.1 += 1;
+            }
+        }
+    }
+    by.into_iter().map(|(t, (sum, n))| (t as f64, sum / n as f64)).collect()
 }
 
 /// Counts by kind, for summaries.

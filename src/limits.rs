@@ -164,9 +164,9 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, crate::Error> {
 /// A body went over its limit.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "{what} sent more than {} (a response of {}); agentops refused it without reading the rest. {hint}",
+    "{what} sent more than {}{}; agentops refused it without reading the rest. {hint}",
     human_bytes(*limit),
-    size.map_or_else(|| "unknown size".to_string(), human_bytes)
+    size.map(|s| format!(" (a response of {})", human_bytes(s))).unwrap_or_default()
 )]
 pub struct BodyTooLarge {
     pub what: String,
@@ -219,6 +219,154 @@ pub fn body_limit_in(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         cur = err.source();
     }
     None
+}
+
+/// A tower layer that bounds every response body of an HTTP client (kube's): a larger
+/// Content-Length is refused before the body is read, and a body that streams past the limit
+/// fails with [`BodyTooLarge`] at the first byte over it. Watches are exempt: a watch is a
+/// stream that lasts, not one answer.
+#[derive(Debug, Clone)]
+pub struct ResponseLimitLayer {
+    pub limit: u64,
+    pub what: String,
+}
+
+impl<S> tower::Layer<S> for ResponseLimitLayer {
+    type Service = ResponseLimit<S>;
+    fn layer(&self, inner: S) -> ResponseLimit<S> {
+        ResponseLimit { inner, limit: self.limit, what: self.what.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ResponseLimit<S> {
+    inner: S,
+    limit: u64,
+    what: String,
+}
+
+const CLUSTER_HINT: &str = "Narrow the query (a namespace, a label selector, one name), or raise limits.response_bytes \
+                            in .agentops.yaml";
+
+impl<S, ReqB, B> tower::Service<http::Request<ReqB>> for ResponseLimit<S>
+where
+    S: tower::Service<http::Request<ReqB>, Response = http::Response<B>>,
+    S::Error: Into<tower::BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<tower::BoxError>,
+{
+    type Response = http::Response<LimitedBody<B>>;
+    type Error = tower::BoxError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
+        let watch = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        let limit = if watch { u64::MAX } else { self.limit };
+        let what = format!("{} ({} {})", self.what, req.method(), req.uri().path());
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await.map_err(Into::into)?;
+            let announced = resp
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(len) = announced
+                && len > limit
+            {
+                let e = BodyTooLarge { what, limit, size: Some(len), hint: CLUSTER_HINT };
+                return Err(Box::new(e) as tower::BoxError);
+            }
+            Ok(resp.map(|inner| LimitedBody::new(inner, limit, what, CLUSTER_HINT, None)))
+        })
+    }
+}
+
+/// A response body that fails once it passes its limit (at once, when its announced length
+/// does).
+#[derive(Debug)]
+pub struct LimitedBody<B> {
+    inner: B,
+    limit: u64,
+    read: u64,
+    what: String,
+    hint: &'static str,
+    announced: Option<u64>,
+}
+
+impl<B> LimitedBody<B> {
+    pub fn new(inner: B, limit: u64, what: String, hint: &'static str, announced: Option<u64>) -> LimitedBody<B> {
+        LimitedBody { inner, limit, read: 0, what, hint, announced }
+    }
+
+    fn too_large(&mut self) -> tower::BoxError {
+        let what = std::mem::take(&mut self.what);
+        Box::new(BodyTooLarge { what, limit: self.limit, size: self.announced, hint: self.hint })
+    }
+}
+
+/// A reqwest response whose body fails once it passes `limit` bytes (at the first read when
+/// its Content-Length already does), for readers that take the body themselves (async-openai).
+pub fn bound_response(resp: reqwest::Response, limit: u64, what: &str, hint: &'static str) -> reqwest::Response {
+    use reqwest::ResponseBuilderExt;
+    let url = resp.url().clone();
+    let announced = resp.content_length().filter(|n| *n > limit);
+    let (parts, body) = http::Response::<reqwest::Body>::from(resp).into_parts();
+    let body = reqwest::Body::wrap(LimitedBody::new(body, limit, what.to_string(), hint, announced));
+    let mut out = http::Response::new(body);
+    *out.status_mut() = parts.status;
+    *out.version_mut() = parts.version;
+    *out.headers_mut() = parts.headers;
+    let mut builder = http::response::Builder::new().url(url);
+    if let Some(ext) = builder.extensions_mut() {
+        out.extensions_mut().extend(std::mem::take(ext));
+    }
+    reqwest::Response::from(out)
+}
+
+impl<B> http_body::Body for LimitedBody<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<tower::BoxError>,
+{
+    type Data = bytes::Bytes;
+    type Error = tower::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.announced.is_some() {
+            return Poll::Ready(Some(Err(this.too_large())));
+        }
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.read = this.read.saturating_add(frame.data_ref().map_or(0, |d| d.len() as u64));
+                if this.read > this.limit {
+                    return Poll::Ready(Some(Err(this.too_large())));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

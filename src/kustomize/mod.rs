@@ -491,6 +491,23 @@ impl Engine {
                 ),
             );
         }
+        // A file that changed while kustomize read it makes the rendering (or the failure)
+        // disagree with what the scan read, and would poison the cache: refused.
+        if let Some(f) =
+            closure.files.iter().find(|f| hash_now(&repo.abs(f), limits.file_bytes) != self.known_hash(repo, f))
+        {
+            return BuildOutput::failed(
+                Refusal {
+                    class: "changed",
+                    file: f.clone(),
+                    line: None,
+                    message: "the file changed while agentops read the repo and built this overlay; the result \
+                              is not used. Run again once the repo is stable"
+                        .into(),
+                }
+                .to_string(),
+            );
+        }
         if !run.success() {
             let mut err = run.stderr.trim().to_string();
             if err.is_empty() {
@@ -500,23 +517,6 @@ impl Engine {
                 };
             }
             return BuildOutput::failed(err);
-        }
-        // A file that changed while kustomize read it makes the rendering disagree with what
-        // the scan read (and would poison the cache): refused.
-        for f in &closure.files {
-            if hash_now(&repo.abs(f), limits.file_bytes) != self.known_hash(repo, f) {
-                return BuildOutput::failed(
-                    Refusal {
-                        class: "changed",
-                        file: f.clone(),
-                        line: None,
-                        message: "the file changed while agentops read the repo and built this overlay; the result \
-                                  is not used. Run again once the repo is stable"
-                            .into(),
-                    }
-                    .to_string(),
-                );
-            }
         }
         let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
         self.cache_put(&key, &stdout);

@@ -6,6 +6,7 @@ mod demo;
 mod drift;
 mod eval;
 mod harmonize;
+mod hostile;
 mod kustomize;
 mod llm;
 mod mcp;

@@ -846,7 +846,9 @@ impl<'r> Locator<'r> {
                 let text = self
                     .texts
                     .entry((*f).clone())
-                    .or_insert_with(|| std::fs::read_to_string(self.repo.abs(f)).ok())
+                    .or_insert_with(|| {
+                        crate::limits::read_text(&self.repo.abs(f), self.repo.config.limits.file_bytes).ok()
+                    })
                     .as_deref();
                 let Some(text) = text else { continue };
                 for (i, line) in text.lines().enumerate() {

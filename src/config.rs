@@ -426,7 +426,7 @@ impl Config {
         match std::str::from_utf8(&text) {
             Ok(t) => Config::parse(t),
             Err(_) => {
-                let (line, message) = match crate::repo::yaml::parse_bytes(&text) {
+                let (line, message) = match crate::repo::yaml::parse_bytes(&text, crate::limits::DEFAULT_FILE_BYTES) {
                     Err(e) => (Some(e.line), e.describe()),
                     Ok(_) => (None, "not UTF-8 text".to_string()),
                 };

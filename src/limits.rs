@@ -22,7 +22,7 @@ pub struct Limits {
     /// Memory limit of one kustomize run, in MiB (default 2048): the data segment rlimit of the
     /// child process (RLIMIT_DATA), with GOMEMLIMIT at half of it unless GOMEMLIMIT is set.
     pub kustomize_memory_mb: u64,
-    /// Largest rendering read from one kustomize run, in bytes (default 256 MiB).
+    /// Largest rendering read from one kustomize run, in bytes (default 64 MiB).
     pub render_bytes: u64,
     /// Largest HTTP response body read from a cluster or Prometheus, in bytes (default 64 MiB).
     pub response_bytes: u64,
@@ -39,7 +39,7 @@ impl Default for Limits {
             file_bytes: DEFAULT_FILE_BYTES,
             kustomize_seconds: 120,
             kustomize_memory_mb: 2048,
-            render_bytes: 256 << 20,
+            render_bytes: 64 << 20,
             response_bytes: DEFAULT_RESPONSE_BYTES,
         }
     }

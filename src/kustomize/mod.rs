@@ -196,9 +196,14 @@ impl Run {
 
     /// Whether the Go runtime died for want of memory (the rlimit, or the machine).
     pub fn out_of_memory(&self) -> bool {
-        ["fatal error: runtime: out of memory", "out of memory allocating", "failed to reserve page summary memory"]
-            .iter()
-            .any(|m| self.stderr.contains(m))
+        [
+            "fatal error: runtime: out of memory",
+            "fatal error: runtime: cannot allocate memory",
+            "out of memory allocating",
+            "failed to reserve page summary memory",
+        ]
+        .iter()
+        .any(|m| self.stderr.contains(m))
     }
 
     pub fn success(&self) -> bool {
@@ -422,7 +427,7 @@ impl Engine {
             return r.clone();
         }
         let r = match crate::limits::read_file(&path, repo.config.limits.file_bytes) {
-            Ok(bytes) => match crate::repo::yaml::parse_bytes(&bytes) {
+            Ok(bytes) => match crate::repo::yaml::parse_bytes(&bytes, repo.config.limits.file_bytes) {
                 Err(e) if e.kind == crate::repo::YamlErrorKind::Aliases => {
                     Some(format!("line {}: {}", e.line, e.message))
                 }

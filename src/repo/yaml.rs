@@ -5,9 +5,7 @@
 //! on: a plain integer with a leading zero (`defaultMode: 0644`) is octal, as kubectl's YAML 1.1
 //! reader takes it. Quoted scalars are always strings.
 
-use std::collections::BTreeMap;
-
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use saphyr_parser::{BufferedInput, Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
 /// One YAML document of a file.
@@ -18,32 +16,118 @@ pub struct YamlDoc {
     /// Line (1-based) where the document's content starts.
     pub line: u32,
     pub value: Value,
-    lines: BTreeMap<String, u32>,
+    lines: LineTree,
 }
 
 impl YamlDoc {
     /// An empty mapping, standing in for a file that does not parse.
     pub fn empty() -> YamlDoc {
-        YamlDoc { index: 0, line: 1, value: Value::Object(Map::new()), lines: BTreeMap::new() }
+        YamlDoc { index: 0, line: 1, value: Value::Object(Map::new()), lines: LineTree::default() }
     }
 
     /// Line of the node at `pointer`, or of its nearest ancestor that has one.
     pub fn line_of(&self, pointer: &str) -> u32 {
-        let mut p = pointer;
-        loop {
-            if let Some(line) = self.lines.get(p) {
-                return *line;
-            }
-            match p.rfind('/') {
-                Some(i) => p = &p[..i],
-                None => return self.line,
-            }
-        }
+        self.lines.walk(pointer).1.unwrap_or(self.line)
     }
 
     /// Whether the document has a node at exactly this pointer.
     pub fn has_pointer(&self, pointer: &str) -> bool {
-        self.lines.contains_key(pointer)
+        !pointer.is_empty() && self.lines.walk(pointer).0
+    }
+}
+
+/// The line of every node of a document, as a tree of JSON pointer segments: memory grows
+/// with the number of nodes, not with their depth (a pointer string per node would grow
+/// with the square of a deep document's depth).
+#[derive(Debug, Clone, Default)]
+struct LineTree {
+    /// Node 0 is the document itself.
+    nodes: Vec<LineNode>,
+}
+
+/// 32 bytes a node (and its key's text).
+#[derive(Debug, Clone)]
+struct LineNode {
+    /// A mapping entry's key, unescaped; None for a sequence item, named by `index`.
+    key: Option<Box<str>>,
+    index: u32,
+    line: u32,
+    /// Children, newest first: a repeated key's last value is found first.
+    first_child: u32,
+    next_sibling: u32,
+}
+
+const ROOT: u32 = 0;
+const NONE: u32 = u32::MAX;
+
+impl LineTree {
+    fn new() -> LineTree {
+        LineTree { nodes: vec![LineNode { key: None, index: 0, line: 0, first_child: NONE, next_sibling: NONE }] }
+    }
+
+    fn add(&mut self, parent: u32, key: Option<&str>, index: usize, line: u32) -> u32 {
+        let id = self.nodes.len() as u32;
+        let next_sibling = self.nodes.get(parent as usize).map_or(NONE, |p| p.first_child);
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        self.nodes.push(LineNode { key: key.map(Into::into), index, line, first_child: NONE, next_sibling });
+        if let Some(p) = self.nodes.get_mut(parent as usize) {
+            p.first_child = id;
+        }
+        id
+    }
+
+    fn children(&self, parent: u32) -> impl Iterator<Item = (u32, &LineNode)> {
+        let mut at = self.nodes.get(parent as usize).map_or(NONE, |p| p.first_child);
+        std::iter::from_fn(move || {
+            let n = self.nodes.get(at as usize)?;
+            let id = at;
+            at = n.next_sibling;
+            Some((id, n))
+        })
+    }
+
+    /// The child of `parent` named `segment` (a key's last value, or a sequence item).
+    fn child(&self, parent: u32, segment: &str) -> Option<u32> {
+        let index = segment.parse::<u32>().ok().filter(|_| segment == "0" || !segment.starts_with('0'));
+        self.children(parent)
+            .find(|(_, n)| match &n.key {
+                Some(k) => **k == *segment,
+                None => Some(n.index) == index,
+            })
+            .map(|(id, _)| id)
+    }
+
+    /// Whether the whole pointer exists, and the line of the deepest node found on its way.
+    fn walk(&self, pointer: &str) -> (bool, Option<u32>) {
+        let Some(rest) = pointer.strip_prefix('/') else { return (false, None) };
+        let mut at = ROOT;
+        let mut line = None;
+        for raw in rest.split('/') {
+            let segment = raw.replace("~1", "/").replace("~0", "~");
+            match self.child(at, &segment) {
+                Some(c) => {
+                    at = c;
+                    line = self.nodes.get(c as usize).map(|n| n.line);
+                }
+                None => return (false, line),
+            }
+        }
+        (true, line)
+    }
+
+    /// Copies the descendants of `from` under `to` (an alias's copy of its anchor's lines).
+    fn copy_children(&mut self, from: u32, to: u32) {
+        let mut work = vec![(from, to)];
+        while let Some((src, dst)) = work.pop() {
+            // oldest first, so the copy keeps the order (and a repeated key's last value)
+            let mut kids: Vec<(u32, Option<Box<str>>, u32, u32)> =
+                self.children(src).map(|(id, n)| (id, n.key.clone(), n.index, n.line)).collect();
+            kids.reverse();
+            for (id, key, index, line) in kids {
+                let copy = self.add(dst, key.as_deref(), index as usize, line);
+                work.push((id, copy));
+            }
+        }
     }
 }
 
@@ -61,6 +145,8 @@ pub enum YamlErrorKind {
     NotText,
     /// Not a regular file, unreadable, or changed while it was read.
     Unreadable,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
 /// A syntax error (or a refused input) with its position.
@@ -100,34 +186,46 @@ impl std::fmt::Display for YamlError {
 }
 
 /// Parses every document of a YAML stream. Empty documents (only comments, or `---` alone)
-/// are skipped but still count for `index`. Alias expansion is bounded (see [`AliasBudget`]).
+/// are skipped but still count for `index`. Alias expansion is bounded (see [`AliasBudget`]),
+/// and so are depth ([`MAX_DEPTH`]) and the number of nodes ([`max_nodes`] of the default
+/// per-file limit).
 pub fn parse_documents(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
-    parse(text, true)
+    parse(text, true, max_nodes(crate::limits::DEFAULT_FILE_BYTES))
 }
 
 /// Like [`parse_documents`] without the line maps: for rendered output, where no finding
-/// points into the text itself.
+/// points into the text itself. Rendered output may be larger than a repo file: at most one
+/// node per four bytes of it (at least as many as a repo file may hold).
 pub fn parse_values(text: &str) -> Result<Vec<Value>, YamlError> {
-    Ok(parse(text, false)?.into_iter().map(|d| d.value).collect())
+    let max = max_nodes(crate::limits::DEFAULT_FILE_BYTES).max(text.len() as u64 / 4);
+    Ok(parse(text, false, max)?.into_iter().map(|d| d.value).collect())
 }
 
-/// Reads a file as YAML within the limits: at most `max_bytes`, a regular file, UTF-8 text,
-/// bounded aliases. Every refusal names the line it concerns (1 when it is the whole file).
-/// Returns the documents and the blake3 hash of the bytes read (None when nothing was read).
+/// How many nodes a file within a `max_bytes` limit may hold: one per eight bytes of the
+/// limit (typical Kubernetes YAML has one per fourteen), so that memory is bounded by the
+/// limit even for the densest YAML (`- - - - …`, a node per two bytes).
+pub fn max_nodes(max_bytes: u64) -> u64 {
+    (max_bytes / 8).max(10_000)
+}
+
+/// Reads a file as YAML within the limits: at most `max_bytes` (and [`max_nodes`] of it), a
+/// regular file, UTF-8 text, bounded aliases and depth. Every refusal names the line it
+/// concerns (1 when it is the whole file). Returns the documents and the blake3 hash of the
+/// bytes read (None when nothing was read).
 pub fn read_file(path: &std::path::Path, max_bytes: u64) -> (Result<Vec<YamlDoc>, YamlError>, Option<String>) {
     let bytes = match crate::limits::read_file(path, max_bytes) {
         Ok(b) => b,
         Err(e) => return (Err(YamlError::new(e.yaml_kind(), 1, 1, e.to_string())), None),
     };
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    (parse_bytes(&bytes), Some(hash))
+    (parse_bytes(&bytes, max_bytes), Some(hash))
 }
 
-/// Parses bytes that should be UTF-8 YAML; invalid UTF-8 is refused at the line and column
-/// of the first bad byte.
-pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<YamlDoc>, YamlError> {
+/// Parses bytes that should be UTF-8 YAML, within a file limit of `max_bytes`; invalid UTF-8
+/// is refused at the line and column of the first bad byte.
+pub fn parse_bytes(bytes: &[u8], max_bytes: u64) -> Result<Vec<YamlDoc>, YamlError> {
     match std::str::from_utf8(bytes) {
-        Ok(t) => parse_documents(t),
+        Ok(t) => parse(t, true, max_nodes(max_bytes)),
         Err(e) => Err(not_utf8(bytes, e.valid_up_to())),
     }
 }
@@ -194,34 +292,40 @@ impl AliasBudget {
     }
 }
 
+/// How deep a document may nest. Kubernetes objects need a few dozen levels; much deeper
+/// nesting only costs time and stack in every reader after this one.
+pub const MAX_DEPTH: usize = 1000;
+
 /// A node that has an anchor, kept for its aliases.
 struct Anchored {
     value: Value,
     /// The text of the node when it is used as a mapping key.
     key: String,
-    /// Nodes and scalar bytes it decodes to (its own aliases expanded).
+    /// Nodes and scalar bytes it decodes to (its own aliases expanded), and its height.
     nodes: u64,
     bytes: u64,
-    /// Lines of its descendants, by pointer relative to the node.
-    lines: Vec<(String, u32)>,
+    height: usize,
+    /// Its node in the line tree, when lines are kept.
+    tree: Option<u32>,
 }
 
 enum Container {
     Seq(Vec<Value>),
-    /// The mapping and, between a key and its value, the key.
-    Map(Map<String, Value>, Option<String>),
+    /// The mapping and, between a key and its value, the key and the entry's line-tree node.
+    Map(Map<String, Value>, Option<(String, Option<u32>)>),
 }
 
 struct Frame {
     container: Container,
     anchor: usize,
     line: u32,
-    /// Length of the pointer of the parent, to restore when the frame ends.
-    parent_ptr: usize,
-    /// The frame is (inside) a mapping key: no pointers, no lines.
+    /// Its node in the line tree (None inside keys, or without lines).
+    tree: Option<u32>,
+    /// The frame is (inside) a mapping key: no lines.
     in_key: bool,
     nodes: u64,
     bytes: u64,
+    height: usize,
 }
 
 /// A finished node on its way into its parent.
@@ -232,8 +336,12 @@ struct Node {
     line: u32,
     nodes: u64,
     bytes: u64,
-    /// Lines of the descendants of an alias's copy, relative to it.
-    copied_lines: Vec<(String, u32)>,
+    height: usize,
+    tree: Option<u32>,
+    /// A scalar or an alias: its line-tree node is added when it is finished.
+    leaf: bool,
+    /// For an alias: the anchor's line-tree node, whose descendants the copy takes.
+    copy_from: Option<u32>,
 }
 
 /// Builds JSON values from parser events, without recursion (deep nesting cannot overflow the
@@ -241,42 +349,112 @@ struct Node {
 struct Builder<'t> {
     text: &'t str,
     with_lines: bool,
+    /// Nodes the whole stream may decode, aliases expanded.
+    max_nodes: u64,
+    decoded: u64,
     stack: Vec<Frame>,
     anchors: std::collections::HashMap<usize, Anchored>,
     budget: AliasBudget,
-    /// JSON pointer of the innermost open container.
-    ptr: String,
-    lines: BTreeMap<String, u32>,
+    lines: LineTree,
     docs: Vec<YamlDoc>,
     index: usize,
     root: Option<(Value, u32)>,
 }
 
-fn parse(text: &str, with_lines: bool) -> Result<Vec<YamlDoc>, YamlError> {
+fn parse(text: &str, with_lines: bool, max_nodes: u64) -> Result<Vec<YamlDoc>, YamlError> {
     let mut b = Builder {
         text,
         with_lines,
+        max_nodes,
+        decoded: 0,
         stack: Vec::new(),
         anchors: std::collections::HashMap::new(),
         budget: AliasBudget::new(text.len()),
-        ptr: String::new(),
-        lines: BTreeMap::new(),
+        lines: LineTree::new(),
         docs: Vec::new(),
         index: 0,
         root: None,
     };
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| {
+    let meter = Meter::default();
+    meter.allow(MAX_UNBROKEN);
+    let input = Metered { chars: text.chars(), meter: meter.clone() };
+    for event in Parser::new(BufferedInput::new(input)) {
+        let event = event.map_err(|e| {
             YamlError::new(
                 YamlErrorKind::Syntax,
                 e.marker().line() as u32,
                 e.marker().col() as u32 + 1,
                 e.info().to_string(),
             )
-        })?;
+        });
+        if meter.cut.get() {
+            return Err(unbroken(text, meter.read.get()));
+        }
+        let (event, span) = event?;
         b.event(event, span)?;
+        meter.allow(MAX_UNBROKEN);
+    }
+    if meter.cut.get() {
+        return Err(unbroken(text, meter.read.get()));
     }
     Ok(b.docs)
+}
+
+/// How much text the parser may read without producing a node. A flow collection (`[…]`,
+/// `{…}`, JSON) is read whole before its first node, at up to a hundred bytes of memory per
+/// byte of text; no value Kubernetes stores is longer (an object is at most 1.5 MiB in etcd).
+pub const MAX_UNBROKEN: usize = 3 << 19;
+
+/// What the parser has read, and where it must stop.
+#[derive(Clone, Default)]
+struct Meter {
+    read: std::rc::Rc<std::cell::Cell<usize>>,
+    stop: std::rc::Rc<std::cell::Cell<usize>>,
+    cut: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl Meter {
+    fn allow(&self, more: usize) {
+        self.stop.set(self.read.get().saturating_add(more));
+    }
+}
+
+/// The text, a character at a time, ending early when the parser reads past its allowance.
+struct Metered<'t> {
+    chars: std::str::Chars<'t>,
+    meter: Meter,
+}
+
+impl Iterator for Metered<'_> {
+    type Item = char;
+    fn next(&mut self) -> Option<char> {
+        if self.meter.cut.get() {
+            return None;
+        }
+        if self.meter.read.get() >= self.meter.stop.get() {
+            self.meter.cut.set(true);
+            return None;
+        }
+        let c = self.chars.next()?;
+        self.meter.read.set(self.meter.read.get() + c.len_utf8());
+        Some(c)
+    }
+}
+
+fn unbroken(text: &str, at: usize) -> YamlError {
+    let before = text.get(..at.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() as u32 + 1;
+    YamlError::new(
+        YamlErrorKind::TooLarge,
+        line,
+        1,
+        format!(
+            "more than {} of text without a single YAML node ending, up to this line: a flow collection \
+             ([…] or {{…}}, JSON) or a scalar this long is read whole before it is used. agentops does not read it \
+             and does not hand it to kustomize; write it in block style, or split it",
+            crate::limits::human_bytes(MAX_UNBROKEN as u64)
+        ),
+    )
 }
 
 impl Builder<'_> {
@@ -288,8 +466,7 @@ impl Builder<'_> {
                 self.stack.clear();
                 self.anchors.clear();
                 self.budget = AliasBudget::new(self.text.len());
-                self.ptr.clear();
-                self.lines = BTreeMap::new();
+                self.lines = LineTree::new();
                 self.root = None;
             }
             Event::DocumentEnd => {
@@ -314,56 +491,63 @@ impl Builder<'_> {
                     line,
                     nodes: 1,
                     bytes,
-                    copied_lines: Vec::new(),
+                    height: 0,
+                    tree: None,
+                    leaf: true,
+                    copy_from: None,
                 };
                 self.finish(node);
             }
             Event::Alias(id) => {
-                let (nodes, bytes) = self.anchors.get(&id).map_or((0, 0), |a| (a.nodes, a.bytes));
-                if !self.budget.spend(1 + nodes, nodes, bytes) {
-                    return Err(self.too_many_aliases(span));
+                let (nodes, bytes, height) = self.anchors.get(&id).map_or((0, 0, 0), |a| (a.nodes, a.bytes, a.height));
+                self.spend(1 + nodes, nodes, bytes, span)?;
+                if self.stack.len() + height > MAX_DEPTH {
+                    return Err(self.too_deep(span));
                 }
-                let node = match self.anchors.get(&id) {
-                    Some(a) => Node {
-                        value: a.value.clone(),
-                        key: Some(a.key.clone()),
-                        anchor: 0,
-                        line,
-                        nodes: 1 + a.nodes,
-                        bytes: a.bytes,
-                        copied_lines: if self.recording() { a.lines.clone() } else { Vec::new() },
-                    },
-                    None => Node {
-                        value: Value::Null,
-                        key: None,
-                        anchor: 0,
-                        line,
-                        nodes: 1,
-                        bytes: 0,
-                        copied_lines: Vec::new(),
-                    },
+                let Some(a) = self.anchors.get(&id) else {
+                    // anchors belong to their document; one still open contains the alias
+                    let inside = self.stack.iter().any(|f| f.anchor == id);
+                    let message = if inside {
+                        "while parsing node, found an alias inside the node its anchor names (it would contain itself)"
+                    } else {
+                        "while parsing node, found unknown anchor"
+                    };
+                    return Err(YamlError::new(YamlErrorKind::Syntax, line, span.start.col() as u32 + 1, message));
+                };
+                let node = Node {
+                    value: a.value.clone(),
+                    key: Some(a.key.clone()),
+                    anchor: 0,
+                    line,
+                    nodes: 1 + a.nodes,
+                    bytes: a.bytes,
+                    height: a.height,
+                    tree: None,
+                    leaf: true,
+                    copy_from: a.tree,
                 };
                 self.finish(node);
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 self.spend(1, 0, 0, span)?;
-                let in_key = self.child_is_key();
-                let parent_ptr = self.ptr.len();
-                if !in_key {
-                    self.push_child_segment();
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(self.too_deep(span));
                 }
+                let in_key = self.child_is_key();
+                let tree = if in_key { None } else { self.child_tree(line) };
                 let container = match event {
                     Event::SequenceStart(..) => Container::Seq(Vec::new()),
                     _ => Container::Map(Map::new(), None),
                 };
-                self.stack.push(Frame { container, anchor, line, parent_ptr, in_key, nodes: 1, bytes: 0 });
+                self.stack.push(Frame { container, anchor, line, tree, in_key, nodes: 1, bytes: 0, height: 0 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = self.stack.pop() else { return Ok(()) };
-                let own_ptr = self.ptr.clone();
-                self.ptr.truncate(frame.parent_ptr);
                 let value = match frame.container {
-                    Container::Seq(items) => Value::Array(items),
+                    Container::Seq(mut items) => {
+                        items.shrink_to_fit();
+                        Value::Array(items)
+                    }
                     Container::Map(map, _) => Value::Object(map),
                 };
                 let node = Node {
@@ -373,28 +557,48 @@ impl Builder<'_> {
                     line: frame.line,
                     nodes: frame.nodes,
                     bytes: frame.bytes,
-                    copied_lines: Vec::new(),
+                    height: frame.height + 1,
+                    tree: frame.tree,
+                    leaf: false,
+                    copy_from: None,
                 };
-                if node.anchor > 0 && !frame.in_key && self.with_lines {
-                    // its descendants' lines, for the copies its aliases make
-                    let prefix = format!("{own_ptr}/");
-                    let rel: Vec<(String, u32)> = self
-                        .lines
-                        .range(prefix.clone()..)
-                        .take_while(|(k, _)| k.starts_with(&prefix))
-                        .map(|(k, l)| (k[own_ptr.len()..].to_string(), *l))
-                        .collect();
-                    self.finish_with_lines(node, rel);
-                } else {
-                    self.finish(node);
-                }
+                self.finish(node);
             }
         }
         Ok(())
     }
 
     fn spend(&mut self, nodes: u64, aliased: u64, bytes: u64, span: Span) -> Result<(), YamlError> {
-        if self.budget.spend(nodes, aliased, bytes) { Ok(()) } else { Err(self.too_many_aliases(span)) }
+        if !self.budget.spend(nodes, aliased, bytes) {
+            return Err(self.too_many_aliases(span));
+        }
+        self.decoded = self.decoded.saturating_add(nodes);
+        if self.decoded > self.max_nodes {
+            return Err(YamlError::new(
+                YamlErrorKind::TooLarge,
+                span.start.line() as u32,
+                span.start.col() as u32 + 1,
+                format!(
+                    "the file holds more than {} YAML nodes (one per 8 bytes of the per-file limit; Kubernetes YAML \
+                     averages one per 14); agentops does not read the rest and does not hand it to kustomize. Split \
+                     it, or raise limits.file_bytes in .agentops.yaml",
+                    self.max_nodes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn too_deep(&self, span: Span) -> YamlError {
+        YamlError::new(
+            YamlErrorKind::TooDeep,
+            span.start.line() as u32,
+            span.start.col() as u32 + 1,
+            format!(
+                "the document nests deeper than {MAX_DEPTH} levels here; agentops does not read it and does not \
+                 hand it to kustomize (Kubernetes objects need a few dozen levels)"
+            ),
+        )
     }
 
     fn too_many_aliases(&self, span: Span) -> YamlError {
@@ -424,16 +628,11 @@ impl Builder<'_> {
             span.start.line() as u32,
             span.start.col() as u32 + 1,
             format!(
-                "excessive aliasing: {who}: {what}. This is the shape of a \
-                 \"billion laughs\" YAML bomb; agentops does not read it and does not hand it to kustomize. Write \
-                 the repeated values out, or alias fewer of them"
+                "excessive aliasing: {who}: {what}. This is the shape of a \"billion laughs\" YAML bomb; agentops \
+                 does not read it and does not hand it to kustomize. Write the repeated values out, or alias fewer \
+                 of them"
             ),
         )
-    }
-
-    /// Whether line entries are being recorded for the node being read.
-    fn recording(&self) -> bool {
-        self.with_lines && !self.child_is_key()
     }
 
     /// Whether the next node is (inside) a mapping key.
@@ -444,83 +643,78 @@ impl Builder<'_> {
         }
     }
 
-    /// Appends the next child's segment to the pointer.
-    fn push_child_segment(&mut self) {
+    /// The line-tree node of the next child of the innermost container (a sequence item is
+    /// added here; a mapping value's node was added with its key). None without lines.
+    fn child_tree(&mut self, line: u32) -> Option<u32> {
+        if !self.with_lines {
+            return None;
+        }
         match self.stack.last() {
-            Some(Frame { container: Container::Seq(items), .. }) => {
-                self.ptr.push('/');
-                self.ptr.push_str(&items.len().to_string());
+            None => Some(ROOT),
+            Some(Frame { in_key: true, .. }) | Some(Frame { tree: None, .. }) => None,
+            Some(Frame { container: Container::Seq(items), tree: Some(t), .. }) => {
+                let (t, n) = (*t, items.len());
+                Some(self.lines.add(t, None, n, line))
             }
-            Some(Frame { container: Container::Map(_, Some(key)), .. }) => {
-                self.ptr.push('/');
-                self.ptr.push_str(&key.replace('~', "~0").replace('/', "~1"));
-            }
-            _ => {}
+            Some(Frame { container: Container::Map(_, Some((_, entry))), .. }) => *entry,
+            Some(Frame { container: Container::Map(_, None), .. }) => None,
         }
     }
 
-    fn finish(&mut self, node: Node) {
-        self.finish_with_lines(node, Vec::new());
-    }
-
-    /// Hands a finished node to its parent; `own_lines` are its descendants' lines relative to
-    /// it, kept when it is anchored.
-    fn finish_with_lines(&mut self, mut node: Node, own_lines: Vec<(String, u32)>) {
-        let key_text = node.key.take().unwrap_or_else(|| match &node.value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
+    /// Hands a finished node to its parent.
+    fn finish(&mut self, mut node: Node) {
+        // a scalar or an alias gets its line-tree node here (a collection got it at its start)
+        let is_key = self.child_is_key();
+        // the node's text as a key, only where it may be one (a collection's JSON text costs
+        // as much as the collection)
+        let as_key = is_key && matches!(self.stack.last(), Some(Frame { container: Container::Map(_, None), .. }));
+        let key_text = if as_key || node.anchor > 0 {
+            node.key.take().unwrap_or_else(|| match &node.value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        } else {
+            String::new()
+        };
+        let tree = if node.leaf && !is_key { self.child_tree(node.line) } else { node.tree };
+        if let (Some(from), Some(to)) = (node.copy_from, tree) {
+            self.lines.copy_children(from, to);
+        }
         if node.anchor > 0 {
             let anchored = Anchored {
                 value: node.value.clone(),
                 key: key_text.clone(),
                 nodes: node.nodes,
                 bytes: node.bytes,
-                lines: own_lines,
+                height: node.height,
+                tree,
             };
             self.anchors.insert(node.anchor, anchored);
         }
+        let with_lines = self.with_lines;
         let Some(parent) = self.stack.last_mut() else {
             self.root = Some((node.value, node.line));
             return;
         };
         parent.nodes = parent.nodes.saturating_add(node.nodes);
         parent.bytes = parent.bytes.saturating_add(node.bytes);
-        let record = self.with_lines && !parent.in_key;
-        let at = match &mut parent.container {
-            Container::Seq(items) => {
-                let p = child_pointer(&self.ptr, &items.len().to_string());
-                items.push(node.value);
-                if record {
-                    self.lines.insert(p.clone(), node.line);
-                }
-                Some(p)
-            }
+        parent.height = parent.height.max(node.height);
+        match &mut parent.container {
+            Container::Seq(items) => items.push(node.value),
             Container::Map(_, pending @ None) => {
-                // a key: the entry's line is the key's
-                if record {
-                    self.lines.insert(child_pointer(&self.ptr, &key_text), node.line);
-                }
-                *pending = Some(key_text);
-                None
+                // a key: the entry's node takes the key's line
+                let entry = match parent.tree {
+                    Some(t) if with_lines && !parent.in_key => Some(self.lines.add(t, Some(&key_text), 0, node.line)),
+                    _ => None,
+                };
+                *pending = Some((key_text, entry));
             }
             Container::Map(map, pending) => {
-                let key = pending.take().unwrap_or_default();
-                let p = child_pointer(&self.ptr, &key);
+                let key = pending.take().map(|p| p.0).unwrap_or_default();
                 map.insert(key, node.value);
-                Some(p)
-            }
-        };
-        if record && let Some(p) = at {
-            for (suffix, line) in node.copied_lines {
-                self.lines.insert(format!("{p}{suffix}"), line);
             }
         }
     }
-}
-
-fn child_pointer(parent: &str, segment: &str) -> String {
-    format!("{parent}/{}", segment.replace('~', "~0").replace('/', "~1"))
 }
 
 /// The alias at `span` as written (`*name`), for messages.
@@ -638,6 +832,147 @@ fn is_float(s: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn bomb(levels: usize, width: usize) -> String {
+        let mut s = format!("a0: &a0 [{}]\n", vec!["\"lol\""; width].join(","));
+        for l in 1..levels {
+            s.push_str(&format!("a{l}: &a{l} [{}]\n", vec![format!("*a{}", l - 1); width].join(",")));
+        }
+        s
+    }
+
+    #[test]
+    fn a_billion_laughs_is_refused_at_the_alias_that_tips_it() {
+        let err = parse_documents(&bomb(9, 9)).unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::Aliases);
+        assert!(err.is_refusal());
+        // a3's fourth alias of a2 takes the document past 1,000 nodes with more than 99% aliased
+        assert_eq!((err.line, err.column), (4, 22), "{err}");
+        assert!(err.message.contains("the alias *a2 expands too far"), "{err}");
+        assert!(err.message.contains("allows 99%"), "{err}");
+        // the same for values without lines, and in a later document
+        assert_eq!(parse_values(&bomb(9, 9)).unwrap_err().kind, YamlErrorKind::Aliases);
+        let later = format!("a: 1\n---\n{}", bomb(9, 9));
+        assert_eq!(parse_documents(&later).unwrap_err().line, 6);
+    }
+
+    #[test]
+    fn aliases_the_way_manifests_use_them_are_read_and_expanded() {
+        // one env list shared by 200 containers: 99% of the nodes come from aliases, but the
+        // document stays small, as yaml.v3 allows
+        let mut text = "env: &env\n".to_string();
+        for i in 0..5 {
+            text.push_str(&format!("- name: V{i}\n  value: \"{i}\"\n"));
+        }
+        text.push_str("containers:\n");
+        for i in 0..200 {
+            text.push_str(&format!("- name: c{i}\n  env: *env\n"));
+        }
+        let doc = &parse_documents(&text).unwrap()[0];
+        assert_eq!(doc.value["containers"][199]["env"], doc.value["env"]);
+        assert_eq!(doc.value["containers"][199]["env"][4]["value"], "4");
+        // the copy's own entry is at the alias, what it holds where the anchor defines it
+        assert_eq!(doc.line_of("/containers/199/env"), 2 + 10 + 1 + 199 * 2 + 1);
+        assert_eq!(doc.line_of("/containers/199/env/4/value"), 11);
+        assert!(doc.has_pointer("/containers/0/env/0/name"));
+    }
+
+    #[test]
+    fn the_alias_ratio_follows_yaml_v3() {
+        assert_eq!(allowed_alias_ratio(1_000), 0.99);
+        assert_eq!(allowed_alias_ratio(400_000), 0.99);
+        assert!((allowed_alias_ratio(2_200_000) - 0.545).abs() < 1e-9);
+        assert_eq!(allowed_alias_ratio(4_000_000), 0.10);
+        assert_eq!(allowed_alias_ratio(u64::MAX), 0.10);
+        // under 100 aliased nodes, or 1,000 decoded, anything goes
+        let mut b = AliasBudget::new(10);
+        assert!(b.spend(900, 0, 0) && b.spend(100, 100, 0));
+        let mut b = AliasBudget::new(10);
+        assert!(b.spend(999, 990, 0));
+        assert!(!b.spend(2, 2, 0), "1,001 nodes, 992 from aliases: over 99%");
+        // a large document may alias less and less of itself: 34.7% at 3,000,000 nodes
+        let mut b = AliasBudget::new(10);
+        assert!(b.spend(3_000_000, 1_000_000, 0));
+        assert!(!b.spend(1, 100_000, 0));
+    }
+
+    #[test]
+    fn aliases_that_copy_too_much_text_are_refused() {
+        // few nodes, but each alias copies 100 KiB: Go would share the string, we would not
+        let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(100 << 10), vec!["*a"; 200].join(","));
+        let err = parse_values(&text).unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::Aliases);
+        assert!(err.message.contains("aliases would copy"), "{err}");
+        // ten copies of a document's worth are fine
+        let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(100 << 10), vec!["*a"; 9].join(","));
+        assert!(parse_values(&text).is_ok());
+    }
+
+    #[test]
+    fn anchors_are_per_document_and_never_contain_themselves() {
+        let err = parse_documents("a: &x 1\n---\nb: *x\n").unwrap_err();
+        assert_eq!((err.line, err.kind), (3, YamlErrorKind::Syntax), "{err}");
+        let err = parse_documents("a: &x [1, *x]\n").unwrap_err();
+        assert!(err.message.contains("contain itself"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_its_limit_never_a_crash() {
+        // flow nesting past the parser's own depth limit
+        assert!(parse_values(&"[".repeat(100_000)).is_err());
+        // block nesting to the limit is read; one level more is refused at its line
+        let text = "- ".repeat(MAX_DEPTH) + "x\n";
+        let doc = &parse_documents(&text).unwrap()[0];
+        let mut cur = &doc.value;
+        let mut depth = 0;
+        while let Value::Array(items) = cur {
+            cur = &items[0];
+            depth += 1;
+        }
+        assert_eq!((depth, cur.as_str()), (MAX_DEPTH, Some("x")));
+        assert!(doc.has_pointer(&"/0".repeat(MAX_DEPTH)));
+        let text = format!("a: 1\nb:\n{}x\n", "- ".repeat(MAX_DEPTH));
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!((err.kind, err.line), (YamlErrorKind::TooDeep, 3), "{err}");
+        // an alias cannot smuggle depth in either
+        let half = "- ".repeat(MAX_DEPTH / 2 + 1);
+        let text = format!("a: &a\n{half}x\nb:\n{half}*a\n");
+        assert_eq!(parse_values(&text).unwrap_err().kind, YamlErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn a_flow_collection_is_read_whole_only_up_to_a_limit() {
+        // the parser holds a flow collection's tokens until it closes (where it could be a
+        // key: an item, a document): refused past the limit
+        let text = format!("- a\n- [{}x]\n", "x, ".repeat(MAX_UNBROKEN / 3 + 100));
+        let err = parse_values(&text).map(|v| v.len()).unwrap_err();
+        assert_eq!((err.kind, err.line), (YamlErrorKind::TooLarge, 2), "{err}");
+        assert!(err.message.contains("flow collection"), "{err}");
+        // so is a scalar that long, rather than cut short
+        let text = format!("a: {}\n", "x".repeat(MAX_UNBROKEN + 100));
+        assert_eq!(parse_values(&text).map(|v| v.len()).unwrap_err().kind, YamlErrorKind::TooLarge);
+        // just under it, both are read
+        let text = format!("- [{}x]\n- {}\n", "x, ".repeat(MAX_UNBROKEN / 3 - 10), "y".repeat(MAX_UNBROKEN - 10));
+        let v = parse_values(&text).map_err(|e| e.to_string()).unwrap();
+        assert_eq!(v[0][1].as_str().map(str::len), Some(MAX_UNBROKEN - 10));
+    }
+
+    #[test]
+    fn the_number_of_nodes_is_bounded_by_the_file_limit() {
+        let text = "- ".repeat(10) + "x\n";
+        let dense = text.repeat(2000);
+        assert!(parse_bytes(dense.as_bytes(), 1 << 20).is_ok());
+        let err = parse_bytes(dense.as_bytes(), 80_000).unwrap_err();
+        assert_eq!(err.kind, YamlErrorKind::TooLarge);
+        assert!(err.message.contains("more than 10000 YAML nodes"), "{err}");
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line_and_column() {
+        let err = parse_bytes(b"a: 1\nb: caf\xe9\n", 1 << 20).unwrap_err();
+        assert_eq!((err.line, err.column, err.kind), (2, 7, YamlErrorKind::NotText), "{err}");
+        assert!(err.message.contains("0xe9"), "{err}");
+    }
 
     #[test]
     fn values_and_lines() {

@@ -134,7 +134,7 @@ fn agentops_measured(args: &[&str]) -> Measured {
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as i32, "wait4");
     let wall = started.elapsed();
-    let mut text = |f: &mut std::fs::File| {
+    let text = |f: &mut std::fs::File| {
         f.rewind().unwrap();
         let mut s = String::new();
         f.read_to_string(&mut s).unwrap();
@@ -341,4 +341,102 @@ fn a_hostile_repo_is_findings_not_an_outage() {
         run.max_rss_mb,
         run.wall.as_secs_f64()
     );
+}
+
+/// kustomize itself is bounded: one that hangs is stopped at the time limit (its whole
+/// process group), one that grows is stopped by the memory rlimit (the real kubectl, fed a
+/// bomb from outside the repo, which agentops never reads), each failing its overlay alone
+/// with a finding that names the limit; the other overlays are built.
+#[test]
+fn kustomize_runs_are_bounded_in_time_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    app(&root, "good", &[("dev", &[])]);
+    app(&root, "slow", &[("dev", &[])]);
+    app(&root, "heavy", &[("dev", &[])]);
+    // what a remote base could bring: a bomb agentops does not see
+    let hidden = dir.path().join("hidden");
+    write(&hidden, "kustomization.yaml", "resources:\n- bomb.yaml\n");
+    write(&hidden, "bomb.yaml", bomb());
+    let kubectl = agentops::kustomize::find_program("kubectl").expect("kubectl (scripts/setup-tools)");
+    let wrapper = dir.path().join("kustomize-wrapper");
+    write(
+        dir.path(),
+        "kustomize-wrapper",
+        format!(
+            "#!/bin/sh\ncase \"$2\" in\n  */apps/slow/*) exec sleep 60 ;;\n  */apps/heavy/*) exec {k} kustomize {h} ;;\nesac\nexec {k} kustomize \"$2\"\n",
+            k = kubectl.display(),
+            h = hidden.display()
+        ),
+    );
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let validate = |limits: &str| {
+        write(&root, ".agentops.yaml", format!("kustomize: {}\nlimits: {limits}\n", wrapper.display()));
+        let run = agentops_measured(&["validate", "--repo", root.to_str().unwrap(), "--no-cache", "--format", "json"]);
+        let v: Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+        (run, v)
+    };
+    let message_on = |v: &Value, overlay: &str| -> String {
+        let f = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["overlay"] == overlay && f["check"] == "kustomize-build");
+        let f = f.unwrap_or_else(|| panic!("no build finding on {overlay}: {:#}", v["findings"]));
+        assert_eq!(f["file"], format!("{overlay}/kustomization.yaml"), "{f}");
+        f["message"].as_str().unwrap().to_string()
+    };
+
+    // time: the hanging one is stopped after 10 s, its `sleep` with it
+    let (run, v) = validate("{kustomize_seconds: 10, kustomize_memory_mb: 192}");
+    let m = message_on(&v, "apps/slow/overlays/dev");
+    assert!(
+        m.contains("(time-limit)") && m.contains("stopped after 10 s") && m.contains("limits.kustomize_seconds"),
+        "{m}"
+    );
+    assert!(run.wall < Duration::from_secs(40), "a hung kustomize held the run for {:?}", run.wall);
+    // memory: the real kubectl dies at its rlimit, long before the machine's memory
+    let m = message_on(&v, "apps/heavy/overlays/dev");
+    assert!(m.contains("(memory-limit)") && m.contains("192 MiB") && m.contains("limits.kustomize_memory_mb"), "{m}");
+    assert!(run.max_rss_mb < 400.0, "peak RSS {:.0} MB under a 192 MiB limit", run.max_rss_mb);
+    // and the good overlay is built and checked
+    assert!(
+        !v["findings"].as_array().unwrap().iter().any(|f| f["overlay"] == "apps/good/overlays/dev"),
+        "{:#}",
+        v["findings"]
+    );
+    assert_eq!(v["summary"]["overlays_built"], 1, "{}", v["summary"]);
+    eprintln!("bounded kustomize: peak RSS {:.1} MB, {:.2} s", run.max_rss_mb, run.wall.as_secs_f64());
+}
+
+/// A repo whose only kustomizations reference each other is not "nothing to validate": the
+/// loop is the finding, at the reference that closes it.
+#[test]
+fn kustomizations_in_a_loop_are_reported_as_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "a/kustomization.yaml", "resources:\n- ../b\n");
+    write(root, "b/kustomization.yaml", "# b\nresources:\n- ../a\n");
+    write(root, "self/kustomization.yaml", "resources:\n- .\n");
+    let run = agentops_measured(&["validate", "--repo", root.to_str().unwrap(), "--no-cache", "--format", "json"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    let found: Vec<(String, u64, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!((found[0].0.as_str(), found[0].1), ("b/kustomization.yaml", 3), "{found:#?}");
+    assert!(found[0].2.contains("two kustomizations reference each other (a -> b -> a)"), "{found:#?}");
+    assert_eq!((found[1].0.as_str(), found[1].1), ("self/kustomization.yaml", 2), "{found:#?}");
+    assert!(found[1].2.contains("a kustomization refers to itself (self -> self)"), "{found:#?}");
 }

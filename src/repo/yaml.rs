@@ -348,6 +348,7 @@ struct Node {
 /// stack) and with alias expansion bounded before anything is copied.
 struct Builder<'t> {
     text: &'t str,
+    last_line: u32,
     with_lines: bool,
     /// Nodes the whole stream may decode, aliases expanded.
     max_nodes: u64,
@@ -364,6 +365,7 @@ struct Builder<'t> {
 fn parse(text: &str, with_lines: bool, max_nodes: u64) -> Result<Vec<YamlDoc>, YamlError> {
     let mut b = Builder {
         text,
+        last_line: last_line(text),
         with_lines,
         max_nodes,
         decoded: 0,
@@ -382,7 +384,9 @@ fn parse(text: &str, with_lines: bool, max_nodes: u64) -> Result<Vec<YamlDoc>, Y
         let event = event.map_err(|e| {
             YamlError::new(
                 YamlErrorKind::Syntax,
-                e.marker().line() as u32,
+                // the parser puts an error at the end of the input one line past a last line
+                // without a newline
+                (e.marker().line() as u32).min(b.last_line),
                 e.marker().col() as u32 + 1,
                 e.info().to_string(),
             )
@@ -398,6 +402,12 @@ fn parse(text: &str, with_lines: bool, max_nodes: u64) -> Result<Vec<YamlDoc>, Y
         return Err(unbroken(text, meter.read.get()));
     }
     Ok(b.docs)
+}
+
+/// The number of the file's last line (one that holds text, or the empty one after a final
+/// newline).
+fn last_line(text: &str) -> u32 {
+    u32::try_from(text.matches('\n').count()).unwrap_or(u32::MAX).saturating_add(1)
 }
 
 /// How much text the parser may read without producing a node. A flow collection (`[…]`,
@@ -459,7 +469,7 @@ fn unbroken(text: &str, at: usize) -> YamlError {
 
 impl Builder<'_> {
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
-        let line = span.start.line() as u32;
+        let line = self.line_at(span);
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
             Event::DocumentStart(_) => {
@@ -576,7 +586,7 @@ impl Builder<'_> {
         if self.decoded > self.max_nodes {
             return Err(YamlError::new(
                 YamlErrorKind::TooLarge,
-                span.start.line() as u32,
+                self.line_at(span),
                 span.start.col() as u32 + 1,
                 format!(
                     "the file holds more than {} YAML nodes (one per 8 bytes of the per-file limit; Kubernetes YAML \
@@ -589,10 +599,16 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The line of a span: the parser puts what ends at the end of the input (an empty
+    /// scalar, an error) one line past a last line without a newline.
+    fn line_at(&self, span: Span) -> u32 {
+        (span.start.line() as u32).min(self.last_line)
+    }
+
     fn too_deep(&self, span: Span) -> YamlError {
         YamlError::new(
             YamlErrorKind::TooDeep,
-            span.start.line() as u32,
+            self.line_at(span),
             span.start.col() as u32 + 1,
             format!(
                 "the document nests deeper than {MAX_DEPTH} levels here; agentops does not read it and does not \
@@ -625,7 +641,7 @@ impl Builder<'_> {
         };
         YamlError::new(
             YamlErrorKind::Aliases,
-            span.start.line() as u32,
+            self.line_at(span),
             span.start.col() as u32 + 1,
             format!(
                 "excessive aliasing: {who}: {what}. This is the shape of a \"billion laughs\" YAML bomb; agentops \

@@ -5,6 +5,7 @@ mod create;
 mod demo;
 mod drift;
 mod eval;
+mod fuzz;
 mod harmonize;
 mod hostile;
 mod kustomize;

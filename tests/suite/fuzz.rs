@@ -37,12 +37,84 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 
 /// Pieces of YAML and JSON syntax that random bytes rarely hit.
 const TOKENS: &[&str] = &[
-    "\n", "\n  ", "\n- ", ": ", "- ", "? ", "---\n", "...\n", "&a ", "*a", "&b ", "*b", "<<: ", "[", "]", "{", "}",
-    ", ", "\"", "'", "|-\n", ">\n", "#", "!!str ", "!!int ", "!!binary ", "!tag ", "%YAML 1.2\n", "~", "null", "0644",
-    "0x1F", "1e400", "-.inf", "\t", "\r\n", "\\u00e9", "\\ud800", "é", "\u{feff}", "\0", "$patch: delete", "$patch",
-    "$retainKeys", "$setElementOrder/", "$deleteFromPrimitiveList/", "/", "~1", "~0", "op", "path", "value", "from",
-    "add", "remove", "replace", "move", "copy", "test", "/-", "/0", "name", "containers", "metadata", "spec",
-    "resources", "patches", "components", "../", "..", "=", "!=", "==", " in (", " notin (", ")", ",", "!",
+    "\n",
+    "\n  ",
+    "\n- ",
+    ": ",
+    "- ",
+    "? ",
+    "---\n",
+    "...\n",
+    "&a ",
+    "*a",
+    "&b ",
+    "*b",
+    "<<: ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ", ",
+    "\"",
+    "'",
+    "|-\n",
+    ">\n",
+    "#",
+    "!!str ",
+    "!!int ",
+    "!!binary ",
+    "!tag ",
+    "%YAML 1.2\n",
+    "~",
+    "null",
+    "0644",
+    "0x1F",
+    "1e400",
+    "-.inf",
+    "\t",
+    "\r\n",
+    "\\u00e9",
+    "\\ud800",
+    "é",
+    "\u{feff}",
+    "\0",
+    "$patch: delete",
+    "$patch",
+    "$retainKeys",
+    "$setElementOrder/",
+    "$deleteFromPrimitiveList/",
+    "/",
+    "~1",
+    "~0",
+    "op",
+    "path",
+    "value",
+    "from",
+    "add",
+    "remove",
+    "replace",
+    "move",
+    "copy",
+    "test",
+    "/-",
+    "/0",
+    "name",
+    "containers",
+    "metadata",
+    "spec",
+    "resources",
+    "patches",
+    "components",
+    "../",
+    "..",
+    "=",
+    "!=",
+    "==",
+    " in (",
+    " notin (",
+    ")",
+    ",",
+    "!",
 ];
 
 #[derive(Debug, Clone)]
@@ -131,7 +203,7 @@ fn cases() -> u32 {
 
 /// Runs `check` on `cases()` inputs of `target`; a failure reports the shrunk input.
 fn fuzz(target: &str, check: impl Fn(&[u8]) -> Result<(), TestCaseError>) {
-    let config = Config { cases: cases(), failure_persistence: None, ..Config::default() };
+    let config = Config { cases: cases(), failure_persistence: None, max_shrink_iters: 2048, ..Config::default() };
     let mut runner = if std::env::var_os("AGENTOPS_FUZZ_RANDOM").is_some() {
         TestRunner::new(config)
     } else {
@@ -242,7 +314,13 @@ const KINDS: &[&str] = &["Deployment", "ConfigMap", "Service", "StatefulSet", "C
 
 fn has_directive(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, x)| k.starts_with('$') || has_directive(x)),
+        Value::Object(m) => m.iter().any(|(k, x)| {
+            // the directives; other keys starting with `$` are plain keys
+            ["$patch", "$retainKeys"].contains(&k.as_str())
+                || k.starts_with("$setElementOrder/")
+                || k.starts_with("$deleteFromPrimitiveList/")
+                || has_directive(x)
+        }),
         Value::Array(a) => a.iter().any(has_directive),
         _ => false,
     }

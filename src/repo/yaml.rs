@@ -920,7 +920,7 @@ mod tests {
         assert_eq!(err.kind, YamlErrorKind::Aliases);
         assert!(err.message.contains("aliases would copy"), "{err}");
         // ten copies of a document's worth are fine
-        let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(100 << 10), vec!["*a"; 9].join(","));
+        let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(100 << 10), ["*a"; 9].join(","));
         assert!(parse_values(&text).is_ok());
     }
 

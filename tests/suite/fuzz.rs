@@ -132,12 +132,12 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     let at = any::<usize>();
     prop_oneof![
-        (at.clone(), prop::collection::vec(any::<u8>(), 1..8)).prop_map(|(a, b)| Edit::Insert(a, b)),
-        (at.clone(), any::<usize>()).prop_map(|(a, t)| Edit::Token(a, t)),
-        (at.clone(), 1..64usize).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (at.clone(), any::<u8>()).prop_map(|(a, b)| Edit::Set(a, b)),
-        (at.clone(), at.clone(), 1..256usize).prop_map(|(f, t, n)| Edit::Duplicate(f, t, n)),
-        (any::<usize>(), at.clone(), at, 1..256usize).prop_map(|(s, f, t, n)| Edit::Splice(s, f, t, n)),
+        (at, prop::collection::vec(any::<u8>(), 1..8)).prop_map(|(a, b)| Edit::Insert(a, b)),
+        (at, any::<usize>()).prop_map(|(a, t)| Edit::Token(a, t)),
+        (at, 1..64usize).prop_map(|(a, n)| Edit::Delete(a, n)),
+        (at, any::<u8>()).prop_map(|(a, b)| Edit::Set(a, b)),
+        (at, at, 1..256usize).prop_map(|(f, t, n)| Edit::Duplicate(f, t, n)),
+        (any::<usize>(), at, at, 1..256usize).prop_map(|(s, f, t, n)| Edit::Splice(s, f, t, n)),
     ]
 }
 

@@ -119,6 +119,8 @@ fn agentops_measured(args: &[&str]) -> Measured {
     let mut out = tempfile::tempfile().unwrap();
     let mut err = tempfile::tempfile().unwrap();
     let started = Instant::now();
+    // reaped by wait4 below, which also reports its peak memory
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_agentops"))
         .args(args)
         .env("NO_COLOR", "1")

@@ -167,7 +167,7 @@ impl Agents {
             .collect();
         if let Some(root) = repo_root {
             for path in files_with_suffix(&root.join(PROMPTS_DIR), PROMPT_SUFFIX)? {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                let text = crate::limits::read_text(&path, crate::limits::DEFAULT_FILE_BYTES)?;
                 let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                 prompts.insert(template_name(&file).to_string(), text);
             }
@@ -175,7 +175,7 @@ impl Agents {
                 if path.file_name().is_some_and(|f| f.eq_ignore_ascii_case("README.md")) {
                     continue;
                 }
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                let text = crate::limits::read_text(&path, crate::limits::DEFAULT_FILE_BYTES)?;
                 let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
                 defs.push((shown, text, Source::Repo(path)));
             }
@@ -263,6 +263,12 @@ fn parse_agent(
     warnings: &mut Vec<String>,
 ) -> Result<Agent, Error> {
     let (yaml, body) = split_front_matter(file, text)?;
+    // the repo's YAML reader first: aliases bounded before serde sees them
+    if let Err(e) = crate::repo::yaml::parse_values(yaml)
+        && e.is_refusal()
+    {
+        return Err(config_error(file, Some(e.line + 1), e.describe()));
+    }
     let fm: FrontMatter = yaml_serde::from_str(yaml).map_err(|e| {
         // +1: the opening `---` line
         let line = e.location().map(|l| l.line() as u32 + 1);

@@ -52,6 +52,9 @@ pub struct Config {
     /// The migration planner's time estimates.
     #[serde(default)]
     pub migrate: MigrateEstimates,
+    /// Limits on untrusted input: file sizes, kustomize time and memory, response bodies.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// `migrate:` in `.agentops.yaml`: how long the migration planner assumes each part takes.
@@ -552,17 +555,36 @@ impl Config {
     /// Loads `<root>/.agentops.yaml`, or the defaults when there is none.
     pub fn load(root: &Path) -> Result<Config, Error> {
         let path = root.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => return Err(Error::io(&path, e)),
+        // the file that sets the limits is read within the default ones
+        let text = match crate::limits::read_file(&path, crate::limits::DEFAULT_FILE_BYTES) {
+            Ok(bytes) => bytes,
+            Err(crate::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(crate::limits::ReadError::Io(e)) => return Err(Error::io(&path, e)),
+            Err(e) => return Err(Error::Config { file: CONFIG_FILE.into(), line: None, message: e.to_string() }),
         };
-        Config::parse(&text)
+        match std::str::from_utf8(&text) {
+            Ok(t) => Config::parse(t),
+            Err(_) => {
+                let (line, message) = match crate::repo::yaml::parse_bytes(&text, crate::limits::DEFAULT_FILE_BYTES) {
+                    Err(e) => (Some(e.line), e.describe()),
+                    Ok(_) => (None, "not UTF-8 text".to_string()),
+                };
+                Err(Error::Config { file: CONFIG_FILE.into(), line, message })
+            }
+        }
     }
 
     pub fn parse(text: &str) -> Result<Config, Error> {
         if text.trim().is_empty() {
             return Ok(Config::default());
+        }
+        // the same reader as every repo file first: aliases bounded before serde sees them
+        if let Err(e) = crate::repo::yaml::parse_values(text)
+            && e.is_refusal()
+        {
+            return Err(Error::Config { file: CONFIG_FILE.into(), line: Some(e.line), message: e.describe() });
         }
         yaml_serde::from_str(text).map_err(|e| {
             let line = e.location().map(|l| l.line() as u32);

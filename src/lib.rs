@@ -14,6 +14,7 @@ pub mod eval;
 pub mod exec;
 pub mod k8s;
 pub mod kustomize;
+pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod mock;

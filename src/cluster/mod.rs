@@ -40,7 +40,7 @@ impl From<kube::Error> for ClusterError {
     fn from(e: kube::Error) -> Self {
         match &e {
             kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound(s.message.clone()),
-            _ => ClusterError::Api(e.to_string()),
+            _ => ClusterError::Api(crate::limits::body_limit_in(&e).unwrap_or_else(|| e.to_string())),
         }
     }
 }
@@ -54,6 +54,8 @@ pub struct ClusterSet {
     pub timeout: Duration,
     /// Clusters queried at once.
     pub concurrency: usize,
+    /// Largest response body read from an API server (limits.response_bytes).
+    pub response_limit: u64,
 }
 
 /// kube's kubeconfig errors, without the path it quotes twice (`'"/x"'`): the caller names
@@ -97,6 +99,7 @@ impl ClusterSet {
             clients: tokio::sync::Mutex::new(HashMap::new()),
             timeout: Duration::from_secs(20),
             concurrency: 8,
+            response_limit: crate::limits::DEFAULT_RESPONSE_BYTES,
         }
     }
 
@@ -124,7 +127,14 @@ impl ClusterSet {
             .map_err(|e| cfg_err(e.to_string()))?;
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(15));
-        let client = Client::try_from(config).map_err(|e| cfg_err(e.to_string()))?;
+        let layer = crate::limits::ResponseLimitLayer {
+            limit: self.response_limit,
+            what: format!("the API server of context {context}"),
+        };
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| cfg_err(e.to_string()))?
+            .with_layer(&layer)
+            .build();
         clients.insert(context.to_string(), client.clone());
         Ok(client)
     }
@@ -176,7 +186,8 @@ where
 fn retryable(e: &kube::Error) -> bool {
     match e {
         kube::Error::Api(s) => s.code == 429 || (500..=504).contains(&s.code),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        // an answer over the size limit is as large the next time
+        kube::Error::HyperError(_) | kube::Error::Service(_) => crate::limits::body_limit_in(e).is_none(),
         _ => false,
     }
 }

@@ -12,7 +12,8 @@ use crate::repo::Repo;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BuildError {
     /// missing-file, yaml, patch-target, invalid-kustomization, duplicate-id, helm, plugin,
-    /// load-restrictor, other
+    /// load-restrictor, other; and agentops's own: input-limit, cycle, changed, time-limit,
+    /// memory-limit, output-limit
     pub class: &'static str,
     pub message: String,
     pub file: String,
@@ -50,6 +51,10 @@ fn unwrap_klog(stderr: &str) -> String {
 
 /// Classifies kustomize's error text for a build of `dir`.
 pub fn classify(stderr: &str, repo: &Repo, dir: &str) -> BuildError {
+    // agentops's own refusals (limits, cycles) already say where and why
+    if let Some(r) = super::Refusal::parse(stderr.trim()) {
+        return BuildError { class: r.class, message: r.message, file: r.file, line: r.line };
+    }
     static YAML: OnceLock<Option<Regex>> = OnceLock::new();
     static MISSING: OnceLock<Option<Regex>> = OnceLock::new();
     static PATCH: OnceLock<Option<Regex>> = OnceLock::new();

@@ -5,15 +5,18 @@
 mod classify;
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::repo::Repo;
+use crate::limits::{Limits, human_bytes};
+use crate::repo::{Closure, Repo};
 pub use classify::{BuildError, classify};
 
 /// Bumped whenever the cache entry format or the key recipe changes.
@@ -59,6 +62,11 @@ impl Kustomize {
 
     /// The command that builds `dir`.
     pub fn command(&self, dir: &Path) -> Command {
+        self.command_within(dir, Limits::default().kustomize_memory_mb)
+    }
+
+    /// The command that builds `dir`, its Go memory limit at half of `memory_mb`.
+    fn command_within(&self, dir: &Path, memory_mb: u64) -> Command {
         let mut c = Command::new(&self.program);
         if self.via_kubectl {
             c.arg("kustomize");
@@ -68,13 +76,138 @@ impl Kustomize {
         c.arg(dir);
         // kustomize runs are short and many run at once: one Go thread each and no garbage
         // collection below a memory limit cut their CPU time by a quarter (measured in
-        // docs/benchmarks.md). The user's own settings win.
-        for (k, v) in [("GOMAXPROCS", "1"), ("GOGC", "off"), ("GOMEMLIMIT", "1GiB")] {
+        // docs/benchmarks.md). The soft limit sits at half of the hard one (the rlimit in
+        // `run_limited`), so the collector runs long before the hard limit is near. The
+        // user's own settings win.
+        let soft = format!("{}MiB", (memory_mb / 2).max(64));
+        for (k, v) in [("GOMAXPROCS", "1"), ("GOGC", "off"), ("GOMEMLIMIT", soft.as_str())] {
             if std::env::var_os(k).is_none() {
                 c.env(k, v);
             }
         }
         c
+    }
+
+    /// Runs kustomize on `dir` within the limits: a hard memory limit on the child
+    /// (RLIMIT_DATA, which counts the heap a Go program maps but not the address space it
+    /// only reserves), a wall-clock limit (the child's process group is killed), and at most
+    /// `render_bytes` of output read.
+    pub fn run_limited(&self, dir: &Path, cwd: &Path, limits: &Limits) -> Run {
+        let mut cmd = self.command_within(dir, limits.kustomize_memory_mb);
+        cmd.current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+            let bytes = limits.kustomize_memory_mb.saturating_mul(1 << 20) as libc::rlim_t;
+            // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                    if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Run::failed(format!("could not run {}: {e}", self.program.display())),
+        };
+        let pid = child.id();
+        let render_bytes = limits.render_bytes;
+        let stdout = child.stdout.take().map(|out| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                // past the limit the pipe is closed: kustomize's next write ends it
+                let over = out.take(render_bytes.saturating_add(1)).read_to_end(&mut buf).is_ok()
+                    && buf.len() as u64 > render_bytes;
+                (buf, over)
+            })
+        });
+        let stderr = child.stderr.take().map(|err| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut err = err;
+                let _ = (&mut err).take(STDERR_KEPT).read_to_end(&mut buf);
+                // the rest (a Go runtime's goroutine dump) is drained so the child never blocks
+                let _ = std::io::copy(&mut err, &mut std::io::sink());
+                buf
+            })
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let limit = Duration::from_secs(limits.kustomize_seconds.max(1));
+        let (status, timed_out) = match rx.recv_timeout(limit) {
+            Ok(s) => (s, false),
+            Err(_) => {
+                kill_group(pid);
+                (rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("lost the child"))), true)
+            }
+        };
+        let _ = waiter.join();
+        let (stdout, output_over) = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
+        let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+        Run {
+            status: status.ok(),
+            stdout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            timed_out,
+            output_over,
+        }
+    }
+}
+
+/// What kustomize's own error output is kept of (the rest is drained unread).
+const STDERR_KEPT: u64 = 64 << 10;
+
+#[cfg(unix)]
+fn kill_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill has no memory effects; the group is the child's own (process_group(0)).
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(_pid: u32) {}
+
+/// One kustomize run.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// None when the child could not be waited for.
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: Vec<u8>,
+    /// The start of kustomize's error output.
+    pub stderr: String,
+    pub timed_out: bool,
+    pub output_over: bool,
+}
+
+impl Run {
+    fn failed(message: String) -> Run {
+        Run { stderr: message, ..Run::default() }
+    }
+
+    /// Whether the Go runtime died for want of memory (the rlimit, or the machine).
+    pub fn out_of_memory(&self) -> bool {
+        [
+            "fatal error: runtime: out of memory",
+            "fatal error: runtime: cannot allocate memory",
+            "out of memory allocating",
+            "failed to reserve page summary memory",
+        ]
+        .iter()
+        .any(|m| self.stderr.contains(m))
+    }
+
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success()) && !self.timed_out && !self.output_over
     }
 }
 
@@ -111,9 +244,26 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 pub struct BuildOutput {
     /// Rendered YAML on success.
     pub stdout: String,
-    /// kustomize's error text on failure.
+    /// kustomize's error text on failure (or a [`Refusal`]'s).
     pub error: Option<String>,
     pub cached: bool,
+}
+
+impl BuildOutput {
+    fn failed(error: String) -> BuildOutput {
+        BuildOutput { stdout: String::new(), error: Some(error), cached: false }
+    }
+}
+
+/// A file's content hash now, read within the limit ("missing", "dir" or "unreadable" when
+/// there is no content to hash).
+fn hash_now(path: &Path, limit: u64) -> String {
+    match crate::limits::read_file(path, limit) {
+        Ok(bytes) => blake3::hash(&bytes).to_hex().to_string(),
+        Err(_) if path.is_dir() => "dir".to_string(),
+        Err(crate::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_string(),
+        Err(_) => "unreadable".to_string(),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -130,12 +280,52 @@ pub struct EngineStats {
     pub cache_hits: usize,
 }
 
+/// A build agentops did not run, or stopped: which limit, the file (and line) at fault and
+/// what to do. Its text (`Display`) is the build's error, which [`classify`] reads back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// input-limit, cycle, changed, time-limit, memory-limit, output-limit
+    pub class: &'static str,
+    pub file: String,
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+/// How a refusal's text starts; [`classify`] recognizes it.
+const REFUSAL_PREFIX: &str = "not built (";
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = self.line.map(|l| format!(":{l}")).unwrap_or_default();
+        write!(f, "{REFUSAL_PREFIX}{}): {}{line}: {}", self.class, self.file, self.message)
+    }
+}
+
+impl Refusal {
+    /// Reads a refusal back from a build error's text.
+    pub fn parse(text: &str) -> Option<Refusal> {
+        let rest = text.strip_prefix(REFUSAL_PREFIX)?;
+        let (class, rest) = rest.split_once("): ")?;
+        let class = REFUSAL_CLASSES.iter().find(|c| **c == class)?;
+        let (place, message) = rest.split_once(": ")?;
+        let (file, line) = match place.rsplit_once(':') {
+            Some((f, l)) if l.parse::<u32>().is_ok() => (f, l.parse().ok()),
+            _ => (place, None),
+        };
+        Some(Refusal { class, file: file.to_string(), line, message: message.to_string() })
+    }
+}
+
+const REFUSAL_CLASSES: [&str; 6] = ["input-limit", "cycle", "changed", "time-limit", "memory-limit", "output-limit"];
+
 /// Builds kustomizations with caching. Shared between threads.
 #[derive(Debug)]
 pub struct Engine {
     pub kustomize: Kustomize,
     cache_dir: Option<PathBuf>,
     file_hashes: Mutex<HashMap<PathBuf, String>>,
+    /// Files outside the repo's YAML (generator inputs, .json resources) already inspected.
+    inspected: Mutex<HashMap<PathBuf, Option<String>>>,
     builds: AtomicUsize,
     hits: AtomicUsize,
 }
@@ -146,6 +336,7 @@ impl Engine {
             kustomize,
             cache_dir: cache_dir.map(|d| d.join("kustomize")),
             file_hashes: Mutex::default(),
+            inspected: Mutex::default(),
             builds: AtomicUsize::new(0),
             hits: AtomicUsize::new(0),
         }
@@ -160,9 +351,13 @@ impl Engine {
         if let Ok(mut h) = self.file_hashes.lock() {
             h.clear();
         }
+        if let Ok(mut h) = self.inspected.lock() {
+            h.clear();
+        }
     }
 
-    /// Cache key of a kustomization directory: every file it reaches, by content.
+    /// Cache key of a kustomization directory: every file it reaches, by content (the
+    /// content the repo scan read, for the repo's YAML files).
     pub fn key(&self, repo: &Repo, dir: &str) -> String {
         let closure = repo.closure(dir);
         let mut h = blake3::Hasher::new();
@@ -173,56 +368,164 @@ impl Engine {
             h.update(b"\0");
             h.update(f.as_bytes());
             h.update(b"\0");
-            h.update(self.file_hash(&repo.abs(f)).as_bytes());
+            h.update(self.known_hash(repo, f).as_bytes());
         }
         h.finalize().to_hex().to_string()
     }
 
-    fn file_hash(&self, path: &Path) -> String {
+    /// A file's hash as this run knows it: from the repo scan, else read once.
+    fn known_hash(&self, repo: &Repo, file: &str) -> String {
+        match repo.files.get(file).and_then(|f| f.hash.clone()) {
+            Some(h) => h,
+            None => self.file_hash(repo, &repo.abs(file)),
+        }
+    }
+
+    fn file_hash(&self, repo: &Repo, path: &Path) -> String {
         if let Ok(m) = self.file_hashes.lock()
             && let Some(h) = m.get(path)
         {
             return h.clone();
         }
-        let h = match std::fs::read(path) {
-            Ok(bytes) => blake3::hash(&bytes).to_hex().to_string(),
-            Err(_) if path.is_dir() => "dir".to_string(),
-            Err(_) => "missing".to_string(),
-        };
+        let h = hash_now(path, repo.config.limits.file_bytes);
         if let Ok(mut m) = self.file_hashes.lock() {
             m.insert(path.to_path_buf(), h.clone());
         }
         h
     }
 
-    /// Builds one kustomization directory (repo-relative).
+    /// Why `dir` must not be handed to kustomize, if it must not: a file it reaches that the
+    /// reader refused (too large, an alias bomb, not a regular file, not readable, changed
+    /// while read), or kustomizations that reference each other in a loop.
+    pub fn preflight(&self, repo: &Repo, closure: &Closure) -> Option<Refusal> {
+        if let Some(c) = closure.cycles.first() {
+            return Some(Refusal { class: "cycle", file: c.file.clone(), line: Some(c.line), message: c.describe() });
+        }
+        for f in &closure.files {
+            let problem = match repo.files.get(f) {
+                Some(sf) => match &sf.docs {
+                    Err(e) if e.is_refusal() => Some((Some(e.line), e.message.clone())),
+                    _ => None,
+                },
+                None => self.inspect(repo, f).map(|m| (None, m)),
+            };
+            if let Some((line, message)) = problem {
+                let class = if message.contains("changed while") { "changed" } else { "input-limit" };
+                return Some(Refusal { class, file: f.clone(), line, message });
+            }
+        }
+        None
+    }
+
+    /// Reads a file kustomize would read that the repo scan did not (a generator input, a
+    /// `.json` resource) within the same limits; YAML in it must not be an alias bomb.
+    fn inspect(&self, repo: &Repo, file: &str) -> Option<String> {
+        let path = repo.abs(file);
+        if let Ok(m) = self.inspected.lock()
+            && let Some(r) = m.get(&path)
+        {
+            return r.clone();
+        }
+        let r = match crate::limits::read_file(&path, repo.config.limits.file_bytes) {
+            Ok(bytes) => match crate::repo::yaml::parse_bytes(&bytes, repo.config.limits.file_bytes) {
+                Err(e) if e.kind == crate::repo::YamlErrorKind::Aliases => {
+                    Some(format!("line {}: {}", e.line, e.message))
+                }
+                _ => None,
+            },
+            Err(crate::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) if path.is_dir() => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Ok(mut m) = self.inspected.lock() {
+            m.insert(path, r.clone());
+        }
+        r
+    }
+
+    /// Builds one kustomization directory (repo-relative), within the repo's limits
+    /// (`limits:` in .agentops.yaml): nothing the reader refused reaches kustomize, and
+    /// kustomize itself is bounded in time, memory and output.
     pub fn build(&self, repo: &Repo, dir: &str) -> BuildOutput {
+        let closure = repo.closure(dir);
+        if let Some(r) = self.preflight(repo, &closure) {
+            return BuildOutput::failed(r.to_string());
+        }
         let key = self.key(repo, dir);
         if let Some(stdout) = self.cache_get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return BuildOutput { stdout, error: None, cached: true };
         }
         self.builds.fetch_add(1, Ordering::Relaxed);
-        let out = self.kustomize.command(&repo.abs(dir)).current_dir(&repo.root).output();
-        match out {
-            Ok(o) if o.status.success() => {
-                let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-                self.cache_put(&key, &stdout);
-                BuildOutput { stdout, error: None, cached: false }
-            }
-            Ok(o) => {
-                let mut err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-                if err.is_empty() {
-                    err = format!("kustomize exited with {}", o.status);
-                }
-                BuildOutput { stdout: String::new(), error: Some(err), cached: false }
-            }
-            Err(e) => BuildOutput {
-                stdout: String::new(),
-                error: Some(format!("could not run {}: {e}", self.kustomize.program.display())),
-                cached: false,
-            },
+        let limits = &repo.config.limits;
+        let run = self.kustomize.run_limited(&repo.abs(dir), &repo.root, limits);
+        let leaf_file =
+            repo.kustomizations.get(dir).map_or_else(|| format!("{dir}/kustomization.yaml"), |k| k.file.clone());
+        let stopped = |class: &'static str, message: String| {
+            BuildOutput::failed(Refusal { class, file: leaf_file.clone(), line: None, message }.to_string())
+        };
+        if run.timed_out {
+            return stopped(
+                "time-limit",
+                format!(
+                    "kustomize was stopped after {} s (limits.kustomize_seconds in .agentops.yaml). A remote base \
+                     or Helm chart waiting on the network, or a very large generator, is the usual cause; raise the \
+                     limit if the overlay is simply big",
+                    limits.kustomize_seconds
+                ),
+            );
         }
+        if run.output_over {
+            return stopped(
+                "output-limit",
+                format!(
+                    "kustomize's output passed {} (limits.render_bytes in .agentops.yaml) and was cut off. Patches \
+                     or generators multiplying objects are the usual cause; raise the limit if the overlay is simply big",
+                    human_bytes(limits.render_bytes)
+                ),
+            );
+        }
+        if !run.success() && run.out_of_memory() {
+            return stopped(
+                "memory-limit",
+                format!(
+                    "kustomize ran out of its {} MiB of memory (limits.kustomize_memory_mb in .agentops.yaml). YAML \
+                     aliases that expand enormously in a file agentops does not read (a remote base), or a huge \
+                     generator, is the usual cause; raise the limit if the overlay is simply big",
+                    limits.kustomize_memory_mb
+                ),
+            );
+        }
+        // A file that changed while kustomize read it makes the rendering (or the failure)
+        // disagree with what the scan read, and would poison the cache: refused.
+        if let Some(f) =
+            closure.files.iter().find(|f| hash_now(&repo.abs(f), limits.file_bytes) != self.known_hash(repo, f))
+        {
+            return BuildOutput::failed(
+                Refusal {
+                    class: "changed",
+                    file: f.clone(),
+                    line: None,
+                    message: "the file changed while agentops read the repo and built this overlay; the result \
+                              is not used. Run again once the repo is stable"
+                        .into(),
+                }
+                .to_string(),
+            );
+        }
+        if !run.success() {
+            let mut err = run.stderr.trim().to_string();
+            if err.is_empty() {
+                err = match run.status {
+                    Some(s) => format!("kustomize exited with {s}"),
+                    None => format!("could not run {}", self.kustomize.program.display()),
+                };
+            }
+            return BuildOutput::failed(err);
+        }
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        self.cache_put(&key, &stdout);
+        BuildOutput { stdout, error: None, cached: false }
     }
 
     fn entry_path(&self, key: &str) -> Option<PathBuf> {

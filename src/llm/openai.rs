@@ -55,7 +55,16 @@ impl OpenAiClient {
             .connect_timeout(connect)
             .build()
             .map_err(|e| LlmError::Config(format!("could not set up the HTTP client: {e}")))?;
-        Ok(OpenAiClient { client: Client::with_config(config).with_http_client(http), settings: settings.clone() })
+        // async-openai's own transport (its retry layer over reqwest), with the answer's body
+        // bounded: a model answer past the limit is refused, not read into memory
+        let service = tower::ServiceBuilder::new()
+            .layer(async_openai::middleware::retry::OpenAIRetryLayer::default())
+            .map_response(|r| {
+                crate::limits::bound_response(r, crate::limits::MODEL_RESPONSE_BYTES, "the model endpoint", MODEL_HINT)
+            })
+            .service(async_openai::middleware::ReqwestService::new(http.clone()));
+        let client = Client::with_config(config).with_http_client(http).with_http_service(service);
+        Ok(OpenAiClient { client, settings: settings.clone() })
     }
 
     pub fn settings(&self) -> &LlmSettings {
@@ -223,10 +232,14 @@ fn from_wire(resp: CreateChatCompletionResponse, base_url: &str) -> Result<ChatR
     Ok(ChatResponse { message: Message::Assistant { content, tool_calls }, usage, finish_reason })
 }
 
+const MODEL_HINT: &str = "Check the endpoint (--llm-base-url) is a chat-completions server";
+
 fn map_error(e: OpenAIError, base_url: &str) -> LlmError {
     match e {
         OpenAIError::Reqwest(e) => {
-            if e.is_timeout() {
+            if let Some(m) = crate::limits::body_limit_in(&e) {
+                LlmError::Response(format!("{base_url}: {m}"))
+            } else if e.is_timeout() {
                 LlmError::Timeout(format!("{base_url}: {e}"))
             } else if let Some(status) = e.status() {
                 LlmError::Status { status: status.as_u16(), message: e.to_string() }

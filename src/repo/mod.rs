@@ -17,13 +17,15 @@ use crate::config::{Config, GlobSet, PathPattern};
 use crate::error::{Error, Result};
 pub use argocd::{ArgoApp, ArgoSource};
 pub use kustomization::{Kustomization, OfflineBlocker, RefKind};
-pub use yaml::{YamlDoc, YamlError};
+pub use yaml::{YamlDoc, YamlError, YamlErrorKind};
 
 /// A YAML file of the repo.
 #[derive(Debug)]
 pub struct SourceFile {
     pub path: String,
     pub docs: std::result::Result<Vec<YamlDoc>, YamlError>,
+    /// blake3 of the bytes read (None when the file was not read: too large, unreadable).
+    pub hash: Option<String>,
 }
 
 /// A kustomization directory that no other kustomization references: what gets built.
@@ -51,6 +53,35 @@ pub struct Closure {
     /// Files reached as `resources` (object sources, as opposed to patches).
     pub resource_files: BTreeSet<String>,
     pub blockers: Vec<OfflineBlocker>,
+    /// Kustomizations that reach themselves: kustomize cannot build them.
+    pub cycles: Vec<Cycle>,
+}
+
+/// Kustomization directories that reference each other in a loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle {
+    /// The directories in reference order, the first repeated at the end.
+    pub dirs: Vec<String>,
+    /// The reference that closes the loop.
+    pub file: String,
+    pub line: u32,
+}
+
+impl Cycle {
+    pub fn describe(&self) -> String {
+        let n = self.dirs.len().saturating_sub(1);
+        let who = if n == 1 {
+            "a kustomization refers to itself".to_string()
+        } else if n == 2 {
+            "two kustomizations reference each other".to_string()
+        } else {
+            format!("{n} kustomizations reference each other in a loop")
+        };
+        format!(
+            "{who} ({}); kustomize cannot build them. Remove one of the references",
+            self.dirs.iter().map(|d| if d.is_empty() { "." } else { d.as_str() }).collect::<Vec<_>>().join(" -> ")
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -82,13 +113,18 @@ impl Repo {
         }
         let ignore = GlobSet::new(&config.ignore)?;
         let mut files = BTreeMap::new();
+        let max_bytes = config.limits.file_bytes;
         let mut walker = walkdir::WalkDir::new(&root).sort_by_file_name().into_iter();
         while let Some(entry) = walker.next() {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
-                    return Err(Error::Io { path, err: e.into() });
+                    // an unreadable directory is a finding on it; the rest of the repo is read
+                    let Some(path) = e.path().map(|p| rel_path(&root, p)) else { continue };
+                    let message = format!("cannot read it: {}", std::io::Error::from(e));
+                    let docs = Err(YamlError::new(yaml::YamlErrorKind::Unreadable, 1, 1, message));
+                    files.insert(path.clone(), SourceFile { path, docs, hash: None });
+                    continue;
                 }
             };
             let rel = rel_path(&root, entry.path());
@@ -104,12 +140,8 @@ impl Repo {
             if !is_yaml || ignore.matches(&rel) || rel == crate::config::CONFIG_FILE {
                 continue;
             }
-            let text = std::fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-            let docs = match std::str::from_utf8(&text) {
-                Ok(t) => yaml::parse_documents(t),
-                Err(e) => Err(YamlError { line: 1, column: 1, message: format!("not UTF-8 text: {e}") }),
-            };
-            files.insert(rel.clone(), SourceFile { path: rel, docs });
+            let (docs, hash) = yaml::read_file(entry.path(), max_bytes);
+            files.insert(rel.clone(), SourceFile { path: rel, docs, hash });
         }
 
         let mut kustomizations = BTreeMap::new();
@@ -187,6 +219,37 @@ impl Repo {
                 (None, None) => (None, None),
             };
             self.leaves.push(Leaf { dir: dir.clone(), app, env });
+        }
+        // Kustomizations no leaf reaches reference each other in a loop (every one of them is
+        // referenced): each such group is built once, from its first directory, so the loop is
+        // reported rather than the group silently skipped.
+        let mut reached: BTreeSet<String> = BTreeSet::new();
+        for l in &self.leaves {
+            reached.insert(l.dir.clone());
+            reached.extend(self.closure(&l.dir).files.iter().map(|f| split_dir(f).0.to_string()));
+        }
+        let mut orphans = Vec::new();
+        for (dir, k) in &self.kustomizations {
+            if k.is_component || reached.contains(dir) || !referenced.contains(dir) {
+                continue;
+            }
+            let closure = self.closure(dir);
+            if closure.cycles.is_empty() {
+                continue;
+            }
+            reached.insert(dir.clone());
+            reached.extend(closure.files.iter().map(|f| split_dir(f).0.to_string()));
+            orphans.push(dir.clone());
+        }
+        for dir in orphans {
+            let overlay = overlay_patterns.iter().find_map(|p| p.captures(&dir));
+            let base = base_patterns.iter().find_map(|p| p.captures(&dir));
+            let (app, env) = match (overlay, base) {
+                (Some((app, env)), _) => (app, env),
+                (None, Some((app, _))) => (app, None),
+                (None, None) => (None, None),
+            };
+            self.leaves.push(Leaf { dir, app, env });
         }
         let configured: Vec<String> = self.config.environments.keys().cloned().collect();
         self.environments = if configured.is_empty() {
@@ -397,9 +460,6 @@ fn closure_of(
         }
         return Arc::new(c);
     };
-    if stack.iter().any(|s| s == dir) {
-        return Arc::new(c);
-    }
     stack.push(dir.to_string());
     c.files.insert(k.file.clone());
     c.blockers.extend(k.blockers.iter().cloned());
@@ -412,7 +472,14 @@ fn closure_of(
                 && !r.path.ends_with(".yml")
                 && !r.path.ends_with(".json"))
         {
+            if let Some(at) = stack.iter().position(|s| *s == r.path) {
+                let mut dirs: Vec<String> = stack.get(at..).unwrap_or_default().to_vec();
+                dirs.push(r.path.clone());
+                c.cycles.push(Cycle { dirs, file: k.file.clone(), line: r.line });
+                continue;
+            }
             let sub = closure_of(ks, &r.path, memo, stack);
+            c.cycles.extend(sub.cycles.iter().cloned());
             c.files.extend(sub.files.iter().cloned());
             c.resource_files.extend(sub.resource_files.iter().cloned());
             c.blockers.extend(sub.blockers.iter().cloned());

@@ -167,7 +167,13 @@ impl ToolCtx {
     pub fn clusters(&self) -> Result<Arc<ClusterSet>, Error> {
         self.inner
             .clusters
-            .get_or_init(|| ClusterSet::load(self.inner.kubeconfig.as_deref()).map(Arc::new).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                let mut set = ClusterSet::load(self.inner.kubeconfig.as_deref()).map_err(|e| e.to_string())?;
+                if let Ok(c) = crate::config::Config::load(&self.inner.repo_root) {
+                    set.response_limit = c.limits.response_bytes;
+                }
+                Ok(Arc::new(set))
+            })
             .clone()
             .map_err(Error::Usage)
     }
@@ -248,7 +254,7 @@ pub fn learn_repo_secrets(repo: &Repo, redactor: &Redactor) {
     for k in repo.kustomizations.values() {
         k.secret_literals.iter().for_each(|l| redactor.learn(l));
         for f in &k.secret_files {
-            if let Ok(text) = std::fs::read_to_string(repo.abs(f)) {
+            if let Ok(text) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) {
                 redactor.learn_text_lines(&text);
             }
         }

@@ -157,7 +157,7 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
         for f in files {
             let docs = repo.docs(f);
             if let Some(text) = &filter.text {
-                let Ok(content) = std::fs::read_to_string(repo.abs(f)) else {
+                let Ok(content) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) else {
                     continue;
                 };
                 for (i, line) in content.lines().enumerate() {

@@ -144,7 +144,7 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
         .map(|k| k.file.clone())
         .ok_or_else(|| Error::Usage(format!("{overlay} has no kustomization")))?;
     let mut files: Vec<(String, String)> = Vec::new();
-    let mut ktext = std::fs::read_to_string(repo.abs(&kfile)).map_err(|e| Error::io(&repo.abs(&kfile), e))?;
+    let mut ktext = crate::limits::read_text(&repo.abs(&kfile), repo.config.limits.file_bytes)?;
     let mut objects = Vec::new();
     for (d, desired, live) in lives {
         if desired.get("kind").and_then(Value::as_str) == Some("Secret") {
@@ -175,7 +175,7 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
         objects.push(d.object.clone());
     }
     // write, prove, or restore
-    let original = std::fs::read_to_string(repo.abs(&kfile)).map_err(|e| Error::io(&repo.abs(&kfile), e))?;
+    let original = crate::limits::read_text(&repo.abs(&kfile), repo.config.limits.file_bytes)?;
     let restore = |files: &[(String, String)]| {
         for (rel, _) in files {
             let _ = std::fs::remove_file(repo.abs(rel));

@@ -247,7 +247,7 @@ fn run_leaves(
                 app,
                 env,
                 object: None,
-                message: format!("YAML does not parse: {} (column {})", e.message, e.column),
+                message: e.describe(),
             });
         }
     }

@@ -536,7 +536,7 @@ mod tests {
 
     #[test]
     fn names_become_enums() {
-        let mut p = json!({"type": "object", "properties": {
+        let p = json!({"type": "object", "properties": {
             "env": {"type": "array", "items": {"type": "string"}},
             "app": {"type": ["string", "null"]},
             "kind": {"type": "string"}}});

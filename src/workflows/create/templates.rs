@@ -35,7 +35,7 @@ impl Templates {
         hb.set_strict_mode(true);
         for (name, text) in BUILTIN {
             let custom = repo_root.join(".agentops/templates/app").join(format!("{name}.yaml.hbs"));
-            let (text, origin) = match std::fs::read_to_string(&custom) {
+            let (text, origin) = match crate::limits::read_text(&custom, crate::limits::DEFAULT_FILE_BYTES) {
                 Ok(t) => (t, custom.display().to_string()),
                 Err(_) => (text.to_string(), format!("tools/templates/app/{name}.yaml.hbs")),
             };

@@ -87,7 +87,7 @@ pub struct Texts {
 
 impl Texts {
     pub fn get(&mut self, repo: &Repo, file: &str) -> Option<&str> {
-        self.texts.entry(file.to_string()).or_insert_with(|| std::fs::read_to_string(repo.abs(file)).ok()).as_deref()
+        self.texts.entry(file.to_string()).or_insert_with(|| crate::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes).ok()).as_deref()
     }
 }
 

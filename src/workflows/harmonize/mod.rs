@@ -618,7 +618,7 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
     let mut created: BTreeSet<String> = BTreeSet::new();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     let mut edits = Vec::new();
-    let read = |file: &str| std::fs::read_to_string(repo.abs(file)).map_err(|e| Error::io(&repo.abs(file), e));
+    let read = |file: &str| crate::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes);
     for ((site, action), (t, setting, pairs)) in &touches {
         if !texts.contains_key(&site.file) {
             let original = read(&site.file)?;

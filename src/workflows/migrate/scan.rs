@@ -365,7 +365,7 @@ fn contexts(
         let files: BTreeSet<&str> = findings.iter().filter(|f| f.app == app).map(|f| f.file.as_str()).collect();
         let mut comments = Vec::new();
         for f in files {
-            let Ok(text) = std::fs::read_to_string(repo.abs(f)) else { continue };
+            let Ok(text) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) else { continue };
             for (i, l) in text.lines().enumerate() {
                 let t = l.trim_start();
                 if let Some(c) = t.strip_prefix('#').filter(|_| !t.starts_with("#!")) {
@@ -991,7 +991,9 @@ impl<'r> Locator<'r> {
                 let text = self
                     .texts
                     .entry((*f).clone())
-                    .or_insert_with(|| std::fs::read_to_string(self.repo.abs(f)).ok())
+                    .or_insert_with(|| {
+                        crate::limits::read_text(&self.repo.abs(f), self.repo.config.limits.file_bytes).ok()
+                    })
                     .as_deref();
                 let Some(text) = text else { continue };
                 for (i, line) in text.lines().enumerate() {

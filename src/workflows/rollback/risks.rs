@@ -21,7 +21,7 @@ pub struct Risk {
 }
 
 fn objects(bytes: Option<&[u8]>) -> Vec<Value> {
-    let Some(b) = bytes else { return Vec::new() };
+    let Some(b) = bytes.filter(|b| b.len() as u64 <= crate::limits::DEFAULT_FILE_BYTES) else { return Vec::new() };
     crate::repo::yaml::parse_values(&String::from_utf8_lossy(b)).unwrap_or_default()
 }
 

@@ -131,7 +131,7 @@ impl RegoSet {
                     }
                     _ => display.clone(),
                 };
-                match std::fs::read_to_string(&f) {
+                match crate::limits::read_text(&f, crate::limits::DEFAULT_FILE_BYTES) {
                     Ok(text) => sources.push((name, text)),
                     Err(e) => set.errors.push(rego_finding(name, None, format!("policy file cannot be read: {e}"))),
                 }

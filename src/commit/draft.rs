@@ -387,7 +387,7 @@ pub(crate) fn render(repo: &Repo, engine: &Engine, dir: &str) -> Rendered {
     if let Some(e) = out.error {
         return Err(e);
     }
-    let objs = crate::repo::yaml::parse_values(&out.stdout).map_err(|e| e.to_string())?;
+    let objs = out.values().map_err(|e| e.to_string())?;
     let mut objs = validate::flatten_lists(objs);
     strip_generated_names(&mut objs);
     Ok(objs)

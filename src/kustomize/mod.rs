@@ -20,7 +20,7 @@ use crate::repo::{Closure, Repo};
 pub use classify::{BuildError, classify};
 
 /// Bumped whenever the cache entry format or the key recipe changes.
-const CACHE_FORMAT: &str = "agentops-kustomize-cache-v1";
+const CACHE_FORMAT: &str = "agentops-kustomize-cache-v2";
 
 /// A kustomize program and how to call it.
 #[derive(Debug, Clone)]
@@ -247,11 +247,23 @@ pub struct BuildOutput {
     /// kustomize's error text on failure (or a [`Refusal`]'s).
     pub error: Option<String>,
     pub cached: bool,
+    /// The rendered objects, parsed once: kept in the cache entry as JSON beside the text,
+    /// so a warm run reads them without the YAML parser. None when the output did not parse
+    /// (then [`BuildOutput::values`] says why).
+    pub objects: Option<std::sync::Arc<Vec<serde_json::Value>>>,
 }
 
 impl BuildOutput {
     fn failed(error: String) -> BuildOutput {
-        BuildOutput { stdout: String::new(), error: Some(error), cached: false }
+        BuildOutput { stdout: String::new(), error: Some(error), cached: false, objects: None }
+    }
+
+    /// The rendered objects: the parsed ones the build kept, else the output parsed now.
+    pub fn values(&self) -> Result<Vec<serde_json::Value>, crate::repo::yaml::YamlError> {
+        match &self.objects {
+            Some(objects) => Ok(objects.as_ref().clone()),
+            None => crate::repo::yaml::parse_values(&self.stdout),
+        }
     }
 }
 
@@ -272,6 +284,9 @@ struct CacheEntry {
     key: String,
     stdout: String,
     check: String,
+    /// The objects of `stdout`, parsed (absent when it did not parse).
+    #[serde(default)]
+    objects: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -452,9 +467,9 @@ impl Engine {
             return BuildOutput::failed(r.to_string());
         }
         let key = self.key(repo, dir);
-        if let Some(stdout) = self.cache_get(&key) {
+        if let Some((stdout, objects)) = self.cache_get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return BuildOutput { stdout, error: None, cached: true };
+            return BuildOutput { stdout, error: None, cached: true, objects: objects.map(std::sync::Arc::new) };
         }
         self.builds.fetch_add(1, Ordering::Relaxed);
         let limits = &repo.config.limits;
@@ -524,8 +539,9 @@ impl Engine {
             return BuildOutput::failed(err);
         }
         let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-        self.cache_put(&key, &stdout);
-        BuildOutput { stdout, error: None, cached: false }
+        let objects = crate::repo::yaml::parse_values(&stdout).ok();
+        self.cache_put(&key, &stdout, objects.as_deref());
+        BuildOutput { stdout, error: None, cached: false, objects: objects.map(std::sync::Arc::new) }
     }
 
     fn entry_path(&self, key: &str) -> Option<PathBuf> {
@@ -533,18 +549,18 @@ impl Engine {
     }
 
     /// A cached rendering, if present and intact. A corrupt or mismatched entry is ignored.
-    fn cache_get(&self, key: &str) -> Option<String> {
+    fn cache_get(&self, key: &str) -> Option<(String, Option<Vec<serde_json::Value>>)> {
         let text = std::fs::read(self.entry_path(key)?).ok()?;
         let entry: CacheEntry = serde_json::from_slice(&text).ok()?;
         let intact = entry.format == CACHE_FORMAT
             && entry.key == key
             && entry.check == blake3::hash(entry.stdout.as_bytes()).to_hex().as_str();
-        intact.then_some(entry.stdout)
+        intact.then_some((entry.stdout, entry.objects))
     }
 
     /// Stores a successful rendering. Failures are not cached: they are cheap to redo and a
     /// fix outside the known inputs must be seen. Cache write errors only cost speed.
-    fn cache_put(&self, key: &str, stdout: &str) {
+    fn cache_put(&self, key: &str, stdout: &str, objects: Option<&[serde_json::Value]>) {
         let Some(path) = self.entry_path(key) else {
             return;
         };
@@ -553,6 +569,7 @@ impl Engine {
             key: key.into(),
             stdout: stdout.into(),
             check: blake3::hash(stdout.as_bytes()).to_hex().to_string(),
+            objects: objects.map(<[serde_json::Value]>::to_vec),
         };
         let Ok(bytes) = serde_json::to_vec(&entry) else {
             return;

@@ -199,7 +199,7 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
         if let Some(e) = built.error {
             return Err(Error::Usage(format!("{overlay} no longer builds with the captured patch: {e}")));
         }
-        let rendered = crate::repo::yaml::parse_values(&built.stdout).map_err(|e| Error::Internal(e.to_string()))?;
+        let rendered = built.values().map_err(|e| Error::Internal(e.to_string()))?;
         for (d, desired, live) in lives {
             let r = crate::k8s::ObjectRef::of(desired);
             let now = rendered

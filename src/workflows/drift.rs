@@ -195,7 +195,7 @@ fn targets(repo: &Repo, engine: &Engine, req: &DriftRequest) -> Result<(Vec<Targ
                     e.class, e.file, e.message, argo.name
                 ));
             }
-            let desired = crate::repo::yaml::parse_values(&built.stdout)
+            let desired = built.values()
                 .map_err(|e| format!("{env}: {dir}: rendered output: {e}; Application {} was not checked", argo.name))?;
             Ok(Target { app, env, argo: argo.clone(), overlay: dir, desired })
         })

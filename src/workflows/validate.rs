@@ -612,7 +612,7 @@ fn check_leaf(
             suppressed: Vec::new(),
         };
     }
-    let objects = match crate::repo::yaml::parse_values(&built.stdout) {
+    let objects = match built.values() {
         Ok(v) => flatten_lists(v),
         Err(e) => {
             cx.finding(

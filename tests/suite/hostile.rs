@@ -175,7 +175,7 @@ fn app(root: &Path, name: &str, overlays: &[(&str, &[&str])]) {
         root,
         &format!("apps/{name}/base/deployment.yaml"),
         format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  labels: {{app.kubernetes.io/name: {name}}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers:\n      - name: {name}\n        image: nginx:1.27\n        resources: {{limits: {{cpu: 100m, memory: 64Mi}}}}\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  labels: {{app.kubernetes.io/name: {name}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      securityContext: {{runAsNonRoot: true}}\n      containers:\n      - name: {name}\n        image: nginx:1.27\n        resources: {{limits: {{cpu: 100m, memory: 64Mi}}}}\n        readinessProbe: {{exec: {{command: [/ready]}}}}\n        livenessProbe: {{exec: {{command: [/live]}}}}\n        securityContext: {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true}}\n      topologySpreadConstraints:\n      - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: {name}}}}}}}\n"
         ),
     );
     for (env, extra) in overlays {

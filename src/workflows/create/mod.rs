@@ -690,7 +690,7 @@ pub async fn plan(
     // overlays build
     for e in &mut plan.envs {
         let out = tokio::task::block_in_place(|| engine.build(&copy, &e.overlay));
-        match (&out.error, crate::repo::yaml::parse_values(&out.stdout)) {
+        match (&out.error, out.values()) {
             (None, Ok(objs)) => {
                 e.objects = objs.iter().map(|o| crate::k8s::ObjectRef::of(o).to_string()).collect();
                 plan.gates.push(Gate {

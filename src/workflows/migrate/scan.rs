@@ -414,7 +414,7 @@ fn render_all(
                 let out = engine.build(repo, &l.dir);
                 match out.error {
                     Some(e) => Err(e),
-                    None => crate::repo::yaml::parse_values(&out.stdout).map_err(|e| e.to_string()),
+                    None => out.values().map_err(|e| e.to_string()),
                 }
             })
             .collect()

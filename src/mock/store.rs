@@ -141,6 +141,7 @@ struct State {
     /// Every change after this resourceVersion is in `history`.
     history_floor: u64,
     mock_metrics: Vec<Value>,
+    mock_behaviour: Vec<Value>,
 }
 
 struct Inner {
@@ -1075,6 +1076,7 @@ impl Store {
                     history: VecDeque::new(),
                     history_floor: 1,
                     mock_metrics: Vec::new(),
+                    mock_behaviour: Vec::new(),
                 }),
                 events: tx,
             }),
@@ -1169,6 +1171,17 @@ impl Store {
     /// The fixture's `agentops.dev/v1alpha1 MockMetrics` documents.
     pub fn mock_metrics(&self) -> Vec<Value> {
         self.lock().mock_metrics.clone()
+    }
+
+    /// The fixture's `agentops.dev/v1alpha1 MockBehaviour` documents (what the simulated
+    /// controllers do differently: images that never become available, Jobs that fail).
+    pub fn mock_behaviour(&self) -> Vec<Value> {
+        self.lock().mock_behaviour.clone()
+    }
+
+    /// Replaces the MockBehaviour documents (a fixture's, or a test's).
+    pub fn set_mock_behaviour(&self, docs: Vec<Value>) {
+        self.lock().mock_behaviour = docs;
     }
 
     fn resolve(st: &State, api_version: &str, kind: &str) -> Option<Resource> {

@@ -853,20 +853,30 @@ fn acknowledged_hash(d: &Drift, desired: &Value, live: &Value) -> String {
     )
 }
 
-/// Asks Argo CD to sync an Application (the `operation.sync` write `argocd --core` makes).
+/// Asks Argo CD to sync an Application (the `operation.sync` write `argocd --core` makes). The
+/// operation carries the Application's sync options, as Argo CD's API server copies them;
+/// `replace` adds `Replace=true` for this one operation (objects are replaced whole instead of
+/// merged, which drops every field git does not set, whoever wrote it).
 pub async fn request_sync(
     client: &Client,
     namespace: &str,
     name: &str,
     revision: Option<&str>,
+    replace: bool,
 ) -> std::result::Result<Value, ClusterError> {
     let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1")).await?;
-    let mut sync = serde_json::json!({"syncOptions": ["CreateNamespace=true"]});
+    let apps = api(client, &ar, &caps, Some(namespace));
+    let app = to_json(&with_retry(|| apps.get(name)).await?, &ar);
+    let mut options: Vec<Value> =
+        app.pointer("/spec/syncPolicy/syncOptions").and_then(Value::as_array).cloned().unwrap_or_default();
+    if replace && !options.iter().any(|o| o == "Replace=true") {
+        options.push(Value::String("Replace=true".into()));
+    }
+    let mut sync = serde_json::json!({"syncOptions": options});
     if let Some(r) = revision {
         sync["revision"] = Value::String(r.into());
     }
     let patch = serde_json::json!({"operation": {"sync": sync, "initiatedBy": {"username": "agentops"}}});
-    let apps = api(client, &ar, &caps, Some(namespace));
     let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let body = kube::api::Patch::Merge(&patch);
     let o = with_retry(|| apps.patch(name, &pp, &body)).await?;

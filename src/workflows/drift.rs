@@ -582,6 +582,78 @@ async fn check_cluster(
     Ok(ClusterFindings { found: out, suppressed })
 }
 
+/// One object whose live state is not what git renders: its name and the differing paths
+/// (each with its summary), or why it could not be compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Mismatch {
+    /// `Deployment/auth/auth-service`
+    pub object: String,
+    /// `spec.template.spec.containers[name=app].env[name=OAUTH_PROVIDER]: - env OAUTH_PROVIDER`;
+    /// empty when the object is missing.
+    pub paths: Vec<String>,
+    /// missing, differs or unreadable
+    pub status: String,
+}
+
+/// Compares every object git renders (`desired`) with what the cluster runs, with the drift
+/// check's rules (API defaults, server-allocated and controller-owned fields, HPA replicas,
+/// the repo's ignore rules): the objects that differ. Hooks (which Argo CD does not keep in
+/// sync) are left out.
+pub async fn live_mismatches(
+    client: &Client,
+    desired: &[Value],
+    dest_ns: Option<String>,
+    config: &crate::config::DriftConfig,
+) -> std::result::Result<Vec<Mismatch>, ClusterError> {
+    let res = Resources::discover(client).await?;
+    let mut witness = Witness::with(&config.controllers, &config.sync_managers);
+    witness.minor = cluster_minor(client).await;
+    let hpa_targets: BTreeSet<(String, String)> = desired
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler"))
+        .filter_map(|o| {
+            Some((
+                o.pointer("/spec/scaleTargetRef/kind")?.as_str()?.to_string(),
+                o.pointer("/spec/scaleTargetRef/name")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for d in desired {
+        if d.pointer("/metadata/annotations/argocd.argoproj.io~1hook").is_some() {
+            continue;
+        }
+        let r = ObjectRef::of(d);
+        let Some((_, caps)) = res.get(&r.api_version, &r.kind) else {
+            out.push(Mismatch { object: r.to_string(), paths: Vec::new(), status: "unreadable".into() });
+            continue;
+        };
+        let mut desired = d.clone();
+        if caps.scope == Scope::Namespaced
+            && let (Some(ns), Some(meta)) = (&dest_ns, desired.get_mut("metadata").and_then(Value::as_object_mut))
+        {
+            meta.entry("namespace").or_insert_with(|| Value::String(ns.clone()));
+        }
+        let object = ObjectRef::of(&desired).to_string();
+        let live = match fetch_live(client, &res, &desired, dest_ns.clone()).await {
+            Some(Ok(Some(live))) => live,
+            Some(Ok(None)) => {
+                out.push(Mismatch { object, paths: Vec::new(), status: "missing".into() });
+                continue;
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => continue,
+        };
+        witness.hpa_target = hpa_targets.contains(&(r.kind.clone(), r.name.clone()));
+        let c = compare_object(&desired, &live, &witness, &config.ignore);
+        if !c.changes.is_empty() {
+            let paths = c.changes.iter().map(|ch| format!("{}: {}", ch.path, ch.summary)).collect();
+            out.push(Mismatch { object, paths, status: "differs".into() });
+        }
+    }
+    Ok(out)
+}
+
 fn op_str(op: Op) -> &'static str {
     match op {
         Op::Add => "add",

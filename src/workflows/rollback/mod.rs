@@ -883,10 +883,8 @@ pub fn render_at(
     crate::commit::git::Snapshot::of_commit(&commit, "")
         .and_then(|snap| snap.write_to(&git, dir.path()))
         .map_err(|e| e.to_string())?;
-    let out = kustomize
-        .command(&dir.path().join(overlay))
-        .output()
-        .map_err(|e| format!("cannot run kustomize: {e}"))?;
+    let out =
+        kustomize.command(&dir.path().join(overlay)).output().map_err(|e| format!("cannot run kustomize: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.path().display()), "");
         return Err(format!("kustomize build {overlay} at {} failed: {}", short(sha), err.trim()));

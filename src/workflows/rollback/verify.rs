@@ -225,14 +225,20 @@ pub async fn verify(input: VerifyInput<'_>, on_check: &(dyn Fn(&Check) + Send + 
         Ok(t) => t,
         Err(why) => {
             push(check("live", CheckStatus::Failed, format!("the target render failed: {why}")), &mut checks);
-            return fail(checks, vec![format!("compare by hand: agentops drift --app {} --env {}", input.app, input.env)]);
+            return fail(
+                checks,
+                vec![format!("compare by hand: agentops drift --app {} --env {}", input.app, input.env)],
+            );
         }
     };
     loop {
         match crate::workflows::drift::live_mismatches(input.client, target, input.dest_ns.clone(), input.drift).await {
             Ok(m) if m.is_empty() => {
                 let n = target.len();
-                push(check("live", CheckStatus::Passed, format!("equals the target render ({n} objects)")), &mut checks);
+                push(
+                    check("live", CheckStatus::Passed, format!("equals the target render ({n} objects)")),
+                    &mut checks,
+                );
                 break;
             }
             Ok(m) => {
@@ -244,7 +250,10 @@ pub async fn verify(input: VerifyInput<'_>, on_check: &(dyn Fn(&Check) + Send + 
                     })
                     .collect::<Vec<_>>()
                     .join(" | ");
-                push(check("live", CheckStatus::Failed, format!("differs from the target render: {detail}")), &mut checks);
+                push(
+                    check("live", CheckStatus::Failed, format!("differs from the target render: {detail}")),
+                    &mut checks,
+                );
                 return fail(
                     checks,
                     vec![

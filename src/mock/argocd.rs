@@ -1238,3 +1238,50 @@ mod tests {
         assert!(r.resolve("no-such-branch").is_err());
     }
 }
+
+#[cfg(test)]
+mod apply_tests {
+    use super::*;
+
+    fn dep(env: &[&str]) -> Value {
+        let env: Vec<Value> = env.iter().map(|n| json!({"name": n, "value": "v"})).collect();
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "x:1", "env": env}]}}}})
+    }
+
+    fn env_of(store: &Store) -> Vec<String> {
+        let d = store.get("apps/v1", "Deployment", Some("default"), "web").unwrap();
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .map(|e| e.iter().map(|x| x["name"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn server_side_apply_after_client_side_apply_keeps_what_the_update_owns() {
+        let store = Store::from_fixture(Vec::new(), Vec::new()).unwrap();
+        assert_eq!(apply_object(&store, &dep(&["A", "X"]), ApplyMode::ClientSide, MANAGER).unwrap(), "created");
+        assert_eq!(apply_object(&store, &dep(&["A"]), ApplyMode::ServerSide, MANAGER).unwrap(), "serverside-applied");
+        assert_eq!(env_of(&store), ["A", "X"], "the Update entry owns X: server-side apply leaves it");
+        assert_eq!(apply_object(&store, &dep(&["A"]), ApplyMode::ClientSide, MANAGER).unwrap(), "configured");
+        assert_eq!(env_of(&store), ["A"], "client-side apply deletes what last-applied had");
+    }
+
+    #[test]
+    fn modes_from_options_and_annotations() {
+        let plain = json!({"metadata": {}});
+        let opts = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(mode_for(&[], &plain), ApplyMode::ClientSide);
+        assert_eq!(mode_for(&opts(&["ServerSideApply=true"]), &plain), ApplyMode::ServerSide);
+        assert_eq!(mode_for(&opts(&["ServerSideApply=true", "Replace=true"]), &plain), ApplyMode::Replace);
+        let off = json!({"metadata": {"annotations": {SYNC_OPTIONS: "Validate=false, ServerSideApply=false"}}});
+        assert_eq!(mode_for(&opts(&["ServerSideApply=true"]), &off), ApplyMode::ClientSide);
+        let on = json!({"metadata": {"annotations": {SYNC_OPTIONS: "ServerSideApply=true"}}});
+        assert_eq!(mode_for(&[], &on), ApplyMode::ServerSide);
+        let app = json!({"spec": {"syncPolicy": {"syncOptions": ["ServerSideApply=true"]}}, "operation": {"sync": {"syncOptions": ["Replace=true"]}}});
+        assert_eq!(operation_options(&app), ["Replace=true"], "the operation's options replace the Application's");
+        let app = json!({"spec": {"syncPolicy": {"syncOptions": ["ServerSideApply=true"]}}, "operation": {"sync": {}}});
+        assert_eq!(operation_options(&app), ["ServerSideApply=true"]);
+    }
+}

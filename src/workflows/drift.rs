@@ -645,7 +645,20 @@ pub async fn live_mismatches(
             None => continue,
         };
         witness.hpa_target = hpa_targets.contains(&(r.kind.clone(), r.name.clone()));
-        let c = compare_object(&desired, &live, &witness, &config.ignore);
+        let mut c = compare_object(&desired, &live, &witness, &config.ignore);
+        // A whole list item (an env var, a container) that only the syncing manager owns is
+        // not a default the server added: an earlier sync wrote it and this one left it.
+        let (kept, suppressed): (Vec<_>, Vec<_>) = std::mem::take(&mut c.suppressed).into_iter().partition(|s| {
+            s.cause == Cause::Default
+                && s.change.op == Op::Add
+                && s.manager.as_ref().is_some_and(|m| witness.sync_managers.contains(m))
+                && matches!(
+                    s.change.elems.last(),
+                    Some(crate::k8s::fields::PathElem::Key(_) | crate::k8s::fields::PathElem::Value(_))
+                )
+        });
+        c.suppressed = suppressed;
+        c.changes.extend(kept.into_iter().map(|s| s.change));
         if !c.changes.is_empty() {
             let paths = c.changes.iter().map(|ch| format!("{}: {}", ch.path, ch.summary)).collect();
             out.push(Mismatch { object, paths, status: "differs".into() });

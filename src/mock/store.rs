@@ -276,6 +276,25 @@ fn validate(r: &Resource, obj: &Value) -> Result<(), StoreError> {
     if causes.is_empty() { Ok(()) } else { Err(StoreError::invalid(r, name, &causes)) }
 }
 
+/// Marks (`.`) every node of a removed-fields tree that the object no longer has at all
+/// (`kept` is the new object's tree at the same place), so the map or list item itself
+/// leaves its owners too, not only its fields.
+fn mark_gone(removed: &mut Value, kept: Option<&Value>) {
+    let Some(map) = removed.as_object_mut() else { return };
+    for (k, child) in map.iter_mut() {
+        if k == "." {
+            continue;
+        }
+        let kept_child = kept.and_then(|t| t.get(k));
+        if kept_child.is_none()
+            && let Some(m) = child.as_object_mut()
+        {
+            m.insert(".".into(), json!({}));
+        }
+        mark_gone(child, kept_child);
+    }
+}
+
 /// A FieldsV1 tree: `a ∩ b`.
 fn intersect(a: &Value, b: &Value) -> Value {
     let mut only_a = a.clone();
@@ -827,6 +846,20 @@ impl State {
         let mut managed: Vec<Value> =
             new.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
         let sub = w.subresource.as_deref();
+        // Fields the write removed leave every entry (structured-merge-diff subtracts the
+        // comparison's Removed set from all managers), whoever wrote them.
+        if !reset {
+            let with_status = sub == Some("status");
+            let mut removed = fields::fields_of(&r.kind, old, with_status);
+            let kept = fields::fields_of(&r.kind, &new, with_status);
+            if !fields::subtract_trees(&mut removed, &kept) {
+                mark_gone(&mut removed, Some(&kept));
+                managed.retain_mut(|e| match e.get_mut("fieldsV1") {
+                    Some(tree) => !fields::subtract_trees(tree, &removed),
+                    None => true,
+                });
+            }
+        }
         match apply_fields {
             _ if reset => managed.clear(),
             Some(applied) => {

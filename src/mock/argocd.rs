@@ -685,7 +685,7 @@ fn execute(store: &Store, tasks: &mut [Task], idx: &[usize], options: &[String],
                     ("PruneSkipped", "ignored (requires pruning)".into(), TaskPhase::Succeeded);
                 continue;
             }
-            match store.delete(&t.r, t.namespace().map(str::to_string).as_deref(), &t.name().to_string(), false, None) {
+            match store.delete(&t.r, t.namespace().map(str::to_string).as_deref(), t.name(), false, None) {
                 Ok(_) => (t.status, t.message, t.state) = ("Pruned", "pruned".into(), TaskPhase::Succeeded),
                 Err(e) => {
                     errors.push(e.message.clone());
@@ -754,7 +754,7 @@ async fn wait_for(run: &mut Run<'_>, tasks: &mut [Task], idx: &[usize], hooks_on
 }
 
 /// Runs a planned sync to its end.
-async fn run_tasks(run: &mut Run<'_>, tasks: &mut Vec<Task>, options: &[String], prune: bool) -> (String, String) {
+async fn run_tasks(run: &mut Run<'_>, tasks: &mut [Task], options: &[String], prune: bool) -> (String, String) {
     sort_tasks(tasks);
     let main: Vec<usize> = (0..tasks.len()).filter(|&i| tasks[i].phase != Phase::SyncFail).collect();
     let mut steps: Vec<Vec<usize>> = Vec::new();

@@ -496,10 +496,10 @@ fn reconcile(store: &Store, obj: &Value, pending: &Pending, immediate: bool) {
         return;
     }
     let key = key_of(obj);
-    if let Ok(mut p) = pending.lock() {
-        if !p.insert(key.clone()) {
-            return; // its delay is already running
-        }
+    if let Ok(mut p) = pending.lock()
+        && !p.insert(key.clone())
+    {
+        return; // its delay is already running
     }
     let started = if kind == "Job" {
         obj.pointer("/status/startTime").is_some()

@@ -72,12 +72,18 @@ pub enum Action {
         #[arg(long)]
         yes: bool,
     },
-    /// Put the cluster back to git: ask Argo CD to sync the app's Application, then re-check.
+    /// Put the cluster back to git: ask Argo CD to sync the app's Application, then check that
+    /// live equals what git renders.
     Revert {
         #[arg(long)]
         app: String,
         #[arg(long)]
         env: String,
+        /// Replace the objects whole for this one sync (Argo CD's Replace=true) instead of
+        /// merging: also removes fields git never set (a hand-added sidecar), and those other
+        /// controllers own.
+        #[arg(long)]
+        replace: bool,
         /// Approve the cluster write without asking.
         #[arg(long)]
         yes: bool,
@@ -121,7 +127,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
             )
             .await
         }
-        Some(Action::Revert { app, env, yes }) => {
+        Some(Action::Revert { app, env, replace, yes }) => {
             let ctx = global.ctx();
             let repo = ctx.repo().await.map_err(|e| Error::Usage(e.public))?;
             let argo = repo
@@ -139,36 +145,76 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
                     })
                 })
                 .ok_or_else(|| Error::Usage(format!("no Argo CD Application in the repo deploys {app} to {env}")))?;
-            let step = json!({"env": env, "name": argo.name, "namespace": argo.namespace.clone().unwrap_or_else(|| "argocd".into())});
-            let code = write(
-                global,
-                "argocd_sync",
-                step,
-                format!("sync Argo CD Application {} to git", argo.name),
-                yes,
-                &format!("drift revert {app} {env}"),
-            )
-            .await?;
+            let mut step = json!({"env": env, "name": argo.name, "namespace": argo.namespace.clone().unwrap_or_else(|| "argocd".into())});
+            let summary = if replace {
+                step["replace"] = json!(true);
+                eprintln!("{}", replace_warning(&argo.name));
+                format!("sync Argo CD Application {} to git, replacing its objects whole (Replace=true)", argo.name)
+            } else {
+                format!("sync Argo CD Application {} to git", argo.name)
+            };
+            let code = write(global, "argocd_sync", step, summary, yes, &format!("drift revert {app} {env}")).await?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
-            check(
-                global,
-                CheckArgs {
-                    env: vec![env],
-                    app: vec![app],
-                    audit_log: Vec::new(),
-                    show_suppressed: false,
-                    metrics_file: None,
-                    format: Format::Text,
-                },
-            )
-            .await
+            let args = CheckArgs {
+                env: vec![env.clone()],
+                app: vec![app.clone()],
+                audit_log: Vec::new(),
+                show_suppressed: false,
+                metrics_file: None,
+                format: Format::Text,
+            };
+            let (code, report) = check_report(global, args).await?;
+            let differs: Vec<&drift::Drift> = report
+                .as_ref()
+                .map(|r| r.drifts.iter().filter(|d| d.status != "acknowledged").collect())
+                .unwrap_or_default();
+            if report.is_some() && differs.is_empty() {
+                println!(
+                    "Verification: live equals the target render (every object of {app} in {env} is what git renders)."
+                );
+            } else if !differs.is_empty() {
+                println!(
+                    "Verification FAILED: live differs from the target render in {} object(s): {}.",
+                    differs.len(),
+                    differs.iter().map(|d| d.object.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                if !replace {
+                    println!("{}", merge_keeps_note(&app, &env));
+                }
+            }
+            Ok(code)
         }
     }
 }
 
+/// Why a merge sync leaves fields behind, and what removes them.
+fn merge_keeps_note(app: &str, env: &str) -> String {
+    format!(
+        "A merge sync (Argo CD's default client-side apply) keeps fields that were never in the object's \
+         last-applied configuration, such as a sidecar or volume added by hand: it removes only what git \
+         once set and no longer does. To remove them too: agentops drift revert --app {app} --env {env} --replace \
+         (Argo CD's Replace=true for this one sync), or delete them by hand."
+    )
+}
+
+/// What `--replace` does beside removing hand additions.
+fn replace_warning(application: &str) -> String {
+    format!(
+        "warning: --replace makes Argo CD replace every object of {application} whole (PUT) for this sync: \
+         every field git does not set is dropped, including fields other controllers own (sidecars an \
+         admission webhook injected, replicas an HPA manages, annotations other tools wrote) until they \
+         write them again, and the last-applied-configuration annotation is removed."
+    )
+}
+
 async fn check(global: &Global, args: CheckArgs) -> Result<ExitCode> {
+    Ok(check_report(global, args).await?.0)
+}
+
+/// The drift check, printed; its exit code and report.
+async fn check_report(global: &Global, args: CheckArgs) -> Result<(ExitCode, Option<drift::DriftReport>)> {
     let ctx = global.ctx();
     let repo = ctx.repo().await.map_err(|e| Error::Usage(e.public))?;
     let engine = ctx.engine(&repo)?;
@@ -197,13 +243,14 @@ async fn check(global: &Global, args: CheckArgs) -> Result<ExitCode> {
     if let Some(p) = &args.metrics_file {
         std::fs::write(p, drift::metrics_text(&report)).map_err(|e| Error::io(p, e))?;
     }
-    Ok(if report.summary.clusters_failed > 0 || report.summary.applications_unchecked > 0 {
+    let code = if report.summary.clusters_failed > 0 || report.summary.applications_unchecked > 0 {
         ExitCode::from(2)
     } else if report.has_drift() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    Ok((code, Some(report)))
 }
 
 /// Runs one cluster-writing tool through the executor: approval (or --yes), journal.

@@ -1,7 +1,9 @@
 //! Loading a cluster fixture: a directory of YAML files holding objects exactly as
 //! `kubectl get -o yaml` prints them (multi-document files and `kind: List` allowed). Every
 //! object must be of a built-in kind or of a CustomResourceDefinition the fixture declares;
-//! `agentops.dev/v1alpha1 MockMetrics` documents are kept aside for the metrics simulation.
+//! `agentops.dev/v1alpha1 MockMetrics` documents are kept aside for the metrics simulation,
+//! `agentops.dev/v1alpha1 MockBehaviour` documents for the simulated controllers
+//! ([`super::controller::Behaviour`]).
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +15,14 @@ use crate::repo::yaml::{YamlDoc, parse_documents};
 
 pub const MOCK_METRICS_API_VERSION: &str = "agentops.dev/v1alpha1";
 pub const MOCK_METRICS_KIND: &str = "MockMetrics";
+pub const MOCK_BEHAVIOUR_KIND: &str = "MockBehaviour";
 
 /// What a fixture directory holds.
 #[derive(Debug, Default)]
 pub struct Fixture {
     pub objects: Vec<Value>,
     pub mock_metrics: Vec<Value>,
+    pub mock_behaviour: Vec<Value>,
 }
 
 struct Located {
@@ -115,6 +119,12 @@ pub fn load(dir: &Path) -> Result<Fixture, Error> {
         }
         if api_version == MOCK_METRICS_API_VERSION && kind == MOCK_METRICS_KIND {
             fixture.mock_metrics.push(d.value);
+            continue;
+        }
+        if api_version == MOCK_METRICS_API_VERSION && kind == MOCK_BEHAVIOUR_KIND {
+            super::controller::Behaviour::from_documents(std::slice::from_ref(&d.value))
+                .map_err(|m| err(&d.file, Some(d.line), m))?;
+            fixture.mock_behaviour.push(d.value);
             continue;
         }
         if name.is_empty() && d.value.pointer("/metadata/generateName").is_none() {

@@ -10,6 +10,7 @@ pub mod argocd;
 pub mod audit;
 pub mod controller;
 pub mod fixture;
+pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod resources;
@@ -105,6 +106,7 @@ impl MockCluster {
             line: None,
             message: e.message,
         })?;
+        store.set_mock_behaviour(fx.mock_behaviour);
         controller::reconcile_all(&store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

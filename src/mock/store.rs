@@ -141,6 +141,7 @@ struct State {
     /// Every change after this resourceVersion is in `history`.
     history_floor: u64,
     mock_metrics: Vec<Value>,
+    mock_behaviour: Vec<Value>,
 }
 
 struct Inner {
@@ -273,6 +274,25 @@ fn validate(r: &Resource, obj: &Value) -> Result<(), StoreError> {
         ));
     }
     if causes.is_empty() { Ok(()) } else { Err(StoreError::invalid(r, name, &causes)) }
+}
+
+/// Marks (`.`) every node of a removed-fields tree that the object no longer has at all
+/// (`kept` is the new object's tree at the same place), so the map or list item itself
+/// leaves its owners too, not only its fields.
+fn mark_gone(removed: &mut Value, kept: Option<&Value>) {
+    let Some(map) = removed.as_object_mut() else { return };
+    for (k, child) in map.iter_mut() {
+        if k == "." {
+            continue;
+        }
+        let kept_child = kept.and_then(|t| t.get(k));
+        if kept_child.is_none()
+            && let Some(m) = child.as_object_mut()
+        {
+            m.insert(".".into(), json!({}));
+        }
+        mark_gone(child, kept_child);
+    }
 }
 
 /// A FieldsV1 tree: `a ∩ b`.
@@ -826,6 +846,20 @@ impl State {
         let mut managed: Vec<Value> =
             new.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
         let sub = w.subresource.as_deref();
+        // Fields the write removed leave every entry (structured-merge-diff subtracts the
+        // comparison's Removed set from all managers), whoever wrote them.
+        if !reset {
+            let with_status = sub == Some("status");
+            let mut removed = fields::fields_of(&r.kind, old, with_status);
+            let kept = fields::fields_of(&r.kind, &new, with_status);
+            if !fields::subtract_trees(&mut removed, &kept) {
+                mark_gone(&mut removed, Some(&kept));
+                managed.retain_mut(|e| match e.get_mut("fieldsV1") {
+                    Some(tree) => !fields::subtract_trees(tree, &removed),
+                    None => true,
+                });
+            }
+        }
         match apply_fields {
             _ if reset => managed.clear(),
             Some(applied) => {
@@ -1075,6 +1109,7 @@ impl Store {
                     history: VecDeque::new(),
                     history_floor: 1,
                     mock_metrics: Vec::new(),
+                    mock_behaviour: Vec::new(),
                 }),
                 events: tx,
             }),
@@ -1169,6 +1204,17 @@ impl Store {
     /// The fixture's `agentops.dev/v1alpha1 MockMetrics` documents.
     pub fn mock_metrics(&self) -> Vec<Value> {
         self.lock().mock_metrics.clone()
+    }
+
+    /// The fixture's `agentops.dev/v1alpha1 MockBehaviour` documents (what the simulated
+    /// controllers do differently: images that never become available, Jobs that fail).
+    pub fn mock_behaviour(&self) -> Vec<Value> {
+        self.lock().mock_behaviour.clone()
+    }
+
+    /// Replaces the MockBehaviour documents (a fixture's, or a test's).
+    pub fn set_mock_behaviour(&self, docs: Vec<Value>) {
+        self.lock().mock_behaviour = docs;
     }
 
     fn resolve(st: &State, api_version: &str, kind: &str) -> Option<Resource> {

@@ -26,6 +26,11 @@ pub struct Args {
     /// Seconds to wait for the sync to finish (default 120).
     #[serde(default)]
     pub wait_seconds: Option<u64>,
+    /// Replace objects whole for this one sync (Argo CD's `Replace=true`) instead of merging:
+    /// removes fields git never set (a hand-added sidecar) but also those other controllers
+    /// own (injected sidecars, HPA-managed replicas, defaults webhooks add).
+    #[serde(default)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,7 +57,7 @@ impl Tool for ArgocdSync {
         let (_, client) = ctx.env_client(&args.env).await?;
         let ns = args.namespace.clone().unwrap_or_else(|| "argocd".into());
         let err = |e: crate::cluster::ClusterError| ToolError::new(e.to_string());
-        drift::request_sync(&client, &ns, &args.name, args.revision.as_deref()).await.map_err(err)?;
+        drift::request_sync(&client, &ns, &args.name, args.revision.as_deref(), args.replace).await.map_err(err)?;
         let wait = std::time::Duration::from_secs(args.wait_seconds.unwrap_or(120));
         let operation_state = drift::wait_for_sync(&client, &ns, &args.name, wait).await.map_err(err)?;
         Ok(Output { env: args.env, name: args.name, operation_state })

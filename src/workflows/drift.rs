@@ -582,6 +582,91 @@ async fn check_cluster(
     Ok(ClusterFindings { found: out, suppressed })
 }
 
+/// One object whose live state is not what git renders: its name and the differing paths
+/// (each with its summary), or why it could not be compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Mismatch {
+    /// `Deployment/auth/auth-service`
+    pub object: String,
+    /// `spec.template.spec.containers[name=app].env[name=OAUTH_PROVIDER]: - env OAUTH_PROVIDER`;
+    /// empty when the object is missing.
+    pub paths: Vec<String>,
+    /// missing, differs or unreadable
+    pub status: String,
+}
+
+/// Compares every object git renders (`desired`) with what the cluster runs, with the drift
+/// check's rules (API defaults, server-allocated and controller-owned fields, HPA replicas,
+/// the repo's ignore rules): the objects that differ. Hooks (which Argo CD does not keep in
+/// sync) are left out.
+pub async fn live_mismatches(
+    client: &Client,
+    desired: &[Value],
+    dest_ns: Option<String>,
+    config: &crate::config::DriftConfig,
+) -> std::result::Result<Vec<Mismatch>, ClusterError> {
+    let res = Resources::discover(client).await?;
+    let mut witness = Witness::with(&config.controllers, &config.sync_managers);
+    witness.minor = cluster_minor(client).await;
+    let hpa_targets: BTreeSet<(String, String)> = desired
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler"))
+        .filter_map(|o| {
+            Some((
+                o.pointer("/spec/scaleTargetRef/kind")?.as_str()?.to_string(),
+                o.pointer("/spec/scaleTargetRef/name")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for d in desired {
+        if d.pointer("/metadata/annotations/argocd.argoproj.io~1hook").is_some() {
+            continue;
+        }
+        let r = ObjectRef::of(d);
+        let Some((_, caps)) = res.get(&r.api_version, &r.kind) else {
+            out.push(Mismatch { object: r.to_string(), paths: Vec::new(), status: "unreadable".into() });
+            continue;
+        };
+        let mut desired = d.clone();
+        if caps.scope == Scope::Namespaced
+            && let (Some(ns), Some(meta)) = (&dest_ns, desired.get_mut("metadata").and_then(Value::as_object_mut))
+        {
+            meta.entry("namespace").or_insert_with(|| Value::String(ns.clone()));
+        }
+        let object = ObjectRef::of(&desired).to_string();
+        let live = match fetch_live(client, &res, &desired, dest_ns.clone()).await {
+            Some(Ok(Some(live))) => live,
+            Some(Ok(None)) => {
+                out.push(Mismatch { object, paths: Vec::new(), status: "missing".into() });
+                continue;
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => continue,
+        };
+        witness.hpa_target = hpa_targets.contains(&(r.kind.clone(), r.name.clone()));
+        let mut c = compare_object(&desired, &live, &witness, &config.ignore);
+        // A whole list item (an env var, a container) that only the syncing manager owns is
+        // not a default the server added: an earlier sync wrote it and this one left it.
+        let (kept, suppressed): (Vec<_>, Vec<_>) = std::mem::take(&mut c.suppressed).into_iter().partition(|s| {
+            s.cause == Cause::Default
+                && s.change.op == Op::Add
+                && s.manager.as_ref().is_some_and(|m| witness.sync_managers.contains(m))
+                && matches!(
+                    s.change.elems.last(),
+                    Some(crate::k8s::fields::PathElem::Key(_) | crate::k8s::fields::PathElem::Value(_))
+                )
+        });
+        c.suppressed = suppressed;
+        c.changes.extend(kept.into_iter().map(|s| s.change));
+        if !c.changes.is_empty() {
+            let paths = c.changes.iter().map(|ch| format!("{}: {}", ch.path, ch.summary)).collect();
+            out.push(Mismatch { object, paths, status: "differs".into() });
+        }
+    }
+    Ok(out)
+}
+
 fn op_str(op: Op) -> &'static str {
     match op {
         Op::Add => "add",
@@ -853,20 +938,30 @@ fn acknowledged_hash(d: &Drift, desired: &Value, live: &Value) -> String {
     )
 }
 
-/// Asks Argo CD to sync an Application (the `operation.sync` write `argocd --core` makes).
+/// Asks Argo CD to sync an Application (the `operation.sync` write `argocd --core` makes). The
+/// operation carries the Application's sync options, as Argo CD's API server copies them;
+/// `replace` adds `Replace=true` for this one operation (objects are replaced whole instead of
+/// merged, which drops every field git does not set, whoever wrote it).
 pub async fn request_sync(
     client: &Client,
     namespace: &str,
     name: &str,
     revision: Option<&str>,
+    replace: bool,
 ) -> std::result::Result<Value, ClusterError> {
     let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1")).await?;
-    let mut sync = serde_json::json!({"syncOptions": ["CreateNamespace=true"]});
+    let apps = api(client, &ar, &caps, Some(namespace));
+    let app = to_json(&with_retry(|| apps.get(name)).await?, &ar);
+    let mut options: Vec<Value> =
+        app.pointer("/spec/syncPolicy/syncOptions").and_then(Value::as_array).cloned().unwrap_or_default();
+    if replace && !options.iter().any(|o| o == "Replace=true") {
+        options.push(Value::String("Replace=true".into()));
+    }
+    let mut sync = serde_json::json!({"syncOptions": options});
     if let Some(r) = revision {
         sync["revision"] = Value::String(r.into());
     }
     let patch = serde_json::json!({"operation": {"sync": sync, "initiatedBy": {"username": "agentops"}}});
-    let apps = api(client, &ar, &caps, Some(namespace));
     let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let body = kube::api::Patch::Merge(&patch);
     let o = with_retry(|| apps.patch(name, &pp, &body)).await?;

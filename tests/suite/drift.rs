@@ -302,7 +302,8 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
     revert.extend(base.clone());
     let r = cli(revert).await.unwrap();
     assert!(r.stdout.contains("grafana-prod-east in prod-east: Succeeded: "), "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.lines().count() <= 3, "a line, not the whole operation state: {}", r.stdout);
+    assert!(r.stdout.lines().count() <= 4, "a line, not the whole operation state: {}", r.stdout);
+    assert!(r.stdout.contains("Verification: live equals the target render"), "{}", r.stdout);
     let (code, v) = w
         .drift(&[
             "--app",
@@ -649,4 +650,83 @@ async fn every_kind_of_hand_edit_on_a_synced_fleet_is_reported_once() {
     // the HPA's scaling and the NodePort's allocations are counted, not reported
     let causes = v["summary"]["suppressed"].as_object().unwrap();
     assert!(causes["hpa"].as_u64().unwrap() >= 1, "{causes:?}");
+}
+
+/// `drift revert` after a hand-added sidecar: the merge sync keeps it (it was never in
+/// last-applied), the check after the sync says so and fails, and offers `--replace`, which
+/// (with a warning) removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revert_says_a_merge_sync_keeps_hand_additions_and_replace_removes_them() {
+    let w = world().await;
+    let editor = w.work.path().join("editor.py");
+    std::fs::write(
+        &editor,
+        "#!/usr/bin/env python3\nimport json, sys\np = sys.argv[-1]\nd = json.load(open(p))\nspec = d['spec']['template']['spec']\nspec['containers'].append({'name': 'oauth2-proxy', 'image': 'quay.io/oauth2-proxy/oauth2-proxy:v7.4.0'})\njson.dump(d, open(p, 'w'))\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.kubectl(
+        &["--context", "prod-west", "-n", "monitoring", "edit", "deployment/grafana", "-o", "json"],
+        Some(&editor),
+    )
+    .await;
+    let containers = |w: &World| -> Vec<String> {
+        let d = w
+            .fleet
+            .get("prod-west")
+            .unwrap()
+            .store()
+            .get("apps/v1", "Deployment", Some("monitoring"), "grafana")
+            .unwrap();
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(containers(&w).contains(&"oauth2-proxy".to_string()));
+    let revert = |extra: &[&str]| {
+        let mut a: Vec<String> = ["drift", "revert", "--app", "grafana", "--env", "prod-west", "--yes", "--no-cache"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["--repo".into(), w.repo.path().to_str().unwrap().into()]);
+        a.extend(["--kubeconfig".into(), w.kubeconfig().to_str().unwrap().into()]);
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            agentops(&a)
+        })
+    };
+    let r = revert(&[]).await.unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "Verification FAILED: live differs from the target render in 1 object(s): Deployment/monitoring/grafana"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("keeps fields that were never in the object's last-applied configuration"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("agentops drift revert --app grafana --env prod-west --replace"), "{}", r.stdout);
+    assert!(containers(&w).contains(&"oauth2-proxy".to_string()), "a merge sync keeps it, as Argo CD's does");
+
+    let r = revert(&["--replace"]).await.unwrap();
+    assert!(
+        r.stderr.contains("warning: --replace makes Argo CD replace every object of grafana-prod-west whole"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("fields other controllers own"), "{}", r.stderr);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Verification: live equals the target render"), "{}", r.stdout);
+    assert_eq!(containers(&w), ["grafana"], "replaced whole: the hand-added sidecar is gone");
+    let journal = std::fs::read_to_string(w.repo.path().join(".agentops/journal.jsonl")).unwrap();
+    assert!(journal.contains("\"replace\":true"), "{journal}");
+    w.fleet.shutdown().await;
 }

@@ -73,11 +73,15 @@ impl Env {
         serde_json::from_str(&self.kubectl(&a).await).unwrap()
     }
 
-    /// Like `get_json`, once the simulated controller has observed the latest generation.
+    /// Like `get_json`, once the simulated controller has finished the rollout of the latest
+    /// generation (it observes it first, with the new replicas short, then completes it).
     async fn get_settled(&self, args: &[&str]) -> Value {
         let mut d = self.get_json(args).await;
         for _ in 0..50 {
-            if d["status"]["observedGeneration"] == d["metadata"]["generation"] {
+            if d["status"]["observedGeneration"] == d["metadata"]["generation"]
+                && d["status"]["availableReplicas"] == d["spec"]["replicas"]
+                && d["status"]["updatedReplicas"] == d["spec"]["replicas"]
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

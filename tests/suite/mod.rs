@@ -1,3 +1,4 @@
+mod argocd;
 mod cluster;
 mod commit;
 mod common;

@@ -45,6 +45,8 @@ struct Setup {
     /// The error ratio stays high whatever is deployed, except at the good revision.
     stays_high: bool,
     prometheus_down: bool,
+    /// The culprit also adds an env var OAUTH_PROVIDER to auth-service.
+    oauth: bool,
 }
 
 struct World {
@@ -84,6 +86,13 @@ impl World {
         edit(&repo.path().join("apps/grafana/base/deployment.yaml"), "replicas: 1", "replicas: 2");
         commit_all(repo.path(), "chore(grafana): two replicas");
         edit(&repo.path().join(DEPLOYMENT), "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 5");
+        if s.oauth {
+            edit(
+                &repo.path().join(DEPLOYMENT),
+                "                  key: password\n          resources:\n            requests:\n              cpu: 100m",
+                "                  key: password\n            - name: OAUTH_PROVIDER\n              value: https://login.acme.example\n          resources:\n            requests:\n              cpu: 100m",
+            );
+        }
         if s.migration {
             std::fs::write(
                 repo.path().join("apps/auth-service/base/migrate-job.yaml"),
@@ -283,7 +292,7 @@ async fn seed_case_end_to_end() {
     let r = w.rollback(&["--yes", "--expect", &fingerprint, "--verify-timeout", "60"]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("Verification: recovered"), "{}", r.stdout);
-    for c in ["sync", "rollout", "health", "error-rate"] {
+    for c in ["sync", "rollout", "health", "live", "error-rate"] {
         assert!(r.stderr.contains(&format!("ok   {c}")), "each check reported as it happens: {}", r.stderr);
     }
     // the revert commit, then the verification follow-up
@@ -508,5 +517,49 @@ async fn prometheus_unreachable_still_rolls_back_with_verification_unknown() {
     assert!(report.contains("Graph: [http_error_ratio"), "{report}");
     assert!(report.contains("](http://127.0.0.1:9/graph?g0.expr=http_error_ratio%7B"), "{report}");
     assert_eq!(w.app()["status"]["history"].as_array().unwrap().len(), 3, "deployed anyway");
+    w.fleet.shutdown().await;
+}
+
+fn env_names(w: &World) -> Vec<String> {
+    let d = w.store().get("apps/v1", "Deployment", Some("auth"), "auth-service").unwrap();
+    let c = d["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+    let app = c.iter().find(|c| c["name"] == "auth-service").unwrap();
+    app["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// The case: the culprit adds OAUTH_PROVIDER; the rollback's sync (Argo CD's default
+/// client-side apply) removes it, and verification proves live equals the good render.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_removes_the_env_var_the_culprit_added() {
+    let w = World::new(Setup { oauth: true, ..Setup::default() }).await;
+    assert!(env_names(&w).contains(&"OAUTH_PROVIDER".to_string()), "the culprit is live");
+    let r = w.rollback(&["--yes", "--verify-timeout", "60"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Verification: recovered"), "{}", r.stdout);
+    assert!(r.stderr.contains("ok   live       equals the target render"), "{}", r.stderr);
+    assert_eq!(env_names(&w), ["DB_PASSWORD"], "the rollback removed OAUTH_PROVIDER from the live Deployment");
+    w.fleet.shutdown().await;
+}
+
+/// A sync that leaves live different from the target fails verification loudly, whatever
+/// the error rate says: with ServerSideApply=true after client-side syncs, Argo CD's apply
+/// does not remove OAUTH_PROVIDER (the earlier Update owns it), and the check names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sync_that_keeps_the_field_fails_verification_naming_it() {
+    let w = World::new(Setup { oauth: true, ..Setup::default() }).await;
+    let patch = json!({"spec": {"syncPolicy": {"syncOptions": ["CreateNamespace=true", "ServerSideApply=true"]}}});
+    w.store().merge_patch("argoproj.io/v1alpha1", "Application", Some("argocd"), APP, &patch, "kubectl-edit").unwrap();
+    let r = w.rollback(&["--yes", "--verify-timeout", "30"]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(env_names(&w).contains(&"OAUTH_PROVIDER".to_string()), "server-side apply kept it");
+    assert!(r.stdout.contains("VERIFICATION FAILED"), "{}", r.stdout);
+    let line = r.stderr.lines().find(|l| l.contains("FAIL live")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(
+        line.contains("Deployment/auth/auth-service differs at") && line.contains("env[name=OAUTH_PROVIDER]"),
+        "{line}"
+    );
+    assert!(!r.stderr.contains("error-rate"), "verification stops at the first failure: {}", r.stderr);
+    let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
+    assert!(report.contains("| live | FAILED |") && report.contains("OAUTH_PROVIDER"), "{report}");
     w.fleet.shutdown().await;
 }

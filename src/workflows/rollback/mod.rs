@@ -673,7 +673,7 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
             ));
         }
         actions.push(format!(
-            "verify within {timeout}s: sync finished, rollout complete, health Healthy, error rate below {}{}",
+            "verify within {timeout}s: sync finished, rollout complete, health Healthy, live equals the target render, error rate below {}{}",
             pct(Some(threshold)),
             if metrics_info.error.is_some() { " (unknown: Prometheus did not answer)" } else { "" }
         ));
@@ -933,7 +933,7 @@ pub async fn verify_and_record(
     on_check: &(dyn Fn(&verify::Check) + Send + Sync),
 ) -> Result<VerifyOutcome, ToolError> {
     let repo = ctx.repo().await?;
-    let (_, argo) = locate(&repo, &req.app, &req.env)?;
+    let (overlay, argo) = locate(&repo, &req.app, &req.env)?;
     let threshold = req.threshold.unwrap_or(repo.config.rollback.error_threshold);
     let timeout =
         verify::timeout_of(req.verify_timeout_seconds.unwrap_or(repo.config.rollback.verify_timeout_seconds))?;
@@ -951,8 +951,16 @@ pub async fn verify_and_record(
     let expected = blocking(move || git::resolve(&root, &rev).map_err(ToolError::from)).await?;
     let query = error_query(&repo.config.prometheus.error_rate, &req.app, &dest_ns, &req.env);
     let metrics = crate::tools::metrics_query::endpoint_for(ctx, &repo, &req.env).await.map_err(|e| e.public);
+    let (root, sha, dir) = (repo.root.clone(), expected.clone(), overlay.clone());
+    let kustomize = ctx.engine(&repo).map_err(|e| ToolError::new(e.to_string()))?.kustomize.clone();
+    let target = blocking(move || Ok(render_at(&root, &sha, &dir, &kustomize))).await?;
     let input = verify::VerifyInput {
         client: &client,
+        app: &req.app,
+        env: &req.env,
+        target,
+        dest_ns: Some(dest_ns.clone()),
+        drift: &repo.config.drift,
         namespace: &ns,
         application: &argo.name,
         expected: Some(&expected),
@@ -1092,6 +1100,29 @@ fn mean_per_time(r: &metrics::QueryResult) -> Vec<(f64, f64)> {
         }
     }
     by.into_iter().map(|(t, (sum, n))| (t as f64, sum / n as f64)).collect()
+}
+
+/// What `overlay` renders at commit `sha` (kustomize on the tree of that commit).
+pub fn render_at(
+    root: &std::path::Path,
+    sha: &str,
+    overlay: &str,
+    kustomize: &crate::kustomize::Kustomize,
+) -> Result<Vec<Value>, String> {
+    let git = git2::Repository::open(root).map_err(|e| e.message().to_string())?;
+    let oid = git2::Oid::from_str(sha).map_err(|e| e.message().to_string())?;
+    let commit = git.find_commit(oid).map_err(|e| e.message().to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    crate::commit::git::Snapshot::of_commit(&commit, "")
+        .and_then(|snap| snap.write_to(&git, dir.path()))
+        .map_err(|e| e.to_string())?;
+    let out =
+        kustomize.command(&dir.path().join(overlay)).output().map_err(|e| format!("cannot run kustomize: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.path().display()), "");
+        return Err(format!("kustomize build {overlay} at {} failed: {}", short(sha), err.trim()));
+    }
+    crate::repo::yaml::parse_values(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
 }
 
 /// Counts by kind, for summaries.

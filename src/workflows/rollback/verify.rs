@@ -1,6 +1,7 @@
 //! Verification after the rollback's sync: the operation finished at the expected revision,
-//! the rollout completed, the Application is Healthy, and the error ratio fell below the
-//! threshold, all within one time limit. Each check is reported as it finishes.
+//! the rollout completed, the Application is Healthy, live equals what the target revision
+//! renders (every object compared with the drift check's rules), and the error ratio fell
+//! below the threshold, all within one time limit. Each check is reported as it finishes.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ pub enum CheckStatus {
 /// One verification check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Check {
-    /// sync, rollout, health or error-rate
+    /// sync, rollout, health, live or error-rate
     pub name: String,
     pub status: CheckStatus,
     pub detail: String,
@@ -50,6 +51,9 @@ impl Verification {
 /// What to verify.
 pub struct VerifyInput<'a> {
     pub client: &'a kube::Client,
+    /// The app and environment, for advice.
+    pub app: &'a str,
+    pub env: &'a str,
     pub namespace: &'a str,
     pub application: &'a str,
     /// The revision the sync must reach (None: any finished sync).
@@ -58,6 +62,13 @@ pub struct VerifyInput<'a> {
     pub metrics: Result<Endpoint, String>,
     pub query: &'a str,
     pub threshold: f64,
+    /// What the overlay renders at the expected revision (or why it could not be rendered),
+    /// for the check that live equals it.
+    pub target: Result<Vec<Value>, String>,
+    /// The Application's destination namespace, for objects without one.
+    pub dest_ns: Option<String>,
+    /// The drift check's rules (controllers, sync managers, ignore rules).
+    pub drift: &'a crate::config::DriftConfig,
     pub timeout: Duration,
     /// Between polls.
     pub interval: Duration,
@@ -209,7 +220,61 @@ pub async fn verify(input: VerifyInput<'_>, on_check: &(dyn Fn(&Check) + Send + 
         tokio::time::sleep(input.interval).await;
     }
 
-    // 4. the error rate
+    // 4. live equals what the target revision renders
+    let target = match &input.target {
+        Ok(t) => t,
+        Err(why) => {
+            push(check("live", CheckStatus::Failed, format!("the target render failed: {why}")), &mut checks);
+            return fail(
+                checks,
+                vec![format!("compare by hand: agentops drift --app {} --env {}", input.app, input.env)],
+            );
+        }
+    };
+    loop {
+        match crate::workflows::drift::live_mismatches(input.client, target, input.dest_ns.clone(), input.drift).await {
+            Ok(m) if m.is_empty() => {
+                let n = target.len();
+                push(
+                    check("live", CheckStatus::Passed, format!("equals the target render ({n} objects)")),
+                    &mut checks,
+                );
+                break;
+            }
+            Ok(m) => {
+                let detail = m
+                    .iter()
+                    .map(|x| match x.status.as_str() {
+                        "differs" => format!("{} differs at {}", x.object, x.paths.join("; ")),
+                        other => format!("{} is {other}", x.object),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                push(
+                    check("live", CheckStatus::Failed, format!("differs from the target render: {detail}")),
+                    &mut checks,
+                );
+                return fail(
+                    checks,
+                    vec![
+                        "the cluster does NOT run what the target revision renders, whatever the error rate says: the sync left fields behind".into(),
+                        "a merge sync keeps fields never in the last-applied configuration (hand additions); a server-side apply sync keeps fields another manager owns".into(),
+                        format!(
+                            "remove them: agentops drift revert --app {} --env {} --replace (Argo CD's Replace=true for one sync), or by hand; then check with agentops drift --app {} --env {}",
+                            input.app, input.env, input.app, input.env
+                        ),
+                    ],
+                );
+            }
+            Err(e) if left().is_zero() => {
+                push(check("live", CheckStatus::Failed, format!("live objects could not be read: {e}")), &mut checks);
+                return fail(checks, retry_advice("the live objects could not be read"));
+            }
+            Err(_) => tokio::time::sleep(input.interval).await,
+        }
+    }
+
+    // 5. the error rate
     let endpoint = match &input.metrics {
         Ok(e) => e,
         Err(why) => {

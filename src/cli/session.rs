@@ -87,7 +87,22 @@ pub async fn plan_with_llm(request: &str, args: &PlannerArgs, executor: &Executo
             "no LLM planner configured (--llm-base-url/--model, OPENAI_BASE_URL, or llm: in .agentops.yaml); use a slash command or one of the phrasings above".into(),
         ));
     }
-    let settings = LlmSettings::resolve(&flags, config.llm.as_ref())?;
+    let mut settings = LlmSettings::resolve(&flags, config.llm.as_ref())?;
+    if let Some(dir) = std::env::var_os("AGENTOPS_LLM_CASSETTES") {
+        // a replay sends what the recording sent: the constrained mode in effect then
+        // (`auto` resolves by endpoint, and a replay has none)
+        let file = std::path::Path::new(&dir).join("constrained");
+        if crate::llm::cassette::recording_requested(&|k| std::env::var(k).ok()) {
+            let mode = serde_json::to_value(settings.constrained_mode()).unwrap_or_default();
+            if let Some(m) = mode.as_str() {
+                let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, format!("{m}\n")));
+            }
+        } else if let Ok(text) = std::fs::read_to_string(&file)
+            && let Ok(mode) = serde_json::from_value(serde_json::Value::String(text.trim().to_string()))
+        {
+            settings.constrained = mode;
+        }
+    }
     let agents = crate::agents::Agents::load(Some(&root), executor.registry())?;
     let client: Box<dyn LlmClient> = match std::env::var_os("AGENTOPS_LLM_CASSETTES") {
         Some(dir) => {

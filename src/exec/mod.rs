@@ -271,11 +271,10 @@ impl Executor {
 
     /// Journals one model turn of the LLM planner (nothing without a journal).
     pub fn record_turn(&self, request: &str, turn: &ModelTurn) {
-        if let Some(j) = &self.journal {
-            if let Err(e) = j.append_turn(&crate::mock::util::now_seconds(), &self.ctx.redactor().scrub(request), turn)
-            {
-                eprintln!("warning: journal not written: {e}");
-            }
+        if let Some(j) = &self.journal
+            && let Err(e) = j.append_turn(&crate::mock::util::now_seconds(), &self.ctx.redactor().scrub(request), turn)
+        {
+            eprintln!("warning: journal not written: {e}");
         }
     }
 

@@ -533,7 +533,7 @@ pub fn intent(text: &str) -> Option<Workflow> {
             s.1 += cue.weight;
         }
     }
-    scores.sort_by(|a, b| b.1.cmp(&a.1));
+    scores.sort_by_key(|s| std::cmp::Reverse(s.1));
     match scores.as_slice() {
         [(w, best), rest @ ..] if *best >= CUE_THRESHOLD && rest.first().is_none_or(|(_, s)| s < best) => Some(*w),
         _ => None,

@@ -91,11 +91,7 @@ async fn a_model_answer_of_100_mb_is_refused_unread() {
         let (url, sent) = huge_server(HUNDRED_MB, announce).await;
         let settings = LlmSettings::new(&format!("{url}/v1"), "m");
         let client = OpenAiClient::with_key(&settings, "").unwrap();
-        let req = ChatRequest {
-            model: "m".into(),
-            messages: vec![Message::user("hi")],
-            ..ChatRequest::default()
-        };
+        let req = ChatRequest { model: "m".into(), messages: vec![Message::user("hi")], ..ChatRequest::default() };
         let err = client.complete(req).await.unwrap_err().to_string();
         assert!(err.contains("the model endpoint sent more than 16.0 MiB"), "{err}");
         let sent = sent.load(Ordering::Relaxed);

@@ -87,7 +87,10 @@ pub struct Texts {
 
 impl Texts {
     pub fn get(&mut self, repo: &Repo, file: &str) -> Option<&str> {
-        self.texts.entry(file.to_string()).or_insert_with(|| crate::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes).ok()).as_deref()
+        self.texts
+            .entry(file.to_string())
+            .or_insert_with(|| crate::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes).ok())
+            .as_deref()
     }
 }
 

@@ -26,9 +26,7 @@ pub struct Args {
     /// Seconds to wait for the sync to finish (default 120).
     #[serde(default)]
     pub wait_seconds: Option<u64>,
-    /// Replace objects whole for this one sync (Argo CD's `Replace=true`) instead of merging:
-    /// removes fields git never set (a hand-added sidecar) but also those other controllers
-    /// own (injected sidecars, HPA-managed replicas, defaults webhooks add).
+    /// Replace objects whole for this sync (Replace=true).
     #[serde(default)]
     pub replace: bool,
 }

@@ -15,7 +15,7 @@ impl Tool for RollbackVerify {
         "rollback_verify"
     }
     fn description(&self) -> &'static str {
-        "Verify a rollback within a time limit: the Argo CD sync reached the revert commit, the Deployments rolled out, the Application is Healthy, every object live equals what the revision renders, and the error rate fell below the threshold (unknown when Prometheus does not answer). Records the results in the incident report as a follow-up commit: needs approval."
+        "Verify a rollback within a time limit: sync reached the revert commit, Deployments rolled out, Application Healthy, live equals the render, error rate below the threshold (unknown without Prometheus). Records results in the incident report (a follow-up commit; needs approval)."
     }
     fn effect(&self) -> Effect {
         Effect::WritesRepo

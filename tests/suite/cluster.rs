@@ -287,6 +287,11 @@ async fn argo_sync_deploys_and_metrics_follow_the_revision() {
         get_app().is_some_and(|a| a.pointer("/status/operationState/phase") == Some(&json!("Succeeded")))
     })
     .await;
+    // as in Argo CD, a one-step sync succeeds once applied; health follows the rollout
+    wait_for("the rollout", || {
+        get_app().is_some_and(|a| a.pointer("/status/health/status") == Some(&json!("Healthy")))
+    })
+    .await;
     let dep = west.store().get("apps/v1", "Deployment", Some("auth"), "auth-service").expect("deployed to prod-west");
     assert_eq!(dep["metadata"]["labels"]["app.kubernetes.io/instance"], "auth-service-prod-west");
     assert!(dep["metadata"]["managedFields"].as_array().unwrap().iter().any(|m| m["manager"] == "argocd-controller"));

@@ -275,9 +275,15 @@ async fn llm_cases_record_replay_and_fail_clearly_on_a_cassette_miss() {
     assert_eq!(report.cases[0].planner, PlannerKind::Llm);
     assert_eq!(report.summary.by_workflow["validate/llm"].passed, 1);
     let dir = project.path().join("evals/cassettes/llm-validate-dev");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
     files.sort();
     assert_eq!(files.len(), 2, "one cassette per model request: {files:?}");
+    // the mode in effect while recording, which the replay (with no endpoint) sends again
+    assert_eq!(std::fs::read_to_string(dir.join("constrained")).unwrap().trim(), "off");
     assert_eq!(fake.seen().len(), 2);
 
     // replay: no endpoint at all (the model name is part of each request, so it stays)

@@ -109,27 +109,30 @@ struct Measured {
     wall: Duration,
 }
 
+/// Forks agentops from a small Python process and reports wait4's peak memory of it. Not
+/// spawned from the test binary itself: Linux counts the memory of the process a child was
+/// spawned from (the test binary, with every other test's threads) in the child's peak.
+const MEASURE: &str = "import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[2], sys.argv[2:])\n_, status, ru = os.wait4(pid, 0)\nopen(sys.argv[1], 'w').write(str(ru.ru_maxrss))\nsys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 255)\n";
+
 fn agentops_measured(args: &[&str]) -> Measured {
     use std::io::{Read, Seek};
     let mut out = tempfile::tempfile().unwrap();
     let mut err = tempfile::tempfile().unwrap();
+    let rss = tempfile::NamedTempFile::new().unwrap();
     let started = Instant::now();
-    // reaped by wait4 below, which also reports its peak memory
-    #[allow(clippy::zombie_processes)]
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_agentops"))
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(rss.path())
+        .arg(env!("CARGO_BIN_EXE_agentops"))
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("AGENTOPS_CACHE_DIR")
         .env_remove("OPENAI_API_KEY")
         .stdout(out.try_clone().unwrap())
         .stderr(err.try_clone().unwrap())
-        .spawn()
+        .status()
         .unwrap();
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for the child we spawned.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4");
     let wall = started.elapsed();
     let text = |f: &mut std::fs::File| {
         f.rewind().unwrap();
@@ -137,11 +140,12 @@ fn agentops_measured(args: &[&str]) -> Measured {
         f.read_to_string(&mut s).unwrap();
         s
     };
+    let kb: f64 = std::fs::read_to_string(rss.path()).unwrap().trim().parse().unwrap();
     Measured {
-        code: if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 },
+        code: status.code().map_or(-1, |c| if c == 255 { -1 } else { c }),
         stdout: text(&mut out),
         stderr: text(&mut err),
-        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        max_rss_mb: kb / 1024.0,
         wall,
     }
 }

@@ -560,6 +560,6 @@ async fn a_sync_that_keeps_the_field_fails_verification_naming_it() {
     );
     assert!(!r.stderr.contains("error-rate"), "verification stops at the first failure: {}", r.stderr);
     let report = std::fs::read_to_string(&w.incident_reports()[0]).unwrap();
-    assert!(report.contains("| live | FAILED |") && report.contains("OAUTH_PROVIDER"), "{report}");
+    assert!(report.contains("- [ ] **live** FAILED") && report.contains("OAUTH_PROVIDER"), "{report}");
     w.fleet.shutdown().await;
 }

@@ -82,7 +82,14 @@ impl Env {
                 && d["status"]["availableReplicas"] == d["spec"]["replicas"]
                 && d["status"]["updatedReplicas"] == d["spec"]["replicas"]
             {
-                break;
+                // settled: nothing writes it for longer than a rollout step (300 ms)
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let again = self.get_json(args).await;
+                if again["metadata"]["resourceVersion"] == d["metadata"]["resourceVersion"] {
+                    break;
+                }
+                d = again;
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             d = self.get_json(args).await;

@@ -21,5 +21,6 @@ mod mock;
 mod orchestrator;
 mod phrasings;
 mod rollback;
+mod scripts;
 mod tools;
 mod validate;

@@ -47,7 +47,7 @@ fn the_demo_script_says_what_it_does_in_order_and_shows_the_build() {
         pos("1/3 tools"),
         pos("setup-tools ["),
         pos("2/3 build: cargo build --release, the first time: about 10 minutes on 2 cores"),
-        pos("cargo build --release"),
+        lines.iter().position(|l| *l == "cargo build --release").expect("cargo ran"),
         pos("3/3 run: agentops demo"),
         pos("agentops demo --example examples/platform --keep-running"),
     );

@@ -20,6 +20,9 @@ impl Tool for RollbackVerify {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
+    fn exit_code(&self, output: &VerifyOutcome) -> u8 {
+        u8::from(output.verification.verdict != "recovered")
+    }
     async fn call(&self, ctx: &ToolCtx, args: VerifyRequest) -> Result<VerifyOutcome, ToolError> {
         let progress = |c: &rollback::verify::Check| eprintln!("  {}", rollback::report::check_line(c));
         rollback::verify_and_record(ctx, &args, &progress).await

@@ -73,6 +73,7 @@ fn the_week_runs_end_to_end() {
     let thursday = day("Thursday");
     assert!(thursday.contains("error rate 87.0% while live"), "{thursday}");
     assert!(thursday.contains("Verification: recovered"), "{thursday}");
+    assert!(thursday.contains("  ok   error-rate "), "{thursday}");
     assert!(
         thursday.contains("revert(auth-service): undo ") && thursday.contains(" in all 5 environments"),
         "{thursday}"

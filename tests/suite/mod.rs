@@ -20,6 +20,8 @@ mod migrate;
 mod mock;
 mod orchestrator;
 mod phrasings;
+mod readme;
 mod rollback;
+mod scripts;
 mod tools;
 mod validate;

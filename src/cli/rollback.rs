@@ -5,12 +5,11 @@
 //! journaled, stopping at the first step that fails.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::planner::{Plan, Step};
+use crate::exec::Executor;
 use crate::tools::ToolRegistry;
 use crate::workflows::rollback::{self, RevertOutcome, RollbackPlan, RollbackRequest, VerifyOutcome, report};
 
@@ -109,36 +108,30 @@ pub fn steps(registry: &ToolRegistry, plan: &RollbackPlan) -> std::result::Resul
     Ok(p)
 }
 
-/// Exit 0 when planned (and, with `--yes`, recovered or recovery unknown), 1 when blocked,
-/// stopped or not recovered.
-pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
-    let req = args.request();
-    if let Some(s) = &req.since {
-        rollback::parse_duration(s).map_err(Error::Usage)?;
-    }
-    let ctx = global.ctx();
-    let plan = rollback::plan(&ctx, &req).await.map_err(|e| Error::Usage(e.public))?;
-    let text = args.format == Format::Text;
-    if text {
-        print!("{}", report::text(&plan));
-    }
-    if !args.yes || !plan.is_ready() {
-        if !text {
-            println!("{}", serde_json::to_string_pretty(&json!({"plan": plan})).unwrap_or_default());
-        } else if plan.is_ready() {
-            eprintln!(
-                "Nothing was written. Run again with --yes to revert, sync, verify and write the incident report; add --expect {} to revert only this plan.",
-                plan.fingerprint
-            );
-        }
-        return Ok(if plan.is_ready() { ExitCode::SUCCESS } else { ExitCode::from(1) });
-    }
+/// What running a ready plan did.
+#[derive(Debug, Default)]
+pub struct Executed {
+    pub revert: Option<RevertOutcome>,
+    pub verified: Option<VerifyOutcome>,
+    /// The first step that failed, was denied or refused: `tool: why`.
+    pub failure: Option<String>,
+}
 
-    let registry = Arc::new(ToolRegistry::builtin());
-    let exec_plan = steps(&registry, &plan).map_err(|e| Error::Usage(e.public))?;
-    let exec = super::session::write_executor(&ctx, true);
-    if text {
-        println!();
+impl Executed {
+    /// Recovered, or done with recovery unknown (the error rate could not be read).
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none()
+            && matches!(self.verified.as_ref().map(|v| v.verification.verdict.as_str()), Some("recovered" | "unknown"))
+    }
+}
+
+/// Runs a ready plan exactly as shown (revert bound to its fingerprint, sync, verify) through
+/// `exec`, whose policy and approver decide each write; with `text`, each result is printed
+/// as it comes. `request` names who asked in the journal (default: the rollback command).
+pub async fn execute(exec: &Executor, plan: &RollbackPlan, request: Option<String>, text: bool) -> Result<Executed> {
+    let mut exec_plan = steps(exec.registry(), plan).map_err(|e| Error::Usage(e.public))?;
+    if let Some(r) = request {
+        exec_plan.request = r;
     }
     let mut revert: Option<RevertOutcome> = None;
     let mut verified: Option<VerifyOutcome> = None;
@@ -174,6 +167,39 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         _ => {}
     })
     .await;
+    Ok(Executed { revert, verified, failure })
+}
+
+/// Exit 0 when planned (and, with `--yes`, recovered or recovery unknown), 1 when blocked,
+/// stopped or not recovered.
+pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
+    let req = args.request();
+    if let Some(s) = &req.since {
+        rollback::parse_duration(s).map_err(Error::Usage)?;
+    }
+    let ctx = global.ctx();
+    let plan = rollback::plan(&ctx, &req).await.map_err(|e| Error::Usage(e.public))?;
+    let text = args.format == Format::Text;
+    if text {
+        print!("{}", report::text(&plan));
+    }
+    if !args.yes || !plan.is_ready() {
+        if !text {
+            println!("{}", serde_json::to_string_pretty(&json!({"plan": plan})).unwrap_or_default());
+        } else if plan.is_ready() {
+            eprintln!(
+                "Nothing was written. Run again with --yes to revert, sync, verify and write the incident report; add --expect {} to revert only this plan.",
+                plan.fingerprint
+            );
+        }
+        return Ok(if plan.is_ready() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+
+    let exec = super::session::write_executor(&ctx, true);
+    if text {
+        println!();
+    }
+    let Executed { revert, verified, failure } = execute(&exec, &plan, None, text).await?;
     if !text {
         let v = json!({"plan": plan, "revert": revert, "verification": verified, "error": failure});
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

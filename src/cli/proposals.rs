@@ -54,6 +54,7 @@ pub fn row(p: &Proposal) -> Value {
         "notifications": p.notifications,
         "received_at": p.received_at,
         "alert_to_proposal_ms": p.alert_to_proposal_ms,
+        "since_alert_start_ms": p.since_alert_start_ms,
         "auto": p.auto,
         "report": p.report,
         "file": Store::markdown_rel(&p.id),

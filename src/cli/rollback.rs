@@ -4,12 +4,12 @@
 //! push), `argocd_sync` and `rollback_verify` (checks, results recorded in the report),
 //! journaled, stopping at the first step that fails.
 
-use std::process::ExitCode;
 use serde_json::{Value, json};
+use std::process::ExitCode;
 
 use crate::error::{Error, Result};
-use crate::planner::{Plan, Step};
 use crate::exec::Executor;
+use crate::planner::{Plan, Step};
 use crate::tools::ToolRegistry;
 use crate::workflows::rollback::{self, RevertOutcome, RollbackPlan, RollbackRequest, VerifyOutcome, report};
 

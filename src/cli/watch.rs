@@ -81,11 +81,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     println!("listening on http://{addr}");
     if let Some(p) = &w.config.auto_rollback {
-        println!(
-            "auto-rollback (watch.auto_rollback): in {} at most {} per hour",
-            p.envs.join(", "),
-            p.max_per_hour
-        );
+        println!("auto-rollback (watch.auto_rollback): in {} at most {} per hour", p.envs.join(", "), p.max_per_hour);
     }
     serve(w, listener, async {
         let _ = super::mock_cluster::wait_for_signal().await;
@@ -101,8 +97,7 @@ impl Watcher {
     async fn new(ctx: ToolCtx, token: String, notify: bool) -> Result<Arc<Watcher>> {
         let repo = super::session::load_repo(&ctx).await?;
         let config = Config::load(&repo.root)?.watch;
-        let notify_url =
-            std::env::var(&config.notify_url_env).ok().filter(|u| notify && !u.trim().is_empty());
+        let notify_url = std::env::var(&config.notify_url_env).ok().filter(|u| notify && !u.trim().is_empty());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -465,18 +460,21 @@ async fn plan(w: Arc<Watcher>, id: String, alert: Alert, t: Target, received: In
         Some(Journal::for_repo(w.ctx.repo_root())),
     );
     let request = format!("watch: alert {} [{}] for {} in {}", alert.name(), alert.key(), t.app, t.env);
-    let outcome: std::result::Result<RollbackPlan, String> =
-        match Step::new(&w.registry, "rollback_plan", serde_json::to_value(&req).unwrap_or(Value::Null), "Plan the rollback")
-        {
-            Err(e) => Err(e.public),
-            Ok(step) => {
-                let r = exec.run_step(&request, "", &step, None).await;
-                match (r.output, r.error) {
-                    (Some(out), _) => serde_json::from_value(out).map_err(|e| e.to_string()),
-                    (None, e) => Err(e.unwrap_or_else(|| "no output".into())),
-                }
+    let outcome: std::result::Result<RollbackPlan, String> = match Step::new(
+        &w.registry,
+        "rollback_plan",
+        serde_json::to_value(&req).unwrap_or(Value::Null),
+        "Plan the rollback",
+    ) {
+        Err(e) => Err(e.public),
+        Ok(step) => {
+            let r = exec.run_step(&request, "", &step, None).await;
+            match (r.output, r.error) {
+                (Some(out), _) => serde_json::from_value(out).map_err(|e| e.to_string()),
+                (None, e) => Err(e.unwrap_or_else(|| "no output".into())),
             }
-        };
+        }
+    };
     let took = received.elapsed().as_millis() as u64;
     let now = watch::now_ms();
     let starts = alert.starts_ms();

@@ -73,11 +73,7 @@ impl Alert {
     }
 
     pub fn summary(&self) -> String {
-        self.annotations
-            .get("summary")
-            .or_else(|| self.annotations.get("description"))
-            .cloned()
-            .unwrap_or_default()
+        self.annotations.get("summary").or_else(|| self.annotations.get("description")).cloned().unwrap_or_default()
     }
 }
 
@@ -92,16 +88,13 @@ pub fn now_ms() -> i64 {
 
 /// Milliseconds to RFC 3339 (seconds precision).
 pub fn format_ms(ms: i64) -> String {
-    k8s_openapi::jiff::Timestamp::from_millisecond(ms)
-        .map(|t| format!("{t:.0}"))
-        .unwrap_or_else(|_| ms.to_string())
+    k8s_openapi::jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.0}")).unwrap_or_else(|_| ms.to_string())
 }
 
 /// Why a body is not a notification agentops reads (an answer of 400).
 pub fn parse_payload(body: &[u8]) -> Result<Payload, String> {
-    let p: Payload = serde_json::from_slice(body).map_err(|e| {
-        format!("the body is not an Alertmanager webhook notification (JSON, payload version 4): {e}")
-    })?;
+    let p: Payload = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not an Alertmanager webhook notification (JSON, payload version 4): {e}"))?;
     if p.version != "4" {
         return Err(format!(
             "payload version {:?}: agentops watch reads Alertmanager's webhook payload version \"4\"",
@@ -151,7 +144,9 @@ pub fn map_alert(repo: &Repo, cfg: &WatchConfig, labels: &BTreeMap<String, Strin
         let overlay = repo.apps.get(app)?.overlays.get(&env)?;
         repo.argocd_apps
             .iter()
-            .find(|a| a.sources.iter().any(|s| s.path.as_deref().map(|p| p.trim_matches('/')) == Some(overlay.as_str())))
+            .find(|a| {
+                a.sources.iter().any(|s| s.path.as_deref().map(|p| p.trim_matches('/')) == Some(overlay.as_str()))
+            })
             .and_then(|a| a.destination_namespace.clone())
     };
     let app = match first(&cfg.app_labels) {
@@ -169,7 +164,8 @@ pub fn map_alert(repo: &Repo, cfg: &WatchConfig, labels: &BTreeMap<String, Strin
                     cfg.namespace_labels.join(", ")
                 ));
             };
-            let apps: Vec<&String> = repo.apps.keys().filter(|a| dest_ns(a.as_str()).as_deref() == Some(ns.as_str())).collect();
+            let apps: Vec<&String> =
+                repo.apps.keys().filter(|a| dest_ns(a.as_str()).as_deref() == Some(ns.as_str())).collect();
             match apps.as_slice() {
                 [one] => (*one).clone(),
                 [] => return Err(format!("no app label, and no app of {env} runs in namespace {ns:?}")),
@@ -214,7 +210,8 @@ pub fn after_deploy(plan: &RollbackPlan, alert_start_ms: Option<i64>) -> Result<
 
 /// The one-line notice of a proposal (stdout, the outgoing webhook).
 pub fn notice(p: &Proposal) -> String {
-    let took = p.alert_to_proposal_ms.map(|ms| format!(" ({} after the alert arrived)", seconds(ms))).unwrap_or_default();
+    let took =
+        p.alert_to_proposal_ms.map(|ms| format!(" ({} after the alert arrived)", seconds(ms))).unwrap_or_default();
     match p.state {
         ProposalState::Proposed | ProposalState::Running => format!(
             "proposal {}: {} fired: roll back {} in {} from {} to {}{took}. Approve: agentops approve {}",
@@ -260,7 +257,10 @@ pub fn markdown(p: &Proposal) -> String {
         s.push_str(&format!(" ({r})"));
     }
     s.push('\n');
-    s.push_str(&format!("- Alert: `{}` (fingerprint {}), started {}", p.alert.name, p.alert.fingerprint, p.alert.starts_at));
+    s.push_str(&format!(
+        "- Alert: `{}` (fingerprint {}), started {}",
+        p.alert.name, p.alert.fingerprint, p.alert.starts_at
+    ));
     if !p.alert.summary.is_empty() {
         s.push_str(&format!(": {}", p.alert.summary));
     }
@@ -274,7 +274,10 @@ pub fn markdown(p: &Proposal) -> String {
             "- Time from alert to proposal: {} (the alert's arrival to this proposal){}\n",
             seconds(ms),
             p.since_alert_start_ms
-                .map(|m| format!("; {} since the alert started (the rule's `for`, Alertmanager's grouping included)", seconds(m)))
+                .map(|m| format!(
+                    "; {} since the alert started (the rule's `for`, Alertmanager's grouping included)",
+                    seconds(m)
+                ))
                 .unwrap_or_default()
         ));
     }
@@ -343,7 +346,8 @@ mod tests {
             }
         );
         // the Kubernetes recommended label and a cluster label
-        let t = map_alert(&repo, &cfg, &l(&[("app_kubernetes_io_name", "payments"), ("cluster", "prod-east")])).unwrap();
+        let t =
+            map_alert(&repo, &cfg, &l(&[("app_kubernetes_io_name", "payments"), ("cluster", "prod-east")])).unwrap();
         assert_eq!(t.application, "payments-prod-east");
         // no app label: the one app of the namespace
         let t = map_alert(&repo, &cfg, &l(&[("namespace", "auth"), ("env", "staging")])).unwrap();

@@ -23,3 +23,4 @@ mod phrasings;
 mod rollback;
 mod tools;
 mod validate;
+mod watch;

@@ -582,3 +582,46 @@ async fn prometheus_and_alertmanager_drive_a_proposal_to_a_verified_rollback() {
     assert!(ok, "{stderr}");
     w.fleet.shutdown().await;
 }
+
+/// The watcher's manifests pass agentops' own validation; its roles read (never Secrets) and
+/// write one thing: a patch of Argo CD Applications in argocd, which an approved sync needs.
+#[test]
+fn deploy_manifests_for_the_watcher_validate_and_only_read_and_sync() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let r = agentops(&["validate", "--repo", deploy.to_str().unwrap(), "--no-cache", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = agentops(&[
+        "tools",
+        "call",
+        "kustomize_build",
+        "--args",
+        r#"{"overlay": "watch"}"#,
+        "--repo",
+        deploy.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+    let objects = v["objects"].as_array().unwrap();
+    let kinds: Vec<&str> = objects.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    for k in ["Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    for role in objects.iter().filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role") {
+        for rule in role["rules"].as_array().unwrap() {
+            let verbs: Vec<&str> = rule["verbs"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+            assert!(!rule["resources"].as_array().unwrap().iter().any(|x| x == "secrets"), "{rule}");
+            if verbs.iter().all(|v| ["get", "list", "watch"].contains(v)) {
+                continue;
+            }
+            assert_eq!(role["kind"], "Role", "writes only namespaced: {role}");
+            assert_eq!(role["metadata"]["namespace"], "argocd");
+            assert_eq!(verbs, vec!["patch"], "{rule}");
+            assert_eq!(rule["apiGroups"], json!(["argoproj.io"]));
+            assert_eq!(rule["resources"], json!(["applications"]));
+        }
+    }
+    let d = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(args[0], "watch");
+    assert!(args.as_array().unwrap().iter().any(|a| a == "--token-file"), "{args}");
+}

@@ -1,7 +1,9 @@
 //! `agentops demo`: a week on the example platform, from one command, with no cluster and no
 //! LLM. Each day's request goes through the rules planner and the executor exactly as `ask`
 //! runs it (writes auto-approved, and said so), against mock clusters with the simulated
-//! Argo CD and Prometheus; what the demo stages beforehand is printed as `Setup:`.
+//! Argo CD and Prometheus; what the demo stages beforehand is printed as `Setup:`. Thursday
+//! has no typed request: an alert reaches `agentops watch`, whose proposal is approved
+//! through the same executor.
 //!
 //! Exit codes: 0 every day succeeded; 1 a day failed (the others still ran); 2 usage.
 
@@ -291,10 +293,8 @@ async fn run_alert(ctx: &ToolCtx) -> Result<bool> {
         println!("✗ no rollback proposed: {}", proposal.reason.as_deref().unwrap_or("?"));
         return Ok(false);
     };
-    print!(
-        "{}",
-        crate::workflows::rollback::report::text(&plan).lines().map(|l| format!("  {l}\n")).collect::<String>()
-    );
+    let text = crate::workflows::rollback::report::text(&plan);
+    print!("{}", text.lines().map(|l| if l.is_empty() { "\n".into() } else { format!("  {l}\n") }).collect::<String>());
     println!("Proposal: {} (.agentops/proposals/{}.md)", proposal.id, proposal.id);
 
     println!("Request: approve proposal {} (a person runs `agentops approve {}`)", proposal.id, proposal.id);
@@ -304,7 +304,9 @@ async fn run_alert(ctx: &ToolCtx) -> Result<bool> {
     let mut exec_plan = super::rollback::steps(executor.registry(), &plan).map_err(|e| Error::Usage(e.public))?;
     exec_plan.request = format!("approve proposal {}", proposal.id);
     print!("{}", session::render_plan(&exec_plan));
-    println!("Approval: auto-approved (demo): git_revert, argocd_sync (a person would be asked, or pass --yes)");
+    let writes: Vec<&str> =
+        exec_plan.steps.iter().filter(|s| s.effect != Effect::ReadOnly).map(|s| s.tool.as_str()).collect();
+    println!("Approval: auto-approved (demo): {} (a person would be asked, or pass --yes)", writes.join(", "));
     let results = executor.run_each(&exec_plan, |step, r| print!("{}", show(step, r))).await;
     let output = |tool: &str| results.iter().find(|r| r.tool == tool).and_then(|r| r.output.clone());
     let done = super::rollback::Executed {

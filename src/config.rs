@@ -81,6 +81,27 @@ pub struct WatchConfig {
     pub body_bytes: u64,
     /// Let the watcher roll back on its own in these environments, at most so often.
     pub auto_rollback: Option<AutoRollback>,
+    /// Rules the watcher evaluates itself against each environment's Prometheus, for teams
+    /// without Alertmanager: each series above the threshold is a firing alert.
+    pub rules: Vec<WatchRule>,
+    /// How often the rules are evaluated, in seconds (default 30).
+    pub rule_interval_seconds: u64,
+}
+
+/// One rule of `watch.rules`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchRule {
+    /// The alert's name (its `alertname` label).
+    pub alert: String,
+    /// A PromQL query; each series it returns is one candidate alert, labelled with the
+    /// series' labels (and `env`, when the series has no environment label).
+    pub expr: String,
+    /// A series fires while its value is above this.
+    pub above: f64,
+    /// Environments whose Prometheus is asked (default: every environment).
+    #[serde(default)]
+    pub envs: Vec<String>,
 }
 
 impl Default for WatchConfig {
@@ -92,6 +113,8 @@ impl Default for WatchConfig {
             notify_url_env: "AGENTOPS_WATCH_NOTIFY_URL".into(),
             body_bytes: 1 << 20,
             auto_rollback: None,
+            rules: Vec::new(),
+            rule_interval_seconds: 30,
         }
     }
 }

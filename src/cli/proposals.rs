@@ -115,6 +115,7 @@ pub fn record_outcome(store: &Store, id: &str, done: &Executed) -> Result<Propos
             p.event(format!("the rollback did not succeed: {why}"));
             p.reason = Some(why);
         }
+        p.run_ended();
         Some(p.clone())
     })?;
     let p = p.ok_or_else(|| Error::Usage(format!("proposal {id} is gone from the store")))?;
@@ -159,9 +160,14 @@ pub async fn approve(global: &Global, args: ApproveArgs) -> Result<ExitCode> {
         Err(e) => Executed { failure: Some(e.to_string()), ..Default::default() },
     };
     let q = record_outcome(&store, &p.id, &done)?;
-    println!("Proposal {}: {}", q.id, q.state.label());
-    match (&done.failure, q.state) {
-        (_, ProposalState::RolledBack) => Ok(ExitCode::SUCCESS),
+    println!(
+        "Proposal {}: {}{}",
+        q.id,
+        q.state.label(),
+        q.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    );
+    match (&done.failure, done.succeeded()) {
+        (_, true) => Ok(ExitCode::SUCCESS),
         (Some(f), _) => {
             eprintln!("approve: {f}");
             if done.revert.is_some() {

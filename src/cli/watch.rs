@@ -80,6 +80,13 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     println!("listening on http://{addr}");
+    if !w.config.rules.is_empty() {
+        println!(
+            "evaluating {} rule(s) (watch.rules) every {} s",
+            w.config.rules.len(),
+            w.config.rule_interval_seconds.max(1)
+        );
+    }
     if let Some(p) = &w.config.auto_rollback {
         println!("auto-rollback (watch.auto_rollback): in {} at most {} per hour", p.envs.join(", "), p.max_per_hour);
     }
@@ -128,7 +135,13 @@ async fn serve(
         .route("/alerts", axum::routing::post(alerts))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .with_state(w.clone());
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let rules = (!w.config.rules.is_empty()).then(|| tokio::spawn(evaluate_rules(w.clone(), stopping)));
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = stop.send(true);
+    if let Some(r) = rules {
+        let _ = r.await;
+    }
     let mut tasks = std::mem::take(&mut *w.tasks.lock().unwrap_or_else(|e| e.into_inner()));
     if tokio::time::timeout(Duration::from_secs(30), async { while tasks.join_next().await.is_some() {} })
         .await
@@ -370,6 +383,7 @@ async fn one(w: &Arc<Watcher>, repo: &crate::repo::Repo, alert: Alert) -> Value 
             auto: false,
             report: None,
             session,
+            resolved_during_run: false,
             history: Vec::new(),
         };
         p.event(format!("alert {name} received"));
@@ -409,21 +423,7 @@ async fn resolved(w: &Arc<Watcher>, alert: &Alert, fp: &str, request: &str, labe
     let name = alert.name().to_string();
     let closed = w.store.update(|all| {
         let p = all.open_for(fp)?;
-        match p.state {
-            ProposalState::Running => p.event("the alert resolved while the rollback runs"),
-            s => {
-                p.reason = Some(
-                    match s {
-                        ProposalState::RolledBack => "recovered after the rollback",
-                        ProposalState::Failed => "the alert resolved after the rollback failed",
-                        _ => "recovered without action",
-                    }
-                    .into(),
-                );
-                p.state = ProposalState::Closed;
-                p.event(format!("alert {name} resolved: closed, {}", p.reason.as_deref().unwrap_or_default()));
-            }
-        }
+        p.resolve();
         Some(p.clone())
     });
     match closed {
@@ -438,6 +438,116 @@ async fn resolved(w: &Arc<Watcher>, alert: &Alert, fp: &str, request: &str, labe
         }
         Err(e) => json!({"fingerprint": fp, "alertname": name, "outcome": "error", "reason": e.to_string()}),
     }
+}
+
+/// An alert a `watch.rules` rule raised: which rule, in which environment.
+#[derive(Clone)]
+struct Raised {
+    alert: Alert,
+    rule: String,
+    env: String,
+}
+
+/// `watch.rules`, for teams without Alertmanager: every interval, each rule's query against
+/// each of its environments' Prometheus; a series above the threshold is a firing alert (its
+/// labels, `alertname`, and the environment when the series names none) that goes the way a
+/// webhook's does; a series that stops firing resolves it. A query that fails changes
+/// nothing (its alerts neither fire anew nor resolve).
+async fn evaluate_rules(w: Arc<Watcher>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let every = Duration::from_secs(w.config.rule_interval_seconds.max(1));
+    let mut firing: std::collections::BTreeMap<String, Raised> = std::collections::BTreeMap::new();
+    loop {
+        evaluate_once(&w, &mut firing).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn evaluate_once(w: &Arc<Watcher>, firing: &mut std::collections::BTreeMap<String, Raised>) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let repo = match super::session::load_repo(&w.ctx).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("watch: rules not evaluated: {e}");
+            return;
+        }
+    };
+    let now = watch::format_ms(watch::now_ms());
+    let env_label = w.config.env_labels.first().cloned().unwrap_or_else(|| "env".into());
+    let mut seen: BTreeMap<String, Raised> = BTreeMap::new();
+    let mut failed: BTreeSet<(String, String)> = BTreeSet::new();
+    for rule in &w.config.rules {
+        let envs = if rule.envs.is_empty() { repo.environments.clone() } else { rule.envs.clone() };
+        for env in envs {
+            let answer = match crate::tools::metrics_query::endpoint_for(&w.ctx, &repo, &env).await {
+                Err(e) => Err(e.public),
+                Ok(endpoint) => {
+                    crate::cluster::metrics::query(&endpoint, &rule.expr, None, None).await.map_err(|e| e.to_string())
+                }
+            };
+            let result = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("watch: rule {} in {env}: {e}", rule.alert);
+                    failed.insert((rule.alert.clone(), env));
+                    continue;
+                }
+            };
+            for series in result.series {
+                let Some(value) = series.values.last().map(|v| v.1).filter(|v| *v > rule.above) else { continue };
+                let mut labels = series.metric.clone();
+                labels.remove("__name__");
+                labels.insert("alertname".into(), rule.alert.clone());
+                if !w.config.env_labels.iter().any(|l| labels.contains_key(l)) {
+                    labels.insert(env_label.clone(), env.clone());
+                }
+                let fingerprint = crate::tools::fingerprint::of(&labels);
+                let raised = firing.get(&fingerprint).cloned().unwrap_or_else(|| Raised {
+                    alert: Alert {
+                        status: "firing".into(),
+                        annotations: [(
+                            "summary".to_string(),
+                            format!("{} is {value} (above {}), evaluated by agentops watch", rule.expr, rule.above),
+                        )]
+                        .into_iter()
+                        .collect(),
+                        labels,
+                        starts_at: now.clone(),
+                        ends_at: String::new(),
+                        generator_url: String::new(),
+                        fingerprint: fingerprint.clone(),
+                    },
+                    rule: rule.alert.clone(),
+                    env: env.clone(),
+                });
+                seen.insert(fingerprint, raised);
+            }
+        }
+    }
+    // what a failed query cannot tell stays as it was
+    for (fp, r) in firing.iter() {
+        if failed.contains(&(r.rule.clone(), r.env.clone())) {
+            seen.entry(fp.clone()).or_insert_with(|| r.clone());
+        }
+    }
+    for (fp, r) in &seen {
+        if !firing.contains_key(fp) {
+            let _ = one(w, &repo, r.alert.clone()).await;
+        }
+    }
+    for (fp, r) in firing.iter() {
+        if !seen.contains_key(fp) {
+            let mut a = r.alert.clone();
+            a.status = "resolved".into();
+            a.ends_at = now.clone();
+            let request = format!("alert {} [{fp}] resolved", a.name());
+            let labels = serde_json::to_value(&a.labels).unwrap_or(Value::Null);
+            let _ = resolved(w, &a, fp, &request, labels).await;
+        }
+    }
+    *firing = seen;
 }
 
 /// Builds the rollback plan with the rollback workflow (the `rollback_plan` tool, journaled)

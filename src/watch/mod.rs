@@ -213,7 +213,17 @@ pub fn notice(p: &Proposal) -> String {
     let took =
         p.alert_to_proposal_ms.map(|ms| format!(" ({} after the alert arrived)", seconds(ms))).unwrap_or_default();
     match p.state {
-        ProposalState::Proposed | ProposalState::Running => format!(
+        ProposalState::Running => format!(
+            "proposal {}: rolling back {} in {} from {} to {} ({}){}",
+            p.id,
+            p.app,
+            p.env,
+            p.culprit.join(" "),
+            p.target.as_deref().unwrap_or("?"),
+            if p.auto { "watch.auto_rollback" } else { "approved" },
+            if p.resolved_during_run { "; the alert has resolved meanwhile" } else { "" }
+        ),
+        ProposalState::Proposed => format!(
             "proposal {}: {} fired: roll back {} in {} from {} to {}{took}. Approve: agentops approve {}",
             p.id,
             p.alert.name,

@@ -108,6 +108,9 @@ pub struct Proposal {
     /// The watcher process that is planning it (a restart re-plans).
     #[serde(default)]
     pub session: String,
+    /// The alert resolved while the approved rollback ran: it closes when the run ends.
+    #[serde(default)]
+    pub resolved_during_run: bool,
     #[serde(default)]
     pub history: Vec<Event>,
 }
@@ -115,6 +118,32 @@ pub struct Proposal {
 impl Proposal {
     pub fn is_open(&self) -> bool {
         self.state != ProposalState::Closed
+    }
+
+    /// The alert resolved: closed, saying how it recovered; while its rollback runs, it is
+    /// only marked, and [`Proposal::run_ended`] closes it.
+    pub fn resolve(&mut self) {
+        if self.state == ProposalState::Running {
+            self.resolved_during_run = true;
+            self.event("the alert resolved while the rollback runs");
+            return;
+        }
+        let how = match self.state {
+            ProposalState::RolledBack => "recovered after the rollback",
+            ProposalState::Failed => "the alert resolved after the rollback failed",
+            _ => "recovered without action",
+        };
+        self.reason = Some(how.into());
+        self.state = ProposalState::Closed;
+        self.event(format!("alert {} resolved: closed, {how}", self.alert.name));
+    }
+
+    /// The approved rollback ended in `state`; an alert that resolved meanwhile closes it.
+    pub fn run_ended(&mut self) {
+        if self.resolved_during_run && self.state != ProposalState::Running {
+            self.resolved_during_run = false;
+            self.resolve();
+        }
     }
 
     pub fn event(&mut self, what: impl Into<String>) {
@@ -317,6 +346,7 @@ mod tests {
             auto: false,
             report: None,
             session: String::new(),
+            resolved_during_run: false,
             history: vec![],
         }
     }
@@ -340,6 +370,22 @@ mod tests {
         assert!(all.find("ab").unwrap_err().contains("start of 2"));
         assert!(all.find("zzz").unwrap_err().contains("no proposal"));
         assert_eq!(std::fs::read_to_string(dir.path().join(".agentops/.gitignore")).unwrap(), "*\n");
+    }
+
+    #[test]
+    fn a_resolution_during_the_run_closes_it_when_the_run_ends() {
+        let mut p = proposal("a", "fp", ProposalState::Running);
+        p.resolve();
+        assert_eq!(p.state, ProposalState::Running);
+        p.state = ProposalState::RolledBack;
+        p.run_ended();
+        assert_eq!((p.state, p.reason.as_deref()), (ProposalState::Closed, Some("recovered after the rollback")));
+        let mut q = proposal("b", "fp", ProposalState::Proposed);
+        q.resolve();
+        assert_eq!(q.reason.as_deref(), Some("recovered without action"));
+        let mut r = proposal("c", "fp", ProposalState::Proposed);
+        r.run_ended();
+        assert_eq!(r.state, ProposalState::Proposed, "nothing resolved: unchanged");
     }
 
     #[test]

@@ -625,3 +625,39 @@ fn deploy_manifests_for_the_watcher_validate_and_only_read_and_sync() {
     assert_eq!(args[0], "watch");
     assert!(args.as_array().unwrap().iter().any(|a| a == "--token-file"), "{args}");
 }
+
+/// For teams without Alertmanager: a rule in `watch.rules` that the watcher evaluates itself
+/// against the environment's Prometheus (here the mock's, through the API server's service
+/// proxy) raises the alert, the proposal is approved, and the rule's recovery closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rule_the_watcher_evaluates_itself_raises_and_resolves_the_alert() {
+    let w = World::new(Setup::default()).await;
+    let cfg = w.repo.path().join(".agentops.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}watch:\n  rule_interval_seconds: 1\n  rules:\n    - alert: HighErrorRatio\n      expr: 'http_error_ratio{{namespace=\"auth\"}}'\n      above: 0.05\n      envs: [prod-west]\n"
+        ),
+    )
+    .unwrap();
+    commit_all(w.repo.path(), "chore: the watcher evaluates the error ratio itself");
+    let watcher = Watcher::start(&w, &[]);
+    let p = wait_state(&w, "auth-service", "proposed", 60).await;
+    assert_eq!(p["alert"], "HighErrorRatio");
+    assert_eq!(p["culprit"], json!([&w.bad[..7]]));
+    assert_eq!(p["target"], json!(&w.good[..7]));
+    // every evaluation that finds it still firing is the same alert, not a new notification
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let all = proposals(&w).await;
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["notifications"], 1, "{all:#?}");
+    let r = approve(&w, p["id"].as_str().unwrap(), true).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let p = wait_state(&w, "auth-service", "closed", 30).await;
+    assert_eq!(p["reason"], "recovered after the rollback");
+    assert!(watcher.stdout().contains("evaluating 1 rule(s) (watch.rules) every 1 s"), "{}", watcher.stdout());
+    let (ok, stderr) = watcher.stop();
+    assert!(ok, "{stderr}");
+    w.fleet.shutdown().await;
+}

@@ -255,7 +255,7 @@ impl World {
 }
 
 /// Filters for the plan's moving parts: shas, times, ages.
-fn stable(text: &str, w: &World) -> String {
+pub(super) fn stable(text: &str, w: &World) -> String {
     text.replace(&w.good, "<good-sha>")
         .replace(&w.bad, "<bad-sha>")
         .replace(&w.good[..7], "<good>")

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::*;
-use super::rollback::{Setup, World, cache_dir, commit_all, edit, wait_for};
+use super::rollback::{Setup, World, cache_dir, commit_all, edit, stable, wait_for};
 
 const TOKEN: &str = "s3cret-watch-token";
 
@@ -113,6 +113,15 @@ impl Drop for Watcher {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// [`stable`] plus the proposal's id, the alert's times and the durations it measured.
+fn watch_stable(text: &str, w: &World, id: &str) -> String {
+    let ms = regex::Regex::new(r"\b\d+(\.\d)? (s|ms)\b").unwrap();
+    let t = stable(&ms.replace_all(&text.replace(id, "<id>"), "<took>"), w);
+    let stamp = regex::Regex::new(r"<date>T\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
+    let fp = regex::Regex::new(r"fingerprint [0-9a-f]{16}").unwrap();
+    fp.replace_all(&stamp.replace_all(&t, "<time>"), "fingerprint <fingerprint>").to_string()
 }
 
 fn payload(status: &str, alerts: Vec<Value>) -> Value {
@@ -295,6 +304,7 @@ async fn an_alert_becomes_one_proposal_a_person_approves() {
     assert!(md.contains(&format!("agentops approve {id}")), "{md}");
     assert!(md.contains(&format!("Target       {}", &w.good[..7])), "the plan as shown: {md}");
     assert!(md.contains("- Notifications received: 20"), "{md}");
+    insta::assert_snapshot!("watch_proposal_markdown", watch_stable(&md, &w, &id));
     let line = format!(
         "proposal {id}: HighErrorRatio fired: roll back auth-service in prod-west from {} to {}",
         &w.bad[..7],
@@ -311,8 +321,8 @@ async fn an_alert_becomes_one_proposal_a_person_approves() {
     );
     // the list for people
     let r = run(vec!["proposals".into(), "--repo".into(), w.repo.path().to_str().unwrap().into()]).await;
-    assert!(r.stdout.starts_with("ID "), "{}", r.stdout);
     assert!(r.stdout.contains(&id) && r.stdout.contains("proposed"), "{}", r.stdout);
+    insta::assert_snapshot!("watch_proposals_list", watch_stable(&r.stdout, &w, &id));
 
     // no terminal, no --yes: nothing is written and it stays a proposal
     let head = w.head();

@@ -313,6 +313,7 @@ async fn run_alert(ctx: &ToolCtx) -> Result<bool> {
         revert: output("git_revert").and_then(|o| serde_json::from_value(o).ok()),
         verified: output("rollback_verify").and_then(|o| serde_json::from_value(o).ok()),
         failure: results.iter().find(|r| !r.ok).map(|r| format!("{}: {}", r.tool, r.error.clone().unwrap_or_default())),
+        declined: false,
     };
     let recorded = super::proposals::record_outcome(&store, &proposal.id, &done)?;
     println!("Proposal {}: {}", recorded.id, recorded.state.label());

@@ -13,6 +13,7 @@ use crate::workflows::rollback::report;
 
 use super::Global;
 use super::rollback::Executed;
+use crate::exec::Executor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -73,10 +74,22 @@ pub async fn list(global: &Global, args: ListArgs) -> Result<ExitCode> {
         println!("No {}proposals.", if args.all { "" } else { "open " });
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<36}  {:<12}  {:<20}  {:<16}  {:<12}  {:<15}  TARGET", "ID", "STATE", "ALERT", "APP", "ENV", "CULPRIT");
+    print!("{}", table(&shown));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The proposals as a table for people (a line with the reason under each that has one).
+pub fn table(shown: &[&Proposal]) -> String {
+    if shown.is_empty() {
+        return "No open proposals.\n".into();
+    }
+    let mut s = format!(
+        "{:<36}  {:<12}  {:<20}  {:<16}  {:<12}  {:<15}  TARGET\n",
+        "ID", "STATE", "ALERT", "APP", "ENV", "CULPRIT"
+    );
     for p in shown {
-        println!(
-            "{:<36}  {:<12}  {:<20}  {:<16}  {:<12}  {:<15}  {}",
+        s.push_str(&format!(
+            "{:<36}  {:<12}  {:<20}  {:<16}  {:<12}  {:<15}  {}\n",
             p.id,
             p.state.label(),
             p.alert.name,
@@ -84,12 +97,12 @@ pub async fn list(global: &Global, args: ListArgs) -> Result<ExitCode> {
             p.env,
             if p.culprit.is_empty() { "-".to_string() } else { p.culprit.join(" ") },
             p.target.as_deref().unwrap_or("-")
-        );
+        ));
         if let Some(r) = &p.reason {
-            println!("    {r}");
+            s.push_str(&format!("    {r}\n"));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    s
 }
 
 /// Records what running a proposal did: rolled back (with the incident report) or failed.
@@ -102,10 +115,13 @@ pub fn record_outcome(store: &Store, id: &str, done: &Executed) -> Result<Propos
             p.state = ProposalState::RolledBack;
             p.reason = None;
             p.event(format!("rolled back; verification: {}", verdict.unwrap_or_default()));
-        } else if done.failure.as_deref().is_some_and(|f| f.contains("not approved")) && done.revert.is_none() {
-            // denied before anything was written: still a proposal
+        } else if done.declined && done.revert.is_none() {
+            // denied or refused before anything was written: still a proposal
             p.state = ProposalState::Proposed;
-            p.event("approval asked and not given: nothing was written");
+            p.event(format!(
+                "not carried out, nothing was written: {}",
+                done.failure.as_deref().unwrap_or("not approved")
+            ));
         } else {
             p.state = ProposalState::Failed;
             let why = done
@@ -123,13 +139,41 @@ pub fn record_outcome(store: &Store, id: &str, done: &Executed) -> Result<Propos
     Ok(p)
 }
 
-/// Exit 0 when rolled back and verified (or recovery unknown), 1 otherwise.
+/// Exit 0 when rolled back and verified (or recovery unknown), 1 otherwise; 2 when the
+/// proposal is not waiting for approval.
 pub async fn approve(global: &Global, args: ApproveArgs) -> Result<ExitCode> {
     let ctx = global.ctx();
-    let repo = super::session::load_repo(&ctx).await?;
-    let store = Store::for_repo(&repo.root);
+    let exec = super::session::write_executor(&ctx, args.yes);
+    let how = if args.yes { "approved (--yes)" } else { "approval asked on the terminal" };
+    let (p, done) = approve_with(&exec, &args.id, how).await?;
+    match (&done.failure, done.succeeded()) {
+        (_, true) => Ok(ExitCode::SUCCESS),
+        (Some(f), _) => {
+            eprintln!("approve: {f}");
+            if done.revert.is_some() {
+                eprintln!(
+                    "The revert is committed; finish by syncing {} and checking it (agentops tools call argocd_sync ...).",
+                    p.application
+                );
+            }
+            Ok(ExitCode::from(1))
+        }
+        _ => {
+            eprintln!("approve: VERIFICATION FAILED: {} in {} did not recover.", p.app, p.env);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Runs a proposal (by id or an unambiguous start of it) through `exec`, whose policy and
+/// approver decide each write (`approve`'s `--yes` or terminal, chat's questions); prints the
+/// plan and each result, records the outcome. A proposal not waiting for approval is a usage
+/// error; a dry run only shows the plan.
+pub async fn approve_with(exec: &Executor, id: &str, how: &str) -> Result<(Proposal, Executed)> {
+    let store = Store::for_repo(exec.ctx().repo_root());
+    let dry_run = exec.policy().dry_run;
     let claimed = store.update(|all| {
-        let id = all.find(&args.id)?.id.clone();
+        let id = all.find(id)?.id.clone();
         let p = all.get_mut(&id).ok_or_else(|| format!("no proposal {id:?}"))?;
         match p.state {
             ProposalState::Proposed => {}
@@ -144,8 +188,10 @@ pub async fn approve(global: &Global, args: ApproveArgs) -> Result<ExitCode> {
         if p.plan.is_none() {
             return Err(format!("proposal {id} has no plan"));
         }
-        p.state = ProposalState::Running;
-        p.event(if args.yes { "approved (--yes): rolling back" } else { "approval asked on the terminal" });
+        if !dry_run {
+            p.state = ProposalState::Running;
+            p.event(format!("{how}: rolling back"));
+        }
         Ok(p.clone())
     })?;
     let p = claimed.map_err(Error::Usage)?;
@@ -153,12 +199,15 @@ pub async fn approve(global: &Global, args: ApproveArgs) -> Result<ExitCode> {
     println!("Proposal {}: {} fired for {} in {}", p.id, p.alert.name, p.app, p.env);
     print!("{}", report::text(&plan));
     println!();
-    let exec = super::session::write_executor(&ctx, args.yes);
-    let done = super::rollback::execute(&exec, &plan, Some(format!("approve proposal {}", p.id)), true).await;
+    let done = super::rollback::execute(exec, &plan, Some(format!("approve proposal {}", p.id)), true).await;
     let done = match done {
         Ok(d) => d,
         Err(e) => Executed { failure: Some(e.to_string()), ..Default::default() },
     };
+    if dry_run {
+        println!("Proposal {}: still proposed (dry run: nothing written)", p.id);
+        return Ok((p, done));
+    }
     let q = record_outcome(&store, &p.id, &done)?;
     println!(
         "Proposal {}: {}{}",
@@ -166,21 +215,5 @@ pub async fn approve(global: &Global, args: ApproveArgs) -> Result<ExitCode> {
         q.state.label(),
         q.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
     );
-    match (&done.failure, done.succeeded()) {
-        (_, true) => Ok(ExitCode::SUCCESS),
-        (Some(f), _) => {
-            eprintln!("approve: {f}");
-            if done.revert.is_some() {
-                eprintln!(
-                    "The revert is committed; finish by syncing {} and checking it (agentops tools call argocd_sync ...).",
-                    plan.state.application
-                );
-            }
-            Ok(ExitCode::from(1))
-        }
-        _ => {
-            eprintln!("approve: VERIFICATION FAILED: {} in {} did not recover.", p.app, p.env);
-            Ok(ExitCode::from(1))
-        }
-    }
+    Ok((q, done))
 }

@@ -115,6 +115,8 @@ pub struct Executed {
     pub verified: Option<VerifyOutcome>,
     /// The first step that failed, was denied or refused: `tool: why`.
     pub failure: Option<String>,
+    /// A write was denied or refused (not a failure of the tool).
+    pub declined: bool,
 }
 
 impl Executed {
@@ -136,38 +138,42 @@ pub async fn execute(exec: &Executor, plan: &RollbackPlan, request: Option<Strin
     let mut revert: Option<RevertOutcome> = None;
     let mut verified: Option<VerifyOutcome> = None;
     let mut failure: Option<String> = None;
-    exec.run_each(&exec_plan, |step, r| match (&r.output, &r.error) {
-        (Some(out), _) if step.tool == "git_revert" => {
-            if let Ok(o) = serde_json::from_value::<RevertOutcome>(out.clone()) {
-                if text {
-                    println!("Reverted {} as {} (report {})", o.reverted.join(" "), o.short, o.report);
-                    if let Some(p) = &o.pushed {
-                        println!("Pushed to {p}");
+    let mut declined = false;
+    exec.run_each(&exec_plan, |step, r| {
+        declined |= matches!(r.decision, crate::exec::Decision::Denied | crate::exec::Decision::Refused);
+        match (&r.output, &r.error) {
+            (Some(out), _) if step.tool == "git_revert" => {
+                if let Ok(o) = serde_json::from_value::<RevertOutcome>(out.clone()) {
+                    if text {
+                        println!("Reverted {} as {} (report {})", o.reverted.join(" "), o.short, o.report);
+                        if let Some(p) = &o.pushed {
+                            println!("Pushed to {p}");
+                        }
                     }
+                    revert = Some(o);
                 }
-                revert = Some(o);
             }
-        }
-        (Some(out), _) if step.tool == "argocd_sync" && text => {
-            let phase = out.pointer("/operation_state/phase").and_then(Value::as_str).unwrap_or("?");
-            println!("Synced {}: {phase}", plan.state.application);
-        }
-        (Some(out), _) if step.tool == "rollback_verify" => {
-            if let Ok(o) = serde_json::from_value::<VerifyOutcome>(out.clone()) {
-                if text {
-                    print!("{}", report::verification_text(&o.verification));
-                    if let (Some(rep), Some(c)) = (&o.report, &o.commit) {
-                        println!("Incident report: {rep} (verification recorded in {})", &c[..c.len().min(7)]);
+            (Some(out), _) if step.tool == "argocd_sync" && text => {
+                let phase = out.pointer("/operation_state/phase").and_then(Value::as_str).unwrap_or("?");
+                println!("Synced {}: {phase}", plan.state.application);
+            }
+            (Some(out), _) if step.tool == "rollback_verify" => {
+                if let Ok(o) = serde_json::from_value::<VerifyOutcome>(out.clone()) {
+                    if text {
+                        print!("{}", report::verification_text(&o.verification));
+                        if let (Some(rep), Some(c)) = (&o.report, &o.commit) {
+                            println!("Incident report: {rep} (verification recorded in {})", &c[..c.len().min(7)]);
+                        }
                     }
+                    verified = Some(o);
                 }
-                verified = Some(o);
             }
+            (_, Some(e)) if failure.is_none() => failure = Some(format!("{}: {e}", step.tool)),
+            _ => {}
         }
-        (_, Some(e)) if failure.is_none() => failure = Some(format!("{}: {e}", step.tool)),
-        _ => {}
     })
     .await;
-    Ok(Executed { revert, verified, failure })
+    Ok(Executed { revert, verified, failure, declined })
 }
 
 /// Exit 0 when planned (and, with `--yes`, recovered or recovery unknown), 1 when blocked,
@@ -199,7 +205,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     if text {
         println!();
     }
-    let Executed { revert, verified, failure } = execute(&exec, &plan, None, text).await?;
+    let Executed { revert, verified, failure, .. } = execute(&exec, &plan, None, text).await?;
     if !text {
         let v = json!({"plan": plan, "revert": revert, "verification": verified, "error": failure});
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

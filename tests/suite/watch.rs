@@ -156,6 +156,30 @@ async fn run(args: Vec<String>) -> Run {
     .unwrap()
 }
 
+/// `agentops chat` on the world, its input given.
+async fn chat(w: &World, input: &str) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentops"))
+        .args(["chat", "--planner", "rules", "--repo", w.repo.path().to_str().unwrap(), "--kubeconfig"])
+        .arg(w.kc.path())
+        .args(["--cache-dir", &cache_dir()])
+        .env("NO_COLOR", "1")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 async fn proposals(w: &World) -> Vec<Value> {
     let r = run(vec![
         "proposals".into(),
@@ -364,8 +388,9 @@ async fn an_alert_becomes_one_proposal_a_person_approves() {
     w.fleet.shutdown().await;
 }
 
-/// Two apps alerting in one notification get a proposal each; one recovers on its own
-/// (closed without action); the other's plan is refused once the cluster moved on.
+/// Two apps alerting in one notification get a proposal each; chat approves one; an alert
+/// older than the last deploy is not proposed and recovers on its own (closed without
+/// action); the other proposal's plan is refused once the cluster moved on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_apps_at_once_and_a_plan_the_cluster_moved_on_from() {
     let w = World::new(Setup { payments: true, ..Setup::default() }).await;
@@ -391,12 +416,16 @@ async fn two_apps_at_once_and_a_plan_the_cluster_moved_on_from() {
         assert_eq!(p["target"], json!(&w.good[..7]), "{p}");
     }
 
-    let mut resolved = alert("resolved", "payments", "payments", "fp-pay", &now);
-    resolved["endsAt"] = json!(now_rfc3339());
-    let (code, v) = watcher.alerts("resolved", vec![resolved]).await;
-    assert_eq!(code, 200, "{v}");
-    let p = wait_state(&w, "payments", "closed", 5).await;
-    assert_eq!(p["reason"], "recovered without action");
+    // chat approves too: the plan as shown, each write asked (and answered) in the session
+    let pay_id = pay["id"].as_str().unwrap().to_string();
+    let chat = chat(&w, &format!("/proposals\n/approve {}\ny\ny\ny\n/quit\n", &pay_id[..8])).await;
+    assert!(chat.stdout.contains(&pay_id) && chat.stdout.contains(auth["id"].as_str().unwrap()), "{}", chat.stdout);
+    assert!(chat.stdout.contains("Approve git_revert [WritesRepo]"), "{}", chat.stdout);
+    assert!(chat.stdout.contains("Verification: recovered"), "{}\n{}", chat.stdout, chat.stderr);
+    assert!(chat.stdout.contains(&format!("Proposal {pay_id}: rolled-back")), "{}", chat.stdout);
+    assert_eq!(chat.code, 0, "{}\n{}", chat.stdout, chat.stderr);
+    let subject = git(w.repo.path(), &["log", "-1", "--format=%s", "HEAD~1"]);
+    assert!(subject.starts_with(&format!("revert(payments): undo {}", &w.bad[..7])), "{subject}");
 
     // an alert that started before the last deploy is no deploy's regression
     let (code, v) =
@@ -407,6 +436,15 @@ async fn two_apps_at_once_and_a_plan_the_cluster_moved_on_from() {
     let r = approve(&w, p["id"].as_str().unwrap(), true).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("has no rollback to approve"), "{}", r.stderr);
+    // it recovers on its own
+    let mut resolved = alert("resolved", "auth-service", "auth", "fp-old", "2020-01-01T00:00:00Z");
+    resolved["endsAt"] = json!(now_rfc3339());
+    let (code, v) = watcher.alerts("resolved", vec![resolved]).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["alerts"][0]["reason"], "recovered without action", "{v}");
+    let all = proposals(&w).await;
+    let old = all.iter().find(|p| p["fingerprint"] == "fp-old").unwrap();
+    assert_eq!((old["state"].as_str(), old["reason"].as_str()), (Some("closed"), Some("recovered without action")));
 
     // the cluster moves on: a new commit deployed through Argo CD after the proposal
     edit(&w.repo.path().join("apps/grafana/base/deployment.yaml"), "replicas: 2", "replicas: 3");

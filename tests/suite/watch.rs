@@ -709,3 +709,21 @@ async fn a_rule_the_watcher_evaluates_itself_raises_and_resolves_the_alert() {
     assert!(ok, "{stderr}");
     w.fleet.shutdown().await;
 }
+
+/// The watcher never runs without a token, and says where one comes from.
+#[test]
+fn the_watcher_needs_a_token() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentops"))
+        .args(["watch", "--repo", repo.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env_remove("AGENTOPS_WATCH_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("agentops watch needs a bearer token: --token-file FILE or AGENTOPS_WATCH_TOKEN"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "it never listened");
+}

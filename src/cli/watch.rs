@@ -137,6 +137,7 @@ async fn serve(
         .with_state(w.clone());
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let rules = (!w.config.rules.is_empty()).then(|| tokio::spawn(evaluate_rules(w.clone(), stopping)));
+    resume(&w);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);
     if let Some(r) = rules {
@@ -150,6 +151,44 @@ async fn serve(
         tasks.abort_all();
     }
     served.map_err(|e| Error::Internal(format!("the watcher's server failed: {e}")))
+}
+
+/// Proposals a stopped watcher was still planning are planned again now (the time to the
+/// proposal then counts from this start).
+fn resume(w: &Arc<Watcher>) {
+    let session = w.session.clone();
+    let stale = w.store.update(|all| {
+        all.proposals
+            .iter_mut()
+            .filter(|p| p.state == ProposalState::Planning && p.session != session)
+            .map(|p| {
+                p.session = session.clone();
+                p.received_ms = watch::now_ms();
+                p.event("planned again: the watcher that was planning it stopped");
+                p.clone()
+            })
+            .collect::<Vec<_>>()
+    });
+    let stale = match stale {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("watch: proposals not read: {e}");
+            return;
+        }
+    };
+    for p in stale {
+        let alert = Alert {
+            status: "firing".into(),
+            annotations: [("summary".to_string(), p.alert.summary.clone())].into_iter().collect(),
+            labels: p.alert.labels.clone(),
+            starts_at: p.alert.starts_at.clone(),
+            ends_at: String::new(),
+            generator_url: p.alert.generator_url.clone(),
+            fingerprint: p.alert.fingerprint.clone(),
+        };
+        let target = Target { app: p.app, env: p.env, application: p.application, overlay: p.overlay };
+        w.spawn(plan(w.clone(), p.id, alert, target, Instant::now()));
+    }
 }
 
 /// A watcher serving on a free local port (the demo's Thursday): its URL and token.

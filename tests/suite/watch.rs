@@ -727,3 +727,29 @@ fn the_watcher_needs_a_token() {
     );
     assert!(out.stdout.is_empty(), "it never listened");
 }
+
+/// A proposal a stopped watcher was still planning is planned again when a watcher starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proposal_left_planning_by_a_stopped_watcher_is_planned_at_start() {
+    let w = World::new(Setup::default()).await;
+    let dir = w.repo.path().join(".agentops");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = json!({"proposals": [{
+        "id": "0f1e2d3c-0000-4000-8000-000000000001", "state": "planning",
+        "alert": {"name": "HighErrorRatio", "fingerprint": "fp-stale", "starts_at": now_rfc3339(),
+                  "labels": {"alertname": "HighErrorRatio", "app": "auth-service", "env": "prod-west", "namespace": "auth"}},
+        "app": "auth-service", "env": "prod-west", "application": "auth-service-prod-west",
+        "overlay": "apps/auth-service/overlays/prod-west",
+        "received_at": now_rfc3339(), "received_ms": 0, "notifications": 1, "session": "a-watcher-that-stopped"
+    }]});
+    std::fs::write(dir.join("proposals.json"), serde_json::to_vec_pretty(&stale).unwrap()).unwrap();
+    let watcher = Watcher::start(&w, &[]);
+    let p = wait_state(&w, "auth-service", "proposed", 60).await;
+    assert_eq!(p["id"], "0f1e2d3c-0000-4000-8000-000000000001");
+    assert_eq!(p["culprit"], json!([&w.bad[..7]]));
+    let md = std::fs::read_to_string(w.repo.path().join(p["file"].as_str().unwrap())).unwrap();
+    assert!(md.contains("planned again: the watcher that was planning it stopped"), "{md}");
+    let (ok, _) = watcher.stop();
+    assert!(ok);
+    w.fleet.shutdown().await;
+}

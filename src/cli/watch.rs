@@ -327,17 +327,27 @@ async fn alerts(State(w): State<Arc<Watcher>>, headers: HeaderMap, body: Body) -
     {
         return w.refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large(crate::limits::human_bytes(len)));
     }
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) if (bytes.len() + c.len()) as u64 > limit => {
-                return w.refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large("larger".into()));
+    // a sender that stops mid-body does not hold the request open
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) if (bytes.len() + c.len()) as u64 > limit => {
+                    return Err((StatusCode::PAYLOAD_TOO_LARGE, too_large("larger".into())));
+                }
+                Ok(c) => bytes.extend_from_slice(&c),
+                Err(e) => return Err((StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))),
             }
-            Ok(c) => bytes.extend_from_slice(&c),
-            Err(e) => return w.refuse(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}")),
         }
-    }
+        Ok(bytes)
+    })
+    .await;
+    let bytes = match read {
+        Ok(Ok(b)) => b,
+        Ok(Err((code, why))) => return w.refuse(code, why),
+        Err(_) => return w.refuse(StatusCode::REQUEST_TIMEOUT, "the body did not arrive within 30 s".into()),
+    };
     let payload = match watch::parse_payload(&bytes) {
         Ok(p) => p,
         Err(why) => return w.refuse(StatusCode::BAD_REQUEST, why),

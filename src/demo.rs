@@ -40,6 +40,8 @@ pub struct World {
     pub root: PathBuf,
     pub repo: PathBuf,
     pub fleet: Option<MockFleet>,
+    /// How many Applications the simulated Argo CD synced at the start.
+    pub synced: usize,
 }
 
 impl World {
@@ -85,7 +87,7 @@ impl World {
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
         }
-        let mut world = World { root, repo, fleet: None };
+        let mut world = World { root, repo, fleet: None, synced: 0 };
         let dirs: Vec<(String, PathBuf)> =
             ENVS.iter().map(|e| (e.to_string(), example.join("clusters").join(e))).collect();
         let opts = MockOptions {
@@ -96,7 +98,27 @@ impl World {
         let fleet = MockFleet::start(&dirs, &opts).await?;
         fleet.write_kubeconfig(&world.kubeconfig())?;
         world.fleet = Some(fleet);
+        world.synced = world.sync_all().await?;
         Ok(world)
+    }
+
+    /// Every Application of every environment synced at HEAD by the simulated Argo CD, so
+    /// the clusters hold what Argo CD would have deployed and drift reports only what the
+    /// week does to them.
+    async fn sync_all(&self) -> Result<usize> {
+        let mut apps = Vec::new();
+        for env in ENVS {
+            let dir = self.repo.join("argocd").join(env);
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string))
+                .collect();
+            names.sort();
+            apps.extend(names.into_iter().map(|n| (env, n)));
+        }
+        let results = futures::future::join_all(apps.iter().map(|(env, app)| self.sync(env, app, "HEAD"))).await;
+        results.into_iter().collect::<Result<Vec<()>>>().map(|v| v.len())
     }
 
     /// Deploys `app` in `env` at `revision` through the simulated Argo CD and waits for it.

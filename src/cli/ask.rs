@@ -158,5 +158,5 @@ fn finish(plan: &Plan, results: &[StepResult], json: bool) -> ExitCode {
         let v = json!({"plan": plan.steps, "results": results, "approved": session::approved(results)});
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
-    if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    ExitCode::from(crate::exec::exit_code(results))
 }

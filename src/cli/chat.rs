@@ -160,7 +160,9 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         facts.apps.len()
     );
     let mut input = Input::open(&repo.root, ctx.redactor_arc());
-    let mut all_ok = true;
+    // the exit code of the session: the highest of its requests (0 clean, 1 findings or
+    // refused, 2 could not run), as `ask` gives for each
+    let mut code = 0u8;
     while let Some(line) = input.read("agentops> ", true) {
         let line = line.trim();
         match line {
@@ -184,26 +186,38 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         if let Some(id) = line.strip_prefix("/approve ").map(str::trim) {
             // the proposal's plan as shown, each write asked like any other in this chat
-            if let Err(e) = super::proposals::approve_with(&s.executor, id, "approved in chat").await {
-                println!("Not approved: {e}");
-                all_ok = false;
+            // the exit code as `agentops approve` gives it: 1 when it did not roll back, 2 when
+            // the proposal is not waiting for approval
+            match super::proposals::approve_with(&s.executor, id, "approved in chat").await {
+                Ok((_, done)) if done.succeeded() || s.executor.policy().dry_run => {}
+                Ok(_) => code = code.max(1),
+                Err(e) => {
+                    println!("Not approved: {e}");
+                    code = 2;
+                }
             }
             let _ = std::io::stdout().flush();
             continue;
         }
         match s.handle(line, &mut input).await {
-            Turn::Ok => {}
-            Turn::Failed => all_ok = false,
-            Turn::EndOfInput => break,
+            Turn::Done(c) => code = code.max(c),
+            Turn::EndOfInput => {
+                let _ = std::io::stdout().flush();
+                let shown = ctx.redactor().scrub(line);
+                eprintln!("error: the input ended while a question about {shown:?} was open; that request was dropped");
+                code = 2;
+                break;
+            }
         }
         let _ = std::io::stdout().flush();
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::from(code))
 }
 
 enum Turn {
-    Ok,
-    Failed,
+    /// The request was handled; its exit code.
+    Done(u8),
+    /// The input ended while a question was open: the request was dropped.
     EndOfInput,
 }
 
@@ -213,7 +227,7 @@ impl Session<'_> {
         let shown = self.executor.ctx().redactor().scrub(line);
         if let Some(reason) = self.planner.refusal(line) {
             println!("Refused: {reason}");
-            return Turn::Ok;
+            return Turn::Done(1);
         }
         if self.args.planner.planner == PlannerChoice::Llm {
             return self.llm(&shown).await;
@@ -222,11 +236,11 @@ impl Session<'_> {
             Interpretation::Request(d) => d,
             Interpretation::Refused(reason) => {
                 println!("Refused: {reason}");
-                return Turn::Ok;
+                return Turn::Done(1);
             }
             Interpretation::Help => {
                 print!("{}{CHAT_HELP}", capabilities(registry));
-                return Turn::Ok;
+                return Turn::Done(0);
             }
             Interpretation::Unknown => {
                 print!("{}", self.planner.unknown_message(line, registry));
@@ -235,26 +249,31 @@ impl Session<'_> {
                 {
                     return self.llm(&shown).await;
                 }
-                return Turn::Ok;
+                return Turn::Done(1);
             }
         };
         let request = match SlotFiller::new(self.planner.facts()).fill(&mut draft, input) {
             Ok(r) => r,
             Err(FillError::EndOfInput) => return Turn::EndOfInput,
+            // the person dropped it: nothing to report
+            Err(FillError::Cancelled) => {
+                println!("Not planned: cancelled.");
+                return Turn::Done(0);
+            }
             Err(e) => {
                 println!("Not planned: {}.", self.executor.ctx().redactor().scrub(&e.to_string()));
-                return Turn::Ok;
+                return Turn::Done(2);
             }
         };
         let plan = match plan_request(&request, registry, &shown) {
             Ok(Planned::Ready(plan)) => plan,
             Ok(Planned::NotAvailable { message, .. }) => {
                 println!("Sorry: {}.", self.executor.ctx().redactor().scrub(&message));
-                return Turn::Ok;
+                return Turn::Done(1);
             }
             Err(e) => {
                 println!("Not planned: {}", e.public);
-                return Turn::Failed;
+                return Turn::Done(2);
             }
         };
         print!("{}", session::render_plan(&plan));
@@ -266,7 +285,7 @@ impl Session<'_> {
                 let _ = std::io::stdout().flush();
             })
             .await;
-        if results.iter().all(|r| r.ok) { Turn::Ok } else { Turn::Failed }
+        Turn::Done(crate::exec::exit_code(&results))
     }
 
     async fn llm(&self, request: &str) -> Turn {
@@ -278,11 +297,11 @@ impl Session<'_> {
                 if let Some(a) = run.answer {
                     println!("{a}");
                 }
-                if run.results.iter().all(|r| r.ok) { Turn::Ok } else { Turn::Failed }
+                Turn::Done(crate::exec::exit_code(&run.results))
             }
             Err(e) => {
                 println!("{e}");
-                Turn::Ok
+                Turn::Done(2)
             }
         }
     }

@@ -125,12 +125,29 @@ async fn draft_and_commit(global: &Global, args: &Args) -> Result<ExitCode> {
         eprintln!("not committed");
         return Ok(ExitCode::from(1));
     }
-    let root = ctx.repo_root().to_path_buf();
-    let sha = tokio::task::spawn_blocking(move || commit::commit_index(&root, &message))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
-    println!("committed {sha}");
-    Ok(ExitCode::SUCCESS)
+    // approved (--yes or the answer above): the commit tool runs through the executor like
+    // every other write, so it is journaled; validation already ran for the draft
+    let summary = message.lines().next().unwrap_or_default().to_string();
+    let args = serde_json::json!({"message": message, "allow_invalid": true});
+    let r = super::session::run_one(
+        &ctx,
+        "commit",
+        args,
+        format!("Commit the staged change: {summary}"),
+        "commit".into(),
+        true,
+    )
+    .await?;
+    match (r.output.as_ref().and_then(|o| o["commit"].as_str()), &r.error) {
+        (Some(sha), _) => {
+            println!("committed {sha}");
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, e) => {
+            eprintln!("error: not committed: {}", e.as_deref().unwrap_or("the commit tool gave no commit"));
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn confirm(question: &str) -> bool {

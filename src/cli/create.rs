@@ -61,6 +61,9 @@ pub struct Args {
     pub expect: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Also print every new file in full (text format).
+    #[arg(long)]
+    pub show_files: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,9 +94,9 @@ impl Args {
     }
 }
 
-fn print(plan: &CreatePlan, format: Format) {
+fn print(plan: &CreatePlan, format: Format, show_files: bool) {
     match format {
-        Format::Text => print!("{}", crate::report::create::text(plan)),
+        Format::Text => print!("{}", crate::report::create::text(plan, show_files)),
         Format::Json => println!("{}", serde_json::to_string_pretty(plan).unwrap_or_default()),
     }
 }
@@ -107,11 +110,12 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters().ok();
         let plan = create::plan(&repo, &engine, clusters.as_deref(), ctx.redactor(), &req, ctx.jobs()).await?;
-        print(&plan, args.format);
+        print(&plan, args.format, args.show_files);
         if plan.is_ok() && args.format == Format::Text {
             eprintln!(
-                "Nothing was written. Run again with --yes to write and commit; add --expect {} to write only these files.",
-                plan.fingerprint
+                "Nothing was written. Run again with --yes to write and commit; add --expect {} to write only these files{}.",
+                plan.fingerprint,
+                if args.show_files { "" } else { " (--show-files prints them)" }
             );
         }
         return Ok(if plan.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
@@ -123,7 +127,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     match (&r.output, &r.error) {
         (Some(out), _) => {
             match serde_json::from_value::<CreatePlan>(out.clone()) {
-                Ok(p) => print(&p, args.format),
+                Ok(p) => print(&p, args.format, args.show_files),
                 Err(_) => println!("{}", serde_json::to_string_pretty(out).unwrap_or_default()),
             }
             Ok(ExitCode::SUCCESS)

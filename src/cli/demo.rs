@@ -129,6 +129,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
             println!("  mock cluster {:<13} {} (Argo CD and Prometheus simulated)", c.name(), c.https_url());
         }
     }
+    println!("  Argo CD synced all {} Applications at HEAD: the clusters hold what git renders", world.synced);
     println!("Set up in {:.1}s\n", started.elapsed().as_secs_f64());
 
     let ctx = ToolCtx::new(

@@ -68,6 +68,9 @@ pub enum Action {
         /// Leave the files uncommitted.
         #[arg(long)]
         no_commit: bool,
+        /// Commit on the new branch but stay on the current one.
+        #[arg(long, conflicts_with = "no_commit")]
+        stay: bool,
         /// Approve the repo write without asking.
         #[arg(long)]
         yes: bool,
@@ -115,8 +118,8 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
             )
             .await
         }
-        Some(Action::Capture { app, env, no_commit, yes }) => {
-            let step = json!({"app": app, "env": env, "no_commit": no_commit});
+        Some(Action::Capture { app, env, no_commit, stay, yes }) => {
+            let step = json!({"app": app, "env": env, "no_commit": no_commit, "stay": stay});
             write(
                 global,
                 "drift_capture",
@@ -271,5 +274,5 @@ async fn write(
             _ => {}
         }
     }
-    Ok(if results.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::from(crate::exec::exit_code(&results)))
 }

@@ -329,6 +329,7 @@ pub fn result_body(tool: &str, out: &serde_json::Value) -> String {
             out.pointer("/operation_state/phase").and_then(|v| v.as_str()).unwrap_or("?"),
             out.pointer("/operation_state/message").and_then(|v| v.as_str()).unwrap_or("")
         )),
+        "drift_capture" => Some(capture_text(out)),
         // the whole message: it is what the commit step will use
         "draft_commit_message" => {
             Some(out["message"].as_str().unwrap_or("").lines().map(|l| format!("  | {l}\n")).collect::<String>())
@@ -341,6 +342,33 @@ pub fn result_body(tool: &str, out: &serde_json::Value) -> String {
         _ => None,
     };
     body.unwrap_or_else(|| outline(out))
+}
+
+/// What a capture wrote, where it committed, whether the checkout moved, and (uncommitted)
+/// what validate says of the captured patch.
+fn capture_text(out: &serde_json::Value) -> String {
+    let mut s = format!("  wrote {}\n", list(&out["files"]));
+    match (out["branch"].as_str(), out["commit"].as_str()) {
+        (Some(b), Some(c)) if out["switched"] == serde_json::json!(true) => s.push_str(&format!(
+            "  committed {} on the new branch {b}; switched to it (back: git switch -)\n",
+            &c[..c.len().min(7)]
+        )),
+        (Some(b), Some(c)) => s.push_str(&format!(
+            "  committed {} on the new branch {b}; stayed on the current branch (git switch {b} to see it)\n",
+            &c[..c.len().min(7)]
+        )),
+        _ => s.push_str("  not committed (--no-commit): the files are in the working tree\n"),
+    }
+    for f in out["validation"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "  error: {}: {}: {} ({})\n",
+            f["file"].as_str().unwrap_or("?"),
+            f["check"].as_str().unwrap_or("?"),
+            f["message"].as_str().unwrap_or(""),
+            f["object"].as_str().unwrap_or("-")
+        ));
+    }
+    s
 }
 
 /// A JSON array of strings as `a, b`.

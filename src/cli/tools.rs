@@ -12,8 +12,15 @@ use super::Global;
 
 #[derive(Debug, Subcommand)]
 pub enum ToolsCommand {
-    /// Print every tool: name, effect, description and argument schema.
+    /// Print every tool, one line each: name, effect, what it does (`--format json` adds the
+    /// argument schemas; `tools show NAME` prints one tool in full).
     List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: ListFormat,
+    },
+    /// Print one tool: effect, description and its arguments.
+    Show {
+        name: String,
         #[arg(long, value_enum, default_value = "text")]
         format: ListFormat,
     },
@@ -50,14 +57,20 @@ pub async fn run(global: &Global, cmd: ToolsCommand) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&registry.list()).unwrap_or_default());
         }
         ToolsCommand::List { format: ListFormat::Text } => {
-            for t in registry.list() {
-                println!(
-                    "{} ({:?})\n  {}\n  parameters: {}\n",
-                    t.name,
-                    t.effect,
-                    t.description,
-                    serde_json::to_string(&t.parameters).unwrap_or_default()
-                );
+            let tools = registry.list();
+            let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(0);
+            for t in &tools {
+                println!("{:width$}  {:13}  {}", t.name, format!("{:?}", t.effect), first_sentence(t.description));
+            }
+            println!("\n{} tools; `agentops tools show NAME` prints one with its arguments.", tools.len());
+        }
+        ToolsCommand::Show { name, format } => {
+            let t = registry
+                .get(&name)
+                .ok_or_else(|| Error::Usage(format!("unknown tool {name:?}; run `agentops tools list`")))?;
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string_pretty(&t).unwrap_or_default()),
+                ListFormat::Text => print!("{}", show_text(&t)),
             }
         }
         ToolsCommand::Call { name, args, yes } => {
@@ -105,4 +118,80 @@ pub async fn run(global: &Global, cmd: ToolsCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first sentence of a description (to the first ". " that does not end an
+/// abbreviation), cut at a word to about 100 characters.
+fn first_sentence(s: &str) -> String {
+    let mut end = s.len();
+    let mut from = 0;
+    while let Some(i) = s[from..].find(". ") {
+        let at = from + i;
+        if !(s[..at].ends_with("e.g") || s[..at].ends_with("i.e")) {
+            end = at + 1;
+            break;
+        }
+        from = at + 2;
+    }
+    let sentence = &s[..end];
+    if sentence.chars().count() <= 100 {
+        return sentence.to_string();
+    }
+    let cut: String = sentence.chars().take(100).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{}…", cut.trim_end_matches([',', ';', ':']))
+}
+
+/// One tool for people: name, effect, description, then each argument with its type,
+/// whether it is required, and its description.
+fn show_text(t: &crate::tools::ToolInfo) -> String {
+    use std::fmt::Write;
+    let mut out = format!("{} ({:?})\n{}\n", t.name, t.effect, t.description);
+    let required: Vec<&str> =
+        t.parameters["required"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    let props = t.parameters["properties"].as_object();
+    match props {
+        Some(props) if !props.is_empty() => {
+            out.push_str("\narguments:\n");
+            let width = props.keys().map(String::len).max().unwrap_or(0);
+            for (name, p) in props {
+                let ty = type_of(p, &t.parameters);
+                let req = if required.contains(&name.as_str()) { "required" } else { "optional" };
+                let desc = p["description"].as_str().unwrap_or("").replace('\n', " ");
+                let _ = writeln!(out, "  {name:width$}  {ty} ({req})  {desc}");
+            }
+        }
+        _ => out.push_str("\narguments: none\n"),
+    }
+    out.push_str("\n(`--format json` prints the JSON schema.)\n");
+    out
+}
+
+/// A property's type in a few characters: `string`, `[string]`, `string|null`, an enum's
+/// values, or a referenced definition's name.
+fn type_of(p: &serde_json::Value, root: &serde_json::Value) -> String {
+    if let Some(values) = p["enum"].as_array() {
+        return values
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join("|");
+    }
+    if let Some(r) = p["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        let def = &root["$defs"][name];
+        if def.is_object() && (def["enum"].is_array() || def["type"].is_string()) {
+            return type_of(def, root);
+        }
+        return name.to_string();
+    }
+    if let Some(any) = p["anyOf"].as_array().or_else(|| p["oneOf"].as_array()) {
+        return any.iter().map(|x| type_of(x, root)).collect::<Vec<_>>().join("|");
+    }
+    match &p["type"] {
+        serde_json::Value::String(t) if t == "array" => format!("[{}]", type_of(&p["items"], root)),
+        serde_json::Value::String(t) => t.clone(),
+        serde_json::Value::Array(ts) => ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("|"),
+        _ => "any".into(),
+    }
 }

@@ -129,6 +129,29 @@ fn check_rel(p: &str) -> Result<()> {
 /// updated to match. `branch`: None = advance the current branch; Some(name) = create the
 /// branch from HEAD, commit there and switch HEAD to it. Returns the new commit sha.
 pub fn commit_paths(repo_root: &Path, paths: &[String], message: &str, branch: Option<&str>) -> Result<String> {
+    commit_paths_switching(repo_root, paths, message, branch, true)
+}
+
+/// [`commit_paths`] on a new branch `branch`; with `switch` false, HEAD and the index stay
+/// where they are (the commit is only on the new branch) and the caller restores the
+/// working tree.
+pub fn commit_paths_to_branch(
+    repo_root: &Path,
+    paths: &[String],
+    message: &str,
+    branch: &str,
+    switch: bool,
+) -> Result<String> {
+    commit_paths_switching(repo_root, paths, message, Some(branch), switch)
+}
+
+fn commit_paths_switching(
+    repo_root: &Path,
+    paths: &[String],
+    message: &str,
+    branch: Option<&str>,
+    switch: bool,
+) -> Result<String> {
     if paths.is_empty() {
         return Err(Error::Usage("no paths to commit".into()));
     }
@@ -184,6 +207,9 @@ pub fn commit_paths(repo_root: &Path, paths: &[String], message: &str, branch: O
                 return Err(Error::Usage(format!("branch {name} exists already")));
             }
             let oid = git.commit(Some(&refname), &sig, &sig, message, &tree, &parents)?;
+            if !switch {
+                return Ok(oid.to_string());
+            }
             git.set_head(&refname)?;
             oid
         }

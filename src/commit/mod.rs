@@ -8,5 +8,7 @@ pub mod hook;
 pub mod polish;
 
 pub use draft::{CommitSummary, DraftOptions, Drafted, draft};
-pub use git::{FileChange, FileStatus, StagedChange, commit_index, commit_paths, staged_change};
+pub use git::{
+    FileChange, FileStatus, StagedChange, commit_index, commit_paths, commit_paths_to_branch, staged_change,
+};
 pub use polish::{Polished, polish};

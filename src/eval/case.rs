@@ -84,7 +84,8 @@ pub struct Clusters {
     /// Run the simulated Argo CD against the case's repo.
     #[serde(default)]
     pub argocd: bool,
-    /// Apps whose Application (`argocd/<env>/<app>.yaml`) is synced in every env before the run.
+    /// Apps whose Application (`argocd/<env>/<app>.yaml`) is synced in every env before the
+    /// run; `*` for every Application of each env (the cluster as Argo CD leaves it).
     #[serde(default)]
     pub sync: Vec<String>,
     /// Changes made by hand before the run (as `kubectl edit` would).

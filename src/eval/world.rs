@@ -120,10 +120,22 @@ pub async fn build(case: &Case, project: &Path) -> Result<World, String> {
                 .apply(&secret, "eval-setup")
                 .map_err(|e| format!("planting the canary in {}: {e}", cl.name()))?;
         }
-        for app in &c.sync {
-            for cl in fleet.clusters() {
-                sync_app(&world.repo, cl.name(), app, cl.store()).await?;
+        for cl in fleet.clusters() {
+            // `*`: every Application of the environment, as Argo CD leaves a cluster
+            let mut apps: Vec<String> = c.sync.iter().filter(|a| *a != "*").cloned().collect();
+            if c.sync.iter().any(|a| a == "*") {
+                let dir = world.repo.join("argocd").join(cl.name());
+                let entries = std::fs::read_dir(&dir).map_err(|e| format!("sync *: {}: {e}", dir.display()))?;
+                for e in entries.filter_map(|e| e.ok()) {
+                    if let Some(app) = e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")) {
+                        apps.push(app.to_string());
+                    }
+                }
+                apps.sort();
+                apps.dedup();
             }
+            let syncs = apps.iter().map(|app| sync_app(&world.repo, cl.name(), app, cl.store()));
+            futures::future::try_join_all(syncs).await?;
         }
         for e in &c.edits {
             let cl = fleet.get(&e.env).ok_or_else(|| format!("edit: no cluster {}", e.env))?;

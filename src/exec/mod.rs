@@ -139,6 +139,28 @@ pub struct StepResult {
     /// What went wrong, as the model may see it.
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// The exit code the step's output calls for ([`crate::tools::Tool::exit_code`]: 1
+    /// findings, 2 could not check); 0 when clean or not run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exit_code: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// The exit code of a request's results, by the rule every command follows: 2 when a step
+/// could not check what it was asked (its output says so), 1 when a step failed, was denied
+/// or refused, or reported findings, else 0.
+pub fn exit_code(results: &[StepResult]) -> u8 {
+    let worst = results.iter().map(|r| r.exit_code).max().unwrap_or(0);
+    if worst >= 2 {
+        2
+    } else if worst == 1 || results.iter().any(|r| !r.ok) {
+        1
+    } else {
+        0
+    }
 }
 
 /// Runs plans and steps.
@@ -197,10 +219,10 @@ impl Executor {
         let effect = self.effect_of(&step.tool);
         let decision = self.decide(step);
         let started = Instant::now();
-        let (ok, output, error) = if decision.runs() {
-            match self.registry.call(&self.ctx, &step.tool, step.args.clone()).await {
-                Ok(v) => (true, Some(v), None),
-                Err(e) => (false, None, Some(e.public)),
+        let (ok, output, error, exit_code) = if decision.runs() {
+            match self.registry.call_coded(&self.ctx, &step.tool, step.args.clone()).await {
+                Ok((v, code)) => (true, Some(v), None, code),
+                Err(e) => (false, None, Some(e.public), 0),
             }
         } else {
             let why = match decision {
@@ -209,7 +231,7 @@ impl Executor {
                 Decision::Skipped => "dry run: not executed",
                 _ => "not run",
             };
-            (decision == Decision::Skipped, None, Some(why.to_string()))
+            (decision == Decision::Skipped, None, Some(why.to_string()), 0)
         };
         let result = StepResult {
             tool: step.tool.clone(),
@@ -219,6 +241,7 @@ impl Executor {
             output,
             error,
             duration_ms: started.elapsed().as_millis() as u64,
+            exit_code,
         };
         self.journal(request, plan_hash, step, &result, tokens);
         result
@@ -245,6 +268,7 @@ impl Executor {
                 output: None,
                 error: Some(why),
                 duration_ms: 0,
+                exit_code: 0,
             };
             let outputs: Vec<Option<&Value>> = out.iter().map(|r| r.output.as_ref()).collect();
             let (step, r) = if stopped {

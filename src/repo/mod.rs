@@ -100,6 +100,26 @@ pub struct Repo {
 const SKIP_DIRS: [&str; 5] = [".git", ".tools", "target", "node_modules", ".agentops"];
 
 impl Repo {
+    /// The app (and environment, for an overlay file) a repo file belongs to, by the layout:
+    /// a file under an overlay is that overlay's app and environment; one beside the base
+    /// (`apps/<app>/base/...`, `apps/<app>/components/...`) is the app's.
+    pub fn owner_of(&self, path: &str) -> (Option<String>, Option<String>) {
+        for (name, app) in &self.apps {
+            for (env, dir) in &app.overlays {
+                if path.starts_with(&format!("{dir}/")) {
+                    return (Some(name.clone()), Some(env.clone()));
+                }
+            }
+            if let Some(base) = &app.base
+                && let Some(parent) = base.rsplit_once('/').map(|p| p.0)
+                && path.starts_with(&format!("{parent}/"))
+            {
+                return (Some(name.clone()), None);
+            }
+        }
+        (None, None)
+    }
+
     /// Scans the repo at `root` with its `.agentops.yaml` (or defaults).
     pub fn load(root: &Path) -> Result<Repo> {
         let config = Config::load(root)?;

@@ -4,9 +4,12 @@ use std::fmt::Write as _;
 
 use crate::workflows::create::CreatePlan;
 
-/// The summary and every file's text (what `agentops create` prints).
-pub fn text(plan: &CreatePlan) -> String {
+/// The summary, then every file's text when `show_files` (what `agentops create` prints).
+pub fn text(plan: &CreatePlan, show_files: bool) -> String {
     let mut s = summary(plan);
+    if !show_files {
+        return s;
+    }
     for f in &plan.files {
         let _ = writeln!(s, "\n--- /dev/null\n+++ b/{}", f.path);
         for l in f.content.lines() {
@@ -46,10 +49,10 @@ pub fn summary(plan: &CreatePlan) -> String {
             e.application
         );
     }
-    let _ = writeln!(s, "Files ({}):", plan.files.len());
-    for f in &plan.files {
-        let _ = writeln!(s, "  + {} ({} lines)", f.path, f.content.lines().count());
-    }
+    let lines: usize = plan.files.iter().map(|f| f.content.lines().count()).sum();
+    let bytes: usize = plan.files.iter().map(|f| f.content.len()).sum();
+    let _ = writeln!(s, "Files: {} new, {lines} lines, {}:", plan.files.len(), size(bytes));
+    s.push_str(&tree(plan));
     let _ = writeln!(s, "Gates:");
     for g in &plan.gates {
         let env = g.env.as_deref().map(|e| format!(" [{e}]")).unwrap_or_default();
@@ -65,4 +68,40 @@ pub fn summary(plan: &CreatePlan) -> String {
         let _ = writeln!(s, "Committed: {c}");
     }
     s
+}
+
+/// The new files as a tree, each with its lines and size.
+fn tree(plan: &CreatePlan) -> String {
+    let mut s = String::new();
+    let mut open: Vec<&str> = Vec::new();
+    let mut paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable();
+    let width =
+        paths.iter().map(|p| p.rsplit('/').next().unwrap_or(p).len() + 2 * p.matches('/').count()).max().unwrap_or(0);
+    for path in paths {
+        let Some(f) = plan.files.iter().find(|f| f.path == path) else { continue };
+        let parts: Vec<&str> = path.split('/').collect();
+        let (dirs, name) = parts.split_at(parts.len() - 1);
+        let common = open.iter().zip(dirs).take_while(|(a, b)| a == b).count();
+        open.truncate(common);
+        for d in &dirs[common..] {
+            let _ = writeln!(s, "  {}{d}/", "  ".repeat(open.len()));
+            open.push(d);
+        }
+        let indent = "  ".repeat(open.len());
+        let pad = width.saturating_sub(indent.len() + name[0].len());
+        let _ = writeln!(
+            s,
+            "  {indent}{}{}  {:>4} lines  {:>8}",
+            name[0],
+            " ".repeat(pad),
+            f.content.lines().count(),
+            size(f.content.len())
+        );
+    }
+    s
+}
+
+fn size(bytes: usize) -> String {
+    if bytes < 1024 { format!("{bytes} B") } else { format!("{:.1} KiB", bytes as f64 / 1024.0) }
 }

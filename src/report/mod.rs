@@ -87,12 +87,7 @@ fn text(report: &ValidationReport, color: bool, show_suppressed: bool) -> String
         let warnings = findings.iter().filter(|f| f.severity == Severity::Warning).count();
         let _ = writeln!(out, "{} ({}, {})", st.paint("1", app), count(errors, "error"), count(warnings, "warning"));
         for f in findings {
-            let scope = match (&f.env, &f.object) {
-                (Some(e), Some(o)) => format!(" [{e}] {o}:"),
-                (Some(e), None) => format!(" [{e}]"),
-                (None, Some(o)) => format!(" {o}:"),
-                (None, None) => String::new(),
-            };
+            let scope = scope(f);
             let _ = writeln!(
                 out,
                 "  {} {} {}{} {}",
@@ -109,12 +104,7 @@ fn text(report: &ValidationReport, color: bool, show_suppressed: bool) -> String
         let _ = writeln!(out, "{}", st.paint("1", "suppressed"));
         for x in &report.suppressed {
             let f = &x.finding;
-            let scope = match (&f.env, &f.object) {
-                (Some(e), Some(o)) => format!(" [{e}] {o}:"),
-                (Some(e), None) => format!(" [{e}]"),
-                (None, Some(o)) => format!(" {o}:"),
-                (None, None) => String::new(),
-            };
+            let scope = scope(f);
             let _ = writeln!(
                 out,
                 "  {} {} {}{} {} (suppressed by {}: {})",
@@ -131,27 +121,58 @@ fn text(report: &ValidationReport, color: bool, show_suppressed: bool) -> String
     }
     let s = &report.summary;
     let verdict = if report.has_errors() { st.paint("1;31", "FAILED") } else { st.paint("1;32", "OK") };
+    // remote bases and Helm charts are never fetched: such overlays are not built
+    let skipped = if s.overlays_skipped > 0 {
+        format!(", {} not built (remote base or Helm chart, not fetched)", s.overlays_skipped)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{verdict}: {}, {}. Overlays: {} checked, {} built, {} failed, {} skipped (offline); {} objects; {} files; {} Argo CD applications. kustomize: {} runs, {} cached.",
+        "{verdict}: {}, {}. Overlays: {} checked, {} built, {} failed{skipped}; {} objects; {} files; {} Argo CD applications. kustomize: {} runs, {} cached.",
         count(s.errors, "error"),
         count(s.warnings, "warning"),
         s.overlays,
         s.overlays_built,
         s.overlays_failed,
-        s.overlays_skipped,
         s.objects,
         s.files,
         s.argocd_applications,
         s.kustomize_runs,
         s.cache_hits
     );
+    if !s.clusters_checked.is_empty() {
+        let reached = s.clusters_checked.len() - s.clusters_unreachable.len();
+        let _ = write!(
+            out,
+            "Clusters: {reached} of {} checked for the StorageClasses, CRDs and IngressClasses the overlays need ({})",
+            s.clusters_checked.len(),
+            s.clusters_checked.join(", ")
+        );
+        if s.clusters_unreachable.is_empty() {
+            out.push_str(".\n");
+        } else {
+            let _ = writeln!(out, "; not reached: {}.", s.clusters_unreachable.join(", "));
+        }
+    }
     if s.suppressed > 0 && !show_suppressed {
         let _ = writeln!(out, "{} suppressed (--show-suppressed lists them with their reasons).", s.suppressed);
     } else if s.suppressed > 0 {
         let _ = writeln!(out, "{} suppressed.", s.suppressed);
     }
     out
+}
+
+/// ` [env] Kind/ns/name:`, or ` [dev, staging, prod] ...` for a finding several overlays
+/// share (the object as the first overlay renders it).
+fn scope(f: &Finding) -> String {
+    let envs = f.envs().join(", ");
+    match (envs.is_empty(), &f.object) {
+        (false, Some(o)) => format!(" [{envs}] {o}:"),
+        (false, None) => format!(" [{envs}]"),
+        (true, Some(o)) => format!(" {o}:"),
+        (true, None) => String::new(),
+    }
 }
 
 fn count(n: usize, noun: &str) -> String {
@@ -176,8 +197,12 @@ fn sarif_result(f: &Finding) -> Value {
     if let Some(o) = &f.object {
         msg = format!("{o}: {msg}");
     }
-    if let Some(ov) = &f.overlay {
-        msg = format!("{msg} (overlay {ov})");
+    let overlays: Vec<&str> =
+        f.overlay.iter().chain(f.also.iter().filter_map(|o| o.overlay.as_ref())).map(String::as_str).collect();
+    match overlays.as_slice() {
+        [] => {}
+        [ov] => msg = format!("{msg} (overlay {ov})"),
+        many => msg = format!("{msg} (overlays {})", many.join(", ")),
     }
     json!({"ruleId": f.check, "level": level(f.severity), "message": {"text": msg}, "locations": [loc]})
 }
@@ -282,8 +307,9 @@ fn junit(report: &ValidationReport, show_suppressed: bool) -> String {
         );
         for (f, sup) in items {
             let mut name = String::new();
-            if let Some(e) = &f.env {
-                name.push_str(&format!("[{e}] "));
+            let envs = f.envs();
+            if !envs.is_empty() {
+                name.push_str(&format!("[{}] ", envs.join(", ")));
             }
             if let Some(o) = &f.object {
                 name.push_str(&format!("{o} "));

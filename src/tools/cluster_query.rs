@@ -30,6 +30,10 @@ pub struct Args {
     /// Label selector, e.g. `app.kubernetes.io/name=grafana`.
     #[serde(default)]
     pub label_selector: Option<String>,
+    /// Keep `metadata.managedFields` (who set which field); left out by default, as kubectl
+    /// does, since it is most of an object's size.
+    #[serde(default)]
+    pub show_managed_fields: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,7 +54,7 @@ impl Tool for ClusterQuery {
         "cluster_query"
     }
     fn description(&self) -> &'static str {
-        "Get or list Kubernetes objects of any kind in the clusters of some environments (concurrently; one failing cluster is reported and does not hide the others). Secret values are redacted."
+        "Get or list Kubernetes objects of any kind in the clusters of some environments (concurrently; one failing cluster is reported and does not hide the others). Secret values are redacted; managedFields only with show_managed_fields."
     }
     fn effect(&self) -> Effect {
         Effect::ReadOnly
@@ -69,9 +73,21 @@ impl Tool for ClusterQuery {
                     a.label_selector.as_deref(),
                 )
                 .await?;
+                let objects = if a.show_managed_fields {
+                    objects
+                } else {
+                    objects.into_iter().map(without_managed_fields).collect()
+                };
                 Ok(Objects { objects })
             })
             .await?;
         Ok(Output { clusters })
     }
+}
+
+fn without_managed_fields(mut o: Value) -> Value {
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    o
 }

@@ -18,6 +18,9 @@ impl Tool for CreateApp {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
+    fn exit_code(&self, output: &CreatePlan) -> u8 {
+        u8::from(!output.is_ok())
+    }
     async fn call(&self, ctx: &ToolCtx, args: CreateRequest) -> Result<CreatePlan, ToolError> {
         let repo = ctx.repo().await?;
         let engine = ctx.engine(&repo)?;

@@ -18,6 +18,9 @@ pub struct Args {
     /// Leave the files uncommitted instead of committing on a new branch.
     #[serde(default)]
     pub no_commit: bool,
+    /// Commit on the new branch but stay on the current one (the working tree is left as it was).
+    #[serde(default)]
+    pub stay: bool,
 }
 
 impl Tool for DriftCapture {
@@ -28,10 +31,13 @@ impl Tool for DriftCapture {
         "drift_capture"
     }
     fn description(&self) -> &'static str {
-        "Keep the live drift of one app in one environment: write it into the app's overlay as a strategic-merge patch, prove by re-rendering that git now matches the cluster, and commit on a new branch. Writes the repo: needs approval."
+        "Keep the live drift of one app in one environment: write it into the app's overlay as a strategic-merge patch, prove by re-rendering that git now matches the cluster, validate the overlay (errors the patch brings in refuse the capture), and commit on a new branch (switching to it unless `stay`). Writes the repo: needs approval."
     }
     fn effect(&self) -> Effect {
         Effect::WritesRepo
+    }
+    fn exit_code(&self, output: &Captured) -> u8 {
+        u8::from(!output.validation.is_empty())
     }
     async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Captured, ToolError> {
         let (repo, _) = ctx.env_client(&args.env).await?;
@@ -49,6 +55,13 @@ impl Tool for DriftCapture {
         if pairs.is_empty() {
             return Err(ToolError::new(format!("{} has no drift in {} to capture", args.app, args.env)));
         }
-        Ok(tokio::task::block_in_place(|| capture::capture(&repo, &engine, &pairs, !args.no_commit))?)
+        Ok(tokio::task::block_in_place(|| {
+            capture::capture(
+                &repo,
+                &engine,
+                &pairs,
+                capture::CaptureOptions { commit: !args.no_commit, stay: args.stay },
+            )
+        })?)
     }
 }

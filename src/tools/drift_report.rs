@@ -19,6 +19,13 @@ impl Tool for DriftReportTool {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
+    fn exit_code(&self, output: &DriftReport) -> u8 {
+        if output.summary.clusters_failed > 0 || output.summary.applications_unchecked > 0 {
+            2
+        } else {
+            u8::from(output.has_drift())
+        }
+    }
     async fn call(&self, ctx: &ToolCtx, args: DriftRequest) -> Result<DriftReport, ToolError> {
         let repo = ctx.repo().await?;
         let engine = ctx.engine(&repo)?;

@@ -19,6 +19,9 @@ impl Tool for HarmonizePlanTool {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
+    fn exit_code(&self, output: &HarmonizePlan) -> u8 {
+        u8::from(!output.is_proven())
+    }
     async fn call(&self, ctx: &ToolCtx, args: HarmonizeRequest) -> Result<HarmonizePlan, ToolError> {
         let ctx = ctx.clone();
         blocking(move || {

@@ -275,6 +275,13 @@ pub trait Tool: Send + Sync + 'static {
         Effect::WritesCluster
     }
     fn call(&self, ctx: &ToolCtx, args: Self::Args) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+    /// The exit code the command running this tool's workflow gives for `output`, by the one
+    /// rule of every command (docs/exit-codes.md): 0 clean, 1 findings or refused (drift,
+    /// validation errors, a blocked plan, a failed verification), 2 could not run (a cluster
+    /// that could not be checked). `ask` and `chat` exit with the highest code of their steps.
+    fn exit_code(&self, _output: &Self::Output) -> u8 {
+        0
+    }
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -284,7 +291,8 @@ trait ErasedTool: Send + Sync {
     fn description(&self) -> &'static str;
     fn effect(&self) -> Effect;
     fn parameters(&self) -> Value;
-    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>>;
+    /// The output, and its exit code ([`Tool::exit_code`]).
+    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<(Value, u8), ToolError>>;
 }
 
 impl<T: Tool> ErasedTool for T {
@@ -300,15 +308,17 @@ impl<T: Tool> ErasedTool for T {
     fn parameters(&self) -> Value {
         parameters_schema::<T::Args>()
     }
-    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<Value, ToolError>> {
+    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<(Value, u8), ToolError>> {
         Box::pin(async move {
             let args: T::Args =
                 serde_json::from_value(args).map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
             let out = Tool::call(self, ctx, args).await?;
-            serde_json::to_value(out).map_err(|e| ToolError {
+            let code = Tool::exit_code(self, &out);
+            let value = serde_json::to_value(out).map_err(|e| ToolError {
                 public: "the tool's output could not be encoded".into(),
                 internal: Some(e.to_string()),
-            })
+            })?;
+            Ok((value, code))
         })
     }
 }
@@ -437,14 +447,19 @@ impl ToolRegistry {
     /// Validates and runs one tool, JSON in and JSON out. The output is redacted. Approval
     /// is the caller's business (the executor); this only runs.
     pub async fn call(&self, ctx: &ToolCtx, name: &str, args: Value) -> Result<Value, ToolError> {
+        self.call_coded(ctx, name, args).await.map(|(v, _)| v)
+    }
+
+    /// [`ToolRegistry::call`], with the exit code of the output ([`Tool::exit_code`]).
+    pub async fn call_coded(&self, ctx: &ToolCtx, name: &str, args: Value) -> Result<(Value, u8), ToolError> {
         self.validate_args(name, &args)?;
         let e = self.entry(name)?;
-        let mut out = e.tool.call_json(ctx, args).await.map_err(|mut err| {
+        let (mut out, code) = e.tool.call_json(ctx, args).await.map_err(|mut err| {
             err.public = ctx.redactor().scrub(&err.public);
             err
         })?;
         ctx.redactor().redact_value(&mut out);
-        Ok(out)
+        Ok((out, code))
     }
 
     /// The schema files as committed under `tools/schemas/`: (file name, content).

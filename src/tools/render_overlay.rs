@@ -19,6 +19,9 @@ impl Tool for RenderOverlay {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
+    fn exit_code(&self, output: &CreatePlan) -> u8 {
+        u8::from(!output.is_ok())
+    }
     async fn call(&self, ctx: &ToolCtx, args: CreateRequest) -> Result<CreatePlan, ToolError> {
         let repo = ctx.repo().await?;
         let engine = ctx.engine(&repo)?;

@@ -156,6 +156,7 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
         };
         for f in files {
             let docs = repo.docs(f);
+            let owner = repo.owner_of(f);
             if let Some(text) = &filter.text {
                 let Ok(content) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) else {
                     continue;
@@ -178,8 +179,8 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
                         file: Some(f.to_string()),
                         line: Some(line_no),
                         overlay: None,
-                        app: None,
-                        env: None,
+                        app: owner.0.clone(),
+                        env: owner.1.clone(),
                         object: doc.map(|d| ObjectRef::of(&d.value).to_string()),
                         snippet: Some(line.trim().to_string()),
                     });
@@ -191,8 +192,8 @@ fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
                         file: Some(f.to_string()),
                         line: Some(d.line),
                         overlay: None,
-                        app: None,
-                        env: None,
+                        app: owner.0.clone(),
+                        env: owner.1.clone(),
                         object: Some(ObjectRef::of(&d.value).to_string()),
                         snippet: None,
                     });

@@ -19,6 +19,9 @@ impl Tool for RollbackPlanTool {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
+    fn exit_code(&self, output: &RollbackPlan) -> u8 {
+        u8::from(!output.is_ready())
+    }
     async fn call(&self, ctx: &ToolCtx, args: RollbackRequest) -> Result<RollbackPlan, ToolError> {
         rollback::plan(ctx, &args).await
     }

@@ -20,8 +20,27 @@ impl Tool for RollbackVerify {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
+    fn exit_code(&self, output: &VerifyOutcome) -> u8 {
+        u8::from(output.verification.verdict != "recovered")
+    }
     async fn call(&self, ctx: &ToolCtx, args: VerifyRequest) -> Result<VerifyOutcome, ToolError> {
-        let progress = |c: &rollback::verify::Check| eprintln!("  {}", rollback::report::check_line(c));
-        rollback::verify_and_record(ctx, &args, &progress).await
+        // each check as it settles: for logs (stderr not a terminal) a line each; on a
+        // terminal one transient line naming the check, cleared at the end, since the result
+        // lists every check and a terminal shows stderr and stdout together
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} verifying: {msg}") {
+            bar.set_style(style);
+        }
+        let progress = |c: &rollback::verify::Check| {
+            if terminal {
+                bar.set_message(format!("{} settled", c.name));
+            } else {
+                eprintln!("  {}", rollback::report::check_line(c));
+            }
+        };
+        let out = rollback::verify_and_record(ctx, &args, &progress).await;
+        bar.finish_and_clear();
+        out
     }
 }

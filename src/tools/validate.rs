@@ -18,6 +18,9 @@ impl Tool for Validate {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
+    fn exit_code(&self, output: &ValidationReport) -> u8 {
+        u8::from(output.has_errors())
+    }
     async fn call(&self, ctx: &ToolCtx, args: ValidateRequest) -> Result<ValidationReport, ToolError> {
         let ctx = ctx.clone();
         blocking(move || {

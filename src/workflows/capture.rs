@@ -1,7 +1,9 @@
 //! Drift capture: keep what a cluster runs by writing the live change into the overlay as a
 //! strategic-merge patch (a patch file plus its entry in the overlay's kustomization),
 //! proving by a re-render that git now equals the cluster on those paths, and committing the
-//! two files on a new branch. All or nothing: on any failure the files are restored.
+//! two files on a new branch. The captured overlay is validated before anything is
+//! committed: errors the capture brings in refuse it, naming the captured file. All or
+//! nothing: on any failure the files are restored.
 
 use std::path::Path;
 
@@ -22,6 +24,22 @@ pub struct Captured {
     pub objects: Vec<String>,
     pub branch: Option<String>,
     pub commit: Option<String>,
+    /// Whether HEAD now is the new branch (false with `stay`: the commit is only on the
+    /// branch, and the working tree is as it was).
+    pub switched: bool,
+    /// Validation errors the captured patch brings into the overlay (only with `no_commit`:
+    /// otherwise they refuse the capture), each pointing at the captured file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<crate::workflows::validate::Finding>,
+}
+
+/// How a capture ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaptureOptions {
+    /// Commit on a new branch (else leave the files written, uncommitted).
+    pub commit: bool,
+    /// Commit on the new branch without switching to it.
+    pub stay: bool,
 }
 
 /// Sets `value` (None: remove) at `elems` in a strategic-merge patch, creating maps and
@@ -135,7 +153,12 @@ pub fn add_patch_entry(text: &str, file: &str) -> String {
 
 /// Writes the patch for each drifted object of one Application into its overlay, proves it,
 /// and commits on a new branch.
-pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], commit: bool) -> Result<Captured> {
+pub fn capture(
+    repo: &Repo,
+    engine: &Engine,
+    lives: &[(Drift, Value, Value)],
+    opts: CaptureOptions,
+) -> Result<Captured> {
     let overlay =
         lives.first().map(|x| x.0.overlay.clone()).ok_or_else(|| Error::Usage("no drift to capture".into()))?;
     let kfile = repo
@@ -174,6 +197,10 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
         ktext = add_patch_entry(&ktext, &name);
         objects.push(d.object.clone());
     }
+    // what validate says of the overlay before the capture: only what the capture adds counts
+    let redactor = crate::k8s::redact::Redactor::new();
+    let overlays: std::collections::BTreeSet<String> = std::iter::once(overlay.clone()).collect();
+    let before = crate::workflows::validate::run_overlays(repo, engine, &redactor, &overlays, 1)?;
     // write, prove, or restore
     let original = crate::limits::read_text(&repo.abs(&kfile), repo.config.limits.file_bytes)?;
     let restore = |files: &[(String, String)]| {
@@ -192,7 +219,7 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
         restore(&files);
         return Err(Error::io(&repo.abs(&kfile), e));
     }
-    let proof = (|| -> Result<()> {
+    let proof = (|| -> Result<Vec<crate::workflows::validate::Finding>> {
         let fresh = Repo::load_with(&repo.root, repo.config.clone())?;
         engine.invalidate();
         let built = engine.build(&fresh, &overlay);
@@ -222,19 +249,44 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
                 return Err(Error::Usage(format!("after the patch, {} still differs: {}", d.object, left.join("; "))));
             }
         }
-        Ok(())
+        let after = crate::workflows::validate::run_overlays(&fresh, engine, &redactor, &overlays, 1)?;
+        Ok(new_errors(&before.findings, after.findings, &files))
     })();
-    if let Err(e) = proof {
-        restore(&files);
-        return Err(e);
-    }
+    let validation = match proof {
+        Ok(v) => v,
+        Err(e) => {
+            restore(&files);
+            return Err(e);
+        }
+    };
     let mut all: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
     all.push(kfile.clone());
-    if !commit {
-        return Ok(Captured { overlay, files: all, objects, branch: None, commit: None });
+    let captured = Captured { overlay, files: all, objects, branch: None, commit: None, switched: false, validation };
+    if !opts.commit {
+        return Ok(captured);
     }
-    match commit_on_branch(&repo.root, &all, &objects, &overlay) {
-        Ok((branch, sha)) => Ok(Captured { overlay, files: all, objects, branch: Some(branch), commit: Some(sha) }),
+    if !captured.validation.is_empty() {
+        restore(&files);
+        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+        let problems: Vec<String> = captured
+            .validation
+            .iter()
+            .map(|f| format!("{}: {} ({})", f.check, f.message, f.object.as_deref().unwrap_or("-")))
+            .collect();
+        return Err(Error::Usage(format!(
+            "not captured: with the captured patch {}, validate fails: {}. Nothing was written; run it again with --no-commit to keep the patch uncommitted and fix it by hand",
+            names.join(", "),
+            problems.join("; ")
+        )));
+    }
+    match commit_on_branch(&repo.root, &captured.files, &captured.objects, &captured.overlay, !opts.stay) {
+        Ok((branch, sha)) => {
+            if opts.stay {
+                // the commit is on the branch only: the checkout stays as it was
+                restore(&files);
+            }
+            Ok(Captured { branch: Some(branch), commit: Some(sha), switched: !opts.stay, ..captured })
+        }
         Err(e) => {
             restore(&files);
             Err(e)
@@ -242,9 +294,39 @@ pub fn capture(repo: &Repo, engine: &Engine, lives: &[(Drift, Value, Value)], co
     }
 }
 
+/// The error findings of `after` that `before` did not have, pointed at the captured file
+/// of their object (the patch brought them in, whichever file the check names).
+fn new_errors(
+    before: &[crate::workflows::validate::Finding],
+    after: Vec<crate::workflows::validate::Finding>,
+    files: &[(String, String)],
+) -> Vec<crate::workflows::validate::Finding> {
+    let key = |f: &crate::workflows::validate::Finding| (f.check.clone(), f.object.clone(), f.message.clone());
+    let old: std::collections::HashSet<_> = before.iter().map(key).collect();
+    after
+        .into_iter()
+        .filter(|f| f.severity == crate::config::Severity::Error && !old.contains(&key(f)))
+        .map(|mut f| {
+            let name = f.object.as_deref().and_then(|o| o.rsplit('/').next()).unwrap_or_default();
+            let kind = f.object.as_deref().and_then(|o| o.split('/').next()).unwrap_or_default().to_lowercase();
+            if let Some((file, _)) = files.iter().find(|(p, _)| p.ends_with(&format!("/drift-{kind}-{name}.yaml"))) {
+                f.file = Some(file.clone());
+                f.line = None;
+            }
+            f
+        })
+        .collect()
+}
+
 /// Commits exactly `files` (repo-relative) on a new branch from HEAD and switches to it;
 /// the working tree already holds the content.
-fn commit_on_branch(root: &Path, files: &[String], objects: &[String], overlay: &str) -> Result<(String, String)> {
+fn commit_on_branch(
+    root: &Path,
+    files: &[String],
+    objects: &[String],
+    overlay: &str,
+    switch: bool,
+) -> Result<(String, String)> {
     let stamp =
         crate::mock::util::now_seconds().replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_string();
     let env_app = overlay.rsplit('/').take(3).collect::<Vec<_>>();
@@ -258,7 +340,7 @@ fn commit_on_branch(root: &Path, files: &[String], objects: &[String], overlay: 
         env_app.get(2).copied().unwrap_or("drift"),
         objects.join(", ")
     );
-    let sha = crate::commit::commit_paths(root, files, &message, Some(&branch))?;
+    let sha = crate::commit::commit_paths_to_branch(root, files, &message, &branch, switch)?;
     Ok((branch, sha))
 }
 

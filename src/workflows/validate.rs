@@ -80,6 +80,68 @@ pub struct Finding {
     /// Kind/namespace/name of the object concerned.
     pub object: Option<String>,
     pub message: String,
+    /// The other overlays where the same source line gives the same finding (a base or a
+    /// component shared by several environments): reported once, with every overlay listed.
+    #[serde(default)]
+    pub also: Vec<Occurrence>,
+}
+
+/// One more overlay a shared finding was found in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Occurrence {
+    pub overlay: Option<String>,
+    pub env: Option<String>,
+    /// Kind/namespace/name of the object there (the namespace may differ by environment).
+    pub object: Option<String>,
+}
+
+impl Finding {
+    /// The environments of this finding: its own, then those of [`Finding::also`].
+    pub fn envs(&self) -> Vec<&str> {
+        let mut envs: Vec<&str> =
+            self.env.iter().chain(self.also.iter().filter_map(|o| o.env.as_ref())).map(String::as_str).collect();
+        envs.dedup();
+        envs
+    }
+}
+
+/// Merges findings that only differ by overlay (and an object's namespace): one source line
+/// shared by several overlays (a typo in a base) is one finding with the overlays listed,
+/// not one per environment. Findings without a file and line stay as they are.
+fn merge_shared(findings: Vec<Finding>) -> Vec<Finding> {
+    let kind_name = |o: &str| {
+        let kind = o.split('/').next().unwrap_or(o).to_string();
+        (kind, o.rsplit('/').next().unwrap_or(o).to_string())
+    };
+    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
+    let mut first = BTreeMap::new();
+    for f in findings {
+        if f.overlay.is_none() || f.file.is_none() || f.line.is_none() {
+            out.push(f);
+            continue;
+        }
+        let key = (
+            f.check.clone(),
+            f.severity,
+            f.app.clone(),
+            f.file.clone(),
+            f.line,
+            f.object.as_deref().map(kind_name),
+            f.message.clone(),
+        );
+        match first.get(&key) {
+            Some(&i) => {
+                let kept: &mut Finding = &mut out[i];
+                kept.also.push(Occurrence { overlay: f.overlay, env: f.env, object: f.object });
+                kept.also.extend(f.also);
+            }
+            None => {
+                first.insert(key, out.len());
+                out.push(f);
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -98,6 +160,12 @@ pub struct Summary {
     /// Findings hidden by suppressions (listed with `--show-suppressed`).
     #[serde(default)]
     pub suppressed: usize,
+    /// The environments whose clusters were checked for prerequisites (`clusters`), and
+    /// those whose cluster could not be reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters_checked: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters_unreachable: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -237,7 +305,7 @@ fn run_leaves(
     }
     for path in &scope {
         if let Some(Err(e)) = repo.files.get(*path).map(|f| &f.docs) {
-            let (app, env) = owner_of(repo, path);
+            let (app, env) = repo.owner_of(path);
             findings.push(Finding {
                 check: "yaml-syntax".into(),
                 severity: Severity::Error,
@@ -248,6 +316,7 @@ fn run_leaves(
                 env,
                 object: None,
                 message: e.describe(),
+                also: Vec::new(),
             });
         }
     }
@@ -269,6 +338,7 @@ fn run_leaves(
                     env: None,
                     object: Some(ObjectRef::of(&d.value).to_string()),
                     message: format!("CustomResourceDefinition not usable as a schema: {e}"),
+                    also: Vec::new(),
                 });
             }
         }
@@ -422,6 +492,7 @@ impl ValidationReport {
                 .cmp(&(&b.app, &b.env, &b.overlay, &b.file, b.line, &b.check, &b.object, &b.message))
         });
         self.findings.dedup();
+        self.findings = merge_shared(std::mem::take(&mut self.findings));
         self.suppressed.sort_by(|a, b| {
             let (a, b) = (&a.finding, &b.finding);
             (&a.app, &a.env, &a.overlay, &a.file, a.line, &a.check, &a.object, &a.message)
@@ -452,6 +523,10 @@ pub async fn check_clusters(
     let facts: BTreeMap<String, std::result::Result<prereq::ClusterFacts, ClusterError>> = facts.into_iter().collect();
     let mut seen = BTreeSet::new();
     let mut down = BTreeSet::new();
+    let mut checked: Vec<String> = needs.iter().map(|n| n.env.clone()).collect();
+    checked.sort_by_key(|e| repo.environments.iter().position(|x| x == e));
+    checked.dedup();
+    report.summary.clusters_checked = checked;
     for site in needs {
         let context = repo.config.context_for(&site.env);
         match facts.get(&context) {
@@ -465,6 +540,7 @@ pub async fn check_clusters(
                 }
             }
             Some(Err(e)) if down.insert(context.clone()) => {
+                report.summary.clusters_unreachable.push(site.env.clone());
                 report.findings.push(Finding {
                     check: "cluster-prereq".into(),
                     severity: Severity::Error,
@@ -475,31 +551,13 @@ pub async fn check_clusters(
                     env: Some(site.env.clone()),
                     object: None,
                     message: format!("cluster {context} (env {}) could not be checked: {e}", site.env),
+                    also: Vec::new(),
                 });
             }
             _ => {}
         }
     }
     report.finish(redactor);
-}
-
-/// The app and environment a repo file belongs to, by the layout.
-/// The app (and environment, for an overlay file) a repo file belongs to.
-pub fn owner_of(repo: &Repo, path: &str) -> (Option<String>, Option<String>) {
-    for (name, app) in &repo.apps {
-        for (env, dir) in &app.overlays {
-            if path.starts_with(&format!("{dir}/")) {
-                return (Some(name.clone()), Some(env.clone()));
-            }
-        }
-        if let Some(base) = &app.base
-            && let Some(parent) = base.rsplit_once('/').map(|p| p.0)
-            && path.starts_with(&format!("{parent}/"))
-        {
-            return (Some(name.clone()), None);
-        }
-    }
-    (None, None)
 }
 
 enum LeafOutcome {
@@ -543,6 +601,7 @@ impl LeafCtx<'_> {
             env: self.leaf.env.clone(),
             object,
             message,
+            also: Vec::new(),
         });
     }
 
@@ -935,6 +994,7 @@ fn check_argocd(repo: &Repo, req: &ValidateRequest, changed: Option<&BTreeSet<St
                         app.name
                     )),
                     message: format!("path {path:?} does not exist in this repo"),
+                    also: Vec::new(),
                 });
             }
         }

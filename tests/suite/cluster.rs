@@ -112,6 +112,8 @@ async fn prerequisites_are_checked_in_each_target_cluster() {
     let sc = prereq.iter().find(|f| f["env"] == "prod-east").unwrap();
     assert!(sc["message"].as_str().unwrap().contains("StorageClass \"gp3-encrypted\" does not exist"), "{sc}");
     assert!(sc["line"].is_u64());
+    assert_eq!(v["summary"]["clusters_checked"], json!(["dev", "staging", "prod-west", "prod-east", "prod-central"]));
+    assert!(v["summary"].get("clusters_unreachable").is_none(), "{}", v["summary"]);
 
     // one cluster down: reported as such, the others still checked
     let mut broken = std::fs::read_to_string(kc.path()).unwrap();
@@ -123,7 +125,7 @@ async fn prerequisites_are_checked_in_each_target_cluster() {
     let mut a = base(&[]);
     let i = a.iter().position(|x| x == kc.path().to_str().unwrap()).unwrap();
     a[i] = kc2.path().to_str().unwrap().to_string();
-    let r = agentops_async(a).await;
+    let r = agentops_async(a.clone()).await;
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let f = v["findings"].as_array().unwrap();
     assert!(
@@ -133,6 +135,28 @@ async fn prerequisites_are_checked_in_each_target_cluster() {
         "{f:#?}"
     );
     assert!(f.iter().any(|x| x["check"] == "cluster-prereq" && x["env"] == "prod-east"));
+    assert_eq!(v["summary"]["clusters_unreachable"], json!(["dev"]));
+    // as text: which clusters were checked, and which not reached
+    let text: Vec<String> = a.iter().filter(|x| *x != "--format" && *x != "json").cloned().collect();
+    let r = agentops_async(text).await;
+    assert!(
+        r.stdout.contains("Clusters: 4 of 5 checked for the StorageClasses, CRDs and IngressClasses the overlays need (dev, staging, prod-west, prod-east, prod-central); not reached: dev."),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("skipped (offline)"), "{}", r.stdout);
+    // no kubeconfig at all: one usage-style error, lower case like every other
+    let r = agentops_async(args(&[
+        "validate",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--clusters",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ]))
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: ") && !r.stderr.contains("Error:"), "{}", r.stderr);
     fleet.shutdown().await;
 }
 
@@ -175,6 +199,22 @@ async fn cluster_tools_query_every_environment() {
     let r = agentops_async(call("cluster_query", r#"{"env": ["dev", "staging"], "kind": "sc"}"#)).await;
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["clusters"][1]["objects"][0]["metadata"]["name"], "gp3");
+    // managedFields (most of an object's size) are left out unless asked for
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "default"}, "data": {"a": "1"}});
+    fleet.get("staging").unwrap().store().apply(&cm, "kubectl-client-side-apply").unwrap();
+    let query = r#"{"env": ["staging"], "kind": "cm", "namespace": "default", "name": "settings"}"#;
+    let r = agentops_async(call("cluster_query", query)).await;
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["clusters"][0]["objects"][0]["data"]["a"], "1", "{}", r.stdout);
+    assert!(v["clusters"][0]["objects"][0]["metadata"].get("managedFields").is_none(), "{}", r.stdout);
+    let query = r#"{"env": ["staging"], "kind": "cm", "namespace": "default", "name": "settings", "show_managed_fields": true}"#;
+    let r = agentops_async(call("cluster_query", query)).await;
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["clusters"][0]["objects"][0]["metadata"]["managedFields"][0]["manager"], "kubectl-client-side-apply",
+        "{}",
+        r.stdout
+    );
 
     let r = agentops_async(call(
         "cluster_query",

@@ -327,6 +327,13 @@ fn committing_takes_exactly_the_index_and_refuses_without_approval() {
     assert!(f.log("%B").contains("Refs: OPS-1"));
     let status = git(f.root(), &["status", "--porcelain"]);
     assert_eq!(status.trim(), "M apps/api-gateway/overlays/dev/kustomization.yaml", "{status}");
+    // the commit went through the executor like every write: it is in the journal
+    let j = agentops(&["journal", "--repo", f.root().to_str().unwrap(), "--format", "json", "--limit", "1"]);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!((j[0]["tool"].as_str(), j[0]["ok"].as_bool()), (Some("commit"), Some(true)), "{j}");
+    assert_eq!(j[0]["effect"], "WritesRepo", "{j}");
+    let sha = f.log("%h");
+    assert!(j[0].to_string().contains(sha.trim()), "{j}");
 
     // a change that breaks a build: stated in the message, refused with --yes
     git(f.root(), &["checkout", "-q", "--", "."]);

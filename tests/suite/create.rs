@@ -118,6 +118,18 @@ async fn prometheus_in_five_clusters_is_planned_gated_written_and_committed() {
     assert_eq!(sizes.iter().filter(|(e, _)| e.starts_with("prod")).map(|s| s.1).collect::<Vec<_>>(), [3, 3, 3]);
     assert_eq!(sizes.iter().find(|(e, _)| e == "dev").unwrap().1, 1);
 
+    // as text: a file tree with sizes, not every file in full (unless --show-files)
+    let files = v["files"].as_array().unwrap().len();
+    let text = run(create_args(dir, &kc, &[])).await;
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.contains(&format!("Files: {files} new, ")), "{}", text.stdout);
+    assert!(text.stdout.contains("  apps/\n    prometheus/\n      base/\n"), "{}", text.stdout);
+    assert!(!text.stdout.contains("+++ b/"), "{}", text.stdout);
+    assert!(text.stdout.lines().count() < 80, "{} lines:\n{}", text.stdout.lines().count(), text.stdout);
+    assert!(text.stderr.contains("--show-files prints them"), "{}", text.stderr);
+    let full = run(create_args(dir, &kc, &["--show-files"])).await;
+    assert_eq!(full.stdout.matches("+++ b/").count(), files, "{}", full.stdout);
+
     // only the reviewed files are written: a stale fingerprint writes nothing
     let reviewed = v["fingerprint"].as_str().unwrap().to_string();
     let stale = run(create_args(dir, &kc, &["--yes", "--expect", "0123456789abcdef"])).await;

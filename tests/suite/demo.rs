@@ -80,6 +80,7 @@ fn the_week_runs_end_to_end() {
     assert!(thursday.contains("closed, recovered after the rollback"), "{thursday}");
     assert!(thursday.contains("error rate 87.0% while live"), "{thursday}");
     assert!(thursday.contains("Verification: recovered"), "{thursday}");
+    assert!(thursday.contains("  ok   error-rate "), "{thursday}");
     assert!(
         thursday.contains("revert(auth-service): undo ") && thursday.contains(" in all 5 environments"),
         "{thursday}"
@@ -148,4 +149,31 @@ fn the_week_runs_end_to_end() {
     for tool in ["create_app", "drift_report", "harmonize_apply", "git_revert", "argocd_sync", "write_doc", "commit"] {
         assert!(journal.contains(&format!("\"tool\":\"{tool}\"")), "journaled: {tool}");
     }
+}
+
+/// The demo's clusters start as Argo CD leaves them: every Application synced, so drift on
+/// the whole demo world finds nothing before the week, and exactly the hand edit after
+/// Tuesday's setup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_clusters_start_as_argo_cd_leaves_them() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let work = tempfile::tempdir().unwrap();
+    let mut world = agentops::demo::World::build(&example, Some(&work.path().join("w"))).await.unwrap();
+    assert_eq!(world.synced, 60, "12 apps in 5 environments");
+    let (repo, kc) = (world.repo.clone(), world.kubeconfig());
+    let drift = move || {
+        let (repo, kc) = (repo.clone(), kc.clone());
+        tokio::task::spawn_blocking(move || {
+            agentops(&["drift", "--repo", repo.to_str().unwrap(), "--kubeconfig", kc.to_str().unwrap()])
+        })
+    };
+    let before = drift().await.unwrap();
+    assert_eq!(before.code, 0, "no drift before the week: {}\n{}", before.stdout, before.stderr);
+    assert!(!before.stdout.contains("[missing]"), "{}", before.stdout);
+    world.stage_sidecar().await.unwrap();
+    let after = drift().await.unwrap();
+    assert_eq!(after.code, 1, "{}\n{}", after.stdout, after.stderr);
+    let findings: Vec<&str> = after.stdout.lines().filter(|l| l.contains(" [")).collect();
+    assert_eq!(findings, ["prod-west Deployment/monitoring/grafana [drifted]"], "{}", after.stdout);
+    world.shutdown().await;
 }

@@ -357,27 +357,71 @@ async fn a_hand_added_sidecar_is_reported_attributed_and_explained() {
         "+ container oauth2-proxy (image quay.io/oauth2-proxy/oauth2-proxy:v7.4.0)"
     );
 
-    // capture: the live sidecar goes into the overlay as a patch, on a new branch, proven
+    // capture: the sidecar has no limits, so the captured overlay fails validate: refused,
+    // the captured file named, nothing written, the checkout where it was
     let before = git(w.repo.path(), &["rev-parse", "HEAD"]);
-    let mut a: Vec<String> =
-        ["drift", "capture", "--app", "grafana", "--env", "prod-west", "--yes"].iter().map(|s| s.to_string()).collect();
-    a.extend(base.clone());
-    let r = cli(a).await.unwrap();
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let branch = git(w.repo.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
-    assert!(branch.starts_with("drift/capture-grafana-prod-west-"), "{branch}");
-    let files = git(w.repo.path(), &["diff", "--name-only", before.trim(), "HEAD"]);
-    assert_eq!(
-        files.lines().collect::<Vec<_>>(),
-        vec![
-            "apps/grafana/overlays/prod-west/drift-deployment-grafana.yaml",
-            "apps/grafana/overlays/prod-west/kustomization.yaml"
-        ]
+    let captured = "apps/grafana/overlays/prod-west/drift-deployment-grafana.yaml";
+    let capture = |extra: &[&str]| {
+        let mut a: Vec<String> = ["drift", "capture", "--app", "grafana", "--env", "prod-west", "--yes"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(base.clone());
+        cli(a)
+    };
+    let r = capture(&[]).await.unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!("not captured: with the captured patch {captured}, validate fails: "))
+            && r.stderr.contains("resource-limits: container \"oauth2-proxy\" has no cpu limit"),
+        "{}",
+        r.stderr
     );
-    assert_eq!(git(w.repo.path(), &["status", "--porcelain", "--untracked-files=no"]), "", "nothing left uncommitted");
-    let patch =
-        std::fs::read_to_string(w.repo.path().join("apps/grafana/overlays/prod-west/drift-deployment-grafana.yaml"))
-            .unwrap();
+    assert_eq!(git(w.repo.path(), &["rev-parse", "HEAD"]), before);
+    assert_eq!(git(w.repo.path(), &["status", "--porcelain"]), "", "nothing written");
+    // --no-commit keeps the patch to fix by hand and lists the errors at the captured file
+    let r = capture(&["--no-commit"]).await.unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("not committed (--no-commit)"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("error: {captured}: resource-limits: ")), "{}", r.stdout);
+    git(w.repo.path(), &["checkout", "--", "."]);
+    git(w.repo.path(), &["clean", "-fdq"]);
+
+    // with limits on the sidecar it validates; --stay commits on the new branch only
+    let limits = w.work.path().join("limits.py");
+    std::fs::write(
+        &limits,
+        "#!/usr/bin/env python3\nimport json, sys\np = sys.argv[-1]\nd = json.load(open(p))\nfor c in d['spec']['template']['spec']['containers']:\n    if c['name'] == 'oauth2-proxy':\n        c['resources'] = {'requests': {'cpu': '10m', 'memory': '32Mi'}, 'limits': {'cpu': '100m', 'memory': '64Mi'}}\n        c['securityContext'] = {'allowPrivilegeEscalation': False, 'readOnlyRootFilesystem': True}\n        c['readinessProbe'] = {'httpGet': {'path': '/ping', 'port': 4180}}\n        c['ports'] = [{'containerPort': 4180, 'protocol': 'TCP'}]\njson.dump(d, open(p, 'w'))\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&limits, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.kubectl(
+        &["--context", "prod-west", "-n", "monitoring", "edit", "deployment/grafana", "-o", "json"],
+        Some(&limits),
+    )
+    .await;
+    let current = git(w.repo.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
+    let r = capture(&["--stay"]).await.unwrap();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(git(w.repo.path(), &["rev-parse", "HEAD"]), before, "stayed");
+    assert_eq!(git(w.repo.path(), &["rev-parse", "--abbrev-ref", "HEAD"]), current);
+    assert_eq!(git(w.repo.path(), &["status", "--porcelain"]), "", "the working tree as it was");
+    let branches =
+        git(w.repo.path(), &["branch", "--list", "drift/capture-grafana-prod-west-*", "--format=%(refname:short)"]);
+    let branch = branches.trim().to_string();
+    assert!(branch.starts_with("drift/capture-grafana-prod-west-"), "{branches}");
+    assert!(
+        r.stdout.contains(&format!(
+            "on the new branch {branch}; stayed on the current branch (git switch {branch} to see it)"
+        )),
+        "{}",
+        r.stdout
+    );
+    let files = git(w.repo.path(), &["diff", "--name-only", before.trim(), &branch]);
+    assert_eq!(files.lines().collect::<Vec<_>>(), vec![captured, "apps/grafana/overlays/prod-west/kustomization.yaml"]);
+    git(w.repo.path(), &["switch", "-q", &branch]);
+    let patch = std::fs::read_to_string(w.repo.path().join(captured)).unwrap();
     assert!(patch.contains("oauth2-proxy") && patch.starts_with("# Captured from the live cluster"), "{patch}");
     let (_, v) = w.drift(&["--app", "grafana", "--env", "prod-west"]).await;
     assert_eq!(v["summary"]["drifted"], 0, "git now matches the cluster: {v:#}");

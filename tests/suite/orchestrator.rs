@@ -691,10 +691,14 @@ fn chat_from_stdin_fills_slots_and_runs_plans() {
 }
 
 #[test]
-fn chat_ends_cleanly_when_input_ends_mid_question() {
+fn chat_says_what_it_dropped_when_input_ends_mid_question() {
     let repo = copy_fixture("clean");
     let r = chat(repo.path(), "/infrastructure-rollback\nweb\n", &[]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        "error: the input ended while a question about \"/infrastructure-rollback\" was open; that request was dropped"
+    );
     assert!(r.stdout.contains("Application name? (api, web) web"), "{}", r.stdout);
     assert!(r.stdout.contains("Which environment? (dev, prod)"), "{}", r.stdout);
 }
@@ -739,4 +743,24 @@ fn a_piped_chat_answers_approvals_from_its_input() {
     assert!(r.stdout.contains("✓ harmonize_apply (approved)"), "{}", r.stdout);
     let files = git(repo.path(), &["show", "--name-only", "--format=", "HEAD"]);
     assert_eq!(files.trim(), "apps/grafana/base/ingress.yaml", "committed exactly the edit");
+}
+
+/// One exit-code rule for commands and for `ask`/`chat` running the same workflow: 0 clean,
+/// 1 findings or refused, 2 could not run.
+#[test]
+fn ask_and_chat_exit_like_the_command_they_run() {
+    for (fixture, want) in [("defects", 1), ("clean", 0)] {
+        let repo = copy_fixture(fixture);
+        let root = repo.path().to_str().unwrap();
+        let direct = agentops(&["validate", "--repo", root]);
+        assert_eq!(direct.code, want, "{fixture}: {}\n{}", direct.stdout, direct.stderr);
+        let asked = agentops(&["ask", "/validate-infra", "--repo", root]);
+        assert_eq!(asked.code, want, "{fixture}: {}\n{}", asked.stdout, asked.stderr);
+        let chatted = chat(repo.path(), "/validate-infra\n/quit\n", &["--planner", "rules"]);
+        assert_eq!(chatted.code, want, "{fixture}: {}\n{}", chatted.stdout, chatted.stderr);
+    }
+    // a refusal in chat exits 1, as `ask` does
+    let repo = copy_fixture("clean");
+    let r = chat(repo.path(), "kubectl delete namespace payments\n/quit\n", &["--planner", "rules"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
 }

@@ -123,6 +123,8 @@ fn repo_scan_finds_objects_in_sources_and_rendered_output() {
     assert_eq!(sources.len(), 1);
     assert_eq!(sources[0]["file"], "apps/web/base/service.yaml");
     assert_eq!(sources[0]["line"], 13);
+    // a base file belongs to its app (no environment)
+    assert_eq!((&sources[0]["app"], &sources[0]["env"]), (&Value::from("web"), &Value::Null));
     let rendered: Vec<_> = m.iter().filter(|x| x["where"] == "rendered").collect();
     assert_eq!(rendered.len(), 2);
     assert!(rendered.iter().all(|x| x["file"] == "apps/web/base/service.yaml" && x["object"] == "Ingress/web/web"));
@@ -153,6 +155,7 @@ fn repo_scan_finds_objects_in_sources_and_rendered_output() {
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["matches"][0]["line"], 18);
     assert_eq!(v["matches"][0]["snippet"], "nginx.ingress.kubernetes.io/ssl-redirect: \"true\"");
+    assert_eq!(v["matches"][0]["app"], "web");
 }
 
 #[test]
@@ -278,4 +281,35 @@ fn passwords_in_connection_strings_are_redacted_everywhere() {
         assert!(!r.stdout.contains("CANARY3pw") && !r.stderr.contains("CANARY3pw"), "{what} leaked: {}", r.stdout);
         assert!(r.stdout.contains("redis://:<redacted>@redis.data.svc.cluster.local:6379/0"), "{what}: {}", r.stdout);
     }
+}
+
+/// `tools list` is one line per tool; `tools show NAME` prints one with its arguments.
+#[test]
+fn tools_list_is_compact_and_show_prints_one() {
+    let r = agentops(&["tools", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let n = ToolRegistry::builtin().list().len();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), n + 2, "{}", r.stdout);
+    assert!(lines.iter().all(|l| l.chars().count() <= 140), "{}", r.stdout);
+    let validate = lines.iter().find(|l| l.starts_with("validate ")).expect("a validate line");
+    assert!(validate.contains("ReadOnly"), "{validate}");
+    assert!(!r.stdout.contains("\"properties\""), "no schemas in the text list: {}", r.stdout);
+
+    let r = agentops(&["tools", "show", "cluster_query"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("cluster_query (ReadOnly)\n"), "{}", r.stdout);
+    let kind = r.stdout.lines().find(|l| l.trim_start().starts_with("kind ")).expect("the kind argument");
+    assert!(kind.contains("string (required)"), "{kind}");
+    let env = r.stdout.lines().find(|l| l.trim_start().starts_with("env ")).expect("the env argument");
+    assert!(env.contains("[string] (optional)"), "{env}");
+    assert!(r.stdout.contains("show_managed_fields"), "{}", r.stdout);
+
+    let r = agentops(&["tools", "show", "cluster_query", "--format", "json"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["parameters"]["required"], serde_json::json!(["kind"]));
+
+    let r = agentops(&["tools", "show", "nope"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown tool \"nope\""), "{}", r.stderr);
 }

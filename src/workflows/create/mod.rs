@@ -775,9 +775,12 @@ pub async fn plan(
         };
         let text = format!("{}{} [{}]", where_, f.message, f.check);
         match f.severity {
-            Severity::Error => {
-                plan.gates.push(Gate { gate: f.check.clone(), env: f.env.clone(), ok: false, message: text })
-            }
+            Severity::Error => plan.gates.push(Gate {
+                gate: f.check.clone(),
+                env: Some(f.envs().join(", ")).filter(|e| !e.is_empty()),
+                ok: false,
+                message: text,
+            }),
             _ => plan.warnings.push(text),
         }
     }

@@ -795,7 +795,7 @@ fn first_line(s: &str) -> &str {
 
 /// The app a repo file belongs to.
 pub fn app_of(repo: &Repo, file: &str) -> Option<String> {
-    crate::workflows::validate::owner_of(repo, file).0
+    repo.owner_of(file).0
 }
 
 /// A strategic-merge patch carrying the settings for one object, for an overlay whose

@@ -51,6 +51,7 @@ fn rego_finding(file: String, line: Option<u32>, message: String) -> Finding {
         env: None,
         object: None,
         message,
+        also: Vec::new(),
     }
 }
 

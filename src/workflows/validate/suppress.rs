@@ -102,6 +102,7 @@ fn config_finding(severity: Severity, line: Option<u32>, message: String) -> Fin
         env: None,
         object: None,
         message,
+        also: Vec::new(),
     }
 }
 
@@ -235,6 +236,7 @@ mod tests {
             env: Some("prod".into()),
             object: Some(object.into()),
             message: String::new(),
+            also: Vec::new(),
         };
         assert!(rules[0].matches(&f("host-port", "edge-gw", "Deployment/edge/gw")));
         assert!(!rules[0].matches(&f("host-port", "shop", "Deployment/edge/gw")));

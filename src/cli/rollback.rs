@@ -4,8 +4,9 @@
 //! push), `argocd_sync` and `rollback_verify` (checks, results recorded in the report),
 //! journaled, stopping at the first step that fails.
 
-use serde_json::{Value, json};
 use std::process::ExitCode;
+
+use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::exec::Executor;

@@ -55,6 +55,83 @@ pub struct Config {
     /// Limits on untrusted input: file sizes, kustomize time and memory, response bodies.
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// `agentops watch`: which alert labels name the app, environment and namespace, where
+    /// proposals are announced, and whether the watcher may roll back on its own.
+    #[serde(default)]
+    pub watch: WatchConfig,
+}
+
+/// `watch:` in `.agentops.yaml` (docs/watch.md). Every key is optional.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Alert labels that name the app, first present wins (default `app`,
+    /// `app_kubernetes_io_name`).
+    pub app_labels: Vec<String>,
+    /// Alert labels that name the environment, or its cluster (an environment's name or its
+    /// kube context), first present wins (default `env`, `cluster`).
+    pub env_labels: Vec<String>,
+    /// Alert labels that name the app's namespace (default `namespace`): checked against the
+    /// Application's destination, and used to find the app when no app label is set.
+    pub namespace_labels: Vec<String>,
+    /// The environment variable holding an outgoing webhook URL (Slack-compatible JSON
+    /// `{"text": ...}`) that hears about every proposal (default `AGENTOPS_WATCH_NOTIFY_URL`).
+    pub notify_url_env: String,
+    /// Largest alert payload accepted, in bytes (default 1 MiB).
+    pub body_bytes: u64,
+    /// Let the watcher roll back on its own in these environments, at most so often.
+    pub auto_rollback: Option<AutoRollback>,
+    /// Rules the watcher evaluates itself against each environment's Prometheus, for teams
+    /// without Alertmanager: each series above the threshold is a firing alert.
+    pub rules: Vec<WatchRule>,
+    /// How often the rules are evaluated, in seconds (default 30).
+    pub rule_interval_seconds: u64,
+}
+
+/// One rule of `watch.rules`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchRule {
+    /// The alert's name (its `alertname` label).
+    pub alert: String,
+    /// A PromQL query; each series it returns is one candidate alert, labelled with the
+    /// series' labels (and `env`, when the series has no environment label).
+    pub expr: String,
+    /// A series fires while its value is above this.
+    pub above: f64,
+    /// Environments whose Prometheus is asked (default: every environment).
+    #[serde(default)]
+    pub envs: Vec<String>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            app_labels: vec!["app".into(), "app_kubernetes_io_name".into()],
+            env_labels: vec!["env".into(), "cluster".into()],
+            namespace_labels: vec!["namespace".into()],
+            notify_url_env: "AGENTOPS_WATCH_NOTIFY_URL".into(),
+            body_bytes: 1 << 20,
+            auto_rollback: None,
+            rules: Vec::new(),
+            rule_interval_seconds: 30,
+        }
+    }
+}
+
+/// `watch.auto_rollback`: the policy under which the watcher acts without a person.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRollback {
+    /// Environments where a proposal is carried out at once.
+    pub envs: Vec<String>,
+    /// Most automatic rollbacks in any hour, across restarts (default 1).
+    #[serde(default = "default_max_per_hour")]
+    pub max_per_hour: u32,
+}
+
+fn default_max_per_hour() -> u32 {
+    1
 }
 
 /// `migrate:` in `.agentops.yaml`: how long the migration planner assumes each part takes.

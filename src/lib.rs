@@ -22,6 +22,7 @@ pub mod planner;
 pub mod repo;
 pub mod report;
 pub mod tools;
+pub mod watch;
 pub mod workflows;
 
 pub use error::{Error, Result};

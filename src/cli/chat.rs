@@ -30,8 +30,7 @@ pub struct Args {
     pub planner: PlannerArgs,
 }
 
-const CHAT_HELP: &str =
-    "Chat commands: /help (this list), /quit (leave). While answering a question, `cancel` drops the request.\n";
+const CHAT_HELP: &str = "Chat commands: /help (this list), /quit (leave), /proposals (what agentops watch proposed), /approve ID (run one, each write asked). While answering a question, `cancel` drops the request.\n";
 
 /// Where lines come from: the line editor on a terminal, plain stdin otherwise. What is
 /// echoed or told back goes through the redactor: an answer may hold a secret of the repo.
@@ -173,7 +172,32 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 print!("{}{CHAT_HELP}", capabilities(s.executor.registry()));
                 continue;
             }
+            "/proposals" => {
+                match crate::watch::Store::for_repo(&repo.root).read() {
+                    Ok(all) => print!(
+                        "{}",
+                        super::proposals::table(&all.proposals.iter().filter(|p| p.is_open()).collect::<Vec<_>>())
+                    ),
+                    Err(e) => println!("{e}"),
+                }
+                continue;
+            }
             _ => {}
+        }
+        if let Some(id) = line.strip_prefix("/approve ").map(str::trim) {
+            // the proposal's plan as shown, each write asked like any other in this chat
+            // the exit code as `agentops approve` gives it: 1 when it did not roll back, 2 when
+            // the proposal is not waiting for approval
+            match super::proposals::approve_with(&s.executor, id, "approved in chat").await {
+                Ok((_, done)) if done.succeeded() || s.executor.policy().dry_run => {}
+                Ok(_) => code = code.max(1),
+                Err(e) => {
+                    println!("Not approved: {e}");
+                    code = 2;
+                }
+            }
+            let _ = std::io::stdout().flush();
+            continue;
         }
         match s.handle(line, &mut input).await {
             Turn::Done(c) => code = code.max(c),

@@ -1,7 +1,9 @@
 //! `agentops demo`: a week on the example platform, from one command, with no cluster and no
 //! LLM. Each day's request goes through the rules planner and the executor exactly as `ask`
 //! runs it (writes auto-approved, and said so), against mock clusters with the simulated
-//! Argo CD and Prometheus; what the demo stages beforehand is printed as `Setup:`.
+//! Argo CD and Prometheus; what the demo stages beforehand is printed as `Setup:`. Thursday
+//! has no typed request: an alert reaches `agentops watch`, whose proposal is approved
+//! through the same executor.
 //!
 //! Exit codes: 0 every day succeeded; 1 a day failed (the others still ran); 2 usage.
 
@@ -57,6 +59,9 @@ struct Day {
     requests: &'static [&'static str],
     /// The second request, after this stage (Friday: the document staged for `/commit`).
     between: Stage,
+    /// The day starts from an alert, not a typed request (Thursday): Alertmanager's webhook
+    /// to `agentops watch`, a proposal, its approval; `requests` are not typed.
+    from_alert: bool,
 }
 
 const WEEK: &[Day] = &[
@@ -68,6 +73,7 @@ const WEEK: &[Day] = &[
             "/infrastructure-create name=prometheus namespace=monitoring image=quay.io/prometheus/prometheus:v2.53.0 port=9090 storage=50Gi tier=medium with=servicemonitor,pdb",
         ],
         between: Stage::Nothing,
+        from_alert: false,
     },
     Day {
         name: "Tuesday",
@@ -75,6 +81,7 @@ const WEEK: &[Day] = &[
         stage: Stage::Sidecar,
         requests: &["check grafana in prod-west for drift"],
         between: Stage::Nothing,
+        from_alert: false,
     },
     Day {
         name: "Wednesday",
@@ -84,13 +91,15 @@ const WEEK: &[Day] = &[
         // are shown, and overridden because the request says so
         requests: &["enforce TLS 1.3 on all ingresses, overriding the documented exceptions, reason SEC-2025-01"],
         between: Stage::Nothing,
+        from_alert: false,
     },
     Day {
         name: "Thursday",
-        title: "incident: roll back auth-service in prod-west",
+        title: "incident: an alert, a rollback proposal, an approval (auth-service in prod-west)",
         stage: Stage::BadDeploy,
-        requests: &["roll back auth-service in prod-west"],
+        requests: &[],
         between: Stage::Nothing,
+        from_alert: true,
     },
     Day {
         name: "Friday",
@@ -101,6 +110,7 @@ const WEEK: &[Day] = &[
             "/commit reason=\"plan the move from self-hosted Redis to ElastiCache\"",
         ],
         between: Stage::MigrationDoc,
+        from_alert: false,
     },
 ];
 
@@ -185,6 +195,9 @@ async fn run_day(world: &World, ctx: &ToolCtx, day: &Day) -> Result<bool> {
     print_setup(&stage(world, day.stage).await?);
     // what the day's requests committed (not what the demo staged)
     let head_before = demo::git(&world.repo, &["rev-parse", "HEAD"], None)?;
+    if day.from_alert && !run_alert(ctx).await? {
+        return Ok(false);
+    }
     for (i, request) in day.requests.iter().enumerate() {
         if i > 0 {
             print_setup(&stage(world, day.between).await?);
@@ -229,6 +242,88 @@ async fn stage(world: &World, s: Stage) -> Result<Vec<String>> {
             Ok(vec![format!("git add {}", docs.join(" "))])
         }
     }
+}
+
+/// Thursday from the alert: `agentops watch` (in process, on a free port) receives
+/// Alertmanager's webhook, proposes the rollback, the proposal is approved (auto-approved in
+/// the demo, as `agentops approve ID --yes` would run it), and the resolved alert closes it.
+async fn run_alert(ctx: &ToolCtx) -> Result<bool> {
+    use crate::watch::{ProposalState, Store};
+    let t = Instant::now();
+    let watcher = super::watch::Local::start(ctx.clone()).await?;
+    println!("Nobody typed a request: Thursday starts from the alert.");
+    println!("Watcher: agentops watch on {}/alerts (Alertmanager's webhook receiver, bearer token)", watcher.url);
+    println!(
+        "Setup: Alertmanager posts HighErrorRatio{{app=\"auth-service\", env=\"prod-west\"}} (here: the demo sends the webhook payload, version 4, that a rule `http_error_ratio > 0.05` firing makes Alertmanager send)"
+    );
+    let fingerprint = "demo-auth-service-errors";
+    let alert = |status: &str| {
+        serde_json::json!({
+            "receiver": "agentops", "status": status, "version": "4", "groupKey": "{}:{alertname=\"HighErrorRatio\"}",
+            "truncatedAlerts": 0, "externalURL": "http://alertmanager.monitoring:9093",
+            "groupLabels": {"alertname": "HighErrorRatio"}, "commonLabels": {}, "commonAnnotations": {},
+            "alerts": [{
+                "status": status,
+                "labels": {"alertname": "HighErrorRatio", "app": "auth-service", "namespace": "auth", "env": "prod-west", "severity": "page"},
+                "annotations": {"summary": "auth-service: error ratio above 5%"},
+                "startsAt": crate::watch::format_ms(crate::watch::now_ms()), "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "", "fingerprint": fingerprint,
+            }],
+        })
+    };
+    let (code, answer) = watcher.post(&alert("firing")).await?;
+    println!("Alert: POST /alerts answered {code}: {}", answer.pointer("/alerts/0/outcome").unwrap_or(&answer));
+    let store = Store::for_repo(ctx.repo_root());
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    let proposal = loop {
+        let all = store.read()?;
+        if let Some(p) = all.proposals.iter().find(|p| p.alert.fingerprint == fingerprint)
+            && p.state != ProposalState::Planning
+        {
+            break p.clone();
+        }
+        if Instant::now() > deadline {
+            let _ = watcher.stop().await;
+            println!("✗ no proposal within 120 s");
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let Some(plan) = proposal.plan.clone().filter(|_| proposal.state == ProposalState::Proposed) else {
+        let _ = watcher.stop().await;
+        println!("✗ no rollback proposed: {}", proposal.reason.as_deref().unwrap_or("?"));
+        return Ok(false);
+    };
+    let text = crate::workflows::rollback::report::text(&plan);
+    print!("{}", text.lines().map(|l| if l.is_empty() { "\n".into() } else { format!("  {l}\n") }).collect::<String>());
+    println!("Proposal: {} (.agentops/proposals/{}.md)", proposal.id, proposal.id);
+
+    println!("Request: approve proposal {} (a person runs `agentops approve {}`)", proposal.id, proposal.id);
+    let repo = session::load_repo(ctx).await?;
+    let policy = Policy { yes: true, ..Policy::default() };
+    let executor = session::executor(ctx, &repo, policy, session::stdin_approver());
+    let mut exec_plan = super::rollback::steps(executor.registry(), &plan).map_err(|e| Error::Usage(e.public))?;
+    exec_plan.request = format!("approve proposal {}", proposal.id);
+    print!("{}", session::render_plan(&exec_plan));
+    let writes: Vec<&str> =
+        exec_plan.steps.iter().filter(|s| s.effect != Effect::ReadOnly).map(|s| s.tool.as_str()).collect();
+    println!("Approval: auto-approved (demo): {} (a person would be asked, or pass --yes)", writes.join(", "));
+    let results = executor.run_each(&exec_plan, |step, r| print!("{}", show(step, r))).await;
+    let output = |tool: &str| results.iter().find(|r| r.tool == tool).and_then(|r| r.output.clone());
+    let done = super::rollback::Executed {
+        revert: output("git_revert").and_then(|o| serde_json::from_value(o).ok()),
+        verified: output("rollback_verify").and_then(|o| serde_json::from_value(o).ok()),
+        failure: results.iter().find(|r| !r.ok).map(|r| format!("{}: {}", r.tool, r.error.clone().unwrap_or_default())),
+        declined: false,
+    };
+    let recorded = super::proposals::record_outcome(&store, &proposal.id, &done)?;
+    println!("Proposal {}: {}", recorded.id, recorded.state.label());
+    let (code, answer) = watcher.post(&alert("resolved")).await?;
+    let reason = answer.pointer("/alerts/0/reason").and_then(|v| v.as_str()).unwrap_or("?");
+    println!("Alert resolved: POST /alerts answered {code}: proposal {} closed, {reason}", recorded.id);
+    watcher.stop().await?;
+    println!("({} steps in {:.1}s from the alert)", results.len(), t.elapsed().as_secs_f64());
+    Ok(!results.is_empty() && results.iter().all(|r| r.ok) && recorded.state == ProposalState::RolledBack)
 }
 
 /// Plans `text` with the rules planner and runs the plan through the executor with every

@@ -71,7 +71,7 @@ pub async fn run(_global: &Global, cmd: MockClusterCommand) -> Result<ExitCode> 
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() -> Result<()> {
+pub(super) async fn wait_for_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Error::Internal(format!("cannot listen for SIGTERM: {e}")))?;
@@ -82,6 +82,6 @@ async fn wait_for_signal() -> Result<()> {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> Result<()> {
+pub(super) async fn wait_for_signal() -> Result<()> {
     tokio::signal::ctrl_c().await.map_err(|e| Error::Internal(format!("cannot listen for Ctrl-C: {e}")))
 }

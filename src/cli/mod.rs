@@ -13,10 +13,12 @@ mod journal;
 mod mcp;
 mod migrate;
 mod mock_cluster;
+mod proposals;
 mod rollback;
 mod session;
 mod tools;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +87,12 @@ pub enum Command {
     Create(create::Args),
     /// Roll an app back in one environment: culprit and target from evidence, revert, sync, verify, incident report.
     Rollback(rollback::Args),
+    /// Receive Alertmanager webhooks: each alert on a recent deploy becomes a rollback proposal.
+    Watch(watch::Args),
+    /// List what `agentops watch` proposed (id, alert, app, env, culprit, target, state).
+    Proposals(proposals::ListArgs),
+    /// Run a proposal's rollback plan exactly as shown (refused if the repo or cluster moved on).
+    Approve(proposals::ApproveArgs),
     /// Plan a migration from one dependency to another: every reference, the graph, phases, rollback, a document.
     Migrate(migrate::Args),
     /// One request in plain words or as a slash command: plan, approve, run, report.
@@ -133,6 +141,9 @@ pub fn run() -> Result<ExitCode> {
             Command::Create(args) => create::run(&cli.global, args).await,
             Command::Rollback(args) => rollback::run(&cli.global, args).await,
             Command::Migrate(args) => migrate::run(&cli.global, args).await,
+            Command::Watch(args) => watch::run(&cli.global, args).await,
+            Command::Proposals(args) => proposals::list(&cli.global, args).await,
+            Command::Approve(args) => proposals::approve(&cli.global, args).await,
             Command::Ask(args) => ask::run(&cli.global, args).await,
             Command::Commit(args) => commit::run(&cli.global, args).await,
             Command::Hooks(cmd) => hooks::run(&cli.global, cmd).await,

@@ -5,11 +5,11 @@
 //! journaled, stopping at the first step that fails.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::exec::Executor;
 use crate::planner::{Plan, Step};
 use crate::tools::ToolRegistry;
 use crate::workflows::rollback::{self, RevertOutcome, RollbackPlan, RollbackRequest, VerifyOutcome, report};
@@ -109,6 +109,74 @@ pub fn steps(registry: &ToolRegistry, plan: &RollbackPlan) -> std::result::Resul
     Ok(p)
 }
 
+/// What running a ready plan did.
+#[derive(Debug, Default)]
+pub struct Executed {
+    pub revert: Option<RevertOutcome>,
+    pub verified: Option<VerifyOutcome>,
+    /// The first step that failed, was denied or refused: `tool: why`.
+    pub failure: Option<String>,
+    /// A write was denied or refused (not a failure of the tool).
+    pub declined: bool,
+}
+
+impl Executed {
+    /// Recovered, or done with recovery unknown (the error rate could not be read).
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none()
+            && matches!(self.verified.as_ref().map(|v| v.verification.verdict.as_str()), Some("recovered" | "unknown"))
+    }
+}
+
+/// Runs a ready plan exactly as shown (revert bound to its fingerprint, sync, verify) through
+/// `exec`, whose policy and approver decide each write; with `text`, each result is printed
+/// as it comes. `request` names who asked in the journal (default: the rollback command).
+pub async fn execute(exec: &Executor, plan: &RollbackPlan, request: Option<String>, text: bool) -> Result<Executed> {
+    let mut exec_plan = steps(exec.registry(), plan).map_err(|e| Error::Usage(e.public))?;
+    if let Some(r) = request {
+        exec_plan.request = r;
+    }
+    let mut revert: Option<RevertOutcome> = None;
+    let mut verified: Option<VerifyOutcome> = None;
+    let mut failure: Option<String> = None;
+    let mut declined = false;
+    exec.run_each(&exec_plan, |step, r| {
+        declined |= matches!(r.decision, crate::exec::Decision::Denied | crate::exec::Decision::Refused);
+        match (&r.output, &r.error) {
+            (Some(out), _) if step.tool == "git_revert" => {
+                if let Ok(o) = serde_json::from_value::<RevertOutcome>(out.clone()) {
+                    if text {
+                        println!("Reverted {} as {} (report {})", o.reverted.join(" "), o.short, o.report);
+                        if let Some(p) = &o.pushed {
+                            println!("Pushed to {p}");
+                        }
+                    }
+                    revert = Some(o);
+                }
+            }
+            (Some(out), _) if step.tool == "argocd_sync" && text => {
+                let phase = out.pointer("/operation_state/phase").and_then(Value::as_str).unwrap_or("?");
+                println!("Synced {}: {phase}", plan.state.application);
+            }
+            (Some(out), _) if step.tool == "rollback_verify" => {
+                if let Ok(o) = serde_json::from_value::<VerifyOutcome>(out.clone()) {
+                    if text {
+                        print!("{}", report::verification_text(&o.verification));
+                        if let (Some(rep), Some(c)) = (&o.report, &o.commit) {
+                            println!("Incident report: {rep} (verification recorded in {})", &c[..c.len().min(7)]);
+                        }
+                    }
+                    verified = Some(o);
+                }
+            }
+            (_, Some(e)) if failure.is_none() => failure = Some(format!("{}: {e}", step.tool)),
+            _ => {}
+        }
+    })
+    .await;
+    Ok(Executed { revert, verified, failure, declined })
+}
+
 /// Exit 0 when planned (and, with `--yes`, recovered or recovery unknown), 1 when blocked,
 /// stopped or not recovered.
 pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
@@ -134,46 +202,11 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         return Ok(if plan.is_ready() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
 
-    let registry = Arc::new(ToolRegistry::builtin());
-    let exec_plan = steps(&registry, &plan).map_err(|e| Error::Usage(e.public))?;
     let exec = super::session::write_executor(&ctx, true);
     if text {
         println!();
     }
-    let mut revert: Option<RevertOutcome> = None;
-    let mut verified: Option<VerifyOutcome> = None;
-    let mut failure: Option<String> = None;
-    exec.run_each(&exec_plan, |step, r| match (&r.output, &r.error) {
-        (Some(out), _) if step.tool == "git_revert" => {
-            if let Ok(o) = serde_json::from_value::<RevertOutcome>(out.clone()) {
-                if text {
-                    println!("Reverted {} as {} (report {})", o.reverted.join(" "), o.short, o.report);
-                    if let Some(p) = &o.pushed {
-                        println!("Pushed to {p}");
-                    }
-                }
-                revert = Some(o);
-            }
-        }
-        (Some(out), _) if step.tool == "argocd_sync" && text => {
-            let phase = out.pointer("/operation_state/phase").and_then(Value::as_str).unwrap_or("?");
-            println!("Synced {}: {phase}", plan.state.application);
-        }
-        (Some(out), _) if step.tool == "rollback_verify" => {
-            if let Ok(o) = serde_json::from_value::<VerifyOutcome>(out.clone()) {
-                if text {
-                    print!("{}", report::verification_text(&o.verification));
-                    if let (Some(rep), Some(c)) = (&o.report, &o.commit) {
-                        println!("Incident report: {rep} (verification recorded in {})", &c[..c.len().min(7)]);
-                    }
-                }
-                verified = Some(o);
-            }
-        }
-        (_, Some(e)) if failure.is_none() => failure = Some(format!("{}: {e}", step.tool)),
-        _ => {}
-    })
-    .await;
+    let Executed { revert, verified, failure, .. } = execute(&exec, &plan, None, text).await?;
     if !text {
         let v = json!({"plan": plan, "revert": revert, "verification": verified, "error": failure});
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

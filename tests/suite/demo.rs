@@ -71,6 +71,13 @@ fn the_week_runs_end_to_end() {
     );
 
     let thursday = day("Thursday");
+    // Thursday starts from the alert: Alertmanager's webhook to the watcher, a proposal, an approval
+    assert!(thursday.contains("Nobody typed a request: Thursday starts from the alert."), "{thursday}");
+    assert!(thursday.contains("Alert: POST /alerts answered 200: \"proposal\""), "{thursday}");
+    assert!(thursday.contains(": HighErrorRatio fired: roll back auth-service in prod-west from "), "{thursday}");
+    assert!(thursday.contains("Request: approve proposal "), "{thursday}");
+    assert!(thursday.contains(": rolled-back\n"), "{thursday}");
+    assert!(thursday.contains("closed, recovered after the rollback"), "{thursday}");
     assert!(thursday.contains("error rate 87.0% while live"), "{thursday}");
     assert!(thursday.contains("Verification: recovered"), "{thursday}");
     assert!(thursday.contains("  ok   error-rate "), "{thursday}");

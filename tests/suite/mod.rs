@@ -25,3 +25,4 @@ mod rollback;
 mod scripts;
 mod tools;
 mod validate;
+mod watch;

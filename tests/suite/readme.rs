@@ -44,6 +44,14 @@ const EXPECT: &[(&str, Expect)] = &[
     ("agentops harmonize --kind Ingress", Expect::Runs(0, "Proof: coverage 20/20")),
     ("agentops rollback --app auth-service --env prod-west --yes", Expect::Runs(0, "Verification: recovered")),
     ("agentops rollback --app auth-service --env prod-west", Expect::Runs(0, "Culprit")),
+    ("agentops watch --listen", Expect::Runs(0, "listening on http://0.0.0.0:9095")),
+    ("agentops proposals", Expect::Runs(0, "No open proposals.")),
+    (
+        "agentops approve",
+        Expect::Skip(
+            "needs the id of a proposal the watcher made; tests/suite/watch.rs approves them after real alerts",
+        ),
+    ),
     ("agentops migrate --from redis --to elasticache --format markdown", Expect::Runs(0, "# Migration")),
     ("agentops migrate --from redis --to elasticache --yes", Expect::Runs(0, "docs/migrations/")),
     ("agentops migrate --from redis --to elasticache", Expect::Runs(0, "waves")),
@@ -170,6 +178,7 @@ async fn every_readme_command_runs_as_written() {
     let mut failures = Vec::new();
     let mut staged_bad_deploy = false;
     let mut mock_server: Option<std::process::Child> = None;
+    let mut watcher: Option<std::process::Child> = None;
     for (section, cmd) in &commands {
         let (code, shows) = match expectation(cmd) {
             Expect::Runs(code, shows) => (code, shows),
@@ -208,6 +217,32 @@ async fn every_readme_command_runs_as_written() {
             }
             continue;
         }
+        if cmd.starts_with("agentops watch") {
+            // a server: its token in the file the command names, ready when it says where it
+            // listens, stopped at the end with SIGTERM
+            std::fs::write(world.repo.join("token"), "readme-token\n").unwrap();
+            let mut child =
+                env.command(&format!("exec {cmd}")).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let first = tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+                line
+            });
+            match tokio::time::timeout(Duration::from_secs(60), first).await {
+                Ok(Ok(line)) if line.contains(shows) => {
+                    // read at start; not left in the repo for `git add -A` below
+                    let _ = std::fs::remove_file(world.repo.join("token"));
+                    watcher = Some(child)
+                }
+                other => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    failures.push(format!("{cmd}: not listening in 60 s: {other:?}"));
+                }
+            }
+            continue;
+        }
         if cmd.starts_with("agentops drift") && cmd.contains("--audit-log audit.jsonl") {
             // the API server's audit log at hand, where the command reads it
             let log = world.repo.join("audit.jsonl");
@@ -242,6 +277,13 @@ async fn every_readme_command_runs_as_written() {
         let status = child.wait().unwrap();
         if status.code() != Some(0) && status.code() != Some(130) {
             failures.push(format!("mock-cluster serve ended with {status} on SIGINT"));
+        }
+    }
+    if let Some(mut child) = watcher {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let status = child.wait().unwrap();
+        if status.code() != Some(0) {
+            failures.push(format!("agentops watch ended with {status} on SIGTERM"));
         }
     }
     world.shutdown().await;

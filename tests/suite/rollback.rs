@@ -13,21 +13,21 @@ use super::common::*;
 const APP: &str = "auth-service-prod-west";
 const DEPLOYMENT: &str = "apps/auth-service/base/deployment.yaml";
 
-fn platform() -> PathBuf {
+pub(super) fn platform() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
 }
 
-fn cache_dir() -> String {
+pub(super) fn cache_dir() -> String {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("rollback-cache").to_str().unwrap().to_string()
 }
 
-fn edit(path: &Path, from: &str, to: &str) {
+pub(super) fn edit(path: &Path, from: &str, to: &str) {
     let s = std::fs::read_to_string(path).unwrap();
     assert!(s.contains(from), "{} has no {from:?}", path.display());
     std::fs::write(path, s.replacen(from, to, 1)).unwrap();
 }
 
-fn commit_all(dir: &Path, msg: &str) -> String {
+pub(super) fn commit_all(dir: &Path, msg: &str) -> String {
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", msg]);
     git(dir, &["rev-parse", "HEAD"]).trim().to_string()
@@ -35,30 +35,32 @@ fn commit_all(dir: &Path, msg: &str) -> String {
 
 /// How a world differs from the seed case.
 #[derive(Default)]
-struct Setup {
+pub(super) struct Setup {
     /// The culprit also adds a PreSync migration Job.
-    migration: bool,
+    pub migration: bool,
     /// The culprit also drops a key from the base's configMapGenerator (only the rendered
     /// overlay shows a ConfigMap losing a key).
-    drop_key: bool,
-    auto_sync: bool,
+    pub drop_key: bool,
+    pub auto_sync: bool,
     /// The error ratio stays high whatever is deployed, except at the good revision.
-    stays_high: bool,
-    prometheus_down: bool,
+    pub stays_high: bool,
+    pub prometheus_down: bool,
     /// The culprit also adds an env var OAUTH_PROVIDER to auth-service.
-    oauth: bool,
+    pub oauth: bool,
+    /// The culprit also breaks payments, deployed good then bad like auth-service.
+    pub payments: bool,
 }
 
-struct World {
-    repo: tempfile::TempDir,
+pub(super) struct World {
+    pub repo: tempfile::TempDir,
     _clusters: tempfile::TempDir,
-    fleet: MockFleet,
-    kc: tempfile::NamedTempFile,
-    good: String,
-    bad: String,
+    pub fleet: MockFleet,
+    pub kc: tempfile::NamedTempFile,
+    pub good: String,
+    pub bad: String,
 }
 
-async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
+pub(super) async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
     for _ in 0..1200 {
         if f() {
             return;
@@ -71,7 +73,7 @@ async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
 impl World {
     /// The platform repo with a history: good (initial), an unrelated commit to grafana, the
     /// culprit touching auth-service; both deployed through the simulated Argo CD.
-    async fn new(s: Setup) -> World {
+    pub(super) async fn new(s: Setup) -> World {
         let repo = tempfile::tempdir().unwrap();
         copy_dir(&platform(), repo.path());
         if s.prometheus_down {
@@ -112,6 +114,13 @@ impl World {
                 "",
             );
         }
+        if s.payments {
+            edit(
+                &repo.path().join("apps/payments/base/deployment.yaml"),
+                "terminationGracePeriodSeconds: 30",
+                "terminationGracePeriodSeconds: 5",
+            );
+        }
         let bad = commit_all(repo.path(), "feat(auth): shorter shutdown for faster deploys");
 
         let clusters = tempfile::tempdir().unwrap();
@@ -123,6 +132,16 @@ impl World {
             format!("      default: 0.001\n      {}: 0.87", &bad[..7])
         };
         edit(&dir.join("prometheus.yaml"), "      default: 0.001", &values);
+        if s.payments {
+            edit(
+                &dir.join("prometheus.yaml"),
+                "  labels: {app: payments, namespace: payments, env: prod-west}\n  value: 0.002",
+                &format!(
+                    "  labels: {{app: payments, namespace: payments, env: prod-west}}\n  by_revision:\n    application: payments-prod-west\n    values:\n      default: 0.002\n      {}: 0.87",
+                    &bad[..7]
+                ),
+            );
+        }
         let opts = MockOptions { argocd_repo: Some(repo.path().to_path_buf()), ..MockOptions::default() };
         let fleet = MockFleet::start(&[("prod-west".to_string(), dir)], &opts).await.unwrap();
         let kc = tempfile::NamedTempFile::new().unwrap();
@@ -142,15 +161,43 @@ impl World {
         let patch = json!({"operation": {"sync": {"revision": w.bad}, "initiatedBy": {"username": "test"}}});
         w.store().merge_patch("argoproj.io/v1alpha1", "Application", Some("argocd"), APP, &patch, "argocd").unwrap();
         w.wait_history(2).await;
+        if s.payments {
+            let text = std::fs::read_to_string(w.repo.path().join("argocd/prod-west/payments.yaml")).unwrap();
+            let mut app: Value = agentops::repo::yaml::parse_values(&text).unwrap().remove(0);
+            app["operation"] = json!({"sync": {"revision": w.good}, "initiatedBy": {"username": "test"}});
+            w.store().apply(&app, "argocd-cli").unwrap();
+            w.wait_app_history("payments-prod-west", 1).await;
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let patch = json!({"operation": {"sync": {"revision": w.bad}, "initiatedBy": {"username": "test"}}});
+            w.store()
+                .merge_patch(
+                    "argoproj.io/v1alpha1",
+                    "Application",
+                    Some("argocd"),
+                    "payments-prod-west",
+                    &patch,
+                    "argocd",
+                )
+                .unwrap();
+            w.wait_app_history("payments-prod-west", 2).await;
+        }
         tokio::time::sleep(Duration::from_millis(1100)).await;
         w
     }
 
-    fn store(&self) -> &agentops::mock::Store {
+    pub(super) async fn wait_app_history(&self, name: &str, n: usize) {
+        wait_for(&format!("deploy #{n} of {name}"), || {
+            let a = self.store().get("argoproj.io/v1alpha1", "Application", Some("argocd"), name);
+            a.and_then(|a| a.pointer("/status/history").and_then(Value::as_array).map(Vec::len)) == Some(n)
+        })
+        .await;
+    }
+
+    pub(super) fn store(&self) -> &agentops::mock::Store {
         self.fleet.get("prod-west").unwrap().store()
     }
 
-    fn app(&self) -> Value {
+    pub(super) fn app(&self) -> Value {
         self.store().get("argoproj.io/v1alpha1", "Application", Some("argocd"), APP).unwrap()
     }
 
@@ -228,7 +275,7 @@ impl World {
         .unwrap()
     }
 
-    fn head(&self) -> String {
+    pub(super) fn head(&self) -> String {
         git(self.repo.path(), &["rev-parse", "HEAD"]).trim().to_string()
     }
 
@@ -237,7 +284,7 @@ impl World {
     }
 
     /// The incident reports (each has its record, `<report>.json`, beside it).
-    fn incident_reports(&self) -> Vec<PathBuf> {
+    pub(super) fn incident_reports(&self) -> Vec<PathBuf> {
         let dir = self.repo.path().join("docs/incidents");
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect())
@@ -248,7 +295,7 @@ impl World {
 }
 
 /// Filters for the plan's moving parts: shas, times, ages.
-fn stable(text: &str, w: &World) -> String {
+pub(super) fn stable(text: &str, w: &World) -> String {
     text.replace(&w.good, "<good-sha>")
         .replace(&w.bad, "<bad-sha>")
         .replace(&w.good[..7], "<good>")

@@ -21,6 +21,7 @@ pub mod mock;
 pub mod planner;
 pub mod repo;
 pub mod report;
+pub mod time;
 pub mod tools;
 pub mod watch;
 pub mod workflows;

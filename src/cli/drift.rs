@@ -105,7 +105,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         None => check(global, args.check).await,
         Some(Action::Acknowledge { app, env, reason, expires, yes }) => {
             // the tool checks the same; checked here too so a bad date asks for no approval
-            drift::validate_acknowledgement(&reason, &expires, &drift::today())
+            drift::validate_acknowledgement(&reason, &expires, &crate::time::today())
                 .map_err(|e| Error::Usage(format!("drift acknowledge: {e}")))?;
             let step = json!({"app": app, "env": env, "reason": reason, "expires": expires});
             write(

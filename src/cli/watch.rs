@@ -250,7 +250,7 @@ impl Watcher {
         let mut args = args;
         self.ctx.redactor().redact_value(&mut args);
         let entry = Entry {
-            time: crate::mock::util::now_seconds(),
+            time: crate::time::now_seconds(),
             request: self.ctx.redactor().scrub(request),
             plan_hash: String::new(),
             tool: "watch".into(),

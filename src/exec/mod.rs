@@ -296,7 +296,7 @@ impl Executor {
     /// Journals one model turn of the LLM planner (nothing without a journal).
     pub fn record_turn(&self, request: &str, turn: &ModelTurn) {
         if let Some(j) = &self.journal
-            && let Err(e) = j.append_turn(&crate::mock::util::now_seconds(), &self.ctx.redactor().scrub(request), turn)
+            && let Err(e) = j.append_turn(&crate::time::now_seconds(), &self.ctx.redactor().scrub(request), turn)
         {
             eprintln!("warning: journal not written: {e}");
         }
@@ -312,7 +312,7 @@ impl Executor {
             (None, None) => String::new(),
         };
         let entry = Entry {
-            time: crate::mock::util::now_seconds(),
+            time: crate::time::now_seconds(),
             request: self.ctx.redactor().scrub(request),
             plan_hash: plan_hash.into(),
             tool: step.tool.clone(),

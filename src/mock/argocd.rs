@@ -1064,13 +1064,7 @@ pub fn destination<'a>(app: &Value, clusters: &'a [(String, String)], home: &'a 
     clusters.iter().find(|(c, _)| host.starts_with(&format!("{c}."))).map(|(c, _)| c.as_str())
 }
 
-/// The source to render: the Application's `spec.source`, or the first of `spec.sources`
-/// with a path.
-pub fn source(app: &Value) -> Option<&Value> {
-    app.pointer("/spec/source").filter(|s| !s.is_null()).or_else(|| {
-        app.pointer("/spec/sources").and_then(Value::as_array).and_then(|s| s.iter().find(|x| x.get("path").is_some()))
-    })
-}
+pub use crate::repo::argocd::source;
 
 /// The Application after a sync attempt whose objects were all applied at once (no waves,
 /// no hooks, no pruning): status written, operation cleared.

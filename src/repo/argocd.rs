@@ -107,6 +107,14 @@ pub fn normalize_repo_url(url: &str) -> String {
     u.to_lowercase()
 }
 
+/// The source to render: the Application's `spec.source`, or the first of `spec.sources`
+/// with a path.
+pub fn source(app: &Value) -> Option<&Value> {
+    app.pointer("/spec/source").filter(|s| !s.is_null()).or_else(|| {
+        app.pointer("/spec/sources").and_then(Value::as_array).and_then(|s| s.iter().find(|x| x.get("path").is_some()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_repo_url as n;

@@ -327,8 +327,7 @@ fn commit_on_branch(
     overlay: &str,
     switch: bool,
 ) -> Result<(String, String)> {
-    let stamp =
-        crate::mock::util::now_seconds().replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_string();
+    let stamp = crate::time::now_seconds().replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_string();
     let env_app = overlay.rsplit('/').take(3).collect::<Vec<_>>();
     let branch = format!(
         "drift/capture-{}-{}-{stamp}",

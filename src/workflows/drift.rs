@@ -747,10 +747,10 @@ fn acknowledgement(live: &Value, hash: &str) -> (&'static str, Option<String>) {
         );
     }
     let expires = ann("expires");
-    let now = crate::mock::util::now_seconds();
+    let now = crate::time::now_seconds();
     let expired = expires.is_some_and(|x| {
         let x = if x.len() == 10 { format!("{x}T23:59:59Z") } else { x.to_string() };
-        crate::mock::util::parse_time(&x).zip(crate::mock::util::parse_time(&now)).is_some_and(|(e, n)| e < n)
+        crate::time::parse_time(&x).zip(crate::time::parse_time(&now)).is_some_and(|(e, n)| e < n)
     });
     if expired {
         ("expired", Some(format!("acknowledgement expired on {}: {reason}", expires.unwrap_or_default())))
@@ -796,7 +796,7 @@ fn audit_match(
     time: Option<&str>,
 ) -> (Option<String>, Option<String>) {
     let r = ObjectRef::of(live);
-    let target = time.and_then(crate::mock::util::parse_time);
+    let target = time.and_then(crate::time::parse_time);
     let mut best: Option<(i64, bool, &Value)> = None;
     for ev in audit {
         let s = |p: &str| ev.pointer(p).and_then(Value::as_str).unwrap_or_default();
@@ -808,8 +808,8 @@ fn audit_match(
         if !(verb_ok && code_ok && same) {
             continue;
         }
-        let t = crate::mock::util::parse_time(s("/stageTimestamp"))
-            .or_else(|| crate::mock::util::parse_time(s("/requestReceivedTimestamp")))
+        let t = crate::time::parse_time(s("/stageTimestamp"))
+            .or_else(|| crate::time::parse_time(s("/requestReceivedTimestamp")))
             .unwrap_or(0);
         let distance = target.map_or(0, |x| (x - t).abs());
         let named = s("/requestURI").contains(&format!("fieldManager={manager}"))
@@ -847,11 +847,6 @@ fn read_audit(paths: &[PathBuf]) -> Result<Vec<Value>> {
 
 /// Field manager of every write agentops makes to a cluster.
 pub const MANAGER: &str = "agentops";
-
-/// Today's date in UTC, as YYYY-MM-DD.
-pub fn today() -> String {
-    crate::mock::util::now_seconds()[..10].to_string()
-}
 
 /// Checks what an acknowledgement would record: a non-blank reason, and an expiry date that
 /// is a real calendar date (YYYY-MM-DD) strictly after `today` (YYYY-MM-DD, UTC). The error
@@ -903,9 +898,9 @@ pub async fn acknowledge(
     reason: &str,
     expires: &str,
 ) -> std::result::Result<Vec<String>, ClusterError> {
-    validate_acknowledgement(reason, expires, &today()).map_err(ClusterError::Api)?;
+    validate_acknowledgement(reason, expires, &crate::time::today()).map_err(ClusterError::Api)?;
     let res = Resources::discover(client).await?;
-    let now = crate::mock::util::now_seconds();
+    let now = crate::time::now_seconds();
     let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let mut done = Vec::new();
     for (d, desired, live) in drifted {
@@ -1183,7 +1178,7 @@ mod tests {
 
     #[test]
     fn today_is_a_utc_date() {
-        let t = today();
+        let t = crate::time::today();
         assert_eq!(validate_acknowledgement("r", &t, "0000-01-01"), Ok(()), "{t}");
     }
 

@@ -473,7 +473,7 @@ impl Setup {
                 .collect();
             rego::RegoSet::load(&paths, false)
         };
-        let today = crate::workflows::drift::today();
+        let today = crate::time::today();
         let (rules, suppression_findings) =
             suppress::rules(&repo.config.policies.suppressions, config_text.as_deref(), &today);
         Ok(Setup { version, versions, rego, rules, suppression_findings })

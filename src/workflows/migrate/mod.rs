@@ -177,7 +177,7 @@ pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOpt
     let plan = plan::plan(&graph, req.rollback_minutes()?, req.window(), &estimates, &feasibility);
     check_handoff("planner", &plan)?;
 
-    let date = opts.date.clone().unwrap_or_else(today);
+    let date = opts.date.clone().unwrap_or_else(crate::time::today);
     let base = doc::summary(&graph, &plan);
     let mut summary = None;
     if let Some(r) = &opts.refiner {
@@ -229,26 +229,6 @@ pub fn check_handoff_value<T: JsonSchema>(stage: &str, v: &serde_json::Value) ->
     }
 }
 
-/// Today's date (UTC) as `YYYY-MM-DD`, without a date crate.
-pub fn today() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    civil_date((secs / 86_400) as i64)
-}
-
-/// Days since 1970-01-01 → `YYYY-MM-DD` (Howard Hinnant's civil_from_days).
-fn civil_date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,14 +242,6 @@ mod tests {
         assert!(parse_duration_minutes("soon").is_err());
         assert!(parse_duration_minutes("0m").is_err());
         assert!(parse_duration_minutes("5x").is_err());
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(19_723), "2024-01-01");
-        assert_eq!(civil_date(20_147), "2025-02-28");
-        assert_eq!(today().len(), 10);
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn info(c: &git2::Commit<'_>, files: Vec<String>) -> CommitInfo {
         short: short(&sha),
         sha,
         author: c.author().name().unwrap_or("?").to_string(),
-        date: crate::mock::util::format_time(when, false),
+        date: crate::time::format_time(when, false),
         unix: t,
         subject: c.summary().ok().flatten().unwrap_or_default().to_string(),
         files,

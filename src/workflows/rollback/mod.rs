@@ -335,7 +335,7 @@ pub async fn read_application(client: &kube::Client, namespace: &str, name: &str
 
 fn state_of(app: &Value, name: &str, namespace: &str, dest_ns: &str) -> AppState {
     let s = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-    let src = crate::mock::argocd::source(app).cloned().unwrap_or(Value::Null);
+    let src = crate::repo::argocd::source(app).cloned().unwrap_or(Value::Null);
     AppState {
         application: name.to_string(),
         namespace: namespace.to_string(),
@@ -365,7 +365,7 @@ fn deploys_of(app: &Value) -> Vec<Deploy> {
                 id: h.get("id").and_then(Value::as_i64).unwrap_or(0),
                 short: short(&revision),
                 revision,
-                deployed_unix: crate::mock::util::parse_time(&deployed_at).unwrap_or(0),
+                deployed_unix: crate::time::parse_time(&deployed_at).unwrap_or(0),
                 deployed_at,
                 error_rate: None,
                 healthy: None,
@@ -754,7 +754,7 @@ pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan
     let outcome = blocking(move || {
         let prepared = git::prepare_revert(&root, &bad, &target.revision, &paths)
             .map_err(|e| ToolError::new(format!("rollback stopped: {e}")))?;
-        let at = crate::mock::util::now_seconds();
+        let at = crate::time::now_seconds();
         let report_rel = report::report_path(&root, &p.request.app, &at);
         let mut data = report::data(&p, &at, None);
         redactor.redact_value(&mut data);

@@ -249,7 +249,7 @@ pub struct Followup<'a> {
 }
 
 fn at_unix(t: i64) -> String {
-    crate::mock::util::format_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64), false)
+    crate::time::format_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64), false)
 }
 
 /// The report's data with the recovery: the revert commit linked, recovered-at and the time
@@ -272,13 +272,13 @@ pub fn followup(data: &mut Value, f: &Followup<'_>) {
             }
         }
     }
-    let last = v.checks.iter().filter_map(|c| crate::mock::util::parse_time(&c.at)).max();
+    let last = v.checks.iter().filter_map(|c| crate::time::parse_time(&c.at)).max();
     if v.recovered()
         && let Some(t) = last
     {
         let from = data.pointer("/culprit/deployed_unix").and_then(Value::as_i64);
         let ttr = from.map(|b| duration_words(t - b));
-        let started = data["at"].as_str().and_then(crate::mock::util::parse_time);
+        let started = data["at"].as_str().and_then(crate::time::parse_time);
         data["recovery"] = json!({
             "at": at_unix(t),
             "ttr": ttr,

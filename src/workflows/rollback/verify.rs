@@ -75,7 +75,7 @@ pub struct VerifyInput<'a> {
 }
 
 fn check(name: &str, status: CheckStatus, detail: impl Into<String>) -> Check {
-    Check { name: name.into(), status, detail: detail.into(), at: crate::mock::util::now_seconds() }
+    Check { name: name.into(), status, detail: detail.into(), at: crate::time::now_seconds() }
 }
 
 fn done_rolling_out(d: &Value) -> bool {

@@ -629,6 +629,29 @@ pub fn tokenize(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// Every tool the planner's tables name is registered, with the arguments the bindings
+    /// fill, and every shipped agent names only registered tools: a typo would turn a workflow
+    /// into "not available yet" (or an agent into one without its tool) without a word.
+    #[test]
+    fn every_tool_the_tables_name_is_registered() {
+        let registry = ToolRegistry::builtin();
+        let mut with_steps = Vec::new();
+        for s in WORKFLOW_STEPS {
+            assert!(registry.get(s.tool).is_some(), "{:?} names {}, which is not registered", s.workflow, s.tool);
+            with_steps.push(s.workflow);
+        }
+        for w in Workflow::ALL {
+            assert_eq!(is_available(w, &registry), with_steps.contains(&w), "{w:?}");
+        }
+        for (tool, arg, from, _) in BINDINGS {
+            let info = registry.get(tool).unwrap_or_else(|| panic!("binding of {tool}: not registered"));
+            assert!(registry.get(from).is_some(), "binding of {tool}: {from} is not registered");
+            assert!(info.parameters["properties"].get(*arg).is_some(), "{tool} has no argument {arg}");
+        }
+        let agents = crate::agents::Agents::builtin(&registry).unwrap();
+        assert_eq!(agents.warnings(), &[] as &[String]);
+    }
+
     fn planner() -> RulesPlanner {
         RulesPlanner::new(RepoFacts::new(
             &["dev", "prod-central", "prod-east", "prod-west", "staging"],

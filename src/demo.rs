@@ -108,14 +108,7 @@ impl World {
     async fn sync_all(&self) -> Result<usize> {
         let mut apps = Vec::new();
         for env in ENVS {
-            let dir = self.repo.join("argocd").join(env);
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            let mut names: Vec<String> = entries
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string))
-                .collect();
-            names.sort();
-            apps.extend(names.into_iter().map(|n| (env, n)));
+            apps.extend(crate::repo::argocd::app_files(&self.repo, env).into_iter().map(|n| (env, n)));
         }
         let results = futures::future::join_all(apps.iter().map(|(env, app)| self.sync(env, app, "HEAD"))).await;
         results.into_iter().collect::<Result<Vec<()>>>().map(|v| v.len())

@@ -245,6 +245,17 @@ fn answer(code: StatusCode, body: Value) -> Response {
 }
 
 impl Watcher {
+    /// The watcher's own executor: nobody to ask (the policy decides), journaled in the repo.
+    fn executor(&self, policy: Policy) -> Executor {
+        Executor::new(
+            self.registry.clone(),
+            self.ctx.clone(),
+            policy,
+            Arc::new(ScriptedApprover::new([])),
+            Some(Journal::for_repo(self.ctx.repo_root())),
+        )
+    }
+
     /// One journal line for what the watcher decided (no tool ran for it).
     fn journal(&self, request: &str, approval: &str, ok: bool, args: Value, result: &str) {
         let mut args = args;
@@ -611,13 +622,7 @@ async fn plan(w: Arc<Watcher>, id: String, alert: Alert, t: Target, received: In
         verify_timeout_seconds: None,
         expect: None,
     };
-    let exec = Executor::new(
-        w.registry.clone(),
-        w.ctx.clone(),
-        Policy { read_only: true, ..Policy::default() },
-        Arc::new(ScriptedApprover::new([])),
-        Some(Journal::for_repo(w.ctx.repo_root())),
-    );
+    let exec = w.executor(Policy { read_only: true, ..Policy::default() });
     let request = format!("watch: alert {} [{}] for {} in {}", alert.name(), alert.key(), t.app, t.env);
     let outcome: std::result::Result<RollbackPlan, String> = match Step::new(
         &w.registry,
@@ -730,13 +735,7 @@ async fn auto_rollback(w: &Arc<Watcher>, p: Proposal) {
         return;
     }
     let Some(plan) = q.plan.clone() else { return };
-    let exec = Executor::new(
-        w.registry.clone(),
-        w.ctx.clone(),
-        Policy { yes: true, ..Policy::default() },
-        Arc::new(ScriptedApprover::new([])),
-        Some(Journal::for_repo(w.ctx.repo_root())),
-    );
+    let exec = w.executor(Policy { yes: true, ..Policy::default() });
     let done = super::rollback::execute(&exec, &plan, Some(request), false).await;
     let outcome = match done {
         Ok(d) => d,

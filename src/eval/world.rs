@@ -124,13 +124,7 @@ pub async fn build(case: &Case, project: &Path) -> Result<World, String> {
             // `*`: every Application of the environment, as Argo CD leaves a cluster
             let mut apps: Vec<String> = c.sync.iter().filter(|a| *a != "*").cloned().collect();
             if c.sync.iter().any(|a| a == "*") {
-                let dir = world.repo.join("argocd").join(cl.name());
-                let entries = std::fs::read_dir(&dir).map_err(|e| format!("sync *: {}: {e}", dir.display()))?;
-                for e in entries.filter_map(|e| e.ok()) {
-                    if let Some(app) = e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")) {
-                        apps.push(app.to_string());
-                    }
-                }
+                apps.extend(crate::repo::argocd::app_files(&world.repo, cl.name()));
                 apps.sort();
                 apps.dedup();
             }

@@ -115,6 +115,18 @@ pub fn source(app: &Value) -> Option<&Value> {
     })
 }
 
+/// The Applications of one environment in the layout `argocd/<env>/<app>.yaml`: the app
+/// names, sorted (none when the directory is missing).
+pub fn app_files(root: &std::path::Path, env: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root.join("argocd").join(env)) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_repo_url as n;

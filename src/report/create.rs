@@ -74,13 +74,15 @@ pub fn summary(plan: &CreatePlan) -> String {
 fn tree(plan: &CreatePlan) -> String {
     let mut s = String::new();
     let mut open: Vec<&str> = Vec::new();
-    let mut paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
-    paths.sort_unstable();
-    let width =
-        paths.iter().map(|p| p.rsplit('/').next().unwrap_or(p).len() + 2 * p.matches('/').count()).max().unwrap_or(0);
-    for path in paths {
-        let Some(f) = plan.files.iter().find(|f| f.path == path) else { continue };
-        let parts: Vec<&str> = path.split('/').collect();
+    let mut files: Vec<_> = plan.files.iter().collect();
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let width = files
+        .iter()
+        .map(|f| f.path.rsplit('/').next().unwrap_or(&f.path).len() + 2 * f.path.matches('/').count())
+        .max()
+        .unwrap_or(0);
+    for f in files {
+        let parts: Vec<&str> = f.path.split('/').collect();
         let (dirs, name) = parts.split_at(parts.len() - 1);
         let common = open.iter().zip(dirs).take_while(|(a, b)| a == b).count();
         open.truncate(common);

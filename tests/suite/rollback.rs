@@ -209,8 +209,9 @@ impl World {
         .await;
     }
 
-    async fn rollback(&self, extra: &[&str]) -> Run {
-        let mut args: Vec<String> = [
+    /// `agentops rollback` for auth-service in prod-west against this world, then `extra`.
+    fn rollback_args(&self, extra: &[&str]) -> Vec<String> {
+        let world = [
             "rollback",
             "--repo",
             self.repo.path().to_str().unwrap(),
@@ -222,11 +223,12 @@ impl World {
             "auth-service",
             "--env",
             "prod-west",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
+        ];
+        world.iter().chain(extra).map(|s| s.to_string()).collect()
+    }
+
+    async fn rollback(&self, extra: &[&str]) -> Run {
+        let args = self.rollback_args(extra);
         tokio::task::spawn_blocking(move || {
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             agentops(&a)
@@ -239,24 +241,7 @@ impl World {
     /// sees, stdout and stderr together.
     async fn rollback_in_terminal(&self, extra: &[&str]) -> Run {
         let mut words: Vec<String> = vec![env!("CARGO_BIN_EXE_agentops").into()];
-        words.extend(
-            [
-                "rollback",
-                "--repo",
-                self.repo.path().to_str().unwrap(),
-                "--kubeconfig",
-                self.kc.path().to_str().unwrap(),
-                "--cache-dir",
-                &cache_dir(),
-                "--app",
-                "auth-service",
-                "--env",
-                "prod-west",
-            ]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string()),
-        );
+        words.extend(self.rollback_args(extra));
         let line = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
         tokio::task::spawn_blocking(move || {
             let out = std::process::Command::new("script")
@@ -265,11 +250,7 @@ impl World {
                 .stdin(std::process::Stdio::null())
                 .output()
                 .unwrap();
-            Run {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }
+            Run::from(out)
         })
         .await
         .unwrap()

@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::exec::Policy;
-use crate::tools::ToolRegistry;
+
+/// The tools a build has, by name: what an agent's `tools:` list is checked against. The tool
+/// registry is one; agents need only the names.
+pub trait ToolCatalog {
+    fn tool_names(&self) -> Vec<&str>;
+}
 
 pub const AGENTS_DIR: &str = ".agentops/agents";
 pub const PROMPTS_DIR: &str = ".agentops/prompts";
@@ -126,16 +130,6 @@ impl Agent {
         let text = self.prompts.get(&self.template).ok_or_else(|| prompt_error(&self.template, "not found"))?;
         hb.render_template(text, data).map_err(|e| prompt_error(&self.template, &e.to_string()))
     }
-
-    /// The executor policy for this agent, starting from the session's. Only tightens, except
-    /// that a built-in `yes` agent approves writes up front.
-    pub fn policy(&self, base: Policy) -> Policy {
-        match self.approval {
-            Approval::ReadOnly => Policy { read_only: true, ..base },
-            Approval::Yes if self.source == Source::Builtin => Policy { yes: true, ..base },
-            _ => base,
-        }
-    }
 }
 
 fn prompt_error(template: &str, message: &str) -> Error {
@@ -151,12 +145,12 @@ pub struct Agents {
 
 impl Agents {
     /// The built-in agents only.
-    pub fn builtin(registry: &ToolRegistry) -> Result<Agents, Error> {
+    pub fn builtin(registry: &dyn ToolCatalog) -> Result<Agents, Error> {
         Agents::load(None, registry)
     }
 
     /// The built-in agents, with the repo's `.agentops/agents` and `.agentops/prompts` over them.
-    pub fn load(repo_root: Option<&Path>, registry: &ToolRegistry) -> Result<Agents, Error> {
+    pub fn load(repo_root: Option<&Path>, registry: &dyn ToolCatalog) -> Result<Agents, Error> {
         let mut prompts: BTreeMap<String, String> = BTreeMap::new();
         for (file, text) in BUILTIN_PROMPTS {
             prompts.insert(template_name(file).to_string(), (*text).to_string());
@@ -258,7 +252,7 @@ fn parse_agent(
     file: &str,
     text: &str,
     source: Source,
-    registry: &ToolRegistry,
+    registry: &dyn ToolCatalog,
     prompts: &Arc<BTreeMap<String, String>>,
     warnings: &mut Vec<String>,
 ) -> Result<Agent, Error> {
@@ -317,7 +311,7 @@ fn parse_agent(
         hb.register_template_string(&template, t)
             .map_err(|e| config_error(&format!("prompts/{prompt_file}"), None, e.to_string()))?;
     }
-    let known: Vec<String> = registry.list().iter().map(|t| t.name.to_string()).collect();
+    let known: Vec<String> = registry.tool_names().into_iter().map(str::to_string).collect();
     let mut tools = Vec::new();
     for t in &fm.tools {
         if t == "*" {
@@ -352,6 +346,8 @@ fn parse_agent(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::Policy;
+    use crate::tools::ToolRegistry;
     use serde_json::json;
 
     fn context() -> Value {
@@ -389,7 +385,7 @@ mod tests {
         let planner = agents.get("planner").unwrap();
         assert_eq!(planner.tools.len(), registry.list().len(), "planner sees every tool");
         assert_eq!(agents.get("validator").unwrap().approval, Approval::ReadOnly);
-        assert!(agents.get("validator").unwrap().policy(Policy::default()).read_only);
+        assert!(Policy::default().for_agent(agents.get("validator").unwrap()).read_only);
         // the rollback agent gets its workflow's tools now that they exist
         assert!(agents.get("rollback").unwrap().allows("rollback_plan"));
         assert!(agents.get("rollback").unwrap().allows("git_revert"));
@@ -420,7 +416,7 @@ mod tests {
         assert!(matches!(planner.source, Source::Repo(_)));
         let text = planner.render_prompt(&context()).unwrap();
         assert!(text.starts_with("Team prompt for dev.") && text.contains("## Your tools"), "{text}");
-        assert!(!planner.policy(Policy::default()).yes, "a repo agent cannot approve its own writes");
+        assert!(!Policy::default().for_agent(planner).yes, "a repo agent cannot approve its own writes");
         assert!(agents.warnings().iter().any(|w| w.contains("frobnicate")));
         assert!(agents.warnings().iter().any(|w| w.contains("approval: yes")));
         let v = agents.get("validator").unwrap();

@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Error;
 use crate::exec::{Approver, Decision, Executor, Journal, Policy, StepResult};
-use crate::planner::{Plan, Step};
+use crate::exec::{Plan, Step};
 use crate::tools::{Effect, ToolCtx, ToolInfo, ToolRegistry};
 
 /// What the server tells a client about itself in the `initialize` answer.

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::exec::Plan;
 use crate::exec::StepResult;
-use crate::planner::Plan;
 use crate::planner::rules::{self, Interpretation, Outcome, Prompter, RulesPlanner, SlotFiller};
 
 use super::Global;

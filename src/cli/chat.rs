@@ -114,7 +114,7 @@ struct InputApprover {
 }
 
 impl crate::exec::Approver for InputApprover {
-    fn approve(&self, step: &crate::planner::Step) -> bool {
+    fn approve(&self, step: &crate::exec::Step) -> bool {
         let prompt = format!("Approve {} [{:?}]: {}? [y/N] ", step.tool, step.effect, step.summary);
         let answer = read_echoed(&self.redactor.scrub(&prompt), &self.redactor);
         matches!(answer.as_deref().map(str::trim), Some("y" | "Y" | "yes" | "Yes"))

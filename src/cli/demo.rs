@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use crate::demo::{self, World};
 use crate::error::{Error, Result};
+use crate::exec::Step;
 use crate::exec::{Policy, StepResult};
-use crate::planner::Step;
 use crate::planner::rules::{Outcome, RulesPlanner};
 use crate::tools::{CtxOptions, Effect, ToolCtx};
 

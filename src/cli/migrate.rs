@@ -101,7 +101,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     let registry = Arc::new(ToolRegistry::builtin());
     let refiner = match &client {
         Some((llm, settings)) => {
-            let agents = crate::agents::Agents::load(Some(&global.repo), &registry)?;
+            let agents = crate::agents::Agents::load(Some(&global.repo), registry.as_ref())?;
             let repo = ctx.load_repo()?;
             Some(migrate::llm::Refiner {
                 llm: llm.as_ref(),

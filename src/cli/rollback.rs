@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::exec::Executor;
-use crate::planner::{Plan, Step};
+use crate::exec::{Plan, Step};
 use crate::tools::ToolRegistry;
 use crate::workflows::rollback::{self, RevertOutcome, RollbackPlan, RollbackRequest, VerifyOutcome, report};
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::exec::{Approver, Decision, Executor, Journal, Policy, StdinApprover, StepResult};
+use crate::exec::{Plan, Step};
 use crate::planner::rules::RepoFacts;
-use crate::planner::{Plan, Step};
 use crate::repo::Repo;
 use crate::report::{self, Format};
 use crate::tools::{Effect, ToolCtx, ToolRegistry};
@@ -199,7 +199,7 @@ pub async fn run_one(
     yes: bool,
 ) -> Result<StepResult> {
     let exec = write_executor(ctx, yes);
-    let step = crate::planner::Step::new(exec.registry(), tool, args, summary).map_err(|e| Error::Usage(e.public))?;
+    let step = crate::exec::Step::new(exec.registry(), tool, args, summary).map_err(|e| Error::Usage(e.public))?;
     let mut plan = Plan::new(request);
     plan.steps.push(step);
     exec.run(&plan).await.into_iter().next().ok_or_else(|| Error::Internal(format!("{tool} did not run")))

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, WatchConfig};
 use crate::error::{Error, Result};
+use crate::exec::Step;
 use crate::exec::{Entry, Executor, Journal, Policy, ScriptedApprover};
-use crate::planner::Step;
 use crate::tools::{ToolCtx, ToolRegistry};
 use crate::watch::store::{AlertRecord, take_auto_budget};
 use crate::watch::{self, Alert, Proposal, ProposalState, Store, Target};

@@ -5,6 +5,7 @@
 //! dry-run mode writes are skipped. Every executed or decided step is journaled.
 
 pub mod journal;
+pub mod plan;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, IsTerminal, Write};
@@ -14,9 +15,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::planner::{Plan, Step};
+use crate::agents::{Agent, Approval, Source};
 use crate::tools::{Effect, ToolCtx, ToolRegistry};
 pub use journal::{Entry, Journal, ModelTurn};
+pub use plan::{Bind, Plan, Step};
 
 /// How writes are treated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,6 +29,18 @@ pub struct Policy {
     pub dry_run: bool,
     /// Refuse every write (`--read-only`, MCP without `--allow-writes`).
     pub read_only: bool,
+}
+
+impl Policy {
+    /// The policy for a step an agent proposes, starting from the session's. Only tightens,
+    /// except that a built-in `yes` agent approves writes up front.
+    pub fn for_agent(self, agent: &Agent) -> Policy {
+        match agent.approval {
+            Approval::ReadOnly => Policy { read_only: true, ..self },
+            Approval::Yes if agent.source == Source::Builtin => Policy { yes: true, ..self },
+            _ => self,
+        }
+    }
 }
 
 /// Asks a person (or a script standing in for one) whether a step may run.

@@ -25,12 +25,12 @@ use serde_json::{Map, Value, json};
 use crate::agents::{Agent, Approval};
 use crate::error::Error;
 use crate::exec::{Decision, Executor, ModelTurn, StepResult};
+use crate::exec::{Plan, Step};
 use crate::k8s::redact::Redactor;
 use crate::llm::settings::Constrained;
 use crate::llm::{
     ChatRequest, LlmClient, LlmSettings, Message, ResponseSchema, ToolCall, ToolChoice, ToolSpec, Usage, budget,
 };
-use crate::planner::{Plan, Step};
 use crate::tools::{Effect, ToolCtx, ToolRegistry};
 
 pub use route::{Routed, agent_for, route_with_model};
@@ -138,7 +138,7 @@ pub async fn prepare(
         budget::estimate_tools(&wire_tools)
     };
     let max_turns = agent.max_turns.map_or(settings.max_turns, |m| m.min(settings.max_turns)).max(1);
-    let policy = agent.policy(executor.policy());
+    let policy = executor.policy().for_agent(agent);
     let listed: Vec<Value> = registry
         .list()
         .iter()

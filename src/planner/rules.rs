@@ -8,12 +8,13 @@
 pub mod phrases;
 pub mod request;
 pub mod slots;
+pub mod wiring;
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::planner::{Plan, Step};
+use crate::exec::{Plan, Step};
 use crate::tools::{ToolError, ToolRegistry};
 pub use request::{
     Draft, EnvMatch, Issue, Need, RepoFacts, SlotDefault, SlotKind, SlotProblem, SlotSpec, Workflow, WorkflowRequest,
@@ -69,19 +70,19 @@ pub const WORKFLOW_STEPS: &[WorkflowStep] = &[
         workflow: Workflow::Rollback,
         tool: "git_revert",
         args: WorkflowRequest::fields,
-        summary: crate::tools::rollback_plan::steps::revert_summary,
+        summary: wiring::rollback::revert_summary,
     },
     WorkflowStep {
         workflow: Workflow::Rollback,
         tool: "argocd_sync",
-        args: crate::tools::rollback_plan::steps::sync_args,
-        summary: crate::tools::rollback_plan::steps::sync_summary,
+        args: wiring::rollback::sync_args,
+        summary: wiring::rollback::sync_summary,
     },
     WorkflowStep {
         workflow: Workflow::Rollback,
         tool: "rollback_verify",
-        args: crate::tools::rollback_plan::steps::verify_args,
-        summary: crate::tools::rollback_plan::steps::verify_summary,
+        args: wiring::rollback::verify_args,
+        summary: wiring::rollback::verify_summary,
     },
     WorkflowStep { workflow: Workflow::Migrate, tool: "dependency_scan", args: WorkflowRequest::fields, summary },
     WorkflowStep {
@@ -101,7 +102,7 @@ pub const WORKFLOW_STEPS: &[WorkflowStep] = &[
         workflow: Workflow::Commit,
         tool: "commit",
         args: WorkflowRequest::fields,
-        summary: crate::tools::commit::plan_summary,
+        summary: wiring::commit::plan_summary,
     },
 ];
 
@@ -749,7 +750,7 @@ mod tests {
         };
         let tools: Vec<&str> = plan.steps.iter().map(|s| s.tool.as_str()).collect();
         assert_eq!(tools, vec!["rollback_plan", "git_revert", "argocd_sync", "rollback_verify"]);
-        let shown = crate::planner::plan::Bind { arg: "expect".into(), step: 0, pointer: "/fingerprint".into() };
+        let shown = crate::exec::plan::Bind { arg: "expect".into(), step: 0, pointer: "/fingerprint".into() };
         assert_eq!(plan.steps[1].bind, vec![shown], "the revert acts only on the plan that was shown");
         assert!(plan.steps[2].bind.is_empty() && plan.steps[0].bind.is_empty());
         assert_eq!(plan.steps[2].args, serde_json::json!({"env": "prod-west", "name": "auth-service-prod-west"}));
@@ -762,7 +763,7 @@ mod tests {
 
     #[test]
     fn a_models_acting_step_binds_to_the_plan_it_showed() {
-        use crate::planner::plan::Bind;
+        use crate::exec::plan::Bind;
         use crate::tools::Effect;
         use serde_json::json;
         let step = |tool: &str, args: Value| Step {

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use super::{Effect, Tool, ToolCtx, ToolError, blocking};
 use crate::commit::draft::ValidationSummary;
 use crate::commit::{self, DraftOptions};
-use crate::planner::rules::WorkflowRequest;
 
 pub struct Commit;
 
@@ -41,14 +40,6 @@ pub struct Committed {
     pub paths: Option<Vec<String>>,
     /// The validation of the affected overlays, when it ran.
     pub validation: Option<ValidationSummary>,
-}
-
-/// The plan step's summary for `/commit`.
-pub fn plan_summary(req: &WorkflowRequest) -> String {
-    match req {
-        WorkflowRequest::Commit { reason: Some(r), .. } => format!("Commit the staged change ({r})"),
-        _ => "Commit the staged change with the drafted message".to_string(),
-    }
 }
 
 impl Tool for Commit {

@@ -413,6 +413,10 @@ impl ToolRegistry {
             .collect()
     }
 
+    pub fn names(&self) -> Vec<&'static str> {
+        self.entries.iter().map(|e| e.tool.name()).collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<ToolInfo> {
         self.list().into_iter().find(|t| t.name == name)
     }
@@ -471,6 +475,12 @@ impl ToolRegistry {
                 (format!("{}.json", t.name), format!("{text}\n"))
             })
             .collect()
+    }
+}
+
+impl crate::agents::ToolCatalog for ToolRegistry {
+    fn tool_names(&self) -> Vec<&str> {
+        self.names()
     }
 }
 

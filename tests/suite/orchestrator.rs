@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::common::*;
 use agentops::exec::{Decision, Executor, Journal, Policy, ScriptedApprover};
+use agentops::exec::{Plan, Step};
 use agentops::planner::rules::{Interpretation, Issue, RepoFacts, RulesPlanner};
-use agentops::planner::{Plan, Step};
 use agentops::repo::Repo;
 use agentops::tools::{CtxOptions, Effect, Tool, ToolCtx, ToolError, ToolRegistry};
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use agentops::k8s::compare::{self, Witness};
 use agentops::mock::{MockFleet, MockOptions};
-use agentops::tools::{CtxOptions, ToolCtx};
 use agentops::workflows::drift::{self, DriftRequest};
+use agentops::workflows::{Ctx, CtxOptions};
 use serde_json::{Value, json};
 
 fn pair(i: usize) -> (Value, Value) {
@@ -58,7 +58,7 @@ fn main() {
         let work = tempfile::tempdir().expect("tempdir");
         let kc = work.path().join("kubeconfig");
         fleet.write_kubeconfig(&kc).expect("kubeconfig");
-        let ctx = ToolCtx::new(&root, CtxOptions { kubeconfig: Some(kc), cache_dir: Some(work.path().join("cache")), ..CtxOptions::default() });
+        let ctx = Ctx::new(&root, CtxOptions { kubeconfig: Some(kc), cache_dir: Some(work.path().join("cache")), ..CtxOptions::default() });
         let repo = ctx.load_repo().expect("repo");
         let engine = ctx.engine(&repo).expect("kustomize");
         let clusters = ctx.clusters().expect("clusters");

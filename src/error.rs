@@ -22,11 +22,18 @@ pub enum Error {
     Git(String),
     #[error("{0}")]
     Usage(String),
+    /// A workflow that stopped or refused: the message says why and what to do.
+    #[error("{0}")]
+    Workflow(String),
     #[error("{0}")]
     Internal(String),
 }
 
 impl Error {
+    pub fn workflow(message: impl Into<String>) -> Error {
+        Error::Workflow(message.into())
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> Error {
         Error::Io { path: path.display().to_string(), err: source }
     }

@@ -26,7 +26,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::error::Error;
 use crate::exec::{Approver, Decision, Executor, Journal, Policy, StepResult};
 use crate::exec::{Plan, Step};
-use crate::tools::{Effect, ToolCtx, ToolInfo, ToolRegistry};
+use crate::tools::{Effect, ToolInfo, ToolRegistry};
+use crate::workflows::Ctx;
 
 /// What the server tells a client about itself in the `initialize` answer.
 pub const INSTRUCTIONS: &str = "agentops works on a Kubernetes GitOps repository (Kustomize bases and overlays per \
@@ -56,7 +57,7 @@ pub struct McpServer {
 
 impl McpServer {
     /// A server whose calls are journaled to the repo's `.agentops/journal.jsonl`.
-    pub fn new(registry: Arc<ToolRegistry>, ctx: ToolCtx, allow_writes: bool) -> McpServer {
+    pub fn new(registry: Arc<ToolRegistry>, ctx: Ctx, allow_writes: bool) -> McpServer {
         let journal = Journal::for_repo(ctx.repo_root());
         McpServer::with_journal(registry, ctx, allow_writes, Some(journal))
     }
@@ -64,7 +65,7 @@ impl McpServer {
     /// A server with an explicit journal (None: calls are not journaled).
     pub fn with_journal(
         registry: Arc<ToolRegistry>,
-        ctx: ToolCtx,
+        ctx: Ctx,
         allow_writes: bool,
         journal: Option<Journal>,
     ) -> McpServer {

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::exec::Step;
 use crate::exec::{Policy, StepResult};
 use crate::planner::rules::{Outcome, RulesPlanner};
-use crate::tools::{CtxOptions, Effect, ToolCtx};
+use crate::tools::Effect;
+use crate::workflows::{Ctx, CtxOptions};
 
 use super::Global;
 use super::session;
@@ -132,7 +133,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
     println!("  Argo CD synced all {} Applications at HEAD: the clusters hold what git renders", world.synced);
     println!("Set up in {:.1}s\n", started.elapsed().as_secs_f64());
 
-    let ctx = ToolCtx::new(
+    let ctx = Ctx::new(
         &world.repo,
         CtxOptions {
             kustomize: global.kustomize.clone(),
@@ -191,7 +192,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
 
 /// Stages the day, runs its requests in order (stopping at the first that fails), prints the
 /// commit it made. True when every step of every request succeeded.
-async fn run_day(world: &World, ctx: &ToolCtx, day: &Day) -> Result<bool> {
+async fn run_day(world: &World, ctx: &Ctx, day: &Day) -> Result<bool> {
     print_setup(&stage(world, day.stage).await?);
     // what the day's requests committed (not what the demo staged)
     let head_before = demo::git(&world.repo, &["rev-parse", "HEAD"], None)?;
@@ -247,7 +248,7 @@ async fn stage(world: &World, s: Stage) -> Result<Vec<String>> {
 /// Thursday from the alert: `agentops watch` (in process, on a free port) receives
 /// Alertmanager's webhook, proposes the rollback, the proposal is approved (auto-approved in
 /// the demo, as `agentops approve ID --yes` would run it), and the resolved alert closes it.
-async fn run_alert(ctx: &ToolCtx) -> Result<bool> {
+async fn run_alert(ctx: &Ctx) -> Result<bool> {
     use crate::watch::{ProposalState, Store};
     let t = Instant::now();
     let watcher = super::watch::Local::start(ctx.clone()).await?;
@@ -328,7 +329,7 @@ async fn run_alert(ctx: &ToolCtx) -> Result<bool> {
 
 /// Plans `text` with the rules planner and runs the plan through the executor with every
 /// write approved; prints the request, plan, approvals and results.
-async fn run_request(ctx: &ToolCtx, text: &str) -> Result<bool> {
+async fn run_request(ctx: &Ctx, text: &str) -> Result<bool> {
     let t = Instant::now();
     println!("Request: {text}");
     let repo = session::load_repo(ctx).await?;

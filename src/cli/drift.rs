@@ -132,7 +132,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         }
         Some(Action::Revert { app, env, replace, yes }) => {
             let ctx = global.ctx();
-            let repo = ctx.repo().await.map_err(|e| Error::Usage(e.public))?;
+            let repo = ctx.repo().await?;
             let argo = repo
                 .argocd_apps
                 .iter()
@@ -219,7 +219,7 @@ async fn check(global: &Global, args: CheckArgs) -> Result<ExitCode> {
 /// The drift check, printed; its exit code and report.
 async fn check_report(global: &Global, args: CheckArgs) -> Result<(ExitCode, Option<drift::DriftReport>)> {
     let ctx = global.ctx();
-    let repo = ctx.repo().await.map_err(|e| Error::Usage(e.public))?;
+    let repo = ctx.repo().await?;
     let engine = ctx.engine(&repo)?;
     let clusters = ctx.clusters()?;
     let req =

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::error::{Error, Result};
-use crate::tools::blocking;
+use crate::workflows::blocking;
 use crate::workflows::harmonize::{self, HarmonizePlan, HarmonizeRequest};
 
 use super::Global;
@@ -113,10 +113,9 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let plan = blocking(move || {
             let repo = c.load_repo()?;
             let engine = c.engine(&repo)?;
-            Ok(harmonize::plan(&repo, &engine, &r, c.jobs())?)
+            harmonize::plan(&repo, &engine, &r, c.jobs())
         })
-        .await
-        .map_err(|e| Error::Usage(e.public))?;
+        .await?;
         print(&plan, args.format);
         if plan.is_proven() && !plan.is_noop() && args.format == Format::Text {
             let pending = plan.pending_exceptions().len();
@@ -140,10 +139,9 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         let plan = blocking(move || {
             let repo = c.load_repo()?;
             let engine = c.engine(&repo)?;
-            Ok(harmonize::plan(&repo, &engine, &r, c.jobs())?)
+            harmonize::plan(&repo, &engine, &r, c.jobs())
         })
-        .await
-        .map_err(|e| Error::Usage(e.public))?;
+        .await?;
         for e in plan.pending_exceptions() {
             eprintln!("{} sets {} to {:?} on purpose: {}", e.id, e.setting, e.current, e.why);
             eprint!("Override it (set {})? [y/N] ", e.wanted.as_deref().unwrap_or("(removed)"));

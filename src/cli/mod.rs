@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
-use crate::tools::{CtxOptions, ToolCtx};
+use crate::workflows::{Ctx, CtxOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "agentops", version, about = "Run your Kubernetes GitOps repo with an agent beside you")]
@@ -60,10 +60,10 @@ pub struct Global {
 }
 
 impl Global {
-    pub fn ctx(&self) -> ToolCtx {
+    pub fn ctx(&self) -> Ctx {
         let cache_dir =
             if self.no_cache { None } else { self.cache_dir.clone().or_else(crate::kustomize::default_cache_dir) };
-        ToolCtx::new(
+        Ctx::new(
             &self.repo,
             CtxOptions {
                 kustomize: self.kustomize.clone(),

@@ -185,7 +185,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
         rollback::parse_duration(s).map_err(Error::Usage)?;
     }
     let ctx = global.ctx();
-    let plan = rollback::plan(&ctx, &req).await.map_err(|e| Error::Usage(e.public))?;
+    let plan = rollback::plan(&ctx, &req).await?;
     let text = args.format == Format::Text;
     if text {
         print!("{}", report::text(&plan));

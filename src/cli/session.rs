@@ -10,7 +10,8 @@ use crate::exec::{Plan, Step};
 use crate::planner::rules::RepoFacts;
 use crate::repo::Repo;
 use crate::report::{self, Format};
-use crate::tools::{Effect, ToolCtx, ToolRegistry};
+use crate::tools::{Effect, ToolRegistry};
+use crate::workflows::Ctx;
 use crate::workflows::validate::ValidationReport;
 
 /// Which planner turns requests into plans.
@@ -166,19 +167,19 @@ pub fn turn_line(t: &crate::exec::ModelTurn, budget: u64) -> String {
 }
 
 /// The repo, loaded off the async runtime (this also teaches the redactor its secrets).
-pub async fn load_repo(ctx: &ToolCtx) -> Result<Repo> {
+pub async fn load_repo(ctx: &Ctx) -> Result<Repo> {
     let c = ctx.clone();
     tokio::task::spawn_blocking(move || c.load_repo()).await.map_err(|e| Error::Internal(e.to_string()))?
 }
 
 /// The executor for a session: the built-in tools, the repo's journal.
-pub fn executor(ctx: &ToolCtx, repo: &Repo, policy: Policy, approver: Arc<dyn Approver>) -> Executor {
+pub fn executor(ctx: &Ctx, repo: &Repo, policy: Policy, approver: Arc<dyn Approver>) -> Executor {
     Executor::new(Arc::new(ToolRegistry::builtin()), ctx.clone(), policy, approver, Some(Journal::for_repo(&repo.root)))
 }
 
 /// The executor a write subcommand uses: the built-in tools, the journal in the repo, and
 /// `--yes` as the approval (without it, asked on a terminal).
-pub fn write_executor(ctx: &ToolCtx, yes: bool) -> Executor {
+pub fn write_executor(ctx: &Ctx, yes: bool) -> Executor {
     let journal = Some(Journal::for_repo(ctx.repo_root()));
     Executor::new(
         Arc::new(ToolRegistry::builtin()),
@@ -191,7 +192,7 @@ pub fn write_executor(ctx: &ToolCtx, yes: bool) -> Executor {
 
 /// Runs one tool as a one-step plan through [`write_executor`]: approval, journal, redaction.
 pub async fn run_one(
-    ctx: &ToolCtx,
+    ctx: &Ctx,
     tool: &str,
     args: serde_json::Value,
     summary: String,

@@ -25,9 +25,10 @@ use crate::config::{Config, WatchConfig};
 use crate::error::{Error, Result};
 use crate::exec::Step;
 use crate::exec::{Entry, Executor, Journal, Policy, ScriptedApprover};
-use crate::tools::{ToolCtx, ToolRegistry};
+use crate::tools::ToolRegistry;
 use crate::watch::store::{AlertRecord, take_auto_budget};
 use crate::watch::{self, Alert, Proposal, ProposalState, Store, Target};
+use crate::workflows::Ctx;
 use crate::workflows::rollback::{RollbackPlan, RollbackRequest};
 
 use super::Global;
@@ -43,7 +44,7 @@ pub struct Args {
 }
 
 struct Watcher {
-    ctx: ToolCtx,
+    ctx: Ctx,
     registry: Arc<ToolRegistry>,
     token: String,
     config: WatchConfig,
@@ -101,7 +102,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
 impl Watcher {
     /// A watcher on the repo of `ctx`, its `watch:` settings read once; `notify`: post to the
     /// outgoing webhook when one is configured.
-    async fn new(ctx: ToolCtx, token: String, notify: bool) -> Result<Arc<Watcher>> {
+    async fn new(ctx: Ctx, token: String, notify: bool) -> Result<Arc<Watcher>> {
         let repo = super::session::load_repo(&ctx).await?;
         let config = Config::load(&repo.root)?.watch;
         let notify_url = std::env::var(&config.notify_url_env).ok().filter(|u| notify && !u.trim().is_empty());
@@ -201,7 +202,7 @@ pub(super) struct Local {
 
 impl Local {
     /// Starts one on the repo of `ctx`, with a fresh token and no outgoing webhook.
-    pub async fn start(ctx: ToolCtx) -> Result<Local> {
+    pub async fn start(ctx: Ctx) -> Result<Local> {
         let token = uuid::Uuid::new_v4().to_string();
         let w = Watcher::new(ctx, token.clone(), false).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -541,8 +542,8 @@ async fn evaluate_once(w: &Arc<Watcher>, firing: &mut std::collections::BTreeMap
     for rule in &w.config.rules {
         let envs = if rule.envs.is_empty() { repo.environments.clone() } else { rule.envs.clone() };
         for env in envs {
-            let answer = match crate::tools::metrics_query::endpoint_for(&w.ctx, &repo, &env).await {
-                Err(e) => Err(e.public),
+            let answer = match w.ctx.prometheus(&repo, &env).await {
+                Err(e) => Err(e.to_string()),
                 Ok(endpoint) => {
                     crate::cluster::metrics::query(&endpoint, &rule.expr, None, None).await.map_err(|e| e.to_string())
                 }
@@ -563,7 +564,7 @@ async fn evaluate_once(w: &Arc<Watcher>, firing: &mut std::collections::BTreeMap
                 if !w.config.env_labels.iter().any(|l| labels.contains_key(l)) {
                     labels.insert(env_label.clone(), env.clone());
                 }
-                let fingerprint = crate::tools::fingerprint::of(&labels);
+                let fingerprint = crate::workflows::fingerprint::of(&labels);
                 let raised = firing.get(&fingerprint).cloned().unwrap_or_else(|| Raised {
                     alert: Alert {
                         status: "firing".into(),

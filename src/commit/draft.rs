@@ -328,7 +328,7 @@ pub(crate) fn side(git: &git2::Repository, snap: &Snapshot, origin: Option<&str>
         config.repo_url = origin.map(str::to_string);
     }
     let repo = Repo::load_with(dir.path(), config)?;
-    crate::tools::learn_repo_secrets(&repo, redactor);
+    crate::workflows::context::learn_repo_secrets(&repo, redactor);
     Ok(Side { _dir: dir, repo })
 }
 

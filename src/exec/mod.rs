@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::agents::{Agent, Approval, Source};
-use crate::tools::{Effect, ToolCtx, ToolRegistry};
+use crate::tools::{Effect, ToolRegistry};
+use crate::workflows::Ctx;
 pub use journal::{Entry, Journal, ModelTurn};
 pub use plan::{Bind, Plan, Step};
 
@@ -180,7 +181,7 @@ pub fn exit_code(results: &[StepResult]) -> u8 {
 /// Runs plans and steps.
 pub struct Executor {
     registry: Arc<ToolRegistry>,
-    ctx: ToolCtx,
+    ctx: Ctx,
     policy: Policy,
     approver: Arc<dyn Approver>,
     journal: Option<Journal>,
@@ -189,7 +190,7 @@ pub struct Executor {
 impl Executor {
     pub fn new(
         registry: Arc<ToolRegistry>,
-        ctx: ToolCtx,
+        ctx: Ctx,
         policy: Policy,
         approver: Arc<dyn Approver>,
         journal: Option<Journal>,
@@ -201,7 +202,7 @@ impl Executor {
         &self.registry
     }
 
-    pub fn ctx(&self) -> &ToolCtx {
+    pub fn ctx(&self) -> &Ctx {
         &self.ctx
     }
 

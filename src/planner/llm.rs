@@ -31,7 +31,8 @@ use crate::llm::settings::Constrained;
 use crate::llm::{
     ChatRequest, LlmClient, LlmSettings, Message, ResponseSchema, ToolCall, ToolChoice, ToolSpec, Usage, budget,
 };
-use crate::tools::{Effect, ToolCtx, ToolRegistry};
+use crate::tools::{Effect, ToolRegistry};
+use crate::workflows::Ctx;
 
 pub use route::{Routed, agent_for, route_with_model};
 pub use schema::{JsonStep, Names, call_schema, compact_spec, from_model_args, strict_schema};
@@ -398,7 +399,7 @@ pub async fn plan_and_run_observed(
 
 /// The repo as the prompt describes it: environments, apps with their overlays, Argo CD
 /// Applications. No absolute paths (they would differ between machines and runs).
-async fn repo_context(ctx: &ToolCtx) -> Value {
+async fn repo_context(ctx: &Ctx) -> Value {
     let ctx2 = ctx.clone();
     let loaded = tokio::task::spawn_blocking(move || {
         ctx2.load_repo().map(|repo| {

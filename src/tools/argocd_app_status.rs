@@ -5,8 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
 use crate::cluster;
+use crate::workflows::Ctx;
 
 pub struct ArgocdAppStatus;
 
@@ -49,7 +50,7 @@ impl Tool for ArgocdAppStatus {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let (_, client) = ctx.env_client(&args.env).await?;
         let env = args.env.clone();
         let ns = args.namespace.clone().unwrap_or_else(|| "argocd".into());

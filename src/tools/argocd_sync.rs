@@ -5,7 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::drift;
 
 pub struct ArgocdSync;
@@ -51,7 +52,7 @@ impl Tool for ArgocdSync {
     fn effect(&self) -> Effect {
         Effect::WritesCluster
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let (_, client) = ctx.env_client(&args.env).await?;
         let ns = args.namespace.clone().unwrap_or_else(|| "argocd".into());
         let err = |e: crate::cluster::ClusterError| ToolError::new(e.to_string());

@@ -4,8 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, PerCluster, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
 use crate::cluster::prereq::{self, ClusterFacts};
+use crate::workflows::{Ctx, PerCluster};
 
 pub struct ClusterPrereqs;
 
@@ -40,7 +41,7 @@ impl Tool for ClusterPrereqs {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let clusters = ctx
             .across_clusters(&args.env, |client| async move { Ok(Facts { facts: prereq::facts(&client).await? }) })
             .await?;

@@ -5,8 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Effect, PerCluster, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
 use crate::cluster;
+use crate::workflows::{Ctx, PerCluster};
 
 pub struct ClusterQuery;
 
@@ -59,7 +60,7 @@ impl Tool for ClusterQuery {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let a = &args;
         let clusters = ctx
             .across_clusters(&args.env, |client| async move {

@@ -5,9 +5,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
 use crate::commit::draft::ValidationSummary;
 use crate::commit::{self, DraftOptions};
+use crate::workflows::{Ctx, blocking};
 
 pub struct Commit;
 
@@ -55,7 +56,7 @@ impl Tool for Commit {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Committed, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Committed, ToolError> {
         let validation = if args.message.is_some() && args.allow_invalid {
             None
         } else {

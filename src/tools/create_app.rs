@@ -1,6 +1,7 @@
 //! `create_app`: render a new app, pass every gate, write its files and commit them.
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::create::{self, CreatePlan, CreateRequest};
 
 pub struct CreateApp;
@@ -21,12 +22,12 @@ impl Tool for CreateApp {
     fn exit_code(&self, output: &CreatePlan) -> u8 {
         u8::from(!output.is_ok())
     }
-    async fn call(&self, ctx: &ToolCtx, args: CreateRequest) -> Result<CreatePlan, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: CreateRequest) -> Result<CreatePlan, ToolError> {
         let repo = ctx.repo().await?;
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters().ok();
         let mut plan = create::plan(&repo, &engine, clusters.as_deref(), ctx.redactor(), &args, ctx.jobs()).await?;
-        super::fingerprint::check(args.expect.as_deref(), &plan.fingerprint, "create plan")?;
+        crate::workflows::fingerprint::check(args.expect.as_deref(), &plan.fingerprint, "create plan")?;
         tokio::task::block_in_place(|| {
             create::apply(&repo, &engine, ctx.redactor(), &mut plan, !args.no_commit, args.reason.as_deref())
         })?;

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::migrate::changes::Check;
 use crate::workflows::migrate::feasibility::Feasibility;
 use crate::workflows::migrate::{self, Graph, MigrateRequest, MigrationPlan, RunOptions};
@@ -37,7 +38,7 @@ impl Tool for DependencyGraph {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: MigrateRequest) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: MigrateRequest) -> Result<Output, ToolError> {
         let opts = RunOptions { date: None, path: None, refiner: None };
         let m = migrate::run(ctx, &args, opts).await?;
         Ok(Output {

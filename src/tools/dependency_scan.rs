@@ -1,8 +1,9 @@
 //! `dependency_scan`: every reference to a dependency, per environment (the migration
 //! scanner). Read-only.
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
 use crate::workflows::migrate::{self, MigrateRequest, Scan};
+use crate::workflows::{Ctx, blocking};
 
 pub struct DependencyScan;
 
@@ -19,16 +20,16 @@ impl Tool for DependencyScan {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: MigrateRequest) -> Result<Scan, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: MigrateRequest) -> Result<Scan, ToolError> {
         args.check()?;
         let ctx = ctx.clone();
-        blocking(move || {
+        Ok(blocking(move || {
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
             let scan = migrate::scan::scan(&repo, &engine, &args, ctx.jobs())?;
             migrate::check_handoff("scanner", &scan)?;
             Ok(scan)
         })
-        .await
+        .await?)
     }
 }

@@ -4,7 +4,8 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::drift::{self, DriftReport, DriftRequest};
 
 pub struct Diff;
@@ -29,7 +30,7 @@ impl Tool for Diff {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<DriftReport, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<DriftReport, ToolError> {
         let (repo, _) = ctx.env_client(&args.env).await?;
         if !repo.apps.contains_key(&args.app) {
             return Err(ToolError::new(format!("unknown app {:?}", args.app)));

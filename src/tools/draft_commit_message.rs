@@ -5,8 +5,9 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
 use crate::commit::{self, DraftOptions, Drafted};
+use crate::workflows::{Ctx, blocking};
 
 pub struct DraftCommitMessage;
 
@@ -45,14 +46,14 @@ impl Args {
 }
 
 /// Drafts off the async runtime.
-pub async fn draft(ctx: &ToolCtx, opts: DraftOptions) -> Result<Drafted, ToolError> {
+pub async fn draft(ctx: &Ctx, opts: DraftOptions) -> Result<Drafted, ToolError> {
     let ctx = ctx.clone();
-    blocking(move || {
+    Ok(blocking(move || {
         let repo = ctx.load_repo()?;
         let engine = ctx.engine(&repo)?;
         Ok(commit::draft(ctx.repo_root(), &engine, ctx.redactor(), &opts, ctx.jobs())?)
     })
-    .await
+    .await?)
 }
 
 impl Tool for DraftCommitMessage {
@@ -68,7 +69,7 @@ impl Tool for DraftCommitMessage {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Drafted, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Drafted, ToolError> {
         draft(ctx, args.options()).await
     }
 }

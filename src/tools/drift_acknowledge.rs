@@ -5,7 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::drift::{self, DriftRequest};
 
 pub struct DriftAcknowledge;
@@ -39,7 +40,7 @@ impl Tool for DriftAcknowledge {
     fn effect(&self) -> Effect {
         Effect::WritesCluster
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let (repo, client) = ctx.env_client(&args.env).await?;
         let engine = ctx.engine(&repo)?;
         let req = DriftRequest {

@@ -4,7 +4,8 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::capture::{self, Captured};
 use crate::workflows::drift::{self, DriftRequest};
 
@@ -39,7 +40,7 @@ impl Tool for DriftCapture {
     fn exit_code(&self, output: &Captured) -> u8 {
         u8::from(!output.validation.is_empty())
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Captured, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Captured, ToolError> {
         let (repo, _) = ctx.env_client(&args.env).await?;
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters()?;

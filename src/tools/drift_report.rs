@@ -1,7 +1,8 @@
 //! `drift_report`: what each cluster runs against what git renders, for every Argo CD
 //! Application (or some apps/environments), attributed and with recommendations.
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::drift::{self, DriftReport, DriftRequest};
 
 pub struct DriftReportTool;
@@ -26,7 +27,7 @@ impl Tool for DriftReportTool {
             u8::from(output.has_drift())
         }
     }
-    async fn call(&self, ctx: &ToolCtx, args: DriftRequest) -> Result<DriftReport, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: DriftRequest) -> Result<DriftReport, ToolError> {
         let repo = ctx.repo().await?;
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters()?;

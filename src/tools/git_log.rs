@@ -4,8 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
+use crate::error::Error;
 use crate::workflows::rollback::{self, git};
+use crate::workflows::{Ctx, blocking};
 
 pub struct GitLog;
 
@@ -52,13 +54,13 @@ impl Tool for GitLog {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let c = ctx.clone();
-        blocking(move || {
+        Ok(blocking(move || {
             let repo = c.load_repo()?;
             let (overlay, _) = rollback::locate(&repo, &args.app, &args.env)?;
             let paths = rollback::app_paths(&repo, &overlay);
-            let since = args.since.as_deref().map(rollback::parse_duration).transpose().map_err(ToolError::new)?;
+            let since = args.since.as_deref().map(rollback::parse_duration).transpose().map_err(Error::workflow)?;
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             let q = git::LogQuery {
@@ -70,6 +72,6 @@ impl Tool for GitLog {
             let commits = git::log(&repo.root, &paths, &q)?;
             Ok(Output { overlay, files: paths.files.len(), commits })
         })
-        .await
+        .await?)
     }
 }

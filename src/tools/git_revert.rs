@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::rollback::{self, RevertOutcome, RollbackRequest};
 
 pub struct GitRevert;
@@ -28,7 +29,7 @@ impl Tool for GitRevert {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &ToolCtx, args: RollbackRequest) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: RollbackRequest) -> Result<Output, ToolError> {
         let (_, outcome) = rollback::apply(ctx, &args).await?;
         Ok(Output { outcome })
     }

@@ -1,8 +1,9 @@
 //! `harmonize_apply`: plan, prove, write and commit a harmonize request, all or nothing.
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
 use crate::workflows::harmonize::apply::{self, Fault};
 use crate::workflows::harmonize::{self, HarmonizePlan, HarmonizeRequest};
+use crate::workflows::{Ctx, blocking};
 
 pub struct HarmonizeApply;
 
@@ -19,17 +20,17 @@ impl Tool for HarmonizeApply {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &ToolCtx, req: HarmonizeRequest) -> Result<HarmonizePlan, ToolError> {
+    async fn call(&self, ctx: &Ctx, req: HarmonizeRequest) -> Result<HarmonizePlan, ToolError> {
         let ctx = ctx.clone();
-        blocking(move || {
+        Ok(blocking(move || {
             let commit = !req.no_commit;
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
             let mut plan = harmonize::plan(&repo, &engine, &req, ctx.jobs())?;
-            super::fingerprint::check(req.expect.as_deref(), &plan.fingerprint, "harmonize plan")?;
+            crate::workflows::fingerprint::check(req.expect.as_deref(), &plan.fingerprint, "harmonize plan")?;
             apply::apply(&repo, &engine, &mut plan, commit, Fault::from_env())?;
             Ok(plan)
         })
-        .await
+        .await?)
     }
 }

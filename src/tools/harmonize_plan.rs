@@ -1,8 +1,9 @@
 //! `harmonize_plan`: the population of a harmonize request, the edits at the sources, the
 //! diff and the coverage, proven in a scratch copy. Writes nothing.
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
 use crate::workflows::harmonize::{self, HarmonizePlan, HarmonizeRequest};
+use crate::workflows::{Ctx, blocking};
 
 pub struct HarmonizePlanTool;
 
@@ -22,13 +23,13 @@ impl Tool for HarmonizePlanTool {
     fn exit_code(&self, output: &HarmonizePlan) -> u8 {
         u8::from(!output.is_proven())
     }
-    async fn call(&self, ctx: &ToolCtx, args: HarmonizeRequest) -> Result<HarmonizePlan, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: HarmonizeRequest) -> Result<HarmonizePlan, ToolError> {
         let ctx = ctx.clone();
-        blocking(move || {
+        Ok(blocking(move || {
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
             Ok(harmonize::plan(&repo, &engine, &args, ctx.jobs())?)
         })
-        .await
+        .await?)
     }
 }

@@ -5,8 +5,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
+use crate::error::Error;
 use crate::kustomize::{BuildError, classify};
+use crate::workflows::{Ctx, blocking};
 
 pub struct KustomizeBuild;
 
@@ -39,16 +41,16 @@ impl Tool for KustomizeBuild {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let ctx = ctx.clone();
-        blocking(move || {
+        Ok(blocking(move || {
             let repo = ctx.load_repo()?;
             let dir = crate::repo::kustomization::join("", &args.overlay);
             if dir.starts_with("..") {
-                return Err(ToolError::new(format!("{} is outside the repo", args.overlay)));
+                return Err(Error::workflow(format!("{} is outside the repo", args.overlay)));
             }
             if !repo.kustomizations.contains_key(&dir) {
-                return Err(ToolError::new(format!(
+                return Err(Error::workflow(format!(
                     "{dir} has no kustomization.yaml; kustomizations: {}",
                     repo.leaves.iter().take(20).map(|l| l.dir.as_str()).collect::<Vec<_>>().join(", ")
                 )));
@@ -78,10 +80,10 @@ impl Tool for KustomizeBuild {
                 });
             }
             let objects = crate::repo::yaml::parse_values(&out.stdout)
-                .map_err(|e| ToolError::new(format!("kustomize output does not parse: {e}")))?;
+                .map_err(|e| Error::workflow(format!("kustomize output does not parse: {e}")))?;
             objects.iter().for_each(|o| ctx.redactor().learn_object(o));
             Ok(Output { overlay: dir, objects, errors: Vec::new(), cached: out.cached })
         })
-        .await
+        .await?)
     }
 }

@@ -4,8 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError, target_envs};
-use crate::cluster::metrics::{self, Endpoint, QueryResult, Range};
+use super::{Effect, Tool, ToolError};
+use crate::cluster::metrics::{self, QueryResult, Range};
+use crate::workflows::{Ctx, target_envs};
 
 pub struct MetricsQuery;
 
@@ -44,30 +45,13 @@ impl Tool for MetricsQuery {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let repo = ctx.repo().await?;
         let env = target_envs(&repo, std::slice::from_ref(&args.env))?.remove(0);
-        let endpoint = endpoint_for(ctx, &repo, &env).await?;
+        let endpoint = ctx.prometheus(&repo, &env).await?;
         let result = metrics::query(&endpoint, &args.query, args.time, args.range)
             .await
             .map_err(|e| ToolError::new(e.to_string()))?;
         Ok(Output { env, endpoint: format!("{endpoint:?}"), result })
     }
-}
-
-/// Where an environment's Prometheus answers: `environments.<env>.prometheus_url`, else
-/// the service proxy of the cluster's API server to the configured service.
-pub async fn endpoint_for(ctx: &ToolCtx, repo: &crate::repo::Repo, env: &str) -> Result<Endpoint, ToolError> {
-    if let Some(url) = repo.config.environments.get(env).and_then(|e| e.prometheus_url.clone()) {
-        return Ok(Endpoint::Url(url));
-    }
-    let client =
-        ctx.clusters()?.client(&repo.config.context_for(env)).await.map_err(|e| ToolError::new(e.to_string()))?;
-    let p = &repo.config.prometheus;
-    Ok(Endpoint::ServiceProxy {
-        client,
-        namespace: p.namespace.clone(),
-        service: p.service.clone(),
-        port: p.port.clone(),
-    })
 }

@@ -16,7 +16,6 @@ pub mod draft_commit_message;
 pub mod drift_acknowledge;
 pub mod drift_capture;
 pub mod drift_report;
-pub mod fingerprint;
 pub mod git_log;
 pub mod git_revert;
 pub mod harmonize_apply;
@@ -32,20 +31,15 @@ pub mod write_doc;
 pub mod write_files;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::cluster::ClusterSet;
 use crate::error::Error;
-use crate::k8s::redact::Redactor;
-use crate::kustomize::{Engine, Kustomize};
-use crate::repo::Repo;
+use crate::workflows::Ctx;
 
 /// What running a tool may change. Approval decisions come from this, never from a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, JsonSchema)]
@@ -76,191 +70,6 @@ impl From<Error> for ToolError {
     }
 }
 
-/// Everything a tool may use. Cheap to clone.
-#[derive(Clone)]
-pub struct ToolCtx {
-    inner: Arc<CtxInner>,
-}
-
-struct CtxInner {
-    repo_root: PathBuf,
-    kustomize: Option<PathBuf>,
-    cache_dir: Option<PathBuf>,
-    jobs: usize,
-    kubeconfig: Option<PathBuf>,
-    redactor: Arc<Redactor>,
-    engine: OnceLock<Result<Arc<Engine>, String>>,
-    clusters: OnceLock<Result<Arc<ClusterSet>, String>>,
-}
-
-/// Options for a [`ToolCtx`].
-#[derive(Debug, Clone, Default)]
-pub struct CtxOptions {
-    /// `--kustomize PATH`; falls back to the config's `kustomize` key, then the search order.
-    pub kustomize: Option<PathBuf>,
-    /// Build cache directory; None disables the cache.
-    pub cache_dir: Option<PathBuf>,
-    /// Parallel builds (0: the default).
-    pub jobs: usize,
-    /// `--kubeconfig`; else `$KUBECONFIG`, else `~/.kube/config`.
-    pub kubeconfig: Option<PathBuf>,
-}
-
-impl ToolCtx {
-    pub fn new(repo_root: &Path, opts: CtxOptions) -> ToolCtx {
-        ToolCtx {
-            inner: Arc::new(CtxInner {
-                repo_root: repo_root.to_path_buf(),
-                kustomize: opts.kustomize,
-                cache_dir: opts.cache_dir,
-                jobs: if opts.jobs == 0 { crate::kustomize::default_jobs() } else { opts.jobs },
-                kubeconfig: opts.kubeconfig,
-                redactor: Arc::new(Redactor::new()),
-                engine: OnceLock::new(),
-                clusters: OnceLock::new(),
-            }),
-        }
-    }
-
-    pub fn repo_root(&self) -> &Path {
-        &self.inner.repo_root
-    }
-
-    pub fn jobs(&self) -> usize {
-        self.inner.jobs
-    }
-
-    pub fn redactor(&self) -> &Redactor {
-        &self.inner.redactor
-    }
-
-    /// The shared redactor, for holders that outlive a borrow of the context.
-    pub fn redactor_arc(&self) -> Arc<Redactor> {
-        self.inner.redactor.clone()
-    }
-
-    /// Scans the repo as it is now, and teaches the redactor its secret values.
-    pub fn load_repo(&self) -> Result<Repo, Error> {
-        let repo = Repo::load(&self.inner.repo_root)?;
-        learn_repo_secrets(&repo, self.redactor());
-        Ok(repo)
-    }
-
-    /// The kustomize engine, located once per context.
-    pub fn engine(&self, repo: &Repo) -> Result<Arc<Engine>, Error> {
-        let r = self.inner.engine.get_or_init(|| {
-            let explicit = self.inner.kustomize.clone().or_else(|| {
-                repo.config.kustomize.as_ref().map(|p| if p.is_absolute() { p.clone() } else { repo.root.join(p) })
-            });
-            Kustomize::locate(explicit.as_deref())
-                .map(|k| Arc::new(Engine::new(k, self.inner.cache_dir.clone())))
-                .map_err(|e| e.to_string())
-        });
-        r.clone().map_err(|m| {
-            if m == Error::KustomizeNotFound.to_string() { Error::KustomizeNotFound } else { Error::Usage(m) }
-        })
-    }
-}
-
-impl ToolCtx {
-    /// The clusters of the kubeconfig, read once per context.
-    pub fn clusters(&self) -> Result<Arc<ClusterSet>, Error> {
-        self.inner
-            .clusters
-            .get_or_init(|| {
-                let mut set = ClusterSet::load(self.inner.kubeconfig.as_deref()).map_err(|e| e.to_string())?;
-                if let Ok(c) = crate::config::Config::load(&self.inner.repo_root) {
-                    set.response_limit = c.limits.response_bytes;
-                }
-                Ok(Arc::new(set))
-            })
-            .clone()
-            .map_err(Error::Usage)
-    }
-}
-
-/// One environment's answer from a cluster tool; `answer` is flattened into it.
-#[derive(Debug, Serialize)]
-pub struct PerCluster<T> {
-    pub env: String,
-    pub context: String,
-    #[serde(flatten)]
-    pub answer: Option<T>,
-    pub error: Option<String>,
-}
-
-impl ToolCtx {
-    /// Scans the repo off the async runtime.
-    pub async fn repo(&self) -> Result<Repo, ToolError> {
-        let c = self.clone();
-        blocking(move || Ok(c.load_repo()?)).await
-    }
-
-    /// Runs `f` against the cluster of each environment asked for (all when none),
-    /// concurrently; a failing cluster is an `error` entry, never a failure of the whole.
-    pub async fn across_clusters<T, F, Fut>(&self, asked: &[String], f: F) -> Result<Vec<PerCluster<T>>, ToolError>
-    where
-        F: Fn(kube::Client) -> Fut,
-        Fut: Future<Output = Result<T, crate::cluster::ClusterError>>,
-    {
-        let repo = self.repo().await?;
-        let envs = target_envs(&repo, asked)?;
-        let contexts: Vec<String> = envs.iter().map(|e| repo.config.context_for(e)).collect();
-        let results = self.clusters()?.run_all(&contexts, f).await;
-        Ok(envs
-            .into_iter()
-            .zip(results)
-            .map(|(env, (context, r))| match r {
-                Ok(answer) => PerCluster { env, context, answer: Some(answer), error: None },
-                Err(e) => PerCluster { env, context, answer: None, error: Some(e.to_string()) },
-            })
-            .collect())
-    }
-
-    /// The repo and the kube client of one environment's cluster.
-    pub async fn env_client(&self, env: &str) -> Result<(Repo, kube::Client), ToolError> {
-        let repo = self.repo().await?;
-        target_envs(&repo, &[env.to_string()])?;
-        let client =
-            self.clusters()?.client(&repo.config.context_for(env)).await.map_err(|e| ToolError::new(e.to_string()))?;
-        Ok((repo, client))
-    }
-}
-
-/// The environments a cluster tool addresses: the ones asked for (each must exist), or all.
-pub fn target_envs(repo: &Repo, asked: &[String]) -> Result<Vec<String>, ToolError> {
-    if asked.is_empty() {
-        return Ok(repo.environments.clone());
-    }
-    for e in asked {
-        if !repo.environments.contains(e) {
-            return Err(ToolError::new(format!(
-                "unknown environment {e:?}; environments: {}",
-                repo.environments.join(", ")
-            )));
-        }
-    }
-    Ok(asked.to_vec())
-}
-
-/// Teaches the redactor every secret value written in the repo: Secret objects and
-/// secretGenerator literals and files.
-pub fn learn_repo_secrets(repo: &Repo, redactor: &Redactor) {
-    for f in repo.files.values() {
-        if let Ok(docs) = &f.docs {
-            docs.iter().for_each(|d| redactor.learn_object(&d.value));
-        }
-    }
-    for k in repo.kustomizations.values() {
-        k.secret_literals.iter().for_each(|l| redactor.learn(l));
-        for f in &k.secret_files {
-            if let Ok(text) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) {
-                redactor.learn_text_lines(&text);
-            }
-        }
-    }
-}
-
 /// A typed tool.
 pub trait Tool: Send + Sync + 'static {
     /// Arguments; doc comments become the schema's descriptions. Use
@@ -274,7 +83,7 @@ pub trait Tool: Send + Sync + 'static {
     fn effect(&self) -> Effect {
         Effect::WritesCluster
     }
-    fn call(&self, ctx: &ToolCtx, args: Self::Args) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+    fn call(&self, ctx: &Ctx, args: Self::Args) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
     /// The exit code the command running this tool's workflow gives for `output`, by the one
     /// rule of every command (docs/exit-codes.md): 0 clean, 1 findings or refused (drift,
     /// validation errors, a blocked plan, a failed verification), 2 could not run (a cluster
@@ -292,7 +101,7 @@ trait ErasedTool: Send + Sync {
     fn effect(&self) -> Effect;
     fn parameters(&self) -> Value;
     /// The output, and its exit code ([`Tool::exit_code`]).
-    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<(Value, u8), ToolError>>;
+    fn call_json<'a>(&'a self, ctx: &'a Ctx, args: Value) -> BoxFuture<'a, Result<(Value, u8), ToolError>>;
 }
 
 impl<T: Tool> ErasedTool for T {
@@ -308,7 +117,7 @@ impl<T: Tool> ErasedTool for T {
     fn parameters(&self) -> Value {
         parameters_schema::<T::Args>()
     }
-    fn call_json<'a>(&'a self, ctx: &'a ToolCtx, args: Value) -> BoxFuture<'a, Result<(Value, u8), ToolError>> {
+    fn call_json<'a>(&'a self, ctx: &'a Ctx, args: Value) -> BoxFuture<'a, Result<(Value, u8), ToolError>> {
         Box::pin(async move {
             let args: T::Args =
                 serde_json::from_value(args).map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
@@ -450,12 +259,12 @@ impl ToolRegistry {
 
     /// Validates and runs one tool, JSON in and JSON out. The output is redacted. Approval
     /// is the caller's business (the executor); this only runs.
-    pub async fn call(&self, ctx: &ToolCtx, name: &str, args: Value) -> Result<Value, ToolError> {
+    pub async fn call(&self, ctx: &Ctx, name: &str, args: Value) -> Result<Value, ToolError> {
         self.call_coded(ctx, name, args).await.map(|(v, _)| v)
     }
 
     /// [`ToolRegistry::call`], with the exit code of the output ([`Tool::exit_code`]).
-    pub async fn call_coded(&self, ctx: &ToolCtx, name: &str, args: Value) -> Result<(Value, u8), ToolError> {
+    pub async fn call_coded(&self, ctx: &Ctx, name: &str, args: Value) -> Result<(Value, u8), ToolError> {
         self.validate_args(name, &args)?;
         let e = self.entry(name)?;
         let (mut out, code) = e.tool.call_json(ctx, args).await.map_err(|mut err| {
@@ -484,18 +293,11 @@ impl crate::agents::ToolCatalog for ToolRegistry {
     }
 }
 
-/// Runs blocking work (file reads, kustomize processes) off the async runtime.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
-) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ToolError { public: "the tool stopped unexpectedly".into(), internal: Some(e.to_string()) })?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workflows::CtxOptions;
+    use std::path::Path;
 
     /// A tool that forgets to declare its effect.
     struct Careless;
@@ -516,7 +318,7 @@ mod tests {
         fn description(&self) -> &'static str {
             "test tool"
         }
-        async fn call(&self, _ctx: &ToolCtx, args: CarelessArgs) -> Result<u32, ToolError> {
+        async fn call(&self, _ctx: &Ctx, args: CarelessArgs) -> Result<u32, ToolError> {
             Ok(args.count * 2)
         }
     }
@@ -533,7 +335,7 @@ mod tests {
     async fn arguments_are_checked_against_the_schema_before_the_call() {
         let mut r = ToolRegistry::empty();
         r.register(Careless);
-        let ctx = ToolCtx::new(Path::new("."), CtxOptions::default());
+        let ctx = Ctx::new(Path::new("."), CtxOptions::default());
         assert_eq!(r.call(&ctx, "careless", serde_json::json!({"count": 4})).await.ok(), Some(serde_json::json!(8)));
         let e = r.call(&ctx, "careless", serde_json::json!({"count": 4, "extra": 1})).await.unwrap_err();
         assert!(e.public.contains("extra"), "{}", e.public);

@@ -1,7 +1,8 @@
 //! `render_overlay`: the files a new app would get (base, overlays, Argo CD Applications),
 //! rendered from the templates in memory, with the gates run on a scratch copy. Writes nothing.
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::create::{self, CreatePlan, CreateRequest};
 
 pub struct RenderOverlay;
@@ -22,7 +23,7 @@ impl Tool for RenderOverlay {
     fn exit_code(&self, output: &CreatePlan) -> u8 {
         u8::from(!output.is_ok())
     }
-    async fn call(&self, ctx: &ToolCtx, args: CreateRequest) -> Result<CreatePlan, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: CreateRequest) -> Result<CreatePlan, ToolError> {
         let repo = ctx.repo().await?;
         let engine = ctx.engine(&repo)?;
         let clusters = ctx.clusters().ok();

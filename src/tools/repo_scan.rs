@@ -7,9 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
+use crate::error::Error;
 use crate::k8s::ObjectRef;
 use crate::repo::{Leaf, Repo};
+use crate::workflows::{Ctx, blocking};
 
 pub struct RepoScan;
 
@@ -85,13 +87,13 @@ impl Tool for RepoScan {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Output, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Output, ToolError> {
         let ctx = ctx.clone();
-        blocking(move || {
+        Ok(blocking(move || {
             let repo = ctx.load_repo()?;
             scan(&ctx, &repo, &args)
         })
-        .await
+        .await?)
     }
 }
 
@@ -121,11 +123,11 @@ impl Filter {
     }
 }
 
-fn scan(ctx: &ToolCtx, repo: &Repo, args: &Args) -> Result<Output, ToolError> {
+fn scan(ctx: &Ctx, repo: &Repo, args: &Args) -> Result<Output, Error> {
     let name = match &args.name {
         Some(n) => Some(
             regex::Regex::new(&format!("^{}$", regex::escape(n).replace(r"\*", ".*")))
-                .map_err(|e| ToolError::new(format!("bad name pattern: {e}")))?,
+                .map_err(|e| Error::workflow(format!("bad name pattern: {e}")))?,
         ),
         None => None,
     };

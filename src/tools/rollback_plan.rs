@@ -1,7 +1,8 @@
 //! `rollback_plan`: the evidence, culprit, target, risks and actions of rolling an app back
 //! in one environment. Reads only.
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::rollback::{self, RollbackPlan, RollbackRequest};
 
 pub struct RollbackPlanTool;
@@ -22,7 +23,7 @@ impl Tool for RollbackPlanTool {
     fn exit_code(&self, output: &RollbackPlan) -> u8 {
         u8::from(!output.is_ready())
     }
-    async fn call(&self, ctx: &ToolCtx, args: RollbackRequest) -> Result<RollbackPlan, ToolError> {
-        rollback::plan(ctx, &args).await
+    async fn call(&self, ctx: &Ctx, args: RollbackRequest) -> Result<RollbackPlan, ToolError> {
+        Ok(rollback::plan(ctx, &args).await?)
     }
 }

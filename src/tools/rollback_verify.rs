@@ -2,7 +2,8 @@
 //! the error rate to fall below the threshold, then records the results in the incident
 //! report as a follow-up commit (so it writes the repo).
 
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::rollback::{self, VerifyOutcome, VerifyRequest};
 
 pub struct RollbackVerify;
@@ -23,7 +24,7 @@ impl Tool for RollbackVerify {
     fn exit_code(&self, output: &VerifyOutcome) -> u8 {
         u8::from(output.verification.verdict != "recovered")
     }
-    async fn call(&self, ctx: &ToolCtx, args: VerifyRequest) -> Result<VerifyOutcome, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: VerifyRequest) -> Result<VerifyOutcome, ToolError> {
         // each check as it settles: for logs (stderr not a terminal) a line each; on a
         // terminal one transient line naming the check, cleared at the end, since the result
         // lists every check and a terminal shows stderr and stdout together
@@ -41,6 +42,6 @@ impl Tool for RollbackVerify {
         };
         let out = rollback::verify_and_record(ctx, &args, &progress).await;
         bar.finish_and_clear();
-        out
+        Ok(out?)
     }
 }

@@ -1,7 +1,8 @@
 //! `validate`: the whole validation of the repo (or of some apps/environments) as one tool.
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
 use crate::workflows::validate::{self, ValidateRequest, ValidationReport};
+use crate::workflows::{Ctx, blocking};
 
 pub struct Validate;
 
@@ -21,13 +22,13 @@ impl Tool for Validate {
     fn exit_code(&self, output: &ValidationReport) -> u8 {
         u8::from(output.has_errors())
     }
-    async fn call(&self, ctx: &ToolCtx, args: ValidateRequest) -> Result<ValidationReport, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: ValidateRequest) -> Result<ValidationReport, ToolError> {
         let ctx = ctx.clone();
-        blocking(move || {
+        Ok(blocking(move || {
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
             Ok(validate::run(&repo, &engine, ctx.redactor(), &args, ctx.jobs(), &|_, _| {})?)
         })
-        .await
+        .await?)
     }
 }

@@ -8,8 +8,10 @@ use std::path::{Component, Path};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, Tool, ToolCtx, ToolError, blocking};
+use super::{Effect, Tool, ToolError};
+use crate::error::Error;
 use crate::workflows::migrate::{self, MigrateRequest, RunOptions};
+use crate::workflows::{Ctx, blocking};
 
 pub struct WriteDoc;
 
@@ -95,7 +97,7 @@ impl Tool for WriteDoc {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Written, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Written, ToolError> {
         let mut record: Option<(String, serde_json::Value)> = None;
         let (path, content, summary) = match (&args.content, &args.migration) {
             (Some(c), None) => {
@@ -126,19 +128,19 @@ impl Tool for WriteDoc {
         };
         let root = ctx.repo_root().to_path_buf();
         let (overwrite, commit, message) = (args.overwrite, args.commit, args.message.clone());
-        blocking(move || {
+        Ok(blocking(move || {
             for (t, p) in std::iter::once((&target, &path)).chain(record.as_ref().map(|r| (&r.0, &r.1))) {
                 if t.exists() && !overwrite {
-                    return Err(ToolError::new(format!("{p} exists; pass overwrite to replace it")));
+                    return Err(Error::workflow(format!("{p} exists; pass overwrite to replace it")));
                 }
                 if let Some(dir) = t.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| ToolError::new(format!("{p}: {e}")))?;
+                    std::fs::create_dir_all(dir).map_err(|e| Error::workflow(format!("{p}: {e}")))?;
                 }
             }
-            std::fs::write(&target, &content).map_err(|e| ToolError::new(format!("{path}: {e}")))?;
+            std::fs::write(&target, &content).map_err(|e| Error::workflow(format!("{path}: {e}")))?;
             let mut paths = vec![path.clone()];
             if let Some((t, rel, text, _)) = &record {
-                std::fs::write(t, text).map_err(|e| ToolError::new(format!("{rel}: {e}")))?;
+                std::fs::write(t, text).map_err(|e| Error::workflow(format!("{rel}: {e}")))?;
                 paths.push(rel.clone());
             }
             let commit = if commit {
@@ -157,6 +159,6 @@ impl Tool for WriteDoc {
             };
             Ok(Written { path, bytes: content.len(), commit, summary, record: record.map(|r| r.1) })
         })
-        .await
+        .await?)
     }
 }

@@ -5,7 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::write_doc::safe_path;
-use super::{Effect, Tool, ToolCtx, ToolError};
+use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 
 pub struct WriteFiles;
 
@@ -44,7 +45,7 @@ impl Tool for WriteFiles {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &ToolCtx, args: Args) -> Result<Written, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Written, ToolError> {
         let mut targets = Vec::new();
         for f in &args.files {
             let path = safe_path(ctx.repo_root(), &f.path)?;

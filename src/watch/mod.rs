@@ -64,7 +64,11 @@ impl Alert {
 
     /// The fingerprint Alertmanager sent, else a hash of the labels.
     pub fn key(&self) -> String {
-        if self.fingerprint.is_empty() { crate::tools::fingerprint::of(&self.labels) } else { self.fingerprint.clone() }
+        if self.fingerprint.is_empty() {
+            crate::workflows::fingerprint::of(&self.labels)
+        } else {
+            self.fingerprint.clone()
+        }
     }
 
     /// When the alert started, in milliseconds since the epoch.
@@ -179,7 +183,7 @@ pub fn map_alert(repo: &Repo, cfg: &WatchConfig, labels: &BTreeMap<String, Strin
             }
         }
     };
-    let (overlay, argo) = rollback::locate(repo, &app, &env).map_err(|e| e.public)?;
+    let (overlay, argo) = rollback::locate(repo, &app, &env).map_err(|e| e.to_string())?;
     if let (Some(ns), Some(dest)) = (&namespace, &argo.destination_namespace)
         && ns != dest
     {

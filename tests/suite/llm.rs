@@ -11,7 +11,8 @@ use agentops::agents::{Agent, Agents};
 use agentops::exec::{Decision, Executor, Journal, Policy, ScriptedApprover};
 use agentops::llm::{CassetteLlm, LlmClient, LlmSettings, OpenAiClient, Usage};
 use agentops::planner::llm::{LlmRun, plan_and_run};
-use agentops::tools::{CtxOptions, Effect, Tool, ToolCtx, ToolError, ToolRegistry};
+use agentops::tools::{Effect, Tool, ToolError, ToolRegistry};
+use agentops::workflows::{Ctx, CtxOptions};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -137,7 +138,7 @@ struct Setup {
 
 fn setup(repo: &Path, registry: ToolRegistry, policy: Policy, answers: Vec<bool>) -> Setup {
     let journal = tempfile::tempdir().unwrap();
-    let ctx = ToolCtx::new(repo, CtxOptions::default()); // no build cache
+    let ctx = Ctx::new(repo, CtxOptions::default()); // no build cache
     let approver = Arc::new(ScriptedApprover::new(answers));
     let executor = Executor::new(
         Arc::new(registry),
@@ -600,7 +601,7 @@ impl Tool for WriteNote {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &ToolCtx, args: WriteNoteArgs) -> Result<Value, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: WriteNoteArgs) -> Result<Value, ToolError> {
         let p = ctx.repo_root().join(&args.path);
         std::fs::write(&p, &args.text).map_err(|e| ToolError::new(e.to_string()))?;
         Ok(json!({"written": args.path}))

@@ -11,7 +11,8 @@ use agentops::llm::settings::Constrained;
 use agentops::llm::{LlmSettings, budget};
 use agentops::planner::llm::{agent_for, prepare};
 use agentops::planner::rules::Workflow;
-use agentops::tools::{CtxOptions, ToolCtx, ToolRegistry};
+use agentops::tools::ToolRegistry;
+use agentops::workflows::{Ctx, CtxOptions};
 
 fn platform() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
@@ -20,7 +21,7 @@ fn platform() -> PathBuf {
 fn executor(repo: &Path) -> Executor {
     Executor::new(
         Arc::new(ToolRegistry::builtin()),
-        ToolCtx::new(repo, CtxOptions::default()),
+        Ctx::new(repo, CtxOptions::default()),
         Policy::default(),
         Arc::new(ScriptedApprover::new(vec![])),
         None::<Journal>,

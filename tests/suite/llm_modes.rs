@@ -10,7 +10,8 @@ use agentops::exec::{Executor, Journal, Policy, ScriptedApprover};
 use agentops::llm::settings::Constrained;
 use agentops::llm::{LlmSettings, OpenAiClient};
 use agentops::planner::llm::plan_and_run;
-use agentops::tools::{CtxOptions, ToolCtx, ToolRegistry};
+use agentops::tools::ToolRegistry;
+use agentops::workflows::{Ctx, CtxOptions};
 use serde_json::{Value, json};
 
 use super::common::*;
@@ -43,7 +44,7 @@ fn content(text: &str, finish: &str) -> (u16, Value) {
 fn executor(repo: &Path, journal: &Path) -> Executor {
     Executor::new(
         Arc::new(ToolRegistry::builtin()),
-        ToolCtx::new(repo, CtxOptions::default()),
+        Ctx::new(repo, CtxOptions::default()),
         Policy::default(),
         Arc::new(ScriptedApprover::new(vec![])),
         Some(Journal::at(journal)),

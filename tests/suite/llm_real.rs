@@ -19,7 +19,8 @@ use agentops::exec::{Decision, Executor, Journal, Policy, ScriptedApprover};
 use agentops::llm::settings::Constrained;
 use agentops::llm::{ChatRequest, LlmClient, LlmError, LlmSettings, Message, OpenAiClient};
 use agentops::planner::llm::{LlmRun, plan_and_run};
-use agentops::tools::{CtxOptions, ToolCtx, ToolRegistry};
+use agentops::tools::ToolRegistry;
+use agentops::workflows::{Ctx, CtxOptions};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -160,7 +161,7 @@ fn executor(repo: &Path, answers: Vec<bool>) -> (Executor, Arc<ScriptedApprover>
     let approver = Arc::new(ScriptedApprover::new(answers));
     let exec = Executor::new(
         Arc::new(ToolRegistry::builtin()),
-        ToolCtx::new(repo, CtxOptions::default()),
+        Ctx::new(repo, CtxOptions::default()),
         Policy::default(),
         approver.clone(),
         Some(Journal::for_repo(repo)),

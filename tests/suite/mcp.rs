@@ -14,7 +14,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use super::common::*;
 use agentops::exec::Journal;
 use agentops::mcp::McpServer;
-use agentops::tools::{CtxOptions, Effect, Tool, ToolCtx, ToolError, ToolRegistry};
+use agentops::tools::{Effect, Tool, ToolError, ToolRegistry};
+use agentops::workflows::{Ctx, CtxOptions};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -226,7 +227,7 @@ impl Tool for WriteNote {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &ToolCtx, args: NoteArgs) -> Result<Value, ToolError> {
+    async fn call(&self, ctx: &Ctx, args: NoteArgs) -> Result<Value, ToolError> {
         std::fs::write(ctx.repo_root().join("note.txt"), &args.text).map_err(|e| ToolError::new(e.to_string()))?;
         Ok(json!({"written": "note.txt"}))
     }
@@ -254,7 +255,7 @@ impl Tool for Echo {
     fn effect(&self) -> Effect {
         Effect::ReadOnly
     }
-    async fn call(&self, _ctx: &ToolCtx, args: EchoArgs) -> Result<Value, ToolError> {
+    async fn call(&self, _ctx: &Ctx, args: EchoArgs) -> Result<Value, ToolError> {
         if args.say == "fail" {
             return Err(ToolError { public: "echo failed".into(), internal: Some("operator-only detail".into()) });
         }
@@ -266,7 +267,7 @@ fn server(repo: &Path, allow_writes: bool) -> McpServer {
     let mut r = ToolRegistry::empty();
     r.register(WriteNote);
     r.register(Echo);
-    McpServer::new(Arc::new(r), ToolCtx::new(repo, CtxOptions::default()), allow_writes)
+    McpServer::new(Arc::new(r), Ctx::new(repo, CtxOptions::default()), allow_writes)
 }
 
 fn args(v: Value) -> Option<serde_json::Map<String, Value>> {

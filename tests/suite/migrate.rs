@@ -6,13 +6,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use agentops::llm::OpenAiClient;
-use agentops::tools::{CtxOptions, ToolCtx, ToolRegistry};
+use agentops::tools::ToolRegistry;
 use agentops::workflows::migrate::changes::{self, Edit, EditOp, ProposedChange, apply_to_text};
 use agentops::workflows::migrate::feasibility::Verdict;
 use agentops::workflows::migrate::graph::{Access, Criticality, Usage};
 use agentops::workflows::migrate::llm::Refiner;
 use agentops::workflows::migrate::plan::PhaseKind;
 use agentops::workflows::migrate::{self, MigrateRequest, Migration, RunOptions};
+use agentops::workflows::{Ctx, CtxOptions};
 use serde_json::json;
 
 use super::common::*;
@@ -22,8 +23,8 @@ fn cache_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("migrate-cache")
 }
 
-fn ctx(root: &Path) -> ToolCtx {
-    ToolCtx::new(root, CtxOptions { cache_dir: Some(cache_dir()), ..CtxOptions::default() })
+fn ctx(root: &Path) -> Ctx {
+    Ctx::new(root, CtxOptions { cache_dir: Some(cache_dir()), ..CtxOptions::default() })
 }
 
 fn request() -> MigrateRequest {
@@ -421,7 +422,7 @@ async fn the_example_fleet_document_with_its_clusters() {
     let fleet = agentops::mock::MockFleet::start(&dirs, &agentops::mock::MockOptions::default()).await.unwrap();
     let kc = tempfile::NamedTempFile::new().unwrap();
     fleet.write_kubeconfig(kc.path()).unwrap();
-    let ctx = ToolCtx::new(
+    let ctx = Ctx::new(
         &example,
         CtxOptions { cache_dir: Some(cache_dir()), kubeconfig: Some(kc.path().to_path_buf()), ..CtxOptions::default() },
     );
@@ -534,7 +535,7 @@ async fn write_doc_stays_inside_the_repo_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     git_init_empty(dir.path());
     let registry = ToolRegistry::builtin();
-    let c = ToolCtx::new(dir.path(), CtxOptions::default());
+    let c = Ctx::new(dir.path(), CtxOptions::default());
     for bad in ["../x.md", "/etc/x.md", "docs/../../x.md", ""] {
         let e = registry.call(&c, "write_doc", json!({"path": bad, "content": "x"})).await.unwrap_err();
         assert!(e.public.contains("inside the repository"), "{bad}: {}", e.public);

@@ -16,7 +16,8 @@ use agentops::exec::{Decision, Executor, Journal, Policy, ScriptedApprover};
 use agentops::exec::{Plan, Step};
 use agentops::planner::rules::{Interpretation, Issue, RepoFacts, RulesPlanner};
 use agentops::repo::Repo;
-use agentops::tools::{CtxOptions, Effect, Tool, ToolCtx, ToolError, ToolRegistry};
+use agentops::tools::{Effect, Tool, ToolError, ToolRegistry};
+use agentops::workflows::{Ctx, CtxOptions};
 
 fn platform() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
@@ -292,7 +293,7 @@ impl Tool for Probe {
     fn effect(&self) -> Effect {
         self.effect
     }
-    async fn call(&self, _ctx: &ToolCtx, args: ProbeArgs) -> Result<Value, ToolError> {
+    async fn call(&self, _ctx: &Ctx, args: ProbeArgs) -> Result<Value, ToolError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         Ok(json!({"echo": args.note}))
     }
@@ -312,7 +313,7 @@ impl Tool for Undeclared {
     fn description(&self) -> &'static str {
         "test probe without an effect"
     }
-    async fn call(&self, _ctx: &ToolCtx, _args: ProbeArgs) -> Result<Value, ToolError> {
+    async fn call(&self, _ctx: &Ctx, _args: ProbeArgs) -> Result<Value, ToolError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         Ok(json!({}))
     }
@@ -367,7 +368,7 @@ async fn approval_matrix_effect_by_mode_by_answer() {
                 let (registry, counters) = probes();
                 let registry = Arc::new(registry);
                 let approver = Arc::new(ScriptedApprover::new([answer]));
-                let ctx = ToolCtx::new(dir.path(), CtxOptions::default());
+                let ctx = Ctx::new(dir.path(), CtxOptions::default());
                 let ex = Executor::new(registry.clone(), ctx, mode.policy(), approver.clone(), None);
                 let results = ex.run(&plan_of(&registry, &[tool])).await;
                 let ran = counters.iter().find(|(n, _)| *n == tool).unwrap().1.load(Ordering::SeqCst) > 0;
@@ -405,7 +406,7 @@ async fn a_plan_stops_after_a_denial_but_not_after_a_dry_run_skip() {
     let plan = plan_of(&registry, &["repo_writer", "reader", "cluster_writer"]);
 
     let approver = Arc::new(ScriptedApprover::new([false, true]));
-    let ctx = ToolCtx::new(dir.path(), CtxOptions::default());
+    let ctx = Ctx::new(dir.path(), CtxOptions::default());
     let ex = Executor::new(registry.clone(), ctx.clone(), Policy::default(), approver.clone(), None);
     let results = ex.run(&plan).await;
     let decisions: Vec<&Decision> = results.iter().map(|r| &r.decision).collect();
@@ -429,7 +430,7 @@ async fn a_plan_cannot_lower_a_tools_effect() {
     let mut plan = plan_of(&registry, &["cluster_writer"]);
     plan.steps[0].effect = Effect::ReadOnly; // a forged plan
     let approver = Arc::new(ScriptedApprover::new([false]));
-    let ctx = ToolCtx::new(dir.path(), CtxOptions::default());
+    let ctx = Ctx::new(dir.path(), CtxOptions::default());
     let ex = Executor::new(registry, ctx, Policy::default(), approver.clone(), None);
     let results = ex.run(&plan).await;
     assert_eq!(results[0].decision, Decision::Denied);
@@ -447,7 +448,7 @@ const REQUEST_SECRET: &str = "tok-5f2e9b1c8a";
 #[tokio::test]
 async fn planted_secrets_never_reach_the_journal() {
     let repo = copy_fixture("clean");
-    let ctx = ToolCtx::new(repo.path(), CtxOptions::default());
+    let ctx = Ctx::new(repo.path(), CtxOptions::default());
     ctx.load_repo().unwrap(); // learns the Secret's value
     ctx.redactor().learn(REQUEST_SECRET);
     let (registry, _) = probes();

@@ -632,7 +632,7 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
         expose,
         with,
         envs: env_plans,
-        fingerprint: crate::tools::fingerprint::of(&files),
+        fingerprint: crate::workflows::fingerprint::of(&files),
         files,
         gates: Vec::new(),
         warnings: notes,

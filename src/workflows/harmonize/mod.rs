@@ -760,7 +760,7 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
         diff: String::new(),
         files: texts.keys().cloned().collect(),
         commit: None,
-        fingerprint: crate::tools::fingerprint::of(&(&texts, &created, &deleted)),
+        fingerprint: crate::workflows::fingerprint::of(&(&texts, &created, &deleted)),
         texts,
         created,
         deleted,

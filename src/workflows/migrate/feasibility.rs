@@ -184,7 +184,7 @@ pub fn cloud_of_cluster(nodes: &[Value], classes: &[Value]) -> Option<(String, S
 
 /// Asks each environment's cluster for its nodes and StorageClasses. A cluster that does not
 /// answer (or serves neither) leaves the environment unknown.
-pub async fn ask_clusters(ctx: &crate::tools::ToolCtx, envs: &[String]) -> BTreeMap<String, (String, String)> {
+pub async fn ask_clusters(ctx: &crate::workflows::Ctx, envs: &[String]) -> BTreeMap<String, (String, String)> {
     use k8s_openapi::api::core::v1::Node;
     use k8s_openapi::api::storage::v1::StorageClass;
     use kube::Api;

@@ -475,7 +475,7 @@ pub fn apply_cluster_answers(graph: &mut Graph, scan: &Scan, answers: &[ClusterA
 
 /// Asks each environment's cluster which Deployments, StatefulSets and DaemonSets have
 /// ready replicas. A cluster that cannot be reached is "unknown", never a failure.
-pub async fn ask_clusters(ctx: &crate::tools::ToolCtx, envs: &[String]) -> Vec<ClusterAnswer> {
+pub async fn ask_clusters(ctx: &crate::workflows::Ctx, envs: &[String]) -> Vec<ClusterAnswer> {
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
     use kube::Api;
     use kube::api::ListParams;
@@ -516,7 +516,7 @@ pub async fn ask_clusters(ctx: &crate::tools::ToolCtx, envs: &[String]) -> Vec<C
 
     match ctx.across_clusters(envs, ready).await {
         Ok(per) => per.into_iter().map(|p| (p.env, p.answer, p.error)).collect(),
-        Err(e) => envs.iter().map(|env| (env.clone(), None, Some(e.public.clone()))).collect(),
+        Err(e) => envs.iter().map(|env| (env.clone(), None, Some(e.to_string()))).collect(),
     }
 }
 

@@ -144,17 +144,16 @@ pub struct RunOptions<'a> {
 
 /// Runs the four stages: scan (blocking, off the runtime), graph (with the clusters unless
 /// `offline`), plan, document. Each hand-off is checked against its schema.
-pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOptions<'_>) -> Result<Migration> {
+pub async fn run(ctx: &crate::workflows::Ctx, req: &MigrateRequest, opts: RunOptions<'_>) -> Result<Migration> {
     req.check()?;
     let (c, r) = (ctx.clone(), req.clone());
-    let (scan, repo_apps, config) = crate::tools::blocking(move || {
+    let (scan, repo_apps, config) = crate::workflows::blocking(move || {
         let repo = c.load_repo()?;
         let engine = c.engine(&repo)?;
         let scan = scan::scan(&repo, &engine, &r, c.jobs())?;
         Ok((scan, repo.apps.keys().cloned().collect::<Vec<_>>(), repo.config.clone()))
     })
-    .await
-    .map_err(|e| Error::Usage(e.public))?;
+    .await?;
     let estimates = config.migrate.clone();
     check_handoff("scanner", &scan)?;
 
@@ -187,13 +186,12 @@ pub async fn run(ctx: &crate::tools::ToolCtx, req: &MigrateRequest, opts: RunOpt
     }
     let (c, s2, g2, p2, d2, path) = (ctx.clone(), scan.clone(), graph.clone(), plan.clone(), date, opts.path.clone());
     let f2 = feasibility.clone();
-    let document = crate::tools::blocking(move || {
+    let document = crate::workflows::blocking(move || {
         let repo = c.load_repo()?;
         let engine = c.engine(&repo)?;
-        Ok(doc::write(Some(&repo), Some(&engine), &s2, &g2, &p2, &f2, &d2, path.as_deref(), summary.as_deref())?)
+        doc::write(Some(&repo), Some(&engine), &s2, &g2, &p2, &f2, &d2, path.as_deref(), summary.as_deref())
     })
-    .await
-    .map_err(|e| Error::Usage(e.public))?;
+    .await?;
     let mut document = document;
     document.markdown = ctx.redactor().scrub(&document.markdown);
     ctx.redactor().redact_value(&mut document.record);

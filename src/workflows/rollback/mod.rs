@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cluster::metrics::{self, Endpoint, Range};
+use crate::error::Error;
 use crate::repo::Repo;
-use crate::tools::{ToolCtx, ToolError, blocking};
+use crate::workflows::{Ctx, blocking};
 use git::{AppPaths, CommitInfo, LogQuery, Remote};
 use risks::Risk;
 
@@ -222,27 +223,27 @@ fn short(sha: &str) -> String {
 }
 
 /// The app's overlay directory and its Argo CD Application in the repo.
-pub fn locate(repo: &Repo, app: &str, env: &str) -> Result<(String, crate::repo::argocd::ArgoApp), ToolError> {
+pub fn locate(repo: &Repo, app: &str, env: &str) -> Result<(String, crate::repo::argocd::ArgoApp), Error> {
     if !repo.environments.iter().any(|e| e == env) {
-        return Err(ToolError::new(format!(
+        return Err(Error::workflow(format!(
             "unknown environment {env:?}; environments: {}",
             repo.environments.join(", ")
         )));
     }
     let a = repo.apps.get(app).ok_or_else(|| {
-        ToolError::new(format!(
+        Error::workflow(format!(
             "unknown app {app:?}; apps: {}",
             repo.apps.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
     let overlay =
-        a.overlays.get(env).cloned().ok_or_else(|| ToolError::new(format!("{app} has no overlay for {env}")))?;
+        a.overlays.get(env).cloned().ok_or_else(|| Error::workflow(format!("{app} has no overlay for {env}")))?;
     let argo = repo
         .argocd_apps
         .iter()
         .find(|x| x.sources.iter().any(|s| s.path.as_deref().map(|p| p.trim_matches('/')) == Some(overlay.as_str())))
         .cloned()
-        .ok_or_else(|| ToolError::new(format!("no Argo CD Application in the repo deploys {overlay}")))?;
+        .ok_or_else(|| Error::workflow(format!("no Argo CD Application in the repo deploys {overlay}")))?;
     Ok((overlay, argo))
 }
 
@@ -323,14 +324,14 @@ fn file_diff(old: Option<&str>, new: Option<&str>, file: &str) -> String {
 }
 
 /// Reads the Application from the environment's cluster.
-pub async fn read_application(client: &kube::Client, namespace: &str, name: &str) -> Result<Value, ToolError> {
+pub async fn read_application(client: &kube::Client, namespace: &str, name: &str) -> Result<Value, Error> {
     let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1"))
         .await
-        .map_err(|e| ToolError::new(format!("{e} (is Argo CD installed in this cluster?)")))?;
+        .map_err(|e| Error::workflow(format!("{e} (is Argo CD installed in this cluster?)")))?;
     let objs = crate::cluster::query(client, &ar, &caps, Some(namespace), Some(name), None)
         .await
-        .map_err(|e| ToolError::new(format!("Application {namespace}/{name}: {e}")))?;
-    objs.into_iter().next().ok_or_else(|| ToolError::new(format!("Application {namespace}/{name} not found")))
+        .map_err(|e| Error::workflow(format!("Application {namespace}/{name}: {e}")))?;
+    objs.into_iter().next().ok_or_else(|| Error::workflow(format!("Application {namespace}/{name} not found")))
 }
 
 fn state_of(app: &Value, name: &str, namespace: &str, dest_ns: &str) -> AppState {
@@ -402,10 +403,10 @@ pub async fn rate_now(endpoint: &Endpoint, query: &str) -> Result<Option<f64>, S
 }
 
 /// Everything up to the plan: evidence, culprit, target, risks, actions.
-pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, ToolError> {
+pub async fn plan(ctx: &Ctx, req: &RollbackRequest) -> Result<RollbackPlan, Error> {
     let repo = ctx.repo().await?;
     let (overlay, argo) = locate(&repo, &req.app, &req.env)?;
-    let since = req.since.as_deref().map(parse_duration).transpose().map_err(ToolError::new)?;
+    let since = req.since.as_deref().map(parse_duration).transpose().map_err(Error::workflow)?;
     let threshold = req.threshold.unwrap_or(repo.config.rollback.error_threshold);
     let app_ns = argo.namespace.clone().unwrap_or_else(|| "argocd".into());
     let (_, client) = ctx.env_client(&req.env).await?;
@@ -418,8 +419,8 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
     let query = error_query(&repo.config.prometheus.error_rate, &req.app, &state.app_namespace, &req.env);
     let mut metrics_info =
         MetricsInfo { query: query.clone(), endpoint: String::new(), threshold, current: None, error: None };
-    match crate::tools::metrics_query::endpoint_for(ctx, &repo, &req.env).await {
-        Err(e) => metrics_info.error = Some(e.public),
+    match ctx.prometheus(&repo, &req.env).await {
+        Err(e) => metrics_info.error = Some(e.to_string()),
         Ok(endpoint) => {
             metrics_info.endpoint = format!("{endpoint:?}");
             match rate_now(&endpoint, &query).await {
@@ -484,12 +485,12 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
     if let Some(to) = &req.to {
         let root = repo.root.clone();
         let to = to.clone();
-        match blocking(move || git::resolve(&root, &to).map_err(ToolError::from)).await {
+        match blocking(move || git::resolve(&root, &to)).await {
             Ok(sha) => {
                 target_deploy = deploys.iter().rev().find(|d| d.revision == sha).cloned();
                 target_rev = Some(sha);
             }
-            Err(e) => blocked = Some(e.public),
+            Err(e) => blocked = Some(e.to_string()),
         }
     } else if current.is_none() {
         blocked = Some(format!("{} has no deploy history: nothing to roll back to; give --to", state.application));
@@ -683,7 +684,7 @@ pub async fn plan(ctx: &ToolCtx, req: &RollbackRequest) -> Result<RollbackPlan, 
         ));
     }
     let downtime = "none expected: the sync is a rolling update; recovery usually takes as long as one rollout (about 1-2 minutes)".to_string();
-    let fingerprint = crate::tools::fingerprint::of(&(
+    let fingerprint = crate::workflows::fingerprint::of(&(
         &overlay,
         &state.revision,
         current.as_ref().map(|d| &d.revision),
@@ -736,33 +737,33 @@ pub struct RevertOutcome {
 /// Plans, then reverts the culprit commits restricted to the app's paths as one commit with
 /// the incident report, and pushes when a remote is configured. A conflict (or anything else
 /// that stops it) leaves the repo as it was.
-pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan, RevertOutcome), ToolError> {
+pub async fn apply(ctx: &Ctx, req: &RollbackRequest) -> Result<(RollbackPlan, RevertOutcome), Error> {
     let plan = plan(ctx, req).await?;
-    crate::tools::fingerprint::check(req.expect.as_deref(), &plan.fingerprint, "rollback plan")?;
+    crate::workflows::fingerprint::check(req.expect.as_deref(), &plan.fingerprint, "rollback plan")?;
     if let Some(b) = &plan.blocked {
-        return Err(ToolError::new(format!("rollback blocked: {b}")));
+        return Err(Error::workflow(format!("rollback blocked: {b}")));
     }
     let repo = ctx.repo().await?;
     let paths = app_paths(&repo, &plan.overlay);
     let root = repo.root.clone();
     let (Some(target), Some(current)) = (plan.target.clone(), plan.current.clone()) else {
-        return Err(ToolError::new("rollback blocked: no target"));
+        return Err(Error::workflow("rollback blocked: no target"));
     };
     let bad = if plan.state.revision.is_empty() { current.revision.clone() } else { plan.state.revision.clone() };
     let redactor = ctx.redactor_arc();
     let p = plan.clone();
     let outcome = blocking(move || {
         let prepared = git::prepare_revert(&root, &bad, &target.revision, &paths)
-            .map_err(|e| ToolError::new(format!("rollback stopped: {e}")))?;
+            .map_err(|e| Error::workflow(format!("rollback stopped: {e}")))?;
         let at = crate::time::now_seconds();
         let report_rel = report::report_path(&root, &p.request.app, &at);
         let mut data = report::data(&p, &at, None);
         redactor.redact_value(&mut data);
-        let text = redactor.scrub(&report::render_data(&root, &data).map_err(ToolError::new)?);
+        let text = redactor.scrub(&report::render_data(&root, &data).map_err(Error::workflow)?);
         // the record beside the report: the follow-up renders it again with the recovery
         let record_rel = report::record_path(&report_rel);
         let record = serde_json::to_string_pretty(&report::record(&report_rel, &data, &text))
-            .map_err(|e| ToolError::new(e.to_string()))?;
+            .map_err(|e| Error::workflow(e.to_string()))?;
         let mut files = prepared.changes.clone();
         files.insert(report_rel.clone(), Some(text.into_bytes()));
         files.insert(record_rel.clone(), Some(format!("{record}\n").into_bytes()));
@@ -777,7 +778,7 @@ pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan
             Ok(c) => c,
             Err(e) => {
                 let _ = git::write_files(&root, &before);
-                return Err(ToolError::new(format!(
+                return Err(Error::workflow(format!(
                     "rollback stopped: the commit failed ({e}); the files were restored"
                 )));
             }
@@ -785,7 +786,7 @@ pub async fn apply(ctx: &ToolCtx, req: &RollbackRequest) -> Result<(RollbackPlan
         let pushed = match &p.remote {
             Some(r) => {
                 git::push(&root, r).map_err(|e| {
-                    ToolError::new(format!(
+                    Error::workflow(format!(
                         "the revert is committed as {} but the push failed: {e}. Push it yourself, then sync {}",
                         short(&commit),
                         p.state.application
@@ -928,10 +929,10 @@ pub struct VerifyOutcome {
 /// Verifies the recovery (sync, rollout, health, error rate), reporting each check as it
 /// finishes, then records the results in the incident report as a follow-up commit.
 pub async fn verify_and_record(
-    ctx: &ToolCtx,
+    ctx: &Ctx,
     req: &VerifyRequest,
     on_check: &(dyn Fn(&verify::Check) + Send + Sync),
-) -> Result<VerifyOutcome, ToolError> {
+) -> Result<VerifyOutcome, Error> {
     let repo = ctx.repo().await?;
     let (overlay, argo) = locate(&repo, &req.app, &req.env)?;
     let threshold = req.threshold.unwrap_or(repo.config.rollback.error_threshold);
@@ -948,11 +949,11 @@ pub async fn verify_and_record(
         .to_string();
     let root = repo.root.clone();
     let rev = req.revision.clone().unwrap_or_else(|| "HEAD".into());
-    let expected = blocking(move || git::resolve(&root, &rev).map_err(ToolError::from)).await?;
+    let expected = blocking(move || git::resolve(&root, &rev)).await?;
     let query = error_query(&repo.config.prometheus.error_rate, &req.app, &dest_ns, &req.env);
-    let metrics = crate::tools::metrics_query::endpoint_for(ctx, &repo, &req.env).await.map_err(|e| e.public);
+    let metrics = ctx.prometheus(&repo, &req.env).await.map_err(|e| e.to_string());
     let (root, sha, dir) = (repo.root.clone(), expected.clone(), overlay.clone());
-    let kustomize = ctx.engine(&repo).map_err(|e| ToolError::new(e.to_string()))?.kustomize.clone();
+    let kustomize = ctx.engine(&repo).map_err(|e| Error::workflow(e.to_string()))?.kustomize.clone();
     let target = blocking(move || Ok(render_at(&root, &sha, &dir, &kustomize))).await?;
     let input = verify::VerifyInput {
         client: &client,
@@ -1012,14 +1013,14 @@ pub async fn verify_and_record(
         Some(rel) => {
             blocking(move || {
                 let abs = root.join(&rel);
-                let old =
-                    std::fs::read_to_string(&abs).map_err(|e| ToolError::new(format!("incident report {rel}: {e}")))?;
+                let old = std::fs::read_to_string(&abs)
+                    .map_err(|e| Error::workflow(format!("incident report {rel}: {e}")))?;
                 // rendered again from its record with the recovery; a report edited by hand
                 // (or without a record) gets only its verification section replaced
                 let mut paths = vec![rel.clone()];
                 let mut old_record = None;
                 let fresh = record.as_ref().filter(|r| {
-                    r.get("markdown").and_then(Value::as_str) == Some(&crate::tools::fingerprint::of(&old))
+                    r.get("markdown").and_then(Value::as_str) == Some(&crate::workflows::fingerprint::of(&old))
                 });
                 let new = match (fresh, &record_rel) {
                     (Some(r), Some(rrel)) => {
@@ -1035,18 +1036,18 @@ pub async fn verify_and_record(
                             },
                         );
                         redactor.redact_value(&mut data);
-                        let text = redactor.scrub(&report::render_data(&root, &data).map_err(ToolError::new)?);
+                        let text = redactor.scrub(&report::render_data(&root, &data).map_err(Error::workflow)?);
                         let rec = serde_json::to_string_pretty(&report::record(&rel, &data, &text))
-                            .map_err(|e| ToolError::new(e.to_string()))?;
+                            .map_err(|e| Error::workflow(e.to_string()))?;
                         old_record = std::fs::read_to_string(root.join(rrel)).ok();
                         std::fs::write(root.join(rrel), format!("{rec}\n"))
-                            .map_err(|e| ToolError::new(format!("incident record {rrel}: {e}")))?;
+                            .map_err(|e| Error::workflow(format!("incident record {rrel}: {e}")))?;
                         paths.push(rrel.clone());
                         text
                     }
-                    _ => redactor.scrub(&report::with_verification(&root, &old, &v).map_err(ToolError::new)?),
+                    _ => redactor.scrub(&report::with_verification(&root, &old, &v).map_err(Error::workflow)?),
                 };
-                std::fs::write(&abs, &new).map_err(|e| ToolError::new(format!("incident report {rel}: {e}")))?;
+                std::fs::write(&abs, &new).map_err(|e| Error::workflow(format!("incident report {rel}: {e}")))?;
                 let short: String = revert_sha.chars().take(7).collect();
                 let msg = match v.verdict.as_str() {
                     "recovered" => format!("docs(incidents): {app} recovered in {env} after the revert {short}\n"),
@@ -1061,7 +1062,7 @@ pub async fn verify_and_record(
                         if let (Some(o), Some(rrel)) = (&old_record, &record_rel) {
                             let _ = std::fs::write(root.join(rrel), o);
                         }
-                        return Err(ToolError::new(format!("recording the verification in {rel} failed: {e}")));
+                        return Err(Error::workflow(format!("recording the verification in {rel} failed: {e}")));
                     }
                 };
                 let pushed = match git::remote(&root)? {

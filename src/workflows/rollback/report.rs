@@ -389,7 +389,7 @@ pub fn record(report_rel: &str, data: &Value, markdown: &str) -> Value {
     json!({
         crate::commit::draft::RECORD_KEY: {"workflow": "rollback", "document": report_rel},
         "data": data,
-        "markdown": crate::tools::fingerprint::of(&markdown),
+        "markdown": crate::workflows::fingerprint::of(&markdown),
     })
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{pct, rate_now, read_application};
 use crate::cluster::metrics::Endpoint;
-use crate::tools::ToolError;
+use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -131,7 +131,7 @@ pub async fn verify(input: VerifyInput<'_>, on_check: &(dyn Fn(&Check) + Send + 
                 }
             }
             Err(e) if left().is_zero() => {
-                push(check("sync", CheckStatus::Failed, e.public), &mut checks);
+                push(check("sync", CheckStatus::Failed, e.to_string()), &mut checks);
                 return fail(checks, retry_advice("the Application could not be read"));
             }
             Err(_) => {}
@@ -340,9 +340,9 @@ fn unknown(checks: Vec<Check>, query: &str) -> Verification {
 }
 
 /// Waits for the verification, as a tool error when it cannot start.
-pub fn timeout_of(seconds: u64) -> Result<Duration, ToolError> {
+pub fn timeout_of(seconds: u64) -> Result<Duration, Error> {
     if seconds == 0 {
-        return Err(ToolError::new("verify_timeout_seconds must be at least 1"));
+        return Err(Error::workflow("verify_timeout_seconds must be at least 1"));
     }
     Ok(Duration::from_secs(seconds))
 }

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::ToolError;
+use crate::error::Error;
 
 /// A short stable hash of `what` (its JSON form).
 pub fn of<T: Serialize + ?Sized>(what: &T) -> String {
@@ -16,9 +16,9 @@ pub fn of<T: Serialize + ?Sized>(what: &T) -> String {
 
 /// Ok when nothing was expected or the fingerprints match; otherwise the error that stops
 /// the write. `what` names the plan, e.g. "harmonize plan".
-pub fn check(expect: Option<&str>, actual: &str, what: &str) -> Result<(), ToolError> {
+pub fn check(expect: Option<&str>, actual: &str, what: &str) -> Result<(), Error> {
     match expect {
-        Some(e) if e != actual => Err(ToolError::new(format!(
+        Some(e) if e != actual => Err(Error::workflow(format!(
             "the {what} changed since it was shown (fingerprint {e}, now {actual}): the repo or the clusters moved on \
              after the plan was approved. Nothing was written; plan again and review the new plan"
         ))),
@@ -39,7 +39,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(check(None, &a, "plan").is_ok());
         assert!(check(Some(&a), &a, "plan").is_ok());
-        let e = check(Some(&a), &b, "harmonize plan").unwrap_err().public;
+        let e = check(Some(&a), &b, "harmonize plan").unwrap_err().to_string();
         assert!(e.contains("harmonize plan changed since it was shown") && e.contains(&a) && e.contains(&b), "{e}");
     }
 }

@@ -6,12 +6,12 @@
 pub mod agents;
 pub mod cli;
 pub mod cluster;
-pub mod commit;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod git;
 pub mod k8s;
 pub mod kustomize;
 pub mod limits;

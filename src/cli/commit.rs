@@ -8,10 +8,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use crate::commit::{self, DraftOptions, Drafted, Polished};
 use crate::error::{Error, Result};
 use crate::llm::settings::{LlmFlags, LlmSettings};
 use crate::llm::{LlmClient, OpenAiClient};
+use crate::workflows::commit::{self, DraftOptions, Drafted, Polished};
 
 use super::Global;
 
@@ -178,7 +178,7 @@ async fn maybe_polish(global: &Global, args: &Args, drafted: &Drafted) -> Result
         Ok(x) => x,
         Err(e) => return Ok(Polished::rejected(drafted, format!("no model to ask: {e}"))),
     };
-    let prompt = commit::polish::render_prompt(Some(&global.repo), drafted)?;
+    let prompt = commit::polish::render_prompt(Some(&global.repo), &crate::tools::ToolRegistry::builtin(), drafted)?;
     let client: &dyn LlmClient = &client;
     Ok(commit::polish(client, &settings.model, prompt, drafted).await)
 }

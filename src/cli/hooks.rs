@@ -25,7 +25,7 @@ pub async fn run(global: &Global, cmd: HooksCommand) -> Result<ExitCode> {
         HooksCommand::Install { force } => {
             let exe = std::env::current_exe()
                 .map_err(|e| Error::Internal(format!("cannot find the agentops executable: {e}")))?;
-            let path = crate::commit::hook::install(&global.repo, &exe, force)?;
+            let path = crate::workflows::commit::hook::install(&global.repo, &exe, force)?;
             println!("installed {}", path.display());
             Ok(ExitCode::SUCCESS)
         }

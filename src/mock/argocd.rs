@@ -986,7 +986,7 @@ pub struct SyncResult {
 pub struct Renderer {
     repo: PathBuf,
     kustomize: Kustomize,
-    trees: Mutex<HashMap<String, Arc<tempfile::TempDir>>>,
+    trees: Mutex<HashMap<String, Arc<crate::git::Tree>>>,
 }
 
 impl Renderer {
@@ -998,24 +998,16 @@ impl Renderer {
     /// `origin/`), a tag, or `HEAD` when empty.
     pub fn resolve(&self, revision: &str) -> Result<String, String> {
         let rev = if revision.is_empty() { "HEAD" } else { revision };
-        crate::workflows::rollback::git::resolve(&self.repo, rev)
-            .map_err(|_| format!("unable to resolve '{rev}' to a commit SHA"))
+        crate::git::resolve(&self.repo, rev).map_err(|_| format!("unable to resolve '{rev}' to a commit SHA"))
     }
 
-    fn tree(&self, sha: &str) -> Result<Arc<tempfile::TempDir>, String> {
+    fn tree(&self, sha: &str) -> Result<Arc<crate::git::Tree>, String> {
         if let Ok(t) = self.trees.lock()
             && let Some(dir) = t.get(sha)
         {
             return Ok(dir.clone());
         }
-        let git = git2::Repository::open(&self.repo).map_err(|e| e.message().to_string())?;
-        let oid = git2::Oid::from_str(sha).map_err(|e| e.message().to_string())?;
-        let commit = git.find_commit(oid).map_err(|e| e.message().to_string())?;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        crate::commit::git::Snapshot::of_commit(&commit, "")
-            .and_then(|snap| snap.write_to(&git, dir.path()))
-            .map_err(|e| e.to_string())?;
-        let dir = Arc::new(dir);
+        let dir = Arc::new(crate::git::tree_at(&self.repo, sha).map_err(|e| e.to_string())?);
         if let Ok(mut t) = self.trees.lock() {
             t.insert(sha.to_string(), dir.clone());
         }

@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Effect, Tool, ToolError};
-use crate::commit::draft::ValidationSummary;
-use crate::commit::{self, DraftOptions};
+use crate::workflows::commit::DraftOptions;
+use crate::workflows::commit::draft::ValidationSummary;
 use crate::workflows::{Ctx, blocking};
 
 pub struct Commit;
@@ -87,8 +87,8 @@ impl Tool for Commit {
         let msg = message.clone();
         let sha = blocking(move || {
             Ok(match &paths {
-                Some(p) => commit::commit_paths(ctx.repo_root(), p, &msg, None)?,
-                None => commit::commit_index(ctx.repo_root(), &msg)?,
+                Some(p) => crate::git::commit_paths(ctx.repo_root(), p, &msg, None)?,
+                None => crate::git::commit_index(ctx.repo_root(), &msg)?,
             })
         })
         .await?;

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Effect, Tool, ToolError};
-use crate::commit::{self, DraftOptions, Drafted};
+use crate::workflows::commit::{self, DraftOptions, Drafted};
 use crate::workflows::{Ctx, blocking};
 
 pub struct DraftCommitMessage;

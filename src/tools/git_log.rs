@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Effect, Tool, ToolError};
 use crate::error::Error;
-use crate::workflows::rollback::{self, git};
+use crate::git;
+use crate::workflows::rollback;
 use crate::workflows::{Ctx, blocking};
 
 pub struct GitLog;

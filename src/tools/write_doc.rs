@@ -146,14 +146,14 @@ impl Tool for WriteDoc {
             let commit = if commit {
                 // the workflow's own commit, unless a message is given
                 let own = record.as_ref().and_then(|r| {
-                    let c: crate::commit::draft::WorkflowCommit = serde_json::from_value(
-                        r.3.pointer(&format!("/{}/commit", crate::commit::draft::RECORD_KEY))?.clone(),
+                    let c: crate::workflows::commit::draft::WorkflowCommit = serde_json::from_value(
+                        r.3.pointer(&format!("/{}/commit", crate::workflows::commit::draft::RECORD_KEY))?.clone(),
                     )
                     .ok()?;
-                    Some(crate::commit::draft::workflow_message(&c))
+                    Some(crate::workflows::commit::draft::workflow_message(&c))
                 });
                 let msg = message.or(own).unwrap_or_else(|| format!("docs: add {path}"));
-                Some(crate::commit::commit_paths(&root, &paths, &msg, None)?)
+                Some(crate::git::commit_paths(&root, &paths, &msg, None)?)
             } else {
                 None
             };

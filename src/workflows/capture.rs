@@ -339,7 +339,7 @@ fn commit_on_branch(
         env_app.get(2).copied().unwrap_or("drift"),
         objects.join(", ")
     );
-    let sha = crate::commit::commit_paths_to_branch(root, files, &message, &branch, switch)?;
+    let sha = crate::git::commit_paths_to_branch(root, files, &message, &branch, switch)?;
     Ok((branch, sha))
 }
 

@@ -1,6 +1,7 @@
 //! Workflows: deterministic Rust that turns a typed request into work done with tools.
 
 pub mod capture;
+pub mod commit;
 pub mod context;
 pub mod create;
 pub mod drift;

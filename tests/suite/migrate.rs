@@ -445,9 +445,9 @@ async fn the_example_fleet_document_with_its_clusters() {
     assert!(central.blocked.as_deref().is_some_and(|b| b.contains("AWS-only")), "{:?}", central.blocked);
     insta::assert_snapshot!("migrate_example_document", m.document.markdown);
     // the workflow's own commit of the document, from its record
-    let commit: agentops::commit::draft::WorkflowCommit =
+    let commit: agentops::workflows::commit::draft::WorkflowCommit =
         serde_json::from_value(m.document.record["agentops_record"]["commit"].clone()).unwrap();
-    insta::assert_snapshot!("migrate_example_commit", agentops::commit::draft::workflow_message(&commit));
+    insta::assert_snapshot!("migrate_example_commit", agentops::workflows::commit::draft::workflow_message(&commit));
     fleet.shutdown().await;
 }
 

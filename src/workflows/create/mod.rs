@@ -918,18 +918,23 @@ pub fn apply(
         ));
         let gates = plan.gates.iter().filter(|g| g.ok).count();
         body.push(format!("Gates: {gates}/{} passed", plan.gates.len()));
-        let opts = crate::commit::draft::DraftOptions {
+        let opts = crate::workflows::commit::draft::DraftOptions {
             reason: reason.map(str::to_string),
             body: Some(body),
             paths: Some(paths.clone()),
             ..Default::default()
         };
-        let message =
-            match crate::commit::draft::draft(&repo.root, engine, redactor, &opts, crate::kustomize::default_jobs()) {
-                Ok(d) => d.message,
-                Err(_) => format!("feat({n}): deploy {n} to {} environments\n", plan.envs.len(), n = plan.name),
-            };
-        match crate::commit::commit_paths(&repo.root, &paths, &message, None) {
+        let message = match crate::workflows::commit::draft::draft(
+            &repo.root,
+            engine,
+            redactor,
+            &opts,
+            crate::kustomize::default_jobs(),
+        ) {
+            Ok(d) => d.message,
+            Err(_) => format!("feat({n}): deploy {n} to {} environments\n", plan.envs.len(), n = plan.name),
+        };
+        match crate::git::commit_paths(&repo.root, &paths, &message, None) {
             Ok(sha) => plan.commit = Some(sha),
             Err(e) => {
                 undo(&written, &dirs);

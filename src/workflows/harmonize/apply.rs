@@ -211,7 +211,7 @@ pub fn apply(repo: &Repo, engine: &Engine, plan: &mut HarmonizePlan, commit: boo
         let r = if fault == Some(Fault::CommitFails) {
             Err(Error::Git("injected commit failure".into()))
         } else {
-            crate::commit::commit_paths(&repo.root, &plan.files, &message, None)
+            crate::git::commit_paths(&repo.root, &plan.files, &message, None)
         };
         match r {
             Ok(sha) => plan.commit = Some(sha),
@@ -230,7 +230,7 @@ pub fn apply(repo: &Repo, engine: &Engine, plan: &mut HarmonizePlan, commit: boo
 /// Falls back to [`commit_message`] if drafting fails.
 fn drafted_message(repo: &Repo, engine: &Engine, plan: &HarmonizePlan) -> String {
     let parts = commit_parts(plan);
-    let opts = crate::commit::draft::DraftOptions {
+    let opts = crate::workflows::commit::draft::DraftOptions {
         reason: Some(plan.reason.clone()),
         type_: Some(parts.type_.clone()),
         scope: parts.scope.clone(),
@@ -240,7 +240,8 @@ fn drafted_message(repo: &Repo, engine: &Engine, plan: &HarmonizePlan) -> String
         ..Default::default()
     };
     let redactor = crate::k8s::redact::Redactor::new();
-    match crate::commit::draft::draft(&repo.root, engine, &redactor, &opts, crate::kustomize::default_jobs()) {
+    match crate::workflows::commit::draft::draft(&repo.root, engine, &redactor, &opts, crate::kustomize::default_jobs())
+    {
         Ok(d) => d.message,
         Err(_) => commit_message(plan),
     }
@@ -263,7 +264,7 @@ pub fn commit_message(plan: &HarmonizePlan) -> String {
 }
 
 /// `fix`-free wording: enforcing a setting is a feature of the fleet; removing one is upkeep.
-pub fn commit_parts(plan: &HarmonizePlan) -> crate::commit::draft::WorkflowCommit {
+pub fn commit_parts(plan: &HarmonizePlan) -> crate::workflows::commit::draft::WorkflowCommit {
     let kinds = plural(&plan.kind.to_ascii_lowercase());
     let security = plan.settings.iter().any(|s| {
         let k = s.key.to_ascii_lowercase();
@@ -347,7 +348,7 @@ pub fn commit_parts(plan: &HarmonizePlan) -> crate::commit::draft::WorkflowCommi
             n(e.overlays.len(), "overlay")
         ));
     }
-    crate::commit::draft::WorkflowCommit { type_: ty.to_string(), scope: Some(scope), subject, body }
+    crate::workflows::commit::draft::WorkflowCommit { type_: ty.to_string(), scope: Some(scope), subject, body }
 }
 
 fn short_key(key: &str) -> &str {

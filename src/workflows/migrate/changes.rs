@@ -465,8 +465,8 @@ pub fn check(repo: &Repo, engine: &Engine, changes: &[ProposedChange]) -> Result
     let mut result = Check { overlays: overlays.len(), ..Check::default() };
     let mut changed: BTreeSet<String> = BTreeSet::new();
     for dir in overlays {
-        let before = crate::commit::draft::render(repo, engine, dir);
-        let now = crate::commit::draft::render(&after, engine, dir);
+        let before = crate::workflows::commit::draft::render(repo, engine, dir);
+        let now = crate::workflows::commit::draft::render(&after, engine, dir);
         let (before, now) = match (before, now) {
             (Ok(b), Ok(n)) => (b, n),
             (_, Err(e)) => {

@@ -487,7 +487,7 @@ pub fn commit(
     path: &str,
     record_path: &str,
     check: Option<&Check>,
-) -> crate::commit::draft::WorkflowCommit {
+) -> crate::workflows::commit::draft::WorkflowCommit {
     let (from, to) = (&graph.dependency.name, &graph.to);
     let waves = waves_of(plan);
     let order = super::plan::promotion_order(&graph.envs);
@@ -525,7 +525,12 @@ pub fn commit(
     body.push(format!("Document: {path}"));
     body.push(format!("Every reference per environment: {record_path}"));
     let subject = format!("plan the {from} to {to} migration in {} waves", waves.len());
-    crate::commit::draft::WorkflowCommit { type_: "docs".into(), scope: Some("migrations".into()), subject, body }
+    crate::workflows::commit::draft::WorkflowCommit {
+        type_: "docs".into(),
+        scope: Some("migrations".into()),
+        subject,
+        body,
+    }
 }
 
 /// Renders the document and its record; with an engine, every proposed change is applied to
@@ -578,7 +583,7 @@ pub fn write(
     }
     let commit = commit(graph, plan, feasibility, &path, &record_path, check.as_ref());
     let record = json!({
-        crate::commit::draft::RECORD_KEY: {"workflow": "migrate", "document": path, "commit": commit},
+        crate::workflows::commit::draft::RECORD_KEY: {"workflow": "migrate", "document": path, "commit": commit},
         "summary": summary,
         "services": graph.services,
         "plan": plan,

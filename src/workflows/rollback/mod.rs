@@ -10,7 +10,6 @@
 //!    incident report; push when a remote is configured. The sync is the `argocd_sync` tool's.
 //! 5. Verify ([`verify::verify`]) and record the results in the report (a follow-up commit).
 
-pub mod git;
 pub mod report;
 pub mod risks;
 pub mod verify;
@@ -23,9 +22,9 @@ use serde_json::Value;
 
 use crate::cluster::metrics::{self, Endpoint, Range};
 use crate::error::Error;
+use crate::git::{self, AppPaths, CommitInfo, LogQuery, Remote};
 use crate::repo::Repo;
 use crate::workflows::{Ctx, blocking};
-use git::{AppPaths, CommitInfo, LogQuery, Remote};
 use risks::Risk;
 
 /// What to roll back, and how to judge health.
@@ -774,7 +773,7 @@ pub async fn apply(ctx: &Ctx, req: &RollbackRequest) -> Result<(RollbackPlan, Re
         let reverted: Vec<String> = p.culprit_commits.iter().map(|c| c.short.clone()).collect();
         let message = commit_message(&p, &reverted, &report_rel);
         let paths: Vec<String> = files.keys().cloned().collect();
-        let commit = match crate::commit::commit_paths(&root, &paths, &message, None) {
+        let commit = match crate::git::commit_paths(&root, &paths, &message, None) {
             Ok(c) => c,
             Err(e) => {
                 let _ = git::write_files(&root, &before);
@@ -953,8 +952,8 @@ pub async fn verify_and_record(
     let query = error_query(&repo.config.prometheus.error_rate, &req.app, &dest_ns, &req.env);
     let metrics = ctx.prometheus(&repo, &req.env).await.map_err(|e| e.to_string());
     let (root, sha, dir) = (repo.root.clone(), expected.clone(), overlay.clone());
-    let kustomize = ctx.engine(&repo).map_err(|e| Error::workflow(e.to_string()))?.kustomize.clone();
-    let target = blocking(move || Ok(render_at(&root, &sha, &dir, &kustomize))).await?;
+    let engine = ctx.engine(&repo)?;
+    let target = blocking(move || Ok(git::render_at(&root, &sha, &dir, &engine).map_err(|e| e.to_string()))).await?;
     let input = verify::VerifyInput {
         client: &client,
         app: &req.app,
@@ -1055,7 +1054,7 @@ pub async fn verify_and_record(
                         format!("docs(incidents): {app} in {env} after the revert {short}: verification {other}\n")
                     }
                 };
-                let commit = match crate::commit::commit_paths(&root, &paths, &msg, None) {
+                let commit = match crate::git::commit_paths(&root, &paths, &msg, None) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = std::fs::write(&abs, &old);
@@ -1101,29 +1100,6 @@ fn mean_per_time(r: &metrics::QueryResult) -> Vec<(f64, f64)> {
         }
     }
     by.into_iter().map(|(t, (sum, n))| (t as f64, sum / n as f64)).collect()
-}
-
-/// What `overlay` renders at commit `sha` (kustomize on the tree of that commit).
-pub fn render_at(
-    root: &std::path::Path,
-    sha: &str,
-    overlay: &str,
-    kustomize: &crate::kustomize::Kustomize,
-) -> Result<Vec<Value>, String> {
-    let git = git2::Repository::open(root).map_err(|e| e.message().to_string())?;
-    let oid = git2::Oid::from_str(sha).map_err(|e| e.message().to_string())?;
-    let commit = git.find_commit(oid).map_err(|e| e.message().to_string())?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    crate::commit::git::Snapshot::of_commit(&commit, "")
-        .and_then(|snap| snap.write_to(&git, dir.path()))
-        .map_err(|e| e.to_string())?;
-    let out =
-        kustomize.command(&dir.path().join(overlay)).output().map_err(|e| format!("cannot run kustomize: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.path().display()), "");
-        return Err(format!("kustomize build {overlay} at {} failed: {}", short(sha), err.trim()));
-    }
-    crate::repo::yaml::parse_values(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
 }
 
 /// Counts by kind, for summaries.

@@ -387,7 +387,7 @@ pub fn record_path(report: &str) -> String {
 
 pub fn record(report_rel: &str, data: &Value, markdown: &str) -> Value {
     json!({
-        crate::commit::draft::RECORD_KEY: {"workflow": "rollback", "document": report_rel},
+        crate::workflows::commit::draft::RECORD_KEY: {"workflow": "rollback", "document": report_rel},
         "data": data,
         "markdown": crate::workflows::fingerprint::of(&markdown),
     })

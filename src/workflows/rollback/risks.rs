@@ -83,12 +83,10 @@ pub fn scan_rendered(
     engine: &crate::kustomize::Engine,
     redactor: &crate::k8s::redact::Redactor,
 ) -> Result<Vec<Risk>, String> {
-    let (git, prefix) = crate::commit::git::open(root).map_err(|e| e.to_string())?;
     let render_at = |rev: &str| -> Result<Vec<Value>, String> {
-        let commit = git.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(|e| e.message().to_string())?;
-        let snap = crate::commit::git::Snapshot::of_commit(&commit, &prefix).map_err(|e| e.to_string())?;
-        let side = crate::commit::draft::side(&git, &snap, None, redactor).map_err(|e| e.to_string())?;
-        crate::commit::draft::render(&side.repo, engine, overlay)
+        let side = crate::git::checkout(root, rev).map_err(|e| e.to_string())?;
+        crate::workflows::context::learn_repo_secrets(&side.repo, redactor);
+        crate::workflows::commit::draft::render(&side.repo, engine, overlay)
             .map_err(|e| format!("{overlay} does not build at {}: {e}", &rev[..rev.len().min(7)]))
     };
     let (before, after) = (render_at(target)?, render_at(deployed)?);

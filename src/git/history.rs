@@ -1,4 +1,4 @@
-//! Git for rollbacks, with git2: the log of the paths that render into an app's overlay, and
+//! History: the log of the paths that render into an app's overlay, and
 //! the revert of everything those paths changed between two revisions, computed in memory
 //! (a three-way merge: base = the bad revision, ours = HEAD, theirs = the target), so a
 //! conflict leaves the working tree untouched.
@@ -10,6 +10,7 @@ use git2::{Oid, Repository};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{in_workdir, under_root};
 use crate::error::{Error, Result};
 
 /// The files that render into an app's overlay: the overlay's closure, plus any file in a
@@ -68,7 +69,7 @@ fn info(c: &git2::Commit<'_>, files: Vec<String>) -> CommitInfo {
 
 /// Resolves a revision (sha, prefix, branch, tag, `HEAD`) to a full commit sha.
 pub fn resolve(repo_root: &Path, rev: &str) -> Result<String> {
-    let (git, _) = crate::commit::git::open(repo_root)?;
+    let (git, _) = super::open(repo_root)?;
     resolve_in(&git, rev)
 }
 
@@ -110,17 +111,6 @@ fn diff_paths(
     Ok(out.into_iter().collect())
 }
 
-fn under_root(prefix: &str, path: &str) -> Option<String> {
-    if prefix.is_empty() {
-        return Some(path.to_string());
-    }
-    path.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).map(str::to_string)
-}
-
-fn in_workdir(prefix: &str, rel: &str) -> String {
-    if prefix.is_empty() { rel.to_string() } else { format!("{prefix}/{rel}") }
-}
-
 /// What to log.
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
@@ -135,7 +125,7 @@ pub struct LogQuery {
 
 /// Commits touching the app's paths, newest first (first-parent diffs).
 pub fn log(repo_root: &Path, paths: &AppPaths, q: &LogQuery) -> Result<Vec<CommitInfo>> {
-    let (git, prefix) = crate::commit::git::open(repo_root)?;
+    let (git, prefix) = super::open(repo_root)?;
     let mut walk = git.revwalk()?;
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
     match &q.from {
@@ -165,7 +155,7 @@ pub fn log(repo_root: &Path, paths: &AppPaths, q: &LogQuery) -> Result<Vec<Commi
 
 /// The content of a root-relative file at a revision (None when absent).
 pub fn file_at(repo_root: &Path, rev: &str, path: &str) -> Result<Option<Vec<u8>>> {
-    let (git, prefix) = crate::commit::git::open(repo_root)?;
+    let (git, prefix) = super::open(repo_root)?;
     let c = git.find_commit(Oid::from_str(&resolve_in(&git, rev)?)?)?;
     let tree = c.tree()?;
     match tree.get_path(Path::new(&in_workdir(&prefix, path))) {
@@ -176,7 +166,7 @@ pub fn file_at(repo_root: &Path, rev: &str, path: &str) -> Result<Option<Vec<u8>
 
 /// The parent of a commit (None for a root commit).
 pub fn parent_of(repo_root: &Path, rev: &str) -> Result<Option<String>> {
-    let (git, _) = crate::commit::git::open(repo_root)?;
+    let (git, _) = super::open(repo_root)?;
     let c = git.find_commit(Oid::from_str(&resolve_in(&git, rev)?)?)?;
     Ok(c.parents().next().map(|p| p.id().to_string()))
 }
@@ -222,7 +212,7 @@ pub fn prepare_revert(
     target: &str,
     paths: &AppPaths,
 ) -> std::result::Result<PreparedRevert, RevertError> {
-    let (git, prefix) = crate::commit::git::open(repo_root)?;
+    let (git, prefix) = super::open(repo_root)?;
     let workdir = git.workdir().map(Path::to_path_buf).ok_or_else(|| RevertError::Git("bare repository".into()))?;
     let tree_of = |rev: &str| -> std::result::Result<git2::Tree<'_>, RevertError> {
         Ok(git.find_commit(Oid::from_str(&resolve_in(&git, rev)?)?)?.tree()?)
@@ -307,7 +297,7 @@ pub struct Remote {
 
 /// The current branch's upstream remote, else `origin`, when configured.
 pub fn remote(repo_root: &Path) -> Result<Option<Remote>> {
-    let (git, _) = crate::commit::git::open(repo_root)?;
+    let (git, _) = super::open(repo_root)?;
     let head = git.head()?;
     let branch = head.shorthand().unwrap_or("HEAD").to_string();
     let upstream = git

@@ -1,7 +1,10 @@
-//! Git for commits, with git2: what is staged (index vs HEAD), snapshots of the tree before
-//! and after a change (for rendering both sides), and commits of exactly the index or exactly
-//! some paths. Paths are relative to the repo root agentops works on, which may be a
-//! subdirectory of the git work tree.
+//! Git, with git2, for every workflow: what is staged (index vs HEAD), trees at a revision
+//! ([`Snapshot`], [`checkout`], [`render_at`]), commits of exactly the index or exactly some
+//! paths, and history, reverts and remotes ([`history`]). Paths are relative to the repo
+//! root agentops works on, which may be a subdirectory of the git work tree.
+
+pub mod checkout;
+pub mod history;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use checkout::{Checkout, Tree, checkout, render_at, tree_at};
+pub use history::{
+    AppPaths, CommitInfo, LogQuery, PreparedRevert, Remote, RevertError, commit_link, file_at, log, parent_of,
+    prepare_revert, push, remote, resolve, write_files,
+};
 
 /// The fallback identity when git has none configured.
 const FALLBACK_NAME: &str = "agentops";
@@ -91,12 +99,12 @@ pub(crate) fn open(repo_root: &Path) -> Result<(Repository, String)> {
 }
 
 /// `rel` (root-relative) as a work-tree path.
-fn in_workdir(prefix: &str, rel: &str) -> String {
+pub(crate) fn in_workdir(prefix: &str, rel: &str) -> String {
     if prefix.is_empty() { rel.to_string() } else { format!("{prefix}/{rel}") }
 }
 
 /// A work-tree path as a root-relative one, if it is under the root.
-fn under_root(prefix: &str, path: &str) -> Option<String> {
+pub(crate) fn under_root(prefix: &str, path: &str) -> Option<String> {
     if prefix.is_empty() {
         return Some(path.to_string());
     }

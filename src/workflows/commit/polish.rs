@@ -12,10 +12,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::draft::{Drafted, MAX_SUBJECT};
-use crate::agents::Agents;
+use crate::agents::{Agents, ToolCatalog};
 use crate::error::Result;
 use crate::llm::{ChatRequest, LlmClient, Message};
-use crate::tools::ToolRegistry;
 
 static HEADER: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"^(feat|fix|docs|style|refactor|perf|test|build|ci|chore|revert)(\([^()\s]+\))?!?: \S.*$").ok()
@@ -40,8 +39,8 @@ impl Polished {
 
 /// The `commit` agent's prompt (the repo's `.agentops/prompts/commit.md.hbs` if it has one)
 /// rendered with the summary and the draft.
-pub fn render_prompt(repo_root: Option<&Path>, drafted: &Drafted) -> Result<String> {
-    let agents = Agents::load(repo_root, &ToolRegistry::builtin())?;
+pub fn render_prompt(repo_root: Option<&Path>, tools: &dyn ToolCatalog, drafted: &Drafted) -> Result<String> {
+    let agents = Agents::load(repo_root, tools)?;
     let agent = agents.require("commit")?;
     let summary = serde_json::to_string_pretty(&drafted.summary).unwrap_or_default();
     agent.render_prompt(&json!({"summary": summary, "draft": drafted.message.trim_end()}))
@@ -122,8 +121,8 @@ pub async fn polish(llm: &dyn LlmClient, model: &str, prompt: String, drafted: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::draft::{AppChange, CommitSummary, EnvChange, Files, Status};
     use crate::llm::{ChatResponse, ScriptedLlm, Usage};
+    use crate::workflows::commit::draft::{AppChange, CommitSummary, EnvChange, Files, Status};
 
     fn drafted() -> Drafted {
         let env = |e: &str| EnvChange {
@@ -197,7 +196,7 @@ mod tests {
     #[test]
     fn the_prompt_carries_summary_and_draft() {
         let d = drafted();
-        let p = render_prompt(None, &d).unwrap();
+        let p = render_prompt(None, &crate::tools::ToolRegistry::builtin(), &d).unwrap();
         assert!(p.contains("\"scope\": \"api\"") && p.contains("- replicas 3 in prod-west, prod-east"), "{p}");
         assert!(!p.contains("## Your tools"), "no tool context when polishing: {p}");
     }

@@ -51,7 +51,7 @@ fn hooks_dir(git: &git2::Repository) -> PathBuf {
 /// Installs the hook for the git repository holding `repo_root`; returns its path. An
 /// existing hook that is not ours is kept unless `force`.
 pub fn install(repo_root: &Path, exe: &Path, force: bool) -> Result<PathBuf> {
-    let (git, _) = super::git::open(repo_root)?;
+    let (git, _) = crate::git::open(repo_root)?;
     let root = repo_root.canonicalize().map_err(|e| Error::io(repo_root, e))?;
     let dir = hooks_dir(&git);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

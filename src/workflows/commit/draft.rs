@@ -13,9 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::git::{self, FileChange, Snapshot};
-use crate::config::{Config, Severity};
+use crate::config::Severity;
 use crate::error::{Error, Result};
+use crate::git::{self, Checkout, FileChange, Snapshot};
 use crate::k8s::diff::{self, Change, Op};
 use crate::k8s::fields::PathElem;
 use crate::k8s::redact::Redactor;
@@ -312,24 +312,16 @@ fn files_of(changes: Vec<FileChange>) -> Files {
     f
 }
 
-/// One side of the change, written out and scanned.
-pub(crate) struct Side {
-    _dir: tempfile::TempDir,
-    pub(crate) repo: Repo,
-}
-
-/// A snapshot written to a temp dir and loaded as a repo (its secrets taught to the redactor).
-pub(crate) fn side(git: &git2::Repository, snap: &Snapshot, origin: Option<&str>, redactor: &Redactor) -> Result<Side> {
-    let dir =
-        tempfile::Builder::new().prefix("agentops-commit-").tempdir().map_err(|e| Error::io(Path::new("/tmp"), e))?;
-    snap.write_to(git, dir.path())?;
-    let mut config = Config::load(dir.path())?;
-    if config.repo_url.is_none() {
-        config.repo_url = origin.map(str::to_string);
-    }
-    let repo = Repo::load_with(dir.path(), config)?;
-    crate::workflows::context::learn_repo_secrets(&repo, redactor);
-    Ok(Side { _dir: dir, repo })
+/// One side of the change written out and scanned, its secrets taught to the redactor.
+pub(crate) fn side(
+    git: &git2::Repository,
+    snap: &Snapshot,
+    origin: Option<&str>,
+    redactor: &Redactor,
+) -> Result<Checkout> {
+    let side = Checkout::of_snapshot(git, snap, origin)?;
+    crate::workflows::context::learn_repo_secrets(&side.repo, redactor);
+    Ok(side)
 }
 
 /// Identity of an object for matching the two sides: API group, kind, namespace, name.
@@ -972,10 +964,10 @@ fn describe_loose(old: &Repo, new: &Repo, files: &Files, loose: &[String], envs:
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     for path in loose {
         let status = files.changes.iter().find(|c| &c.path == path).map(|c| c.status);
-        let removed = status == Some(crate::commit::git::FileStatus::Removed);
+        let removed = status == Some(crate::git::FileStatus::Removed);
         let verb = match status {
-            Some(crate::commit::git::FileStatus::Added) => "add",
-            Some(crate::commit::git::FileStatus::Removed) => "remove",
+            Some(crate::git::FileStatus::Added) => "add",
+            Some(crate::git::FileStatus::Removed) => "remove",
             _ => "update",
         };
         let side = if removed { old } else { new };
@@ -1064,9 +1056,9 @@ fn infer(effect: &Effect, files: &Files, reason: &str) -> Inferred {
     let files_subject = |noun: &str, list: &[String]| -> Vec<String> {
         // the verb says what happened to the files: all new, all gone, or changed
         let status = |p: &String| files.changes.iter().find(|c| &c.path == p).map(|c| c.status);
-        let verb = if list.iter().all(|p| status(p) == Some(crate::commit::git::FileStatus::Added)) {
+        let verb = if list.iter().all(|p| status(p) == Some(crate::git::FileStatus::Added)) {
             "add"
-        } else if list.iter().all(|p| status(p) == Some(crate::commit::git::FileStatus::Removed)) {
+        } else if list.iter().all(|p| status(p) == Some(crate::git::FileStatus::Removed)) {
             "remove"
         } else {
             "update"

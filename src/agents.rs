@@ -161,7 +161,7 @@ impl Agents {
             .collect();
         if let Some(root) = repo_root {
             for path in files_with_suffix(&root.join(PROMPTS_DIR), PROMPT_SUFFIX)? {
-                let text = crate::limits::read_text(&path, crate::limits::DEFAULT_FILE_BYTES)?;
+                let text = crate::config::limits::read_text(&path, crate::config::limits::DEFAULT_FILE_BYTES)?;
                 let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                 prompts.insert(template_name(&file).to_string(), text);
             }
@@ -169,7 +169,7 @@ impl Agents {
                 if path.file_name().is_some_and(|f| f.eq_ignore_ascii_case("README.md")) {
                     continue;
                 }
-                let text = crate::limits::read_text(&path, crate::limits::DEFAULT_FILE_BYTES)?;
+                let text = crate::config::limits::read_text(&path, crate::config::limits::DEFAULT_FILE_BYTES)?;
                 let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
                 defs.push((shown, text, Source::Repo(path)));
             }
@@ -258,7 +258,7 @@ fn parse_agent(
 ) -> Result<Agent, Error> {
     let (yaml, body) = split_front_matter(file, text)?;
     // the repo's YAML reader first: aliases bounded before serde sees them
-    if let Err(e) = crate::repo::yaml::parse_values(yaml)
+    if let Err(e) = crate::config::yaml::parse_values(yaml)
         && e.is_refusal()
     {
         return Err(config_error(file, Some(e.line + 1), e.describe()));

@@ -119,7 +119,7 @@ impl World {
         let store = self.store(env)?;
         let file = self.repo.join(format!("argocd/{env}/{app}.yaml"));
         let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-        let mut doc: Value = crate::repo::yaml::parse_values(&text)
+        let mut doc: Value = crate::config::yaml::parse_values(&text)
             .map_err(|e| Error::Internal(format!("{}: {e}", file.display())))?
             .into_iter()
             .next()

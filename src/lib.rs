@@ -14,7 +14,6 @@ pub mod exec;
 pub mod git;
 pub mod k8s;
 pub mod kustomize;
-pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod mock;

@@ -60,7 +60,7 @@ struct Watcher {
 /// The token from `--token-file` or `AGENTOPS_WATCH_TOKEN`; a watcher never runs without one.
 fn token(args: &Args) -> Result<String> {
     let t = match &args.token_file {
-        Some(f) => crate::limits::read_text(f, 64 << 10)?.trim().to_string(),
+        Some(f) => crate::config::limits::read_text(f, 64 << 10)?.trim().to_string(),
         None => std::env::var("AGENTOPS_WATCH_TOKEN").unwrap_or_default().trim().to_string(),
     };
     if t.is_empty() {
@@ -331,13 +331,13 @@ async fn alerts(State(w): State<Arc<Watcher>>, headers: HeaderMap, body: Body) -
     let too_large = |size: String| {
         format!(
             "the body is {size}, over the {} limit (watch.body_bytes in .agentops.yaml); raise it, or set max_alerts in Alertmanager's webhook_config",
-            crate::limits::human_bytes(limit)
+            crate::config::limits::human_bytes(limit)
         )
     };
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok())
         && len > limit
     {
-        return w.refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large(crate::limits::human_bytes(len)));
+        return w.refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large(crate::config::limits::human_bytes(len)));
     }
     // a sender that stops mid-body does not hold the request open
     let read = tokio::time::timeout(Duration::from_secs(30), async {

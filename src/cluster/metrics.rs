@@ -103,12 +103,13 @@ pub async fn query(
                 .map_err(|e| unreachable(e.to_string()))?;
             let status = resp.status().to_string();
             let hint = "Narrow the query (a shorter range, a larger step, fewer series)";
-            let body = crate::limits::read_body(resp, crate::limits::DEFAULT_RESPONSE_BYTES, "it", hint).await;
+            let body =
+                crate::config::limits::read_body(resp, crate::config::limits::DEFAULT_RESPONSE_BYTES, "it", hint).await;
             let body = body.map_err(|e| match e {
-                crate::limits::BodyLimitError::TooLarge(t) => {
+                crate::config::limits::BodyLimitError::TooLarge(t) => {
                     MetricsError::Query { endpoint: name.clone(), status, message: t.to_string() }
                 }
-                crate::limits::BodyLimitError::Http(e) => unreachable(e.to_string()),
+                crate::config::limits::BodyLimitError::Http(e) => unreachable(e.to_string()),
             })?;
             String::from_utf8_lossy(&body).into_owned()
         }

@@ -40,7 +40,7 @@ impl From<kube::Error> for ClusterError {
     fn from(e: kube::Error) -> Self {
         match &e {
             kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound(s.message.clone()),
-            _ => ClusterError::Api(crate::limits::body_limit_in(&e).unwrap_or_else(|| e.to_string())),
+            _ => ClusterError::Api(crate::config::limits::body_limit_in(&e).unwrap_or_else(|| e.to_string())),
         }
     }
 }
@@ -99,7 +99,7 @@ impl ClusterSet {
             clients: tokio::sync::Mutex::new(HashMap::new()),
             timeout: Duration::from_secs(20),
             concurrency: 8,
-            response_limit: crate::limits::DEFAULT_RESPONSE_BYTES,
+            response_limit: crate::config::limits::DEFAULT_RESPONSE_BYTES,
         }
     }
 
@@ -127,7 +127,7 @@ impl ClusterSet {
             .map_err(|e| cfg_err(e.to_string()))?;
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(15));
-        let layer = crate::limits::ResponseLimitLayer {
+        let layer = crate::config::limits::ResponseLimitLayer {
             limit: self.response_limit,
             what: format!("the API server of context {context}"),
         };
@@ -187,7 +187,7 @@ fn retryable(e: &kube::Error) -> bool {
     match e {
         kube::Error::Api(s) => s.code == 429 || (500..=504).contains(&s.code),
         // an answer over the size limit is as large the next time
-        kube::Error::HyperError(_) | kube::Error::Service(_) => crate::limits::body_limit_in(e).is_none(),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => crate::config::limits::body_limit_in(e).is_none(),
         _ => false,
     }
 }

@@ -433,7 +433,7 @@ fn check_rendered(repo: &Path, overlay: &str, kind: &str, pointer: &str, equals:
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        let docs = crate::repo::yaml::parse_values(&String::from_utf8_lossy(&out.stdout))
+        let docs = crate::config::yaml::parse_values(&String::from_utf8_lossy(&out.stdout))
             .map_err(|e| format!("rendered {d}: {e}"))?;
         for o in docs.iter().filter(|o| o["kind"] == kind) {
             seen += 1;

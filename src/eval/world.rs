@@ -174,7 +174,7 @@ pub fn default_api_version(kind: &str) -> &'static str {
 async fn sync_app(repo: &Path, env: &str, app: &str, store: &crate::mock::Store) -> Result<(), String> {
     let file = repo.join(format!("argocd/{env}/{app}.yaml"));
     let text = std::fs::read_to_string(&file).map_err(|e| format!("sync {app} in {env}: {}: {e}", file.display()))?;
-    let mut doc: Value = crate::repo::yaml::parse_values(&text)
+    let mut doc: Value = crate::config::yaml::parse_values(&text)
         .map_err(|e| format!("{}: {e}", file.display()))?
         .into_iter()
         .next()

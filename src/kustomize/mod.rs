@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::limits::{Limits, human_bytes};
 use crate::error::{Error, Result};
-use crate::limits::{Limits, human_bytes};
 use crate::repo::{Closure, Repo};
 pub use classify::{BuildError, classify};
 
@@ -259,10 +259,10 @@ impl BuildOutput {
     }
 
     /// The rendered objects: the parsed ones the build kept, else the output parsed now.
-    pub fn values(&self) -> Result<Vec<serde_json::Value>, crate::repo::yaml::YamlError> {
+    pub fn values(&self) -> Result<Vec<serde_json::Value>, crate::config::yaml::YamlError> {
         match &self.objects {
             Some(objects) => Ok(objects.as_ref().clone()),
-            None => crate::repo::yaml::parse_values(&self.stdout),
+            None => crate::config::yaml::parse_values(&self.stdout),
         }
     }
 }
@@ -270,10 +270,12 @@ impl BuildOutput {
 /// A file's content hash now, read within the limit ("missing", "dir" or "unreadable" when
 /// there is no content to hash).
 fn hash_now(path: &Path, limit: u64) -> String {
-    match crate::limits::read_file(path, limit) {
+    match crate::config::limits::read_file(path, limit) {
         Ok(bytes) => blake3::hash(&bytes).to_hex().to_string(),
         Err(_) if path.is_dir() => "dir".to_string(),
-        Err(crate::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_string(),
+        Err(crate::config::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            "missing".to_string()
+        }
         Err(_) => "unreadable".to_string(),
     }
 }
@@ -441,14 +443,14 @@ impl Engine {
         {
             return r.clone();
         }
-        let r = match crate::limits::read_file(&path, repo.config.limits.file_bytes) {
-            Ok(bytes) => match crate::repo::yaml::parse_bytes(&bytes, repo.config.limits.file_bytes) {
-                Err(e) if e.kind == crate::repo::YamlErrorKind::Aliases => {
+        let r = match crate::config::limits::read_file(&path, repo.config.limits.file_bytes) {
+            Ok(bytes) => match crate::config::yaml::parse_bytes(&bytes, repo.config.limits.file_bytes) {
+                Err(e) if e.kind == crate::config::yaml::YamlErrorKind::Aliases => {
                     Some(format!("line {}: {}", e.line, e.message))
                 }
                 _ => None,
             },
-            Err(crate::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(crate::config::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(_) if path.is_dir() => None,
             Err(e) => Some(e.to_string()),
         };
@@ -539,7 +541,7 @@ impl Engine {
             return BuildOutput::failed(err);
         }
         let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-        let objects = crate::repo::yaml::parse_values(&stdout).ok();
+        let objects = crate::config::yaml::parse_values(&stdout).ok();
         self.cache_put(&key, &stdout, objects.as_deref());
         BuildOutput { stdout, error: None, cached: false, objects: objects.map(std::sync::Arc::new) }
     }

@@ -60,7 +60,12 @@ impl OpenAiClient {
         let service = tower::ServiceBuilder::new()
             .layer(async_openai::middleware::retry::OpenAIRetryLayer::default())
             .map_response(|r| {
-                crate::limits::bound_response(r, crate::limits::MODEL_RESPONSE_BYTES, "the model endpoint", MODEL_HINT)
+                crate::config::limits::bound_response(
+                    r,
+                    crate::config::limits::MODEL_RESPONSE_BYTES,
+                    "the model endpoint",
+                    MODEL_HINT,
+                )
             })
             .service(async_openai::middleware::ReqwestService::new(http.clone()));
         let client = Client::with_config(config).with_http_client(http).with_http_service(service);
@@ -237,7 +242,7 @@ const MODEL_HINT: &str = "Check the endpoint (--llm-base-url) is a chat-completi
 fn map_error(e: OpenAIError, base_url: &str) -> LlmError {
     match e {
         OpenAIError::Reqwest(e) => {
-            if let Some(m) = crate::limits::body_limit_in(&e) {
+            if let Some(m) = crate::config::limits::body_limit_in(&e) {
                 LlmError::Response(format!("{base_url}: {m}"))
             } else if e.is_timeout() {
                 LlmError::Timeout(format!("{base_url}: {e}"))

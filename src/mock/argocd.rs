@@ -1027,7 +1027,7 @@ impl Renderer {
             let err = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", tree.path().display()), "");
             return Err(format!("kustomize build {path} failed: {}", err.trim()));
         }
-        let objects = crate::repo::yaml::parse_values(&String::from_utf8_lossy(&out.stdout))
+        let objects = crate::config::yaml::parse_values(&String::from_utf8_lossy(&out.stdout))
             .map_err(|e| format!("rendered manifests do not parse: {e}"))?;
         Ok(SyncResult { revision: sha, objects })
     }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::resources::{self, ResourceSet};
+use crate::config::yaml::{YamlDoc, parse_documents};
 use crate::error::Error;
-use crate::repo::yaml::{YamlDoc, parse_documents};
 
 pub const MOCK_METRICS_API_VERSION: &str = "agentops.dev/v1alpha1";
 pub const MOCK_METRICS_KIND: &str = "MockMetrics";

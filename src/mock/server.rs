@@ -420,7 +420,7 @@ fn parse_body(r: &Req) -> Result<Value, StoreError> {
         Err(json_err) => {
             // YAML bodies (apply patches, hand-made requests).
             let text = String::from_utf8_lossy(&r.body);
-            match crate::repo::yaml::parse_values(&text) {
+            match crate::config::yaml::parse_values(&text) {
                 Ok(mut docs) if docs.len() == 1 => Ok(docs.remove(0)),
                 _ => Err(StoreError::bad_request(format!("the request body is neither JSON nor YAML: {json_err}"))),
             }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::yaml::YamlDoc;
+use crate::config::yaml::YamlDoc;
 
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
@@ -198,7 +198,7 @@ fn strings(v: Option<&Value>) -> impl Iterator<Item = (usize, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::yaml::parse_documents;
+    use crate::config::yaml::parse_documents;
 
     #[test]
     fn joins() {

@@ -5,7 +5,6 @@
 pub mod argocd;
 pub mod edit;
 pub mod kustomization;
-pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,11 +12,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::config::yaml::{self, YamlDoc, YamlError};
 use crate::config::{Config, GlobSet, PathPattern};
 use crate::error::{Error, Result};
 pub use argocd::{ArgoApp, ArgoSource};
 pub use kustomization::{Kustomization, OfflineBlocker, RefKind};
-pub use yaml::{YamlDoc, YamlError, YamlErrorKind};
 
 /// A YAML file of the repo.
 #[derive(Debug)]

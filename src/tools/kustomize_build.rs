@@ -79,7 +79,7 @@ impl Tool for KustomizeBuild {
                     cached: false,
                 });
             }
-            let objects = crate::repo::yaml::parse_values(&out.stdout)
+            let objects = crate::config::yaml::parse_values(&out.stdout)
                 .map_err(|e| Error::workflow(format!("kustomize output does not parse: {e}")))?;
             objects.iter().for_each(|o| ctx.redactor().learn_object(o));
             Ok(Output { overlay: dir, objects, errors: Vec::new(), cached: out.cached })

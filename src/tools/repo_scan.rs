@@ -160,7 +160,7 @@ fn scan(ctx: &Ctx, repo: &Repo, args: &Args) -> Result<Output, Error> {
             let docs = repo.docs(f);
             let owner = repo.owner_of(f);
             if let Some(text) = &filter.text {
-                let Ok(content) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) else {
+                let Ok(content) = crate::config::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) else {
                     continue;
                 };
                 for (i, line) in content.lines().enumerate() {
@@ -217,7 +217,7 @@ fn scan(ctx: &Ctx, repo: &Repo, args: &Args) -> Result<Output, Error> {
                 errors.push(format!("{}: build failed ({}): {}", leaf.dir, e.class, e.message));
                 continue;
             }
-            let objects = crate::repo::yaml::parse_values(&out.stdout).unwrap_or_default();
+            let objects = crate::config::yaml::parse_values(&out.stdout).unwrap_or_default();
             for obj in objects {
                 ctx.redactor().learn_object(&obj);
                 if !filter.object(&obj) {

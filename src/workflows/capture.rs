@@ -167,7 +167,7 @@ pub fn capture(
         .map(|k| k.file.clone())
         .ok_or_else(|| Error::Usage(format!("{overlay} has no kustomization")))?;
     let mut files: Vec<(String, String)> = Vec::new();
-    let mut ktext = crate::limits::read_text(&repo.abs(&kfile), repo.config.limits.file_bytes)?;
+    let mut ktext = crate::config::limits::read_text(&repo.abs(&kfile), repo.config.limits.file_bytes)?;
     let mut objects = Vec::new();
     for (d, desired, live) in lives {
         if desired.get("kind").and_then(Value::as_str) == Some("Secret") {
@@ -202,7 +202,7 @@ pub fn capture(
     let overlays: std::collections::BTreeSet<String> = std::iter::once(overlay.clone()).collect();
     let before = crate::workflows::validate::run_overlays(repo, engine, &redactor, &overlays, 1)?;
     // write, prove, or restore
-    let original = crate::limits::read_text(&repo.abs(&kfile), repo.config.limits.file_bytes)?;
+    let original = crate::config::limits::read_text(&repo.abs(&kfile), repo.config.limits.file_bytes)?;
     let restore = |files: &[(String, String)]| {
         for (rel, _) in files {
             let _ = std::fs::remove_file(repo.abs(rel));

@@ -194,7 +194,7 @@ pub fn learn_repo_secrets(repo: &Repo, redactor: &Redactor) {
     for k in repo.kustomizations.values() {
         k.secret_literals.iter().for_each(|l| redactor.learn(l));
         for f in &k.secret_files {
-            if let Ok(text) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) {
+            if let Ok(text) = crate::config::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) {
                 redactor.learn_text_lines(&text);
             }
         }

@@ -566,7 +566,7 @@ async fn client_side_apply_matches_kubectl_apply() {
         let printed = String::from_utf8_lossy(&out.stdout).to_string();
         let mut words = Vec::new();
         for text in objects {
-            let obj = agentops::repo::yaml::parse_values(text).unwrap().remove(0);
+            let obj = agentops::config::yaml::parse_values(text).unwrap().remove(0);
             words.push(apply_object(&sim, &obj, ApplyMode::ClientSide, "kubectl-client-side-apply").unwrap());
         }
         // kubectl prints the same verdict per object

@@ -320,7 +320,7 @@ async fn argo_sync_deploys_and_metrics_follow_the_revision() {
 
     // the Application as the repo has it, with a sync requested the way `argocd --core` does
     let app_text = std::fs::read_to_string(repo.path().join("argocd/prod-west/auth-service.yaml")).unwrap();
-    let mut app: Value = agentops::repo::yaml::parse_values(&app_text).unwrap().remove(0);
+    let mut app: Value = agentops::config::yaml::parse_values(&app_text).unwrap().remove(0);
     app["operation"] = json!({"sync": {"revision": good}, "initiatedBy": {"username": "test"}});
     west.store().apply(&app, "argocd-cli").unwrap();
     wait_for("the first sync", || {

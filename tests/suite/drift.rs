@@ -84,7 +84,7 @@ async fn world() -> World {
     fleet.write_kubeconfig(&work.path().join("kubeconfig")).unwrap();
     for env in ["prod-west", "prod-east"] {
         let text = std::fs::read_to_string(repo.path().join(format!("argocd/{env}/grafana.yaml"))).unwrap();
-        let mut app: Value = agentops::repo::yaml::parse_values(&text).unwrap().remove(0);
+        let mut app: Value = agentops::config::yaml::parse_values(&text).unwrap().remove(0);
         app["operation"] = json!({"sync": {"revision": "HEAD"}});
         let store = fleet.get(env).unwrap().store().clone();
         store.apply(&app, "argocd-cli").unwrap();
@@ -549,7 +549,7 @@ async fn sync_all(w: &World, env: &str) {
     let mut names = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        for mut app in agentops::repo::yaml::parse_values(&text).unwrap() {
+        for mut app in agentops::config::yaml::parse_values(&text).unwrap() {
             app["operation"] = json!({"sync": {"revision": "HEAD"}});
             names.push(app["metadata"]["name"].as_str().unwrap().to_string());
             store.apply(&app, "argocd-cli").unwrap();

@@ -33,7 +33,7 @@ fn cases() -> Vec<(String, Value, Value, BTreeMap<String, usize>)> {
                 (cause.to_string(), n.parse().unwrap())
             })
             .collect();
-        let mut docs = agentops::repo::yaml::parse_values(&text).unwrap();
+        let mut docs = agentops::config::yaml::parse_values(&text).unwrap();
         assert_eq!(docs.len(), 2, "{}: git, then live", path.display());
         let live = docs.remove(1);
         let git = docs.remove(0);
@@ -227,7 +227,7 @@ fn cluster_fixtures_are_shaped_like_real_cluster_output() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            for obj in agentops::repo::yaml::parse_values(&text).unwrap() {
+            for obj in agentops::config::yaml::parse_values(&text).unwrap() {
                 let mut defaulted = obj.clone();
                 agentops::k8s::defaults::apply(&mut defaulted);
                 checked += 1;

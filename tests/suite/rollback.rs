@@ -150,7 +150,7 @@ impl World {
 
         // deploy good, then bad (a second apart: history times have second precision)
         let text = std::fs::read_to_string(w.repo.path().join("argocd/prod-west/auth-service.yaml")).unwrap();
-        let mut app: Value = agentops::repo::yaml::parse_values(&text).unwrap().remove(0);
+        let mut app: Value = agentops::config::yaml::parse_values(&text).unwrap().remove(0);
         if s.auto_sync {
             app["spec"]["syncPolicy"]["automated"] = json!({"prune": true, "selfHeal": true});
         }
@@ -163,7 +163,7 @@ impl World {
         w.wait_history(2).await;
         if s.payments {
             let text = std::fs::read_to_string(w.repo.path().join("argocd/prod-west/payments.yaml")).unwrap();
-            let mut app: Value = agentops::repo::yaml::parse_values(&text).unwrap().remove(0);
+            let mut app: Value = agentops::config::yaml::parse_values(&text).unwrap().remove(0);
             app["operation"] = json!({"sync": {"revision": w.good}, "initiatedBy": {"username": "test"}});
             w.store().apply(&app, "argocd-cli").unwrap();
             w.wait_app_history("payments-prod-west", 1).await;

@@ -504,7 +504,7 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
     let annotations: Vec<Value> = style
         .ingress_annotations
         .iter()
-        .map(|(k, v)| json!({"key": k, "value": crate::repo::yaml::plain_or_quoted(v)}))
+        .map(|(k, v)| json!({"key": k, "value": crate::config::yaml::plain_or_quoted(v)}))
         .collect();
     let ctx = json!({
         "name": name,
@@ -556,7 +556,7 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
         }
         let vars: Vec<Value> = env_vars(req, env, &class)?
             .into_iter()
-            .map(|(k, v)| json!({"key": k, "value": crate::repo::yaml::plain_or_quoted(&v)}))
+            .map(|(k, v)| json!({"key": k, "value": crate::config::yaml::plain_or_quoted(&v)}))
             .collect();
         let mut octx = ctx.clone();
         if let Some(o) = octx.as_object_mut() {

@@ -35,10 +35,11 @@ impl Templates {
         hb.set_strict_mode(true);
         for (name, text) in BUILTIN {
             let custom = repo_root.join(".agentops/templates/app").join(format!("{name}.yaml.hbs"));
-            let (text, origin) = match crate::limits::read_text(&custom, crate::limits::DEFAULT_FILE_BYTES) {
-                Ok(t) => (t, custom.display().to_string()),
-                Err(_) => (text.to_string(), format!("tools/templates/app/{name}.yaml.hbs")),
-            };
+            let (text, origin) =
+                match crate::config::limits::read_text(&custom, crate::config::limits::DEFAULT_FILE_BYTES) {
+                    Ok(t) => (t, custom.display().to_string()),
+                    Err(_) => (text.to_string(), format!("tools/templates/app/{name}.yaml.hbs")),
+                };
             hb.register_template_string(name, text).map_err(|e| Error::Usage(format!("template {origin}: {e}")))?;
         }
         Ok(Templates { hb })

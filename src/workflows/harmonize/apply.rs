@@ -131,7 +131,7 @@ pub fn apply(repo: &Repo, engine: &Engine, plan: &mut HarmonizePlan, commit: boo
             }
             continue;
         }
-        let now = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes)?;
+        let now = crate::config::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes)?;
         if &now != old {
             return Err(Error::Usage(format!("{f} changed since the plan was made; run harmonize again")));
         }

@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use super::trace::{Action, Site, SourceKind, Touch, layers};
 use super::{Field, Setting};
+use crate::config::yaml::parse_documents;
 use crate::repo::Repo;
 use crate::repo::kustomization::join;
-use crate::repo::yaml::parse_documents;
 
 /// How the repo says a value is on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -89,7 +89,7 @@ impl Texts {
     pub fn get(&mut self, repo: &Repo, file: &str) -> Option<&str> {
         self.texts
             .entry(file.to_string())
-            .or_insert_with(|| crate::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes).ok())
+            .or_insert_with(|| crate::config::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes).ok())
             .as_deref()
     }
 }

@@ -394,7 +394,7 @@ fn render_all(repo: &Repo, engine: &Engine, dirs: &[String], jobs: usize) -> Res
 }
 
 fn parse(dir: &str, text: &str) -> Result<Vec<Value>> {
-    crate::repo::yaml::parse_values(text).map_err(|e| Error::Internal(format!("{dir}: rendered output: {e}")))
+    crate::config::yaml::parse_values(text).map_err(|e| Error::Internal(format!("{dir}: rendered output: {e}")))
 }
 
 /// Metadata maps that are empty say the same as absent ones.
@@ -618,7 +618,7 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
     let mut created: BTreeSet<String> = BTreeSet::new();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     let mut edits = Vec::new();
-    let read = |file: &str| crate::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes);
+    let read = |file: &str| crate::config::limits::read_text(&repo.abs(file), repo.config.limits.file_bytes);
     for ((site, action), (t, setting, pairs)) in &touches {
         if !texts.contains_key(&site.file) {
             let original = read(&site.file)?;
@@ -776,7 +776,7 @@ pub fn plan(repo: &Repo, engine: &Engine, req: &HarmonizeRequest, jobs: usize) -
 
 /// A patch text whose documents hold only their object's identity (a no-op patch).
 fn identity_only(text: &str) -> bool {
-    let Ok(docs) = crate::repo::yaml::parse_documents(text) else { return false };
+    let Ok(docs) = crate::config::yaml::parse_documents(text) else { return false };
     !docs.is_empty()
         && docs.iter().all(|d| match &d.value {
             Value::Object(m) => {
@@ -801,7 +801,7 @@ pub fn app_of(repo: &Repo, file: &str) -> Option<String> {
 /// A strategic-merge patch carrying the settings for one object, for an overlay whose
 /// sources are shared with overlays outside the scope.
 fn overlay_patch(api_version: &str, kind: &str, name: &str, settings: &[&Setting], reason: &str) -> String {
-    let q = crate::repo::yaml::plain_or_quoted;
+    let q = crate::config::yaml::plain_or_quoted;
     let mut out = format!(
         "# Added by agentops harmonize: {}\napiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: {}\n",
         reason.lines().next().unwrap_or_default().trim(),
@@ -1058,7 +1058,7 @@ mod tests {
 
     #[test]
     fn new_overlay_patches_quote_only_what_needs_it() {
-        use crate::repo::yaml::plain_or_quoted as scalar;
+        use crate::config::yaml::plain_or_quoted as scalar;
         assert_eq!(scalar("TLSv1.3"), "TLSv1.3");
         assert_eq!(scalar("true"), "\"true\"");
         assert_eq!(scalar("8080"), "\"8080\"");

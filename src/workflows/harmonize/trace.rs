@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Setting;
+use crate::config::yaml::{YamlDoc, parse_documents};
 use crate::repo::kustomization::{Kustomization, RefKind, join};
-use crate::repo::yaml::{YamlDoc, parse_documents};
 use crate::repo::{Repo, split_dir};
 
 /// Where a value is set, as the JSON output names it.

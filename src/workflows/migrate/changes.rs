@@ -159,7 +159,7 @@ fn base_name(rendered: &str) -> &str {
 /// merge entry in the existing `configMapGenerator:` list, or as a new list at the end.
 fn generator_edit(repo: &Repo, overlay: &str, g: &str, literal: &str) -> Option<Edit> {
     let k = repo.kustomizations.get(overlay)?;
-    let text = crate::limits::read_text(&repo.abs(&k.file), repo.config.limits.file_bytes).ok()?;
+    let text = crate::config::limits::read_text(&repo.abs(&k.file), repo.config.limits.file_bytes).ok()?;
     let lines: Vec<&str> = text.lines().collect();
     let doc = repo.docs(&k.file).first()?;
     let indent_of = |line: u32| -> usize {
@@ -447,7 +447,7 @@ pub fn check(repo: &Repo, engine: &Engine, changes: &[ProposedChange]) -> Result
             _ => None,
         }) {
             Some(new) => new,
-            None => apply_to_text(&crate::limits::read_text(&path, repo.config.limits.file_bytes)?, edits),
+            None => apply_to_text(&crate::config::limits::read_text(&path, repo.config.limits.file_bytes)?, edits),
         };
         if let Some(p) = path.parent() {
             std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;

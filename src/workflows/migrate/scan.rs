@@ -365,7 +365,9 @@ fn contexts(
         let files: BTreeSet<&str> = findings.iter().filter(|f| f.app == app).map(|f| f.file.as_str()).collect();
         let mut comments = Vec::new();
         for f in files {
-            let Ok(text) = crate::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) else { continue };
+            let Ok(text) = crate::config::limits::read_text(&repo.abs(f), repo.config.limits.file_bytes) else {
+                continue;
+            };
             for (i, l) in text.lines().enumerate() {
                 let t = l.trim_start();
                 if let Some(c) = t.strip_prefix('#').filter(|_| !t.starts_with("#!")) {
@@ -992,7 +994,7 @@ impl<'r> Locator<'r> {
                     .texts
                     .entry((*f).clone())
                     .or_insert_with(|| {
-                        crate::limits::read_text(&self.repo.abs(f), self.repo.config.limits.file_bytes).ok()
+                        crate::config::limits::read_text(&self.repo.abs(f), self.repo.config.limits.file_bytes).ok()
                     })
                     .as_deref();
                 let Some(text) = text else { continue };

@@ -21,8 +21,10 @@ pub struct Risk {
 }
 
 fn objects(bytes: Option<&[u8]>) -> Vec<Value> {
-    let Some(b) = bytes.filter(|b| b.len() as u64 <= crate::limits::DEFAULT_FILE_BYTES) else { return Vec::new() };
-    crate::repo::yaml::parse_values(&String::from_utf8_lossy(b)).unwrap_or_default()
+    let Some(b) = bytes.filter(|b| b.len() as u64 <= crate::config::limits::DEFAULT_FILE_BYTES) else {
+        return Vec::new();
+    };
+    crate::config::yaml::parse_values(&String::from_utf8_lossy(b)).unwrap_or_default()
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {

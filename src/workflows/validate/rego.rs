@@ -132,7 +132,7 @@ impl RegoSet {
                     }
                     _ => display.clone(),
                 };
-                match crate::limits::read_text(&f, crate::limits::DEFAULT_FILE_BYTES) {
+                match crate::config::limits::read_text(&f, crate::config::limits::DEFAULT_FILE_BYTES) {
                     Ok(text) => sources.push((name, text)),
                     Err(e) => set.errors.push(rego_finding(name, None, format!("policy file cannot be read: {e}"))),
                 }

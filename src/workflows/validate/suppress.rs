@@ -85,7 +85,7 @@ pub struct Rule {
 /// Lines of `.agentops.yaml`'s suppression entries, for findings about them.
 fn entry_lines(config_text: Option<&str>) -> Vec<u32> {
     let Some(text) = config_text else { return Vec::new() };
-    let Ok(docs) = crate::repo::yaml::parse_documents(text) else { return Vec::new() };
+    let Ok(docs) = crate::config::yaml::parse_documents(text) else { return Vec::new() };
     let Some(doc) = docs.first() else { return Vec::new() };
     let n = doc.value.pointer("/policies/suppressions").and_then(Value::as_array).map_or(0, Vec::len);
     (0..n).map(|i| doc.line_of(&format!("/policies/suppressions/{i}"))).collect()

@@ -2,6 +2,9 @@
 //! the clusters they map to, the repo's own URL, ignore globs, kustomize location and policies.
 //! Every key is optional; unknown keys are an error naming the key.
 
+pub mod limits;
+pub mod yaml;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +57,7 @@ pub struct Config {
     pub migrate: MigrateEstimates,
     /// Limits on untrusted input: file sizes, kustomize time and memory, response bodies.
     #[serde(default)]
-    pub limits: crate::limits::Limits,
+    pub limits: crate::config::limits::Limits,
     /// `agentops watch`: which alert labels name the app, environment and namespace, where
     /// proposals are announced, and whether the watcher may roll back on its own.
     #[serde(default)]
@@ -633,21 +636,22 @@ impl Config {
     pub fn load(root: &Path) -> Result<Config, Error> {
         let path = root.join(CONFIG_FILE);
         // the file that sets the limits is read within the default ones
-        let text = match crate::limits::read_file(&path, crate::limits::DEFAULT_FILE_BYTES) {
+        let text = match crate::config::limits::read_file(&path, crate::config::limits::DEFAULT_FILE_BYTES) {
             Ok(bytes) => bytes,
-            Err(crate::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(crate::config::limits::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Config::default());
             }
-            Err(crate::limits::ReadError::Io(e)) => return Err(Error::io(&path, e)),
+            Err(crate::config::limits::ReadError::Io(e)) => return Err(Error::io(&path, e)),
             Err(e) => return Err(Error::Config { file: CONFIG_FILE.into(), line: None, message: e.to_string() }),
         };
         match std::str::from_utf8(&text) {
             Ok(t) => Config::parse(t),
             Err(_) => {
-                let (line, message) = match crate::repo::yaml::parse_bytes(&text, crate::limits::DEFAULT_FILE_BYTES) {
-                    Err(e) => (Some(e.line), e.describe()),
-                    Ok(_) => (None, "not UTF-8 text".to_string()),
-                };
+                let (line, message) =
+                    match crate::config::yaml::parse_bytes(&text, crate::config::limits::DEFAULT_FILE_BYTES) {
+                        Err(e) => (Some(e.line), e.describe()),
+                        Ok(_) => (None, "not UTF-8 text".to_string()),
+                    };
                 Err(Error::Config { file: CONFIG_FILE.into(), line, message })
             }
         }
@@ -658,7 +662,7 @@ impl Config {
             return Ok(Config::default());
         }
         // the same reader as every repo file first: aliases bounded before serde sees them
-        if let Err(e) = crate::repo::yaml::parse_values(text)
+        if let Err(e) = crate::config::yaml::parse_values(text)
             && e.is_refusal()
         {
             return Err(Error::Config { file: CONFIG_FILE.into(), line: Some(e.line), message: e.describe() });
@@ -770,7 +774,7 @@ mod tests {
     /// The example in docs/configuration.md is a valid configuration with what it shows.
     #[test]
     fn the_documented_example_parses() {
-        let doc = include_str!("../docs/configuration.md");
+        let doc = include_str!("../../docs/configuration.md");
         let start = doc.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
         let end = start + doc[start..].find("```").expect("its end");
         let c = Config::parse(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));

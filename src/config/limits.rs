@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::repo::yaml::YamlErrorKind;
+use crate::config::yaml::YamlErrorKind;
 
 /// `limits:` in `.agentops.yaml`. Every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]

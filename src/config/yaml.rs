@@ -190,14 +190,14 @@ impl std::fmt::Display for YamlError {
 /// and so are depth ([`MAX_DEPTH`]) and the number of nodes ([`max_nodes`] of the default
 /// per-file limit).
 pub fn parse_documents(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
-    parse(text, true, max_nodes(crate::limits::DEFAULT_FILE_BYTES))
+    parse(text, true, max_nodes(crate::config::limits::DEFAULT_FILE_BYTES))
 }
 
 /// Like [`parse_documents`] without the line maps: for rendered output, where no finding
 /// points into the text itself. Rendered output may be larger than a repo file: at most one
 /// node per four bytes of it (at least as many as a repo file may hold).
 pub fn parse_values(text: &str) -> Result<Vec<Value>, YamlError> {
-    let max = max_nodes(crate::limits::DEFAULT_FILE_BYTES).max(text.len() as u64 / 4);
+    let max = max_nodes(crate::config::limits::DEFAULT_FILE_BYTES).max(text.len() as u64 / 4);
     Ok(parse(text, false, max)?.into_iter().map(|d| d.value).collect())
 }
 
@@ -213,7 +213,7 @@ pub fn max_nodes(max_bytes: u64) -> u64 {
 /// concerns (1 when it is the whole file). Returns the documents and the blake3 hash of the
 /// bytes read (None when nothing was read).
 pub fn read_file(path: &std::path::Path, max_bytes: u64) -> (Result<Vec<YamlDoc>, YamlError>, Option<String>) {
-    let bytes = match crate::limits::read_file(path, max_bytes) {
+    let bytes = match crate::config::limits::read_file(path, max_bytes) {
         Ok(b) => b,
         Err(e) => return (Err(YamlError::new(e.yaml_kind(), 1, 1, e.to_string())), None),
     };
@@ -462,7 +462,7 @@ fn unbroken(text: &str, at: usize) -> YamlError {
             "more than {} of text without a single YAML node ending, up to this line: a flow collection \
              ([…] or {{…}}, JSON) or a scalar this long is read whole before it is used. agentops does not read it \
              and does not hand it to kustomize; write it in block style, or split it",
-            crate::limits::human_bytes(MAX_UNBROKEN as u64)
+            crate::config::limits::human_bytes(MAX_UNBROKEN as u64)
         ),
     )
 }
@@ -626,8 +626,8 @@ impl Builder<'_> {
         let what = if b.aliased_bytes > b.max_aliased_bytes {
             format!(
                 "aliases would copy {} of text, more than ten times the document's own {}",
-                crate::limits::human_bytes(b.aliased_bytes),
-                crate::limits::human_bytes(self.text.len() as u64)
+                crate::config::limits::human_bytes(b.aliased_bytes),
+                crate::config::limits::human_bytes(self.text.len() as u64)
             )
         } else {
             format!(

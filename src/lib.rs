@@ -22,7 +22,6 @@ pub mod repo;
 pub mod report;
 pub mod time;
 pub mod tools;
-pub mod watch;
 pub mod workflows;
 
 pub use error::{Error, Result};

@@ -173,7 +173,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
                 continue;
             }
             "/proposals" => {
-                match crate::watch::Store::for_repo(&repo.root).read() {
+                match crate::workflows::watch::Store::for_repo(&repo.root).read() {
                     Ok(all) => print!(
                         "{}",
                         super::proposals::table(&all.proposals.iter().filter(|p| p.is_open()).collect::<Vec<_>>())

@@ -249,7 +249,7 @@ async fn stage(world: &World, s: Stage) -> Result<Vec<String>> {
 /// Alertmanager's webhook, proposes the rollback, the proposal is approved (auto-approved in
 /// the demo, as `agentops approve ID --yes` would run it), and the resolved alert closes it.
 async fn run_alert(ctx: &Ctx) -> Result<bool> {
-    use crate::watch::{ProposalState, Store};
+    use crate::workflows::watch::{ProposalState, Store};
     let t = Instant::now();
     let watcher = super::watch::Local::start(ctx.clone()).await?;
     println!("Nobody typed a request: Thursday starts from the alert.");
@@ -267,7 +267,7 @@ async fn run_alert(ctx: &Ctx) -> Result<bool> {
                 "status": status,
                 "labels": {"alertname": "HighErrorRatio", "app": "auth-service", "namespace": "auth", "env": "prod-west", "severity": "page"},
                 "annotations": {"summary": "auth-service: error ratio above 5%"},
-                "startsAt": crate::watch::format_ms(crate::watch::now_ms()), "endsAt": "0001-01-01T00:00:00Z",
+                "startsAt": crate::workflows::watch::format_ms(crate::workflows::watch::now_ms()), "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "", "fingerprint": fingerprint,
             }],
         })

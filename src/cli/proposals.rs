@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::watch::{Proposal, ProposalState, Store};
 use crate::workflows::rollback::report;
+use crate::workflows::watch::{Proposal, ProposalState, Store};
 
 use super::Global;
 use super::rollback::Executed;

@@ -26,10 +26,10 @@ use crate::error::{Error, Result};
 use crate::exec::Step;
 use crate::exec::{Entry, Executor, Journal, Policy, ScriptedApprover};
 use crate::tools::ToolRegistry;
-use crate::watch::store::{AlertRecord, take_auto_budget};
-use crate::watch::{self, Alert, Proposal, ProposalState, Store, Target};
 use crate::workflows::Ctx;
 use crate::workflows::rollback::{RollbackPlan, RollbackRequest};
+use crate::workflows::watch::store::{AlertRecord, take_auto_budget};
+use crate::workflows::watch::{self, Alert, Proposal, ProposalState, Store, Target};
 
 use super::Global;
 

@@ -10,5 +10,6 @@ pub mod harmonize;
 pub mod migrate;
 pub mod rollback;
 pub mod validate;
+pub mod watch;
 
 pub use context::{Ctx, CtxOptions, PerCluster, blocking, target_envs};

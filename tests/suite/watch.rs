@@ -134,7 +134,7 @@ fn payload(status: &str, alerts: Vec<Value>) -> Value {
 }
 
 fn now_rfc3339() -> String {
-    agentops::watch::format_ms(agentops::watch::now_ms())
+    agentops::workflows::watch::format_ms(agentops::workflows::watch::now_ms())
 }
 
 fn alert(status: &str, app: &str, namespace: &str, fingerprint: &str, starts_at: &str) -> Value {

@@ -2,6 +2,7 @@
 //! queries across clusters that run concurrently with a bound, each with a timeout and
 //! retries on 429/5xx, so one unreachable or slow cluster never hides the others.
 
+pub mod argocd;
 pub mod metrics;
 pub mod prereq;
 
@@ -256,10 +257,7 @@ pub async fn query(
     name: Option<&str>,
     label_selector: Option<&str>,
 ) -> Result<Vec<Value>, ClusterError> {
-    let api: Api<DynamicObject> = match (caps.scope == Scope::Namespaced, namespace) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
-        _ => Api::all_with(client.clone(), ar),
-    };
+    let api = dynamic_api(client, ar, caps, namespace);
     let objects = match name {
         Some(n) => vec![with_retry(|| api.get(n)).await?],
         None => {
@@ -270,17 +268,31 @@ pub async fn query(
             with_retry(|| api.list(&lp)).await?.items
         }
     };
-    Ok(objects
-        .into_iter()
-        .map(|o| {
-            let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
-            if let Some(m) = v.as_object_mut() {
-                m.entry("apiVersion").or_insert_with(|| Value::String(ar.api_version.clone()));
-                m.entry("kind").or_insert_with(|| Value::String(ar.kind.clone()));
-            }
-            v
-        })
-        .collect())
+    Ok(objects.iter().map(|o| object_json(o, ar)).collect())
+}
+
+/// The API of a resource: in `namespace` when the resource is namespaced and one is given,
+/// else across the cluster.
+pub fn dynamic_api(
+    client: &Client,
+    ar: &ApiResource,
+    caps: &ApiCapabilities,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    match (caps.scope == Scope::Namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
+        _ => Api::all_with(client.clone(), ar),
+    }
+}
+
+/// An object as JSON, with the apiVersion and kind a list response leaves out.
+pub fn object_json(o: &DynamicObject, ar: &ApiResource) -> Value {
+    let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.entry("apiVersion").or_insert_with(|| Value::String(ar.api_version.clone()));
+        m.entry("kind").or_insert_with(|| Value::String(ar.kind.clone()));
+    }
+    v
 }
 
 /// The default kubeconfig path agentops reports in messages.

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Effect, Tool, ToolError};
-use crate::cluster;
+use crate::cluster::ClusterError;
+use crate::cluster::argocd::Applications;
 use crate::workflows::Ctx;
 
 pub struct ArgocdAppStatus;
@@ -54,13 +55,8 @@ impl Tool for ArgocdAppStatus {
         let (_, client) = ctx.env_client(&args.env).await?;
         let env = args.env.clone();
         let ns = args.namespace.clone().unwrap_or_else(|| "argocd".into());
-        let (ar, caps) = cluster::resolve(&client, "Application", Some("argoproj.io/v1alpha1"))
-            .await
-            .map_err(|e| ToolError::new(format!("{e} (is Argo CD installed in this cluster?)")))?;
-        let objs = cluster::query(&client, &ar, &caps, Some(&ns), Some(&args.name), None)
-            .await
-            .map_err(|e| ToolError::new(e.to_string()))?;
-        let app = objs.into_iter().next().unwrap_or(Value::Null);
+        let err = |e: ClusterError| ToolError::new(e.to_string());
+        let app = Applications::discover(&client, &ns).await.map_err(err)?.get(&args.name).await.map_err(err)?;
         let p = |ptr: &str| app.pointer(ptr).cloned().unwrap_or(Value::Null);
         Ok(Output {
             env,

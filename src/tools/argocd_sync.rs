@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Effect, Tool, ToolError};
+use crate::cluster::argocd::Applications;
 use crate::workflows::Ctx;
-use crate::workflows::drift;
 
 pub struct ArgocdSync;
 
@@ -56,9 +56,10 @@ impl Tool for ArgocdSync {
         let (_, client) = ctx.env_client(&args.env).await?;
         let ns = args.namespace.clone().unwrap_or_else(|| "argocd".into());
         let err = |e: crate::cluster::ClusterError| ToolError::new(e.to_string());
-        drift::request_sync(&client, &ns, &args.name, args.revision.as_deref(), args.replace).await.map_err(err)?;
+        let apps = Applications::discover(&client, &ns).await.map_err(err)?;
+        apps.request_sync(&args.name, args.revision.as_deref(), args.replace).await.map_err(err)?;
         let wait = std::time::Duration::from_secs(args.wait_seconds.unwrap_or(120));
-        let operation_state = drift::wait_for_sync(&client, &ns, &args.name, wait).await.map_err(err)?;
+        let operation_state = apps.wait_for_sync(&args.name, wait).await.map_err(err)?;
         Ok(Output { env: args.env, name: args.name, operation_state })
     }
 }

@@ -9,13 +9,14 @@ use std::path::PathBuf;
 
 use futures::StreamExt;
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::ListParams;
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cluster::{ClusterError, ClusterSet, with_retry};
+use crate::cluster::argocd::{self, Applications, MANAGER};
+use crate::cluster::{ClusterError, ClusterSet, dynamic_api, object_json, with_retry};
 use crate::error::{Error, Result};
 use crate::k8s::ObjectRef;
 use crate::k8s::compare::{self, Cause, Comparison, Witness};
@@ -405,22 +406,6 @@ impl Resources {
     }
 }
 
-fn api(client: &Client, ar: &ApiResource, caps: &ApiCapabilities, ns: Option<&str>) -> Api<DynamicObject> {
-    match (caps.scope == Scope::Namespaced, ns) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
-        _ => Api::all_with(client.clone(), ar),
-    }
-}
-
-fn to_json(o: &DynamicObject, ar: &ApiResource) -> Value {
-    let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
-    if let Some(m) = v.as_object_mut() {
-        m.entry("apiVersion").or_insert_with(|| Value::String(ar.api_version.clone()));
-        m.entry("kind").or_insert_with(|| Value::String(ar.kind.clone()));
-    }
-    v
-}
-
 /// The live counterpart of a desired object (None when the cluster serves no such kind).
 async fn fetch_live(
     client: &Client,
@@ -431,8 +416,8 @@ async fn fetch_live(
     let r = ObjectRef::of(desired);
     let (ar, caps) = res.get(&r.api_version, &r.kind)?;
     let ns = if caps.scope == Scope::Namespaced { r.namespace.clone().or(dest_ns) } else { None };
-    let objects = api(client, ar, caps, ns.as_deref());
-    Some(with_retry(|| objects.get_opt(&r.name)).await.map(|o| o.map(|o| to_json(&o, ar))))
+    let objects = dynamic_api(client, ar, caps, ns.as_deref());
+    Some(with_retry(|| objects.get_opt(&r.name)).await.map(|o| o.map(|o| object_json(&o, ar))))
 }
 
 /// The Kubernetes minor version a cluster serves (for the defaults of that release); the
@@ -559,10 +544,10 @@ async fn check_cluster(
         for (av, kind) in &kinds {
             let Some((ar, caps)) = res.get(av, kind) else { continue };
             let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={}", t.argo.name));
-            let all = api(client, ar, caps, None);
+            let all = dynamic_api(client, ar, caps, None);
             let listed = with_retry(|| all.list(&lp)).await?;
             for o in listed.items {
-                let live = to_json(&o, ar);
+                let live = object_json(&o, ar);
                 let r = ObjectRef::of(&live);
                 let ns = if caps.scope == Scope::Namespaced { r.namespace.clone() } else { None };
                 if !seen.contains(&(av.clone(), kind.clone(), ns, r.name.clone())) {
@@ -761,10 +746,9 @@ fn acknowledgement(live: &Value, hash: &str) -> (&'static str, Option<String>) {
 
 /// The Application's last sync, read from the cluster it lives in.
 async fn last_sync(client: &Client, res: &Resources, argo: &ArgoApp) -> Option<LastSync> {
-    let (ar, caps) = res.get("argoproj.io/v1alpha1", "Application")?;
+    let (ar, caps) = res.get(argocd::API_VERSION, "Application")?;
     let ns = argo.namespace.clone().unwrap_or_else(|| "argocd".into());
-    let app = api(client, ar, caps, Some(&ns)).get_opt(&argo.name).await.ok().flatten()?;
-    let v = to_json(&app, ar);
+    let v = Applications::with(client, ar, caps, &ns).get_opt(&argo.name).await.ok().flatten()?;
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
     Some(LastSync {
         revision: s("/status/sync/revision"),
@@ -845,9 +829,6 @@ fn read_audit(paths: &[PathBuf]) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// Field manager of every write agentops makes to a cluster.
-pub const MANAGER: &str = "agentops";
-
 /// Checks what an acknowledgement would record: a non-blank reason, and an expiry date that
 /// is a real calendar date (YYYY-MM-DD) strictly after `today` (YYYY-MM-DD, UTC). The error
 /// says what is wrong and the expected form.
@@ -915,7 +896,7 @@ pub async fn acknowledge(
             format!("{ACK_PREFIX}{ACK_CHANGES}"): acknowledged_hash(d, desired, live),
         }}});
         let body = kube::api::Patch::Merge(&patch);
-        let objects = api(client, ar, caps, r.namespace.as_deref());
+        let objects = dynamic_api(client, ar, caps, r.namespace.as_deref());
         with_retry(|| objects.patch(&r.name, &pp, &body)).await?;
         done.push(d.object.clone());
     }
@@ -931,60 +912,6 @@ fn acknowledged_hash(d: &Drift, desired: &Value, live: &Value) -> String {
     changes_hash(
         changes.iter().filter(|c| paths.contains(c.path.as_str())).map(|c| (c.path.as_str(), c.summary.as_str())),
     )
-}
-
-/// Asks Argo CD to sync an Application (the `operation.sync` write `argocd --core` makes). The
-/// operation carries the Application's sync options, as Argo CD's API server copies them;
-/// `replace` adds `Replace=true` for this one operation (objects are replaced whole instead of
-/// merged, which drops every field git does not set, whoever wrote it).
-pub async fn request_sync(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    revision: Option<&str>,
-    replace: bool,
-) -> std::result::Result<Value, ClusterError> {
-    let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1")).await?;
-    let apps = api(client, &ar, &caps, Some(namespace));
-    let app = to_json(&with_retry(|| apps.get(name)).await?, &ar);
-    let mut options: Vec<Value> =
-        app.pointer("/spec/syncPolicy/syncOptions").and_then(Value::as_array).cloned().unwrap_or_default();
-    if replace && !options.iter().any(|o| o == "Replace=true") {
-        options.push(Value::String("Replace=true".into()));
-    }
-    let mut sync = serde_json::json!({"syncOptions": options});
-    if let Some(r) = revision {
-        sync["revision"] = Value::String(r.into());
-    }
-    let patch = serde_json::json!({"operation": {"sync": sync, "initiatedBy": {"username": "agentops"}}});
-    let pp = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    let body = kube::api::Patch::Merge(&patch);
-    let o = with_retry(|| apps.patch(name, &pp, &body)).await?;
-    Ok(to_json(&o, &ar))
-}
-
-/// Waits until an Application's requested operation has finished; its final operationState.
-pub async fn wait_for_sync(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    timeout: std::time::Duration,
-) -> std::result::Result<Value, ClusterError> {
-    let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1")).await?;
-    let apps = api(client, &ar, &caps, Some(namespace));
-    let started = std::time::Instant::now();
-    loop {
-        let app = to_json(&with_retry(|| apps.get(name)).await?, &ar);
-        let pending = app.get("operation").is_some_and(|o| !o.is_null());
-        let phase = app.pointer("/status/operationState/phase").and_then(Value::as_str).unwrap_or_default();
-        if !pending && !phase.is_empty() && phase != "Running" {
-            return Ok(app.pointer("/status/operationState").cloned().unwrap_or(Value::Null));
-        }
-        if started.elapsed() > timeout {
-            return Err(ClusterError::Timeout(timeout));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }
 
 /// The Prometheus textfile for `--metrics-file`: drifted objects per env, app and status,

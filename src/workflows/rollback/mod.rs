@@ -20,6 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cluster::argocd::Applications;
 use crate::cluster::metrics::{self, Endpoint, Range};
 use crate::error::Error;
 use crate::git::{self, AppPaths, CommitInfo, LogQuery, Remote};
@@ -324,13 +325,8 @@ fn file_diff(old: Option<&str>, new: Option<&str>, file: &str) -> String {
 
 /// Reads the Application from the environment's cluster.
 pub async fn read_application(client: &kube::Client, namespace: &str, name: &str) -> Result<Value, Error> {
-    let (ar, caps) = crate::cluster::resolve(client, "Application", Some("argoproj.io/v1alpha1"))
-        .await
-        .map_err(|e| Error::workflow(format!("{e} (is Argo CD installed in this cluster?)")))?;
-    let objs = crate::cluster::query(client, &ar, &caps, Some(namespace), Some(name), None)
-        .await
-        .map_err(|e| Error::workflow(format!("Application {namespace}/{name}: {e}")))?;
-    objs.into_iter().next().ok_or_else(|| Error::workflow(format!("Application {namespace}/{name} not found")))
+    let apps = Applications::discover(client, namespace).await.map_err(|e| Error::workflow(e.to_string()))?;
+    apps.get(name).await.map_err(|e| Error::workflow(e.to_string()))
 }
 
 fn state_of(app: &Value, name: &str, namespace: &str, dest_ns: &str) -> AppState {

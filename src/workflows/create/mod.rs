@@ -205,17 +205,6 @@ fn size_for(repo: &Repo, tier: &str, class: &str) -> Result<TierSize> {
     })
 }
 
-/// Splits an image into (name, tag, digest).
-fn split_image(image: &str) -> (String, Option<String>, Option<String>) {
-    if let Some((name, digest)) = image.split_once('@') {
-        return (name.to_string(), None, Some(digest.to_string()));
-    }
-    match image.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => (name.to_string(), Some(tag.to_string()), None),
-        _ => (image.to_string(), None, None),
-    }
-}
-
 /// What the repo already does, learned from its files.
 #[derive(Debug, Default)]
 struct Style {
@@ -407,7 +396,7 @@ fn check(repo: &Repo, req: &CreateRequest) -> Result<()> {
     {
         return Err(Error::Usage(format!("namespace {ns:?} is not a DNS label")));
     }
-    crate::planner::rules::request::check_image(&req.image).map_err(Error::Usage)?;
+    crate::k8s::image::check_pinned(&req.image).map_err(Error::Usage)?;
     for e in &req.envs {
         if !repo.environments.contains(e) {
             return Err(Error::Usage(format!(
@@ -487,7 +476,12 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
     with.dedup();
     let style = learn_style(repo);
     let tpl = templates::Templates::load(&repo.root)?;
-    let (image_name, image_tag, image_digest) = split_image(&req.image);
+    let image = crate::k8s::image::parse(&req.image);
+    // kustomize writes the digest alone when its `images:` entry has one.
+    let (image_name, image_tag, image_digest) = match image.digest {
+        Some(d) => (image.name, None, Some(d)),
+        None => (image.name, image.tag, None),
+    };
 
     let base_dir = style.base_dir.replace("{app}", &name);
     let mut base_resources =
@@ -950,13 +944,6 @@ mod tests {
 
     fn req() -> CreateRequest {
         CreateRequest { name: "billing".into(), image: "ghcr.io/acme/billing:1.0.0".into(), ..CreateRequest::default() }
-    }
-
-    #[test]
-    fn images_split_into_name_tag_and_digest() {
-        assert_eq!(split_image("ghcr.io/a/b:1.2"), ("ghcr.io/a/b".into(), Some("1.2".into()), None));
-        assert_eq!(split_image("localhost:5000/b:1"), ("localhost:5000/b".into(), Some("1".into()), None));
-        assert_eq!(split_image("b@sha256:abc"), ("b".into(), None, Some("sha256:abc".into())));
     }
 
     #[test]

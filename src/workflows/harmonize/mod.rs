@@ -196,7 +196,7 @@ impl HarmonizeRequest {
 
     /// The kind as Kubernetes spells it.
     pub fn kind(&self) -> Result<String> {
-        crate::planner::rules::request::normalize_kind(&self.kind)
+        crate::k8s::kinds::normalize_kind(&self.kind)
             .ok_or_else(|| Error::Usage(format!("{:?} is not a Kubernetes kind (e.g. Ingress, Deployment)", self.kind)))
     }
 }

@@ -165,8 +165,12 @@ impl CreatePlan {
     }
 }
 
-static DNS_LABEL: std::sync::LazyLock<regex::Regex> =
-    std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").expect("valid regex"));
+static DNS_LABEL: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").ok());
+
+fn is_dns_label(s: &str) -> bool {
+    DNS_LABEL.as_ref().is_some_and(|re| re.is_match(s))
+}
 
 /// The built-in tier table: tier -> class -> size.
 fn builtin_tier(tier: &str, class: &str) -> Option<TierSize> {
@@ -382,7 +386,7 @@ fn argo_style(repo: &Repo, env: &str, name: &str, namespace: &str, overlay: &str
 
 /// Checks the request against the repo.
 fn check(repo: &Repo, req: &CreateRequest) -> Result<()> {
-    if !DNS_LABEL.is_match(&req.name) {
+    if !is_dns_label(&req.name) {
         return Err(Error::Usage(format!(
             "app name {:?} is not a DNS label (lowercase letters, digits, '-')",
             req.name
@@ -392,7 +396,7 @@ fn check(repo: &Repo, req: &CreateRequest) -> Result<()> {
         return Err(Error::Usage(format!("an app named {:?} already exists; pick another name", req.name)));
     }
     if let Some(ns) = &req.namespace
-        && !DNS_LABEL.is_match(ns)
+        && !is_dns_label(ns)
     {
         return Err(Error::Usage(format!("namespace {ns:?} is not a DNS label")));
     }

@@ -1,6 +1,7 @@
 //! Drift benchmarks (`cargo bench --bench drift`): defaulting, normalize, semantic diff and
 //! classification of 10,000 objects (target: at most 0.5 s), and a drift check of 5 mock clusters against 1 (target:
 //! about the time of the slowest cluster, since clusters are queried concurrently).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::Instant;

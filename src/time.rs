@@ -1,5 +1,6 @@
 //! Times as the API server, Argo CD, audit logs and the journal write them: RFC 3339 in UTC,
-//! parsed strictly (jiff; a month 13 or a February 30 is not a time).
+//! parsed strictly (jiff; a month 13 or a February 30 is not a time). Also the durations people
+//! type (`--since 6h`, `--rollback-within 1h30m`) and the way reports say them.
 
 use std::time::SystemTime;
 
@@ -47,6 +48,55 @@ pub fn age(created: &str) -> String {
     }
 }
 
+/// Parses a duration as people type it on the command line and in chat: a number of minutes
+/// (`45`), or one or more number-unit pairs with the units `s`, `m`, `h`, `d`, `w` (`90s`,
+/// `30m`, `6h`, `2d`, `1w`, `1h30m`). Returns whole seconds; None for anything else (a sign,
+/// a fraction, an unknown unit, a trailing number, an overflow). Zero is a duration; callers
+/// that need a positive one say so.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u64>().ok()?.checked_mul(60);
+    }
+    let mut seconds: u64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        let mut unit = rest[digits..].chars();
+        let per = match unit.next()? {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return None,
+        };
+        seconds = seconds.checked_add(n.checked_mul(per)?)?;
+        rest = unit.as_str();
+    }
+    Some(seconds)
+}
+
+/// A span of time as reports say it: `9 s`, `4 min 12 s`, `1 h 5 min` (negative is `0 s`).
+pub fn duration_words(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => {
+            if s % 60 == 0 {
+                format!("{} min", s / 60)
+            } else {
+                format!("{} min {} s", s / 60, s % 60)
+            }
+        }
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +123,33 @@ mod tests {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
         assert_eq!(age("2024-13-01T10:00:00Z"), "<unknown>");
+    }
+
+    #[test]
+    fn durations_as_people_type_them() {
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("30m"), Some(1800));
+        assert_eq!(parse_duration("6h"), Some(21_600));
+        assert_eq!(parse_duration("2d"), Some(172_800));
+        assert_eq!(parse_duration("1w"), Some(604_800));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("1d2h3m4s"), Some(93_784));
+        assert_eq!(parse_duration(" 45 "), Some(2700), "a bare number is minutes");
+        assert_eq!(parse_duration("0m"), Some(0));
+        assert_eq!(parse_duration("0"), Some(0));
+        for bad in
+            ["", "soon", "5x", "m", "1h30", "-5m", "1.5h", "30 m", "h1", "99999999999999999999m", "30000000000000000w"]
+        {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration_words(9), "9 s");
+        assert_eq!(duration_words(252), "4 min 12 s");
+        assert_eq!(duration_words(300), "5 min");
+        assert_eq!(duration_words(3900), "1 h 5 min");
+        assert_eq!(duration_words(-3), "0 s");
     }
 }

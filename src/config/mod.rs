@@ -683,80 +683,88 @@ impl Config {
     }
 }
 
-/// A compiled path pattern: `*` is one path segment or part of one, `**` any number of
-/// segments, `{app}` and `{env}` capture one segment.
+/// Compiles a glob in the one dialect agentops reads (globset's, as ripgrep reads it): `?` one
+/// character, `*` any run of characters, `**` as a whole path component any number of
+/// components (`**/x`, `a/**`, `a/**/b`), `[abc]`/`[!a-z]` classes, `{a,b}` alternatives, `\`
+/// escapes the next character. With `literal_separator`, `*`, `?` and classes never match a
+/// `/` (paths, check names); without, they do (object names, which hold no `/`).
+pub fn glob(pattern: &str, literal_separator: bool) -> Result<globset::GlobMatcher, globset::Error> {
+    Ok(glob_of(pattern, literal_separator)?.compile_matcher())
+}
+
+fn glob_of(pattern: &str, literal_separator: bool) -> Result<globset::Glob, globset::Error> {
+    globset::GlobBuilder::new(pattern).literal_separator(literal_separator).build()
+}
+
+/// Stand-ins for `{app}` and `{env}` while globset translates a path pattern: plain letters,
+/// which it copies into the regex unescaped.
+const APP_SLOT: &str = "AgentopsAppSlotQ7";
+const ENV_SLOT: &str = "AgentopsEnvSlotQ7";
+
+/// A compiled path pattern: a glob (see `glob`; `*` stays inside one path segment) in which
+/// `{app}` and `{env}` each capture one segment.
 #[derive(Debug, Clone)]
 pub struct PathPattern {
-    re: regex::Regex,
+    re: regex::bytes::Regex,
 }
 
 impl PathPattern {
     pub fn new(pattern: &str) -> Result<PathPattern, Error> {
-        let p = pattern.trim_matches('/');
-        let mut re = String::from("^");
-        let mut rest = p;
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix("**/") {
-                re.push_str("(?:.*/)?");
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix("**") {
-                re.push_str(".*");
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix("{app}") {
-                re.push_str("(?P<app>[^/]+)");
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix("{env}") {
-                re.push_str("(?P<env>[^/]+)");
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix('*') {
-                re.push_str("[^/]*");
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix('?') {
-                re.push_str("[^/]");
-                rest = r;
-            } else {
-                let c = rest.chars().next().unwrap_or_default();
-                re.push_str(&regex::escape(&c.to_string()));
-                rest = &rest[c.len_utf8()..];
-            }
-        }
-        re.push('$');
-        regex::Regex::new(&re).map(|re| PathPattern { re }).map_err(|e| Error::Config {
+        let bad = |e: &dyn std::fmt::Display| Error::Config {
             file: CONFIG_FILE.into(),
             line: None,
             message: format!("bad pattern {pattern:?}: {e}"),
-        })
+        };
+        let p = pattern.trim_matches('/').replace("{app}", APP_SLOT).replace("{env}", ENV_SLOT);
+        let glob = glob_of(&p, true).map_err(|e| bad(&e))?;
+        // globset matches whole paths with this regex; the captures are ours.
+        let re = glob.regex().replacen(APP_SLOT, "(?P<app>[^/]+)", 1).replacen(ENV_SLOT, "(?P<env>[^/]+)", 1);
+        regex::bytes::Regex::new(&re).map(|re| PathPattern { re }).map_err(|e| bad(&e))
     }
 
     /// Matches a repo-relative path; returns the captured app and env when it matches.
     pub fn captures(&self, path: &str) -> Option<(Option<String>, Option<String>)> {
-        let c = self.re.captures(path)?;
-        Some((c.name("app").map(|m| m.as_str().to_string()), c.name("env").map(|m| m.as_str().to_string())))
+        let c = self.re.captures(path.as_bytes())?;
+        let text = |name: &str| c.name(name).map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned());
+        Some((text("app"), text("env")))
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        self.re.is_match(path)
+        self.re.is_match(path.as_bytes())
     }
 }
 
 /// A set of globs; a path matches when it or any of its ancestors does.
 #[derive(Debug, Clone, Default)]
 pub struct GlobSet {
-    patterns: Vec<PathPattern>,
+    set: globset::GlobSet,
 }
 
 impl GlobSet {
     pub fn new(globs: &[String]) -> Result<GlobSet, Error> {
-        Ok(GlobSet { patterns: globs.iter().map(|g| PathPattern::new(g)).collect::<Result<_, _>>()? })
+        let mut set = globset::GlobSetBuilder::new();
+        for g in globs {
+            set.add(glob_of(g.trim_matches('/'), true).map_err(|e| Error::Config {
+                file: CONFIG_FILE.into(),
+                line: None,
+                message: format!("bad pattern {g:?}: {e}"),
+            })?);
+        }
+        let set = set.build().map_err(|e| Error::Config {
+            file: CONFIG_FILE.into(),
+            line: None,
+            message: format!("bad patterns {globs:?}: {e}"),
+        })?;
+        Ok(GlobSet { set })
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        if self.patterns.is_empty() {
+        if self.set.is_empty() {
             return false;
         }
         let mut p = path;
         loop {
-            if self.patterns.iter().any(|g| g.matches(p)) {
+            if self.set.is_match(p) {
                 return true;
             }
             match p.rfind('/') {
@@ -836,5 +844,31 @@ mod tests {
         assert!(!g.matches("apps/templates"));
         let g = GlobSet::new(&["**/skeleton".into()]).unwrap();
         assert!(g.matches("apps/skeleton/base"));
+        assert!(g.matches("skeleton"));
+        assert!(!GlobSet::default().matches("x"));
+        let g = GlobSet::new(&["apps/*/overlays/?ev".into(), "/{tmp,scratch}/".into()]).unwrap();
+        assert!(g.matches("apps/web/overlays/dev/kustomization.yaml"));
+        assert!(!g.matches("apps/web/x/overlays/dev"), "* stays in one segment");
+        assert!(g.matches("scratch/a") && g.matches("tmp") && !g.matches("temp"));
+        assert!(GlobSet::new(&["apps/[".into()]).unwrap_err().to_string().contains("apps/["));
+        let p = PathPattern::new("clusters/*-{env}/apps/{app}").unwrap();
+        assert_eq!(p.captures("clusters/eu-prod/apps/web"), Some((Some("web".into()), Some("prod".into()))));
+        assert_eq!(p.captures("clusters/eu/x-prod/apps/web"), None);
+        let p = PathPattern::new("apps/{app}/overlays/[!_]*").unwrap();
+        assert!(p.matches("apps/web/overlays/dev") && !p.matches("apps/web/overlays/_tmp"));
+        assert_eq!(p.captures("apps/wéb/overlays/dev"), Some((Some("wéb".into()), None)));
+    }
+
+    #[test]
+    fn globs_are_one_dialect() {
+        let names = glob("api-*", false).unwrap();
+        assert!(names.is_match("api-gateway") && !names.is_match("web-api-gateway"));
+        assert!(glob("*", false).unwrap().is_match("a/b"), "without literal_separator * crosses /");
+        assert!(!glob("*", true).unwrap().is_match("a/b"));
+        assert!(glob("a/**/b", true).unwrap().is_match("a/x/y/b") && glob("a/**/b", true).unwrap().is_match("a/b"));
+        assert!(glob("web-[0-9]", false).unwrap().is_match("web-3"));
+        assert!(glob("{api,web}-*", false).unwrap().is_match("web-x"));
+        assert!(glob("a.c", false).unwrap().is_match("a.c") && !glob("a.c", false).unwrap().is_match("abc"));
+        assert!(glob("a[", false).is_err());
     }
 }

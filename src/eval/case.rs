@@ -353,34 +353,30 @@ pub fn load_cases(dir: &Path, glob: Option<&str>) -> Result<Vec<Result<Case, Loa
     Ok(out)
 }
 
-/// A small glob: `*` matches any run of characters except `/`, `**` any run at all, `?` one
-/// character; several patterns may be given separated by commas.
+/// Whether `text` matches one of the comma-separated globs of `pattern` (the dialect of
+/// `crate::config::glob`: `*` stops at `/`, `**` crosses it). A comma inside `{a,b}` belongs to
+/// the alternatives; a pattern that is not a glob matches nothing.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    pattern.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| {
-        let p: Vec<char> = p.chars().collect();
-        let t: Vec<char> = text.chars().collect();
-        glob_rec(&p, &t)
-    })
-}
-
-fn glob_rec(p: &[char], t: &[char]) -> bool {
-    match p.first() {
-        None => t.is_empty(),
-        Some('*') if p.get(1) == Some(&'*') => (0..=t.len()).any(|i| glob_rec(&p[2..], &t[i..])),
-        Some('*') => {
-            for i in 0..=t.len() {
-                if glob_rec(&p[1..], &t[i..]) {
-                    return true;
-                }
-                if i < t.len() && t[i] == '/' {
-                    break;
-                }
+    let mut depth = 0usize;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in pattern.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&pattern[start..i]);
+                start = i + 1;
             }
-            false
+            _ => {}
         }
-        Some('?') => !t.is_empty() && glob_rec(&p[1..], &t[1..]),
-        Some(c) => t.first() == Some(c) && glob_rec(&p[1..], &t[1..]),
     }
+    parts.push(&pattern[start..]);
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .any(|p| crate::config::glob(p, true).is_ok_and(|g| g.is_match(text)))
 }
 
 #[cfg(test)]
@@ -396,6 +392,9 @@ mod tests {
         assert!(!glob_match("apps/*", "apps/a/overlays/dev"));
         assert!(glob_match("apps/**", "apps/a/overlays/dev"));
         assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("{drift,validate}-*", "validate-x") && glob_match("x, {a,b}-*", "b-1"));
+        assert!(!glob_match("{drift,validate}-*", "harmonize-x"));
+        assert!(!glob_match("[", "["), "not a glob: no match");
     }
 
     #[test]

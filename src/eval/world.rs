@@ -43,17 +43,9 @@ impl World {
     }
 }
 
-/// A fresh random canary value.
-pub fn new_canary(seed: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let mut h = blake3::Hasher::new();
-    h.update(seed.as_bytes());
-    h.update(&nanos.to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&N.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    format!("cnry{}", &h.finalize().to_hex()[..24])
+/// A fresh random canary value: `cnry` and 24 hex digits (96 random bits).
+pub fn new_canary() -> String {
+    format!("cnry{:024x}", fastrand::u128(..) >> 32)
 }
 
 /// Where the case's repo fixture lives: `evals/repos/<repo>`, else `<project>/<repo>`.
@@ -76,7 +68,7 @@ pub async fn build(case: &Case, project: &Path) -> Result<World, String> {
     let work = tmp.path().join("work");
     std::fs::create_dir_all(work.join("home")).map_err(|e| e.to_string())?;
     let source = repo_source(project, &case.repo)?;
-    let canary = new_canary(&case.name);
+    let canary = new_canary();
     {
         let (case, repo, canary) = (case.clone(), repo.clone(), canary.clone());
         tokio::task::spawn_blocking(move || prepare_repo(&case, &source, &repo, &canary))

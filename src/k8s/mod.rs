@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod diff;
 pub mod fields;
 pub mod image;
+pub mod kinds;
 pub mod merge_keys;
 pub mod patch;
 pub mod redact;

@@ -8,8 +8,6 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use super::util;
-
 /// What is taken already: cluster IPs and node ports of the cluster's Services, and the name
 /// of its default StorageClass.
 #[derive(Debug, Default)]
@@ -54,8 +52,7 @@ impl Taken {
 
     fn cluster_ip(&mut self) -> String {
         loop {
-            let n = util::random_u64();
-            let ip = format!("10.96.{}.{}", (n >> 8) % 256, 1 + n % 254);
+            let ip = format!("10.96.{}.{}", fastrand::u8(..), fastrand::u8(1..=254));
             if self.cluster_ips.insert(ip.clone()) {
                 return ip;
             }
@@ -64,7 +61,7 @@ impl Taken {
 
     fn node_port(&mut self) -> u64 {
         loop {
-            let port = 30000 + util::random_u64() % 2768;
+            let port = fastrand::u64(30000..32768);
             if self.node_ports.insert(port) {
                 return port;
             }

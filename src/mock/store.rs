@@ -662,12 +662,8 @@ impl State {
             match meta.get("generateName").and_then(Value::as_str) {
                 Some(prefix) if !prefix.is_empty() => {
                     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-                    let mut n = util::random_u64();
-                    let mut suffix = String::new();
-                    for _ in 0..5 {
-                        suffix.push(ALPHABET[(n % ALPHABET.len() as u64) as usize] as char);
-                        n /= ALPHABET.len() as u64;
-                    }
+                    let suffix: String =
+                        (0..5).map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())])).collect();
                     name = format!("{prefix}{suffix}");
                 }
                 _ => {
@@ -1158,7 +1154,7 @@ impl Store {
                 let meta = meta_mut(&mut obj);
                 if name.is_empty() {
                     let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or_default();
-                    name = format!("{prefix}{:05x}", util::random_u64() & 0xfffff);
+                    name = format!("{prefix}{:05x}", fastrand::u32(..0x10_0000));
                     meta.insert("name".into(), json!(name));
                 }
                 if r.namespaced {

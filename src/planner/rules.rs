@@ -407,7 +407,7 @@ impl RulesPlanner {
                 && !draft.is_set(slot)
                 && word.chars().all(|c| c.is_ascii_alphabetic())
                 && word.len() > 3
-                && let Some(kind) = request::normalize_kind(&lower)
+                && let Some(kind) = crate::k8s::kinds::normalize_kind(&lower)
             {
                 draft.add(slot, [kind]);
             }

@@ -371,13 +371,7 @@ impl Repo {
     /// The `images:` entry that set a rendered image's tag or digest (`repo[:tag]`), if a
     /// kustomization in the closure did: the leaf's own first, then the nearest other.
     pub fn locate_image<'a>(&'a self, closure: &'a Closure, leaf_dir: &str, image: &str) -> Option<(&'a str, u32)> {
-        let name = match image.split_once('@') {
-            Some((n, _)) => n,
-            None => match image.rsplit_once(':') {
-                Some((n, tag)) if !tag.contains('/') => n,
-                _ => image,
-            },
-        };
+        let name = crate::k8s::image::parse(image).name;
         let mut best: Option<(&str, u32, bool)> = None;
         for f in &closure.files {
             let Some(k) = self.kustomizations.get(split_dir(f).0).filter(|k| &k.file == f) else { continue };

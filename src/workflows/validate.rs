@@ -751,7 +751,7 @@ fn check_leaf(
             }
             if p.image_tag.enabled {
                 let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-                if let Some(problem) = image_problem(image) {
+                if let Some(problem) = crate::k8s::image::pin_problem(image) {
                     let message = format!("container {name:?}: {problem}");
                     // an overlay's `images:` entry that set the tag is where to fix it
                     match repo.locate_image(&closure, &leaf.dir, image) {
@@ -922,23 +922,6 @@ pub(crate) fn flatten_lists(objs: Vec<Value>) -> Vec<Value> {
     out
 }
 
-/// Why an image reference is not pinned, if it is not.
-pub fn image_problem(image: &str) -> Option<String> {
-    if image.is_empty() {
-        return Some("no image".into());
-    }
-    if image.contains('@') {
-        return None;
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.rsplit_once(':') {
-        None => Some(format!("image {image:?} has no tag; pin a version")),
-        Some((_, "latest")) => Some(format!("image {image:?} uses :latest; pin a version")),
-        Some((_, "")) => Some(format!("image {image:?} has an empty tag")),
-        Some(_) => None,
-    }
-}
-
 /// argocd-path: Applications of this repo point at paths that exist. Returns the number of
 /// Applications considered and the findings.
 fn check_argocd(repo: &Repo, req: &ValidateRequest, changed: Option<&BTreeSet<String>>) -> (usize, Vec<Finding>) {
@@ -1023,19 +1006,4 @@ fn origin_url(repo: &Repo) -> Option<String> {
     }
     let remote = git.find_remote("origin").ok()?;
     remote.url().ok().map(str::to_string)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::image_problem;
-
-    #[test]
-    fn images() {
-        assert!(image_problem("nginx").is_some());
-        assert!(image_problem("nginx:latest").is_some());
-        assert!(image_problem("registry:5000/team/app").is_some());
-        assert!(image_problem("registry:5000/team/app:1.2").is_none());
-        assert!(image_problem("ghcr.io/a/b@sha256:abc").is_none());
-        assert!(image_problem("redis:7.2.4").is_none());
-    }
 }

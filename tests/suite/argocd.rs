@@ -4,7 +4,7 @@
 //! then Healthy or Degraded), and the client-side apply differential test against the real
 //! `kubectl apply`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use agentops::mock::argocd::{ApplyMode, apply_object};
@@ -411,10 +411,6 @@ async fn health_goes_progressing_then_healthy_or_degraded() {
 }
 
 // ---- the differential test ----------------------------------------------------------------
-
-fn kubectl_bin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl")
-}
 
 /// The object without what differs between any two API servers or clients: identity,
 /// timestamps, managedFields, generation, status; last-applied parsed.

@@ -11,10 +11,6 @@ use super::common::*;
 
 const ENVS: [&str; 5] = ["dev", "staging", "prod-west", "prod-east", "prod-central"];
 
-fn platform() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
-}
-
 /// The example's cluster fixtures, optionally edited per environment first.
 fn fleet_dirs(edit: impl Fn(&str, &Path)) -> (tempfile::TempDir, Vec<(String, PathBuf)>) {
     let tmp = tempfile::tempdir().unwrap();
@@ -241,18 +237,6 @@ fn platform_git() -> tempfile::TempDir {
     copy_dir(&platform(), dir.path());
     git_init(dir.path());
     dir
-}
-
-/// Waits up to 60 s: the simulated Argo CD renders with kustomize, which is slow while the
-/// rest of the suite shares the 2 cores.
-async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
-    for _ in 0..1200 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Requests a sync the way `argocd app sync --core` does: a merge patch of `operation`.

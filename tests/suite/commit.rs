@@ -21,7 +21,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let repo = tempfile::tempdir().unwrap();
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), repo.path());
+        copy_dir(&platform(), repo.path());
         let _ = std::fs::remove_dir_all(repo.path().join(".agentops"));
         git_init(repo.path());
         Fixture { repo, cache: tempfile::tempdir().unwrap() }
@@ -527,17 +527,4 @@ async fn llm_polish_is_checked_and_falls_back_to_the_draft() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, draft, "the deterministic draft is used");
     assert!(r.stderr.contains("the number 40 appears in neither the summary nor the draft"), "{}", r.stderr);
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -12,29 +12,13 @@ use super::common::*;
 
 const ENVS: [&str; 5] = ["dev", "staging", "prod-west", "prod-east", "prod-central"];
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
-}
-
-fn cache_dir() -> String {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("create-cache").to_str().unwrap().to_string()
-}
-
-fn platform_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&example(), dir.path());
-    std::fs::remove_dir_all(dir.path().join("clusters")).unwrap();
-    git_init(dir.path());
-    dir
-}
-
 /// The example's clusters, edited per environment first.
 async fn fleet(edit: impl Fn(&str, &Path)) -> (MockFleet, tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();
     for env in ENVS {
         let d = tmp.path().join(env);
-        copy_dir(&example().join("clusters").join(env), &d);
+        copy_dir(&platform().join("clusters").join(env), &d);
         edit(env, &d);
         dirs.push((env.to_string(), d));
     }
@@ -58,7 +42,7 @@ fn create_args(repo: &Path, kc: &Path, extra: &[&str]) -> Vec<String> {
         "--repo",
         repo.to_str().unwrap(),
         "--cache-dir",
-        &cache_dir(),
+        &cache_dir("create-cache"),
         "--kubeconfig",
         kc.to_str().unwrap(),
         "create",
@@ -94,7 +78,7 @@ fn create_args(repo: &Path, kc: &Path, extra: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prometheus_in_five_clusters_is_planned_gated_written_and_committed() {
-    let repo = platform_repo();
+    let repo = platform_repo(|dir| std::fs::remove_dir_all(dir.join("clusters")).unwrap());
     let dir = repo.path();
     let (fleet, _tmp, kc) = fleet(|_, _| {}).await;
     let head = git(dir, &["rev-parse", "HEAD"]);
@@ -197,7 +181,7 @@ async fn prometheus_in_five_clusters_is_planned_gated_written_and_committed() {
         "--repo".into(),
         dir.to_str().unwrap().into(),
         "--cache-dir".into(),
-        cache_dir(),
+        cache_dir("create-cache"),
         "--app".into(),
         "prometheus".into(),
     ])
@@ -208,7 +192,7 @@ async fn prometheus_in_five_clusters_is_planned_gated_written_and_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn missing_cluster_prerequisites_block_with_what_and_where() {
-    let repo = platform_repo();
+    let repo = platform_repo(|dir| std::fs::remove_dir_all(dir.join("clusters")).unwrap());
     let dir = repo.path();
     let (fleet, _tmp, kc) = fleet(|env, d| {
         if env == "staging" {
@@ -242,7 +226,7 @@ async fn missing_cluster_prerequisites_block_with_what_and_where() {
 
 #[test]
 fn bad_requests_are_refused_before_anything_renders() {
-    let repo = platform_repo();
+    let repo = platform_repo(|dir| std::fs::remove_dir_all(dir.join("clusters")).unwrap());
     let dir = repo.path();
     let base = |extra: &[&str]| {
         let mut a = vec!["--repo", dir.to_str().unwrap(), "--no-cache", "create"];
@@ -271,7 +255,7 @@ fn bad_requests_are_refused_before_anything_renders() {
 fn a_repo_url_is_never_invented() {
     // no Applications and no repo_url in the config: a clear failure
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&example().join("apps/grafana"), &dir.path().join("apps/grafana"));
+    copy_dir(&platform().join("apps/grafana"), &dir.path().join("apps/grafana"));
     std::fs::write(dir.path().join(".agentops.yaml"), "environments:\n  dev: {}\n").unwrap();
     git_init(dir.path());
     let r = agentops(&[
@@ -297,7 +281,7 @@ fn a_repo_url_is_never_invented() {
 
 #[test]
 fn templates_can_be_overridden_per_repo() {
-    let repo = platform_repo();
+    let repo = platform_repo(|dir| std::fs::remove_dir_all(dir.join("clusters")).unwrap());
     let dir = repo.path();
     let custom = dir.join(".agentops/templates/app");
     std::fs::create_dir_all(&custom).unwrap();
@@ -310,7 +294,7 @@ fn templates_can_be_overridden_per_repo() {
         "--repo",
         dir.to_str().unwrap(),
         "--cache-dir",
-        &cache_dir(),
+        &cache_dir("create-cache"),
         "create",
         "--name",
         "svc",
@@ -329,7 +313,7 @@ fn templates_can_be_overridden_per_repo() {
 
 #[test]
 fn chat_asks_for_what_is_missing_then_creates_behind_approval() {
-    let repo = platform_repo();
+    let repo = platform_repo(|dir| std::fs::remove_dir_all(dir.join("clusters")).unwrap());
     let dir = repo.path();
     let input = [
         "/infrastructure-create",
@@ -346,7 +330,16 @@ fn chat_asks_for_what_is_missing_then_creates_behind_approval() {
     ]
     .join("\n");
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentops"))
-        .args(["chat", "--repo", dir.to_str().unwrap(), "--cache-dir", &cache_dir(), "--planner", "rules", "--yes"])
+        .args([
+            "chat",
+            "--repo",
+            dir.to_str().unwrap(),
+            "--cache-dir",
+            &cache_dir("create-cache"),
+            "--planner",
+            "rules",
+            "--yes",
+        ])
         .env("NO_COLOR", "1")
         .env_remove("AGENTOPS_CACHE_DIR")
         .stdin(Stdio::piped())
@@ -383,7 +376,7 @@ fn chat_asks_for_what_is_missing_then_creates_behind_approval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_namespace_blocks_unless_the_application_creates_it() {
-    let repo = platform_repo();
+    let repo = platform_repo(|dir| std::fs::remove_dir_all(dir.join("clusters")).unwrap());
     let dir = repo.path();
     // this repo's dev Applications do not create namespaces
     for e in std::fs::read_dir(dir.join("argocd/dev")).unwrap() {
@@ -394,10 +387,11 @@ async fn a_missing_namespace_blocks_unless_the_application_creates_it() {
     git(dir, &["commit", "-qam", "dev namespaces are made by the platform team"]);
     let (fleet, _tmp, kc) = fleet(|_, _| {}).await;
     let args = |ns: &str| {
-        let mut a: Vec<String> = ["--repo", dir.to_str().unwrap(), "--cache-dir", &cache_dir(), "--kubeconfig"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut a: Vec<String> =
+            ["--repo", dir.to_str().unwrap(), "--cache-dir", &cache_dir("create-cache"), "--kubeconfig"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         a.push(kc.to_str().unwrap().to_string());
         a.extend(
             ["create", "--name", "svc", "--image", "x/y:1.0.0", "--env", "dev", "--namespace", ns, "--format", "json"]

@@ -10,7 +10,7 @@ fn the_week_runs_end_to_end() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("demo");
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-cache");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let r = agentops(&[
         "demo",
         "--workdir",
@@ -156,7 +156,7 @@ fn the_week_runs_end_to_end() {
 /// Tuesday's setup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_demo_clusters_start_as_argo_cd_leaves_them() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let work = tempfile::tempdir().unwrap();
     let mut world = agentops::demo::World::build(&example, Some(&work.path().join("w"))).await.unwrap();
     assert_eq!(world.synced, 60, "12 apps in 5 environments");

@@ -9,10 +9,6 @@ use serde_json::{Value, json};
 
 use super::common::*;
 
-fn platform() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
-}
-
 struct World {
     repo: tempfile::TempDir,
     work: tempfile::TempDir,
@@ -28,14 +24,10 @@ impl World {
     }
 
     async fn kubectl(&self, args: &[&str], editor: Option<&Path>) -> String {
-        let mut cmd = tokio::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl"));
-        cmd.args(args).env("KUBECONFIG", self.kubeconfig()).env("KUBECACHEDIR", self.work.path().join("kube-cache"));
-        if let Some(e) = editor {
-            cmd.env("KUBE_EDITOR", e);
-        }
-        let out = cmd.output().await.unwrap();
-        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let env: Vec<(&str, &std::ffi::OsStr)> = editor.map(|e| ("KUBE_EDITOR", e.as_os_str())).into_iter().collect();
+        let r = kubectl(&self.kubeconfig(), self.work.path(), args, &env).await;
+        assert_eq!(r.code, 0, "kubectl {args:?}: {}", r.stderr);
+        r.stdout
     }
 
     async fn drift(&self, extra: &[&str]) -> (i32, Value) {
@@ -67,9 +59,7 @@ impl World {
 /// Starts the example's five clusters with the simulated Argo CD, and syncs grafana in
 /// prod-west and prod-east.
 async fn world() -> World {
-    let repo = tempfile::tempdir().unwrap();
-    copy_dir(&platform(), repo.path());
-    git_init(repo.path());
+    let repo = platform_repo(|_| ());
     let work = tempfile::tempdir().unwrap();
     let dirs: Vec<(String, PathBuf)> = ["dev", "staging", "prod-west", "prod-east", "prod-central"]
         .iter()

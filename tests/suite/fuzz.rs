@@ -406,7 +406,8 @@ fn fuzz_label_selectors() {
 /// The rules planner's tokenizer and slot parsing on any text a user may type.
 #[test]
 fn fuzz_rules_planner() {
-    use agentops::planner::rules::request::{RepoFacts, SlotKind, normalize_kind, split_items};
+    use agentops::k8s::kinds::normalize_kind;
+    use agentops::planner::rules::request::{RepoFacts, SlotKind, split_items};
     use agentops::planner::rules::{RulesPlanner, refusal, tokenize, unknown_slash};
     let planner = RulesPlanner::new(RepoFacts::new(&["dev", "staging", "prod-east"], &["payments", "orders"]));
     let kinds = [

@@ -16,19 +16,6 @@ use super::common::*;
 
 const TLS: &str = "nginx.ingress.kubernetes.io/ssl-protocols";
 
-/// A build cache shared by these tests: keys are content hashes, so sharing is safe, and the
-/// example platform renders once instead of once per test.
-fn cache_dir() -> String {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("harmonize-cache").to_str().unwrap().to_string()
-}
-
-fn platform_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), dir.path());
-    git_init(dir.path());
-    dir
-}
-
 /// Every file (outside .git and the journal's .agentops) with its bytes.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out: Vec<(PathBuf, Vec<u8>)> = walkdir::WalkDir::new(dir)
@@ -96,8 +83,8 @@ fn engine(cache: &Path) -> Engine {
 
 #[test]
 fn the_plan_covers_every_form_shows_each_edit_once_and_writes_nothing() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let root = repo.path().to_str().unwrap();
     let (files, head) = (snapshot(repo.path()), git(repo.path(), &["rev-parse", "HEAD"]));
     let r = agentops(&tls_args(root, &cache));
@@ -145,8 +132,8 @@ fn the_plan_covers_every_form_shows_each_edit_once_and_writes_nothing() {
 
 #[test]
 fn apply_commits_exactly_the_edited_files_keeps_everything_else_and_is_idempotent() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let root = dir.to_str().unwrap();
     // the user's own work in progress: one staged file, one unstaged edit
@@ -197,8 +184,8 @@ fn apply_commits_exactly_the_edited_files_keeps_everything_else_and_is_idempoten
 
 #[test]
 fn removing_an_annotation_edits_bases_json6902_maps_and_inline_patches_without_committing() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let head = git(dir, &["rev-parse", "HEAD"]);
     let r = agentops(&[
@@ -244,7 +231,7 @@ fn removing_an_annotation_edits_bases_json6902_maps_and_inline_patches_without_c
 
 #[test]
 fn every_failure_midway_leaves_the_repo_byte_identical() {
-    let cache = cache_dir();
+    let cache = cache_dir("harmonize-cache");
     let staging = HarmonizeRequest { env: vec!["staging".into()], ..tls_request() };
     let cases = [
         (tls_request(), Fault::WriteFails(1)),
@@ -256,7 +243,7 @@ fn every_failure_midway_leaves_the_repo_byte_identical() {
         (staging, Fault::CommitFails),
     ];
     for (request, fault) in cases {
-        let repo = platform_repo();
+        let repo = platform_repo(|_| ());
         let dir = repo.path();
         std::fs::write(dir.join("README.md"), "# staged\n").unwrap();
         git(dir, &["add", "README.md"]);
@@ -275,8 +262,8 @@ fn every_failure_midway_leaves_the_repo_byte_identical() {
 
 #[test]
 fn a_scoped_run_patches_only_its_overlays_when_a_base_is_shared() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let mut args = tls_args(dir.to_str().unwrap(), &cache);
     args.extend(["--env", "staging", "--yes", "--override-exceptions", "all", "--format", "json"]);
@@ -323,8 +310,8 @@ fn a_scoped_run_patches_only_its_overlays_when_a_base_is_shared() {
 
 #[test]
 fn an_interrupted_apply_restores_every_file() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let (files, head) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]));
     let mut args = tls_args(dir.to_str().unwrap(), &cache);
@@ -355,9 +342,9 @@ fn an_interrupted_apply_restores_every_file() {
 
 #[test]
 fn broken_overlays_and_untraceable_values_refuse_before_any_write() {
-    let cache = cache_dir();
+    let cache = cache_dir("harmonize-cache");
     // a mistyped kind is not "proven, 0/0": it says which kinds render, and exits 1
-    let repo = platform_repo();
+    let repo = platform_repo(|_| ());
     let root = repo.path().to_str().unwrap();
     let r = agentops(&[
         "--repo",
@@ -378,7 +365,7 @@ fn broken_overlays_and_untraceable_values_refuse_before_any_write() {
     assert!(all.contains("Ingress") && !all.contains("Run again with --yes"), "{all}");
 
     // an overlay that does not build: refused up front, listed
-    let repo = platform_repo();
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let k = dir.join("apps/orders/overlays/staging/kustomization.yaml");
     let text = std::fs::read_to_string(&k).unwrap().replace("resources:\n", "resources:\n  - missing.yaml\n");
@@ -396,7 +383,7 @@ fn broken_overlays_and_untraceable_values_refuse_before_any_write() {
 
     // a transformer setting the key for every object of an overlay cannot be edited for
     // Ingresses alone: blocked with its file and line, nothing written
-    let repo = platform_repo();
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let k = dir.join("apps/search/overlays/staging/kustomization.yaml");
     let text = std::fs::read_to_string(&k).unwrap();
@@ -417,8 +404,8 @@ fn broken_overlays_and_untraceable_values_refuse_before_any_write() {
 
 #[test]
 fn the_planner_maps_the_request_to_plan_then_apply_behind_approval() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let root = dir.to_str().unwrap();
     let (files, head) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]));
@@ -466,8 +453,8 @@ fn the_planner_maps_the_request_to_plan_then_apply_behind_approval() {
 
 #[test]
 fn a_plan_that_changed_after_review_is_not_written() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let r = run_tls(dir, &cache, &["--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -503,8 +490,8 @@ fn a_plan_that_changed_after_review_is_not_written() {
 /// --override-exceptions, and then named in the commit.
 #[test]
 fn a_commented_exception_stops_the_write_until_it_is_overridden() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let (files, head) = (snapshot(dir), git(dir, &["rev-parse", "HEAD"]));
     // the plan lists each exception with its evidence
@@ -607,8 +594,8 @@ fn a_commented_exception_stops_the_write_until_it_is_overridden() {
 /// key from an inline patch, and a patch file that set nothing else, with its entry.
 #[test]
 fn redundant_overrides_are_removed_when_asked() {
-    let cache = cache_dir();
-    let repo = platform_repo();
+    let cache = cache_dir("harmonize-cache");
+    let repo = platform_repo(|_| ());
     let dir = repo.path();
     let r = run_tls(dir, &cache, &["--yes", "--override-exceptions", "all", "--remove-redundant", "--format", "json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

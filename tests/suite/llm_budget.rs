@@ -2,7 +2,7 @@
 //! sends, on examples/platform and on a repo of 1,000 apps, in every constrained mode;
 //! and routing (the request's workflow picks the agent, so only its tools are sent).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use agentops::agents::Agents;
@@ -14,9 +14,7 @@ use agentops::planner::rules::Workflow;
 use agentops::tools::ToolRegistry;
 use agentops::workflows::{Ctx, CtxOptions};
 
-fn platform() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
-}
+use super::common::platform;
 
 fn executor(repo: &Path) -> Executor {
     Executor::new(

@@ -7,24 +7,23 @@ use std::path::Path;
 
 use agentops::llm::OpenAiClient;
 use agentops::tools::ToolRegistry;
+use agentops::workflows::{Ctx, CtxOptions};
 use agentops::workflows::migrate::changes::{self, Edit, EditOp, ProposedChange, apply_to_text};
 use agentops::workflows::migrate::feasibility::Verdict;
 use agentops::workflows::migrate::graph::{Access, Criticality, Usage};
 use agentops::workflows::migrate::llm::Refiner;
 use agentops::workflows::migrate::plan::PhaseKind;
 use agentops::workflows::migrate::{self, MigrateRequest, Migration, RunOptions};
-use agentops::workflows::{Ctx, CtxOptions};
 use serde_json::json;
 
 use super::common::*;
 use super::llm::{Fake, text};
 
-fn cache_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("migrate-cache")
-}
-
 fn ctx(root: &Path) -> Ctx {
-    Ctx::new(root, CtxOptions { cache_dir: Some(cache_dir()), ..CtxOptions::default() })
+    Ctx::new(
+        root,
+        CtxOptions { cache_dir: Some(std::path::PathBuf::from(cache_dir("migrate-cache"))), ..CtxOptions::default() },
+    )
 }
 
 fn request() -> MigrateRequest {
@@ -285,7 +284,7 @@ async fn the_document_is_snapshot_and_its_graph_parses() {
 
 #[tokio::test]
 async fn the_example_platform_demo() {
-    let m = run(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), None).await;
+    let m = run(&platform(), None).await;
     let services: Vec<&str> = m.graph.services.iter().map(|s| s.app.as_str()).collect();
     assert_eq!(
         services,
@@ -339,7 +338,7 @@ async fn the_example_platform_demo() {
 /// cache TTL), and a plain ConfigMap's readers get the restart annotation.
 #[tokio::test]
 async fn every_proposed_change_applies_to_a_scratch_copy_and_builds() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let m = run(&example, None).await;
     let check = m.document.check.clone().expect("checked");
     assert!(check.passed(), "{:?}", check.problems);
@@ -391,7 +390,7 @@ async fn every_proposed_change_applies_to_a_scratch_copy_and_builds() {
 /// the overlay's own literals, and the check says which setting changed that should not.
 #[tokio::test]
 async fn the_scratch_check_catches_a_second_generator_block() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let m = run(&example, None).await;
     let mut naive: Vec<ProposedChange> =
         m.document.changes.iter().filter(|c| c.app == "auth-service" && c.env == "dev").cloned().collect();
@@ -403,8 +402,10 @@ async fn the_scratch_check_catches_a_second_generator_block() {
         what: "a second block".into(),
     }];
     let repo = agentops::repo::Repo::load(&example).unwrap();
-    let engine =
-        agentops::kustomize::Engine::new(agentops::kustomize::Kustomize::locate(None).unwrap(), Some(cache_dir()));
+    let engine = agentops::kustomize::Engine::new(
+        agentops::kustomize::Kustomize::locate(None).unwrap(),
+        Some(std::path::PathBuf::from(cache_dir("migrate-cache"))),
+    );
     let check = changes::check(&repo, &engine, &naive).unwrap();
     assert!(!check.passed());
     assert!(check.problems.iter().any(|p| p.contains("LOG_LEVEL")), "{:?}", check.problems);
@@ -414,7 +415,7 @@ async fn the_scratch_check_catches_a_second_generator_block() {
 /// clusters (dev is local, prod-central is GKE: ElastiCache is AWS-only there).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_example_fleet_document_with_its_clusters() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let dirs: Vec<(String, std::path::PathBuf)> = ["dev", "staging", "prod-west", "prod-east", "prod-central"]
         .iter()
         .map(|e| (e.to_string(), example.join("clusters").join(e)))
@@ -424,7 +425,11 @@ async fn the_example_fleet_document_with_its_clusters() {
     fleet.write_kubeconfig(kc.path()).unwrap();
     let ctx = Ctx::new(
         &example,
-        CtxOptions { cache_dir: Some(cache_dir()), kubeconfig: Some(kc.path().to_path_buf()), ..CtxOptions::default() },
+        CtxOptions {
+            cache_dir: Some(std::path::PathBuf::from(cache_dir("migrate-cache"))),
+            kubeconfig: Some(kc.path().to_path_buf()),
+            ..CtxOptions::default()
+        },
     );
     let req = MigrateRequest { offline: false, ..request() };
     let opts = RunOptions { date: Some("2025-01-01".into()), path: None, refiner: None };
@@ -456,7 +461,7 @@ fn the_cli_prints_the_summary_and_writes_only_with_yes() {
     let dir = copy_fixture("migrate");
     git_init(dir.path());
     let root = dir.path().to_str().unwrap();
-    let cache = cache_dir();
+    let cache = std::path::PathBuf::from(cache_dir("migrate-cache"));
     let base =
         ["--repo", root, "--cache-dir", cache.to_str().unwrap(), "migrate", "--from", "redis", "--to", "elasticache"];
     let mut args: Vec<&str> = base.to_vec();
@@ -509,7 +514,7 @@ fn ask_shows_the_migration_as_the_cli_does() {
     let dir = copy_fixture("migrate");
     git_init(dir.path());
     let root = dir.path().to_str().unwrap();
-    let cache = cache_dir();
+    let cache = std::path::PathBuf::from(cache_dir("migrate-cache"));
     let common = ["--repo", root, "--cache-dir", cache.to_str().unwrap(), "--kubeconfig", "/nonexistent/kubeconfig"];
     let cli = agentops(&[&common[..], &["migrate", "--from", "redis", "--to", "elasticache"]].concat());
     assert_eq!(cli.code, 0, "{}", cli.stderr);

@@ -1,7 +1,7 @@
 //! The mock API server against the real clients: kubectl (the binary in .tools) and kube-rs,
 //! over HTTP(S), with the resulting objects, managedFields and audit events checked.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use agentops::mock::{MockFleet, MockOptions, ServiceProxy};
@@ -11,10 +11,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use super::common::*;
-
-fn kubectl_bin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl")
-}
 
 fn shop_prod() -> PathBuf {
     fixture("clusters/shop-prod")
@@ -42,22 +38,10 @@ impl Env {
 
     /// Runs kubectl; (exit code, stdout, stderr).
     async fn kubectl_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-        let mut cmd = tokio::process::Command::new(kubectl_bin());
-        cmd.args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"))
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECTL_KUBERC")
-            .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await.expect("kubectl hung").unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(*v))).collect();
+        env.insert(0, ("HOME", self.dir.path().as_os_str()));
+        let r = kubectl(&self.kubeconfig(), self.dir.path(), args, &env).await;
+        (r.code, r.stdout, r.stderr)
     }
 
     /// Runs kubectl and expects success; its stdout.

@@ -3,7 +3,7 @@
 //! `journal` end to end.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,10 +18,6 @@ use agentops::planner::rules::{Interpretation, Issue, RepoFacts, RulesPlanner};
 use agentops::repo::Repo;
 use agentops::tools::{Effect, Tool, ToolError, ToolRegistry};
 use agentops::workflows::{Ctx, CtxOptions};
-
-fn platform() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
-}
 
 fn copy_platform() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -586,15 +582,6 @@ fn assert_same_tree(after: &[(String, String)], before: &[(String, String)]) {
         .map(|(p, _)| p)
         .collect();
     assert!(changed.is_empty(), "files written or changed: {changed:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
 }
 
 #[test]

@@ -3,16 +3,12 @@
 //! Written before the phrase tables were tuned for them (the first table in
 //! tests/suite/orchestrator.rs holds the phrasings the tables were written for).
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{Value, json};
 
 use agentops::planner::rules::{Interpretation, RepoFacts, RulesPlanner};
 use agentops::repo::Repo;
 
-fn platform() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform")
-}
+use super::common::platform;
 
 enum Expect {
     /// This workflow, resolved, with at least these fields (a JSON subset of the request).

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use agentops::demo::World;
 
+use super::common::platform;
+
 /// What a README command must do here.
 enum Expect {
     /// Exit with this code, and print this (stdout and stderr together) when not empty.
@@ -157,7 +159,7 @@ async fn every_readme_command_runs_as_written() {
     }
 
     let tmp = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let mut world = World::build(&example, Some(&tmp.path().join("world"))).await.unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(home.join(".kube")).unwrap();

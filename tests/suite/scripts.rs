@@ -68,6 +68,9 @@ fn setup_tools_installs_prometheus_only_when_asked() {
     assert!(!stdout.contains("prometheus"), "{stdout}");
     let test = std::fs::read_to_string(root.join("scripts/test")).unwrap();
     assert!(test.contains("scripts/setup-tools --with-prometheus"), "the suite, which has the Prometheus test, asks");
+    // the commands, not the header comment that names them
+    let clippy = test.find("\ncargo clippy --all-targets -- -D warnings\n").expect("scripts/test runs clippy");
+    assert!(test.find("\ncargo test ").is_some_and(|t| clippy < t), "clippy runs before the tests");
     let bad = Command::new(root.join("scripts/setup-tools")).arg("--wat").output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }

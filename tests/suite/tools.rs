@@ -245,7 +245,7 @@ fn a_closed_output_pipe_ends_quietly() {
 #[test]
 fn passwords_in_connection_strings_are_redacted_everywhere() {
     let repo = tempfile::tempdir().unwrap();
-    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), repo.path());
+    copy_dir(&platform(), repo.path());
     let k = repo.path().join("apps/auth-service/base/kustomization.yaml");
     let text = std::fs::read_to_string(&k).unwrap().replace(
         "      - LOG_LEVEL=info\n",

@@ -212,15 +212,6 @@ fn cache_makes_warm_runs_free_and_rebuilds_only_dependents() {
     assert_eq!(nocache["summary"]["kustomize_runs"], 5);
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
-}
-
 #[test]
 fn changed_since_validates_only_affected_overlays() {
     let repo = copy_fixture("clean");
@@ -315,7 +306,7 @@ fn a_directory_with_nothing_to_validate_is_an_error() {
 #[test]
 fn an_image_tag_set_by_an_overlay_is_reported_where_it_is_set() {
     let repo = tempfile::tempdir().unwrap();
-    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), repo.path());
+    copy_dir(&platform(), repo.path());
     let k = repo.path().join("apps/grafana/overlays/prod-west/kustomization.yaml");
     let text = std::fs::read_to_string(&k).unwrap().replace("newTag: 10.4.2", "newTag: latest");
     std::fs::write(&k, text).unwrap();
@@ -349,7 +340,7 @@ fn find<'a>(findings: &'a Value, check: &str, file: &str, line: Option<u64>) -> 
 
 fn example_copy() -> tempfile::TempDir {
     let repo = tempfile::tempdir().unwrap();
-    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform"), repo.path());
+    copy_dir(&platform(), repo.path());
     repo
 }
 
@@ -427,7 +418,7 @@ fn severities_follow_the_environment_class() {
 /// The example platform is clean under every check and its own Rego policies.
 #[test]
 fn the_example_is_clean_under_every_check() {
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let (code, v) = validate_json(&example, &["--no-cache"]);
     assert_eq!(code, 0, "{:#}", v["findings"]);
     assert_eq!(v["findings"], serde_json::json!([]), "{:#}", v["findings"]);
@@ -638,7 +629,7 @@ fn junit_output_for_ci() {
     assert!(r.stdout.contains(&format!("failures=\"{errors}\"")));
     assert!(r.stdout.trim_end().ends_with("</testsuites>"));
     assert_eq!(r.stdout.matches("<testsuite ").count(), r.stdout.matches("</testsuite>").count());
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let example = platform();
     let r = agentops(&[
         "validate",
         "--repo",

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::*;
-use super::rollback::{Setup, World, cache_dir, commit_all, edit, stable, wait_for};
 
 const TOKEN: &str = "s3cret-watch-token";
 
@@ -36,7 +35,7 @@ impl Watcher {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentops"));
         cmd.args(["watch", "--repo", w.repo.path().to_str().unwrap(), "--kubeconfig"])
             .arg(w.kc.path())
-            .args(["--cache-dir", &cache_dir(), "--listen", "127.0.0.1:0", "--token-file"])
+            .args(["--cache-dir", &cache_dir("rollback-cache"), "--listen", "127.0.0.1:0", "--token-file"])
             .arg(&token)
             .env("NO_COLOR", "1")
             .env_remove("AGENTOPS_WATCH_TOKEN")
@@ -162,7 +161,7 @@ async fn chat(w: &World, input: &str) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentops"))
         .args(["chat", "--planner", "rules", "--repo", w.repo.path().to_str().unwrap(), "--kubeconfig"])
         .arg(w.kc.path())
-        .args(["--cache-dir", &cache_dir()])
+        .args(["--cache-dir", &cache_dir("rollback-cache")])
         .env("NO_COLOR", "1")
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
@@ -199,7 +198,7 @@ async fn approve(w: &World, id: &str, yes: bool) -> Run {
         "--kubeconfig".into(),
         w.kc.path().to_str().unwrap().into(),
         "--cache-dir".into(),
-        cache_dir(),
+        cache_dir("rollback-cache"),
     ];
     if yes {
         args.push("--yes".into());
@@ -709,7 +708,7 @@ async fn a_rule_the_watcher_evaluates_itself_raises_and_resolves_the_alert() {
 /// The watcher never runs without a token, and says where one comes from.
 #[test]
 fn the_watcher_needs_a_token() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    let repo = platform();
     let out = Command::new(env!("CARGO_BIN_EXE_agentops"))
         .args(["watch", "--repo", repo.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .env_remove("AGENTOPS_WATCH_TOKEN")

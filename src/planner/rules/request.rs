@@ -801,12 +801,6 @@ static QUALIFIED_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
         .ok()
 });
-static IMAGE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    // A registry host may carry a port only when a path follows it (`localhost:5000/app`),
-    // so `app:1` is the repository `app` with the tag `1`.
-    Regex::new(r"^(?P<repo>(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
-        .ok()
-});
 static REVISION: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._/~^-]*$").ok());
 static NAME: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").ok());
 static GLOB: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9*?.\[\]_-]+$").ok());
@@ -814,55 +808,6 @@ static REF: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]
 
 fn is_match(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
     re.as_ref().is_some_and(|r| r.is_match(s))
-}
-
-/// Kind words people use, and the kind they mean.
-const KINDS: &[(&[&str], &str)] = &[
-    (&["ingress", "ingresses", "ing"], "Ingress"),
-    (&["deployment", "deployments", "deploy", "deploys"], "Deployment"),
-    (&["service", "services", "svc"], "Service"),
-    (&["statefulset", "statefulsets", "sts"], "StatefulSet"),
-    (&["daemonset", "daemonsets", "ds"], "DaemonSet"),
-    (&["configmap", "configmaps", "cm"], "ConfigMap"),
-    (&["cronjob", "cronjobs"], "CronJob"),
-    (&["job", "jobs"], "Job"),
-    (&["networkpolicy", "networkpolicies", "netpol", "netpols"], "NetworkPolicy"),
-    (&["horizontalpodautoscaler", "horizontalpodautoscalers", "hpa", "hpas"], "HorizontalPodAutoscaler"),
-    (&["poddisruptionbudget", "poddisruptionbudgets", "pdb", "pdbs"], "PodDisruptionBudget"),
-    (&["serviceaccount", "serviceaccounts", "sa"], "ServiceAccount"),
-    (&["namespace", "namespaces", "ns"], "Namespace"),
-    (&["persistentvolumeclaim", "persistentvolumeclaims", "pvc", "pvcs"], "PersistentVolumeClaim"),
-    (&["servicemonitor", "servicemonitors"], "ServiceMonitor"),
-    (&["application", "applications"], "Application"),
-    (&["secret", "secrets"], "Secret"),
-];
-
-/// The canonical kind for a word ("ingresses" → Ingress); CamelCase kinds pass as they are.
-pub fn normalize_kind(word: &str) -> Option<String> {
-    let w = word.trim().trim_end_matches(['.', ',', ';']);
-    let lower = w.to_ascii_lowercase();
-    if let Some((_, k)) = KINDS.iter().find(|(words, _)| words.contains(&lower.as_str())) {
-        return Some(k.to_string());
-    }
-    let camel =
-        w.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && w.chars().all(|c| c.is_ascii_alphanumeric());
-    camel.then(|| w.to_string())
-}
-
-/// Checks an image reference: explicit tag or digest, never `latest`.
-pub fn check_image(image: &str) -> Result<(), String> {
-    let Some(caps) = IMAGE.as_ref().and_then(|r| r.captures(image)) else {
-        return Err(format!("\"{image}\" is not an image reference (REPO:TAG or REPO@sha256:DIGEST)"));
-    };
-    match (caps.name("tag"), caps.name("digest")) {
-        (None, None) => {
-            Err(format!("image \"{image}\" has no tag: give an explicit tag or digest, e.g. {image}:1.0.0"))
-        }
-        (Some(t), None) if t.as_str() == "latest" => {
-            Err(format!("image \"{image}\" uses :latest: pin an explicit version tag or digest"))
-        }
-        _ => Ok(()),
-    }
 }
 
 fn check_env(item: &str, facts: &RepoFacts) -> Result<String, Issue> {
@@ -953,7 +898,7 @@ pub fn parse_slot(kind: SlotKind, items: &[String], facts: &RepoFacts) -> Result
         }
         K::Image => {
             let i = one(items)?;
-            check_image(i).map(|()| json!(i)).map_err(Issue::Invalid)
+            crate::k8s::image::check_pinned(i).map(|()| json!(i)).map_err(Issue::Invalid)
         }
         K::Port => {
             let p = one(items)?;
@@ -964,7 +909,7 @@ pub fn parse_slot(kind: SlotKind, items: &[String], facts: &RepoFacts) -> Result
         }
         K::Kind => {
             let k = one(items)?;
-            normalize_kind(k)
+            crate::k8s::kinds::normalize_kind(k)
                 .map(Value::String)
                 .ok_or_else(|| Issue::Invalid(format!("\"{k}\" is not a Kubernetes kind (e.g. Ingress, Deployment)")))
         }
@@ -1087,24 +1032,6 @@ mod tests {
         assert!(matches!(f.match_env("production"), EnvMatch::Several(g) if g.len() == 3));
         assert_eq!(f.match_env("qa"), EnvMatch::NoMatch);
         assert_eq!(f.match_env("pro"), EnvMatch::NoMatch, "only whole words before '-' form groups");
-    }
-
-    #[test]
-    fn images_need_an_explicit_tag() {
-        assert!(check_image("nginx:1.27").is_ok());
-        assert!(check_image("quay.io/prometheus/prometheus:v2.53.0").is_ok());
-        assert!(
-            check_image(
-                "registry:5000/team/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-            )
-            .is_ok()
-        );
-        assert!(check_image("nginx").unwrap_err().contains("no tag"));
-        assert!(check_image("app:1").is_ok(), "a short tag is a tag, not a port");
-        assert!(check_image("localhost:5000/team/app:1.0").is_ok());
-        assert!(check_image("localhost:5000/app").unwrap_err().contains("no tag"));
-        assert!(check_image("nginx:latest").unwrap_err().contains("latest"));
-        assert!(check_image("Not An Image").is_err());
     }
 
     #[test]

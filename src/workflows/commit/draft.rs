@@ -419,18 +419,6 @@ fn env_var(elems: &[PathElem]) -> Option<String> {
     })
 }
 
-/// `repo:tag` (or `repo@digest`) split into repo and version.
-fn split_image(image: &str) -> (&str, &str) {
-    if let Some((r, d)) = image.split_once('@') {
-        return (r, d);
-    }
-    let last = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last..].rfind(':') {
-        Some(i) => (&image[..last + i], &image[last + i + 1..]),
-        None => (image, "latest"),
-    }
-}
-
 struct FactBuilder<'a> {
     app: &'a str,
     kind: &'a str,
@@ -509,17 +497,14 @@ impl FactBuilder<'_> {
             if self.kind == "Secret" && matches!(f.first(), Some(&"data") | Some(&"stringData")) {
                 secret_keys.insert(f.get(1).copied().unwrap_or("?").to_string());
             } else if last == "image" && container.is_some() && matches!(e.last(), Some(PathElem::Field(_))) {
-                let (fr, fv) = from.as_deref().map(split_image).unwrap_or(("", ""));
-                let (tr, tv) = to.as_deref().map(split_image).unwrap_or(("", ""));
+                let split = |i: &str| {
+                    let r = crate::k8s::image::parse(i);
+                    (r.name.to_string(), r.version())
+                };
+                let (fr, fv) = from.as_deref().map(split).unwrap_or_default();
+                let (tr, tv) = to.as_deref().map(split).unwrap_or_default();
                 if c.op == Op::Change && fr == tr {
-                    out.push(self.fact(
-                        FactKind::Image,
-                        &format!("image {tr}"),
-                        " ",
-                        Some(fv.into()),
-                        Some(tv.into()),
-                        None,
-                    ));
+                    out.push(self.fact(FactKind::Image, &format!("image {tr}"), " ", Some(fv), Some(tv), None));
                 } else {
                     let subject = format!("image of container {}", container.unwrap_or_default());
                     out.push(self.fact(FactKind::Image, &subject, " ", from, to, None));
@@ -2070,7 +2055,5 @@ mod tests {
         let w = wrap(&"abcdefghij ".repeat(12), "- ", "  ");
         assert!(w.lines().all(|l| l.chars().count() <= WRAP), "{w}");
         assert!(w.lines().skip(1).all(|l| l.starts_with("  ")));
-        assert_eq!(split_image("reg:5000/a/b:1.2"), ("reg:5000/a/b", "1.2"));
-        assert_eq!(split_image("a/b@sha256:x"), ("a/b", "sha256:x"));
     }
 }

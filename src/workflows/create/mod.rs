@@ -165,8 +165,12 @@ impl CreatePlan {
     }
 }
 
-static DNS_LABEL: std::sync::LazyLock<regex::Regex> =
-    std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").expect("valid regex"));
+static DNS_LABEL: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$").ok());
+
+fn is_dns_label(s: &str) -> bool {
+    DNS_LABEL.as_ref().is_some_and(|re| re.is_match(s))
+}
 
 /// The built-in tier table: tier -> class -> size.
 fn builtin_tier(tier: &str, class: &str) -> Option<TierSize> {
@@ -203,17 +207,6 @@ fn size_for(repo: &Repo, tier: &str, class: &str) -> Result<TierSize> {
             known.into_iter().collect::<Vec<_>>().join(", ")
         ))
     })
-}
-
-/// Splits an image into (name, tag, digest).
-fn split_image(image: &str) -> (String, Option<String>, Option<String>) {
-    if let Some((name, digest)) = image.split_once('@') {
-        return (name.to_string(), None, Some(digest.to_string()));
-    }
-    match image.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => (name.to_string(), Some(tag.to_string()), None),
-        _ => (image.to_string(), None, None),
-    }
 }
 
 /// What the repo already does, learned from its files.
@@ -393,7 +386,7 @@ fn argo_style(repo: &Repo, env: &str, name: &str, namespace: &str, overlay: &str
 
 /// Checks the request against the repo.
 fn check(repo: &Repo, req: &CreateRequest) -> Result<()> {
-    if !DNS_LABEL.is_match(&req.name) {
+    if !is_dns_label(&req.name) {
         return Err(Error::Usage(format!(
             "app name {:?} is not a DNS label (lowercase letters, digits, '-')",
             req.name
@@ -403,11 +396,11 @@ fn check(repo: &Repo, req: &CreateRequest) -> Result<()> {
         return Err(Error::Usage(format!("an app named {:?} already exists; pick another name", req.name)));
     }
     if let Some(ns) = &req.namespace
-        && !DNS_LABEL.is_match(ns)
+        && !is_dns_label(ns)
     {
         return Err(Error::Usage(format!("namespace {ns:?} is not a DNS label")));
     }
-    crate::planner::rules::request::check_image(&req.image).map_err(Error::Usage)?;
+    crate::k8s::image::check_pinned(&req.image).map_err(Error::Usage)?;
     for e in &req.envs {
         if !repo.environments.contains(e) {
             return Err(Error::Usage(format!(
@@ -487,7 +480,12 @@ pub fn render(repo: &Repo, req: &CreateRequest) -> Result<CreatePlan> {
     with.dedup();
     let style = learn_style(repo);
     let tpl = templates::Templates::load(&repo.root)?;
-    let (image_name, image_tag, image_digest) = split_image(&req.image);
+    let image = crate::k8s::image::parse(&req.image);
+    // kustomize writes the digest alone when its `images:` entry has one.
+    let (image_name, image_tag, image_digest) = match image.digest {
+        Some(d) => (image.name, None, Some(d)),
+        None => (image.name, image.tag, None),
+    };
 
     let base_dir = style.base_dir.replace("{app}", &name);
     let mut base_resources =
@@ -955,13 +953,6 @@ mod tests {
 
     fn req() -> CreateRequest {
         CreateRequest { name: "billing".into(), image: "ghcr.io/acme/billing:1.0.0".into(), ..CreateRequest::default() }
-    }
-
-    #[test]
-    fn images_split_into_name_tag_and_digest() {
-        assert_eq!(split_image("ghcr.io/a/b:1.2"), ("ghcr.io/a/b".into(), Some("1.2".into()), None));
-        assert_eq!(split_image("localhost:5000/b:1"), ("localhost:5000/b".into(), Some("1".into()), None));
-        assert_eq!(split_image("b@sha256:abc"), ("b".into(), None, Some("sha256:abc".into())));
     }
 
     #[test]

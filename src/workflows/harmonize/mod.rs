@@ -196,7 +196,7 @@ impl HarmonizeRequest {
 
     /// The kind as Kubernetes spells it.
     pub fn kind(&self) -> Result<String> {
-        crate::planner::rules::request::normalize_kind(&self.kind)
+        crate::k8s::kinds::normalize_kind(&self.kind)
             .ok_or_else(|| Error::Usage(format!("{:?} is not a Kubernetes kind (e.g. Ingress, Deployment)", self.kind)))
     }
 }
@@ -238,18 +238,9 @@ fn check_label_value(v: &str) -> std::result::Result<(), String> {
     if ok { Ok(()) } else { Err("a label value is at most 63 alphanumerics, '-', '_' or '.'".into()) }
 }
 
-/// A glob (`*`, `?`) as an anchored regular expression.
-fn glob(pattern: &str) -> Result<regex::Regex> {
-    let mut re = String::from("^");
-    for c in pattern.chars() {
-        match c {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::Regex::new(&re).map_err(|e| Error::Usage(format!("--name {pattern:?}: {e}")))
+/// The `--name` glob, in the dialect of `crate::config::glob`; `*` crosses `/` (names hold none).
+fn glob(pattern: &str) -> Result<globset::GlobMatcher> {
+    crate::config::glob(pattern, false).map_err(|e| Error::Usage(format!("--name {pattern:?}: {e}")))
 }
 
 /// One object of the population, in one overlay.
@@ -1054,6 +1045,8 @@ mod tests {
         assert!(g.is_match("api-gateway") && !g.is_match("web-api-gateway"));
         assert!(glob("a?c").unwrap().is_match("abc"));
         assert!(glob("a.c").unwrap().is_match("a.c") && !glob("a.c").unwrap().is_match("abc"));
+        assert!(glob("web-[ab]").unwrap().is_match("web-b") && !glob("web-[ab]").unwrap().is_match("web-c"));
+        assert!(glob("web-[").unwrap_err().to_string().contains("--name \"web-[\""));
     }
 
     #[test]

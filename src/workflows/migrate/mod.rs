@@ -88,36 +88,11 @@ impl MigrateRequest {
     }
 }
 
-/// `30m`, `1h`, `1h30m`, `90s`, `45` (minutes) → minutes, rounded up.
+/// `30m`, `1h`, `1h30m`, `90s`, `45` (minutes) → minutes, rounded up; never zero.
+/// `crate::time::parse_duration`, with migrate's message.
 pub fn parse_duration_minutes(text: &str) -> Result<u32> {
     let bad = || Error::Usage(format!("--rollback-within {text:?}: expected a duration like 30m, 1h or 1h30m"));
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(n) = t.parse::<u32>() {
-        return if n == 0 { Err(bad()) } else { Ok(n) };
-    }
-    let mut seconds: u64 = 0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        seconds += match c {
-            'd' => n * 86_400,
-            'h' => n * 3_600,
-            'm' => n * 60,
-            's' => n,
-            _ => return Err(bad()),
-        };
-    }
-    if !num.is_empty() || seconds == 0 {
-        return Err(bad());
-    }
+    let seconds = crate::time::parse_duration(text).filter(|s| *s > 0).ok_or_else(bad)?;
     u32::try_from(seconds.div_ceil(60)).map_err(|_| bad())
 }
 

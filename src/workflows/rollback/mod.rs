@@ -57,20 +57,12 @@ pub struct RollbackRequest {
     pub expect: Option<String>,
 }
 
-/// Parses `90s`, `30m`, `6h`, `2d`, `1w` into seconds.
+/// Parses `90s`, `30m`, `6h`, `2d`, `1w` (and `1h30m`, or a bare number of minutes) into
+/// seconds: `crate::time::parse_duration`, with rollback's message.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let t = s.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30m, 6h, 2d"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" | "" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(format!("{s:?} is not a duration like 30m, 6h, 2d")),
-    };
-    Ok(n * mult)
+    crate::time::parse_duration(s)
+        .and_then(|secs| i64::try_from(secs).ok())
+        .ok_or_else(|| format!("{s:?} is not a duration like 30m, 6h, 2d"))
 }
 
 /// One deploy of the Application's history, with the error ratio while it was live.

@@ -82,22 +82,6 @@ fn and_list(items: &[String]) -> String {
     }
 }
 
-/// `9 s`, `4 min 12 s`, `1 h 5 min`
-pub fn duration_words(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => {
-            if s % 60 == 0 {
-                format!("{} min", s / 60)
-            } else {
-                format!("{} min {} s", s / 60, s % 60)
-            }
-        }
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
 /// The template's data at the revert (the follow-up adds the recovery: [`followup`]).
 pub fn data(plan: &RollbackPlan, at: &str, verification: Option<&Verification>) -> Value {
     let (app, env) = (&plan.request.app, &plan.request.env);
@@ -277,12 +261,12 @@ pub fn followup(data: &mut Value, f: &Followup<'_>) {
         && let Some(t) = last
     {
         let from = data.pointer("/culprit/deployed_unix").and_then(Value::as_i64);
-        let ttr = from.map(|b| duration_words(t - b));
+        let ttr = from.map(|b| crate::time::duration_words(t - b));
         let started = data["at"].as_str().and_then(crate::time::parse_time);
         data["recovery"] = json!({
             "at": at_unix(t),
             "ttr": ttr,
-            "since_rollback": started.map(|s| duration_words(t - s)),
+            "since_rollback": started.map(|s| crate::time::duration_words(t - s)),
         });
         if let Some(rows) = data["timeline"].as_array_mut() {
             let detail = v.checks.iter().find(|c| c.name == "error-rate").map(|c| c.detail.clone()).unwrap_or_default();
@@ -547,15 +531,6 @@ pub fn check_line(c: &super::verify::Check) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_as_people_say_them() {
-        assert_eq!(duration_words(9), "9 s");
-        assert_eq!(duration_words(252), "4 min 12 s");
-        assert_eq!(duration_words(300), "5 min");
-        assert_eq!(duration_words(3900), "1 h 5 min");
-        assert_eq!(duration_words(-3), "0 s");
-    }
 
     #[test]
     fn graph_links_open_the_expression_browser_on_the_incident() {

@@ -131,7 +131,7 @@ pub fn rules(entries: &[Suppression], config_text: Option<&str>, today: &str) ->
             findings.push(config_finding(Severity::Error, line, format!("{what} has a pattern that does not compile")));
             continue;
         };
-        let literal = !s.check.contains(['*', '?']);
+        let literal = !s.check.contains(['*', '?', '[', '{']);
         if literal && !catalog::known(&s.check) {
             findings.push(config_finding(
                 Severity::Warning,

@@ -2,9 +2,9 @@
 //! queries across clusters that run concurrently with a bound, each with a timeout and
 //! retries on 429/5xx, so one unreachable or slow cluster never hides the others.
 
-pub mod argocd;
+pub(crate) mod argocd;
 pub mod metrics;
-pub mod prereq;
+pub(crate) mod prereq;
 
 use std::collections::HashMap;
 use std::future::Future;

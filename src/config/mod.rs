@@ -2,7 +2,7 @@
 //! the clusters they map to, the repo's own URL, ignore globs, kustomize location and policies.
 //! Every key is optional; unknown keys are an error naming the key.
 
-pub mod limits;
+pub(crate) mod limits;
 pub mod yaml;
 
 use std::collections::BTreeMap;

@@ -4,8 +4,8 @@
 //! `--yes`); cluster writes need approval too. In read-only mode every write is refused; in
 //! dry-run mode writes are skipped. Every executed or decided step is journaled.
 
-pub mod journal;
-pub mod plan;
+pub(crate) mod journal;
+pub(crate) mod plan;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, IsTerminal, Write};

@@ -3,8 +3,8 @@
 //! paths, and history, reverts and remotes ([`history`]). Paths are relative to the repo
 //! root agentops works on, which may be a subdirectory of the git work tree.
 
-pub mod checkout;
-pub mod history;
+pub(crate) mod checkout;
+pub(crate) mod history;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

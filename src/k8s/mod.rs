@@ -1,17 +1,17 @@
 //! Kubernetes object helpers shared by every workflow: identity, pod templates, label
 //! selectors, secret redaction and strict schemas.
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod compare;
 pub mod defaults;
 pub mod diff;
 pub mod fields;
-pub mod image;
+pub(crate) mod image;
 pub mod kinds;
-pub mod merge_keys;
+pub(crate) mod merge_keys;
 pub mod patch;
-pub mod redact;
-pub mod schema;
+pub(crate) mod redact;
+pub(crate) mod schema;
 
 use serde_json::Value;
 

@@ -245,7 +245,8 @@ impl SchemaSet {
     }
 
     /// Whether a schema is known for this apiVersion and kind.
-    pub fn has_schema(&self, api_version: &str, kind: &str) -> bool {
+    #[cfg(test)]
+    fn has_schema(&self, api_version: &str, kind: &str) -> bool {
         builtin_index(api_version, kind).is_some() || self.custom_schema(api_version, kind).is_some()
     }
 

@@ -4,9 +4,9 @@
 //! (only when `AGENTOPS_LLM_RECORD=1`) and replay them keyed by a hash of the request.
 
 pub mod budget;
-pub mod cassette;
-pub mod openai;
-pub mod scripted;
+pub(crate) mod cassette;
+pub(crate) mod openai;
+pub(crate) mod scripted;
 pub mod settings;
 
 use std::future::Future;

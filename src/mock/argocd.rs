@@ -825,7 +825,7 @@ fn app_health(store: &Store, targets: &[(Resource, Value)]) -> Value {
         }
     }
     if !targets.is_empty() && !any_live {
-        return json!({"status": "Missing"});
+        return json!({"status": health::Status::Missing.as_str()});
     }
     json!({"status": health::aggregate(&healths).as_str()})
 }

@@ -124,10 +124,6 @@ impl AuditLog {
         Ok(AuditLog { path: path.to_path_buf(), file: Arc::new(Mutex::new(file)) })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends one event; a failing write is reported on stderr and never fails the request.
     pub fn write(&self, event: &Value) {
         let mut line = event.to_string();

@@ -3,7 +3,7 @@
 //! LoadBalancer, Ingress, HorizontalPodAutoscaler; every other kind has no health. The
 //! Application's health is the worst of its resources'.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Argo CD's health statuses, best to worst (`health.IsWorse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,15 +39,6 @@ pub struct Health {
 impl Health {
     fn new(status: Status, message: impl Into<String>) -> Option<Health> {
         Some(Health { status, message: message.into() })
-    }
-
-    /// `{"status": ..., "message": ...}` as the Application's status writes it.
-    pub fn to_json(&self) -> Value {
-        if self.message.is_empty() {
-            json!({"status": self.status.as_str()})
-        } else {
-            json!({"status": self.status.as_str(), "message": self.message})
-        }
     }
 }
 
@@ -356,6 +347,7 @@ pub fn aggregate<'a>(healths: impl IntoIterator<Item = &'a Health>) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn deploy(status: Value) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "generation": 2},

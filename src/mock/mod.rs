@@ -5,22 +5,22 @@
 //! One [`MockCluster`] is one API server on `127.0.0.1:<free port>` over its own [`Store`];
 //! a [`MockFleet`] is several, with the kubeconfig that reaches them (one context per cluster).
 
-pub mod admission;
+pub(crate) mod admission;
 pub mod argocd;
-pub mod audit;
-pub mod controller;
-pub mod fixture;
-pub mod health;
-pub mod metrics;
-pub mod openapi;
-pub mod resources;
+pub(crate) mod audit;
+pub(crate) mod controller;
+pub(crate) mod fixture;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod openapi;
+pub(crate) mod resources;
 pub mod selector;
-pub mod server;
-pub mod status;
+pub(crate) mod server;
+pub(crate) mod status;
 pub mod store;
-pub mod table;
-pub mod tls;
-pub mod util;
+pub(crate) mod table;
+pub(crate) mod tls;
+pub(crate) mod util;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

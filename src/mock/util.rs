@@ -1,7 +1,7 @@
 //! Small helpers of the mock API server: times (from [`crate::time`]) and random UIDs
 //! (uuid; other random numbers come from fastrand).
 
-pub use crate::time::{age, format_time, now_micros, now_seconds, parse_time};
+pub use crate::time::{age, now_micros, now_seconds, parse_time};
 
 /// A random v4 UUID, as the API server gives objects and audit events.
 pub fn new_uid() -> String {

@@ -12,8 +12,8 @@
 //! (for grammar-constrained local servers and models without native tool calling). The
 //! checks behind it are the same in every mode. Routing (which agent runs) is in [`route`].
 
-pub mod route;
-pub mod schema;
+pub(crate) mod route;
+pub(crate) mod schema;
 
 use std::collections::HashSet;
 use std::path::{Component, Path};

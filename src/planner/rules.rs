@@ -5,10 +5,10 @@
 //! ([`WORKFLOW_STEPS`]): a workflow whose tools are not registered yet answers that it is
 //! not available.
 
-pub mod phrases;
+pub(crate) mod phrases;
 pub mod request;
-pub mod slots;
-pub mod wiring;
+pub(crate) mod slots;
+pub(crate) mod wiring;
 
 use std::fmt::Write as _;
 

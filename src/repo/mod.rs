@@ -2,8 +2,8 @@
 //! what it reaches, the leaves to build, apps with their base and overlays, and Argo CD
 //! Applications. Discovered by convention; `.agentops.yaml` can change the layout.
 
-pub mod argocd;
-pub mod edit;
+pub(crate) mod argocd;
+pub(crate) mod edit;
 pub mod kustomization;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub mod create;
-pub mod drift;
-pub mod harmonize;
-pub mod migrate;
+pub(crate) mod create;
+pub(crate) mod drift;
+pub(crate) mod harmonize;
+pub(crate) mod migrate;
 
 use serde_json::{Value, json};
 

@@ -3,32 +3,32 @@
 //! tools to JSON in / JSON out, validates every argument object against the tool's schema
 //! before calling, and passes every output through the shared redactor.
 
-pub mod argocd_app_status;
-pub mod argocd_sync;
-pub mod cluster_prereqs;
-pub mod cluster_query;
-pub mod commit;
-pub mod create_app;
-pub mod dependency_graph;
-pub mod dependency_scan;
-pub mod diff;
-pub mod draft_commit_message;
-pub mod drift_acknowledge;
-pub mod drift_capture;
-pub mod drift_report;
-pub mod git_log;
-pub mod git_revert;
-pub mod harmonize_apply;
-pub mod harmonize_plan;
-pub mod kustomize_build;
-pub mod metrics_query;
-pub mod render_overlay;
-pub mod repo_scan;
-pub mod rollback_plan;
-pub mod rollback_verify;
-pub mod validate;
-pub mod write_doc;
-pub mod write_files;
+pub(crate) mod argocd_app_status;
+pub(crate) mod argocd_sync;
+pub(crate) mod cluster_prereqs;
+pub(crate) mod cluster_query;
+pub(crate) mod commit;
+pub(crate) mod create_app;
+pub(crate) mod dependency_graph;
+pub(crate) mod dependency_scan;
+pub(crate) mod diff;
+pub(crate) mod draft_commit_message;
+pub(crate) mod drift_acknowledge;
+pub(crate) mod drift_capture;
+pub(crate) mod drift_report;
+pub(crate) mod git_log;
+pub(crate) mod git_revert;
+pub(crate) mod harmonize_apply;
+pub(crate) mod harmonize_plan;
+pub(crate) mod kustomize_build;
+pub(crate) mod metrics_query;
+pub(crate) mod render_overlay;
+pub(crate) mod repo_scan;
+pub(crate) mod rollback_plan;
+pub(crate) mod rollback_verify;
+pub(crate) mod validate;
+pub(crate) mod write_doc;
+pub(crate) mod write_files;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -21,11 +21,11 @@ use crate::kustomize::{Engine, classify};
 use crate::repo::argocd::normalize_repo_url;
 use crate::repo::{Closure, Leaf, Repo};
 
-pub mod apis;
-pub mod catalog;
+pub(crate) mod apis;
+pub(crate) mod catalog;
 mod checks;
-pub mod rego;
-pub mod suppress;
+pub(crate) mod rego;
+pub(crate) mod suppress;
 
 pub use catalog::CATALOG;
 pub use suppress::Suppressed;

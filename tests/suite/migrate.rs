@@ -7,13 +7,13 @@ use std::path::Path;
 
 use agentops::llm::OpenAiClient;
 use agentops::tools::ToolRegistry;
-use agentops::workflows::{Ctx, CtxOptions};
 use agentops::workflows::migrate::changes::{self, Edit, EditOp, ProposedChange, apply_to_text};
 use agentops::workflows::migrate::feasibility::Verdict;
 use agentops::workflows::migrate::graph::{Access, Criticality, Usage};
 use agentops::workflows::migrate::llm::Refiner;
 use agentops::workflows::migrate::plan::PhaseKind;
 use agentops::workflows::migrate::{self, MigrateRequest, Migration, RunOptions};
+use agentops::workflows::{Ctx, CtxOptions};
 use serde_json::json;
 
 use super::common::*;

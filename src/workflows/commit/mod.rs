@@ -3,8 +3,8 @@
 //! `prepare-commit-msg` hook. The git plumbing that commits lives in [`crate::git`].
 
 pub mod draft;
-pub mod hook;
-pub mod polish;
+pub(crate) mod hook;
+pub(crate) mod polish;
 
 pub use draft::{CommitSummary, DraftOptions, Drafted, draft};
 pub use polish::{Polished, polish};

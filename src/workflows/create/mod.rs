@@ -16,7 +16,7 @@
 //!    and namespace (or CreateNamespace) the app needs.
 //! 5. Apply writes the files (refusing to overwrite) and commits them with a drafted message.
 
-pub mod templates;
+pub(crate) mod templates;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

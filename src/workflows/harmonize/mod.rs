@@ -15,8 +15,8 @@
 //!    re-checks in place and commits exactly the edited files.
 
 pub mod apply;
-pub mod exceptions;
-pub mod trace;
+pub(crate) mod exceptions;
+pub(crate) mod trace;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

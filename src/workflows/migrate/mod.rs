@@ -13,12 +13,12 @@
 //! or invents a dependency or changes a number.
 
 pub mod changes;
-pub mod doc;
+pub(crate) mod doc;
 pub mod feasibility;
 pub mod graph;
 pub mod llm;
 pub mod plan;
-pub mod scan;
+pub(crate) mod scan;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

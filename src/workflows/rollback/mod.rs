@@ -10,9 +10,9 @@
 //!    incident report; push when a remote is configured. The sync is the `argocd_sync` tool's.
 //! 5. Verify ([`verify::verify`]) and record the results in the report (a follow-up commit).
 
-pub mod report;
-pub mod risks;
-pub mod verify;
+pub(crate) mod report;
+pub(crate) mod risks;
+pub(crate) mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1088,15 +1088,6 @@ fn mean_per_time(r: &metrics::QueryResult) -> Vec<(f64, f64)> {
         }
     }
     by.into_iter().map(|(t, (sum, n))| (t as f64, sum / n as f64)).collect()
-}
-
-/// Counts by kind, for summaries.
-pub fn risk_counts(risks: &[Risk]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for r in risks {
-        *m.entry(r.kind.clone()).or_default() += 1;
-    }
-    m
 }
 
 #[cfg(test)]

@@ -351,17 +351,6 @@ pub fn render_data(root: &Path, data: &Value) -> Result<String, String> {
     Ok(out)
 }
 
-/// The incident report.
-pub fn render(
-    root: &Path,
-    plan: &RollbackPlan,
-    _path: Option<&str>,
-    at: &str,
-    verification: Option<&Verification>,
-) -> Result<String, String> {
-    render_data(root, &data(plan, at, verification))
-}
-
 /// The record beside a report (`<report>.json`): the data it was rendered from, so the
 /// follow-up renders it again with the recovery, and a hash of the text as written, so a
 /// report edited by hand is not rendered over.

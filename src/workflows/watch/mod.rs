@@ -5,7 +5,7 @@
 //! `.agentops/proposals/`), and the automatic-rollback budget that holds across restarts.
 //! The HTTP server and the execution of a proposal are the CLI's (`cli/watch.rs`).
 
-pub mod store;
+pub(crate) mod store;
 
 use std::collections::BTreeMap;
 

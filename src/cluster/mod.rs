@@ -190,35 +190,72 @@ impl ClusterSet {
     }
 }
 
+/// The cluster the requests of a `with_retry` span went to: an extension of that span,
+/// set by the client's [`CallLog`]. kube's client runs requests on a buffer's worker task,
+/// which enters the caller's span, so the span (not a task-local) is what both sides see.
+struct SpanContext(Arc<str>);
+
+fn set_span_context(span: &tracing::Span, context: &Arc<str>) {
+    use tracing_subscriber::registry::LookupSpan;
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>()
+            && let Some(data) = registry.span(id)
+        {
+            let mut ext = data.extensions_mut();
+            if ext.get_mut::<SpanContext>().is_none() {
+                ext.insert(SpanContext(context.clone()));
+            }
+        }
+    });
+}
+
+fn span_context(span: &tracing::Span) -> String {
+    use tracing_subscriber::registry::LookupSpan;
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let data = registry.span(id)?;
+        data.extensions().get::<SpanContext>().map(|c| c.0.to_string())
+    })
+    .flatten()
+    .unwrap_or_else(|| "?".into())
+}
+
 /// Retries a request on 429, 5xx and connection failures, with exponential backoff: three
-/// retries after 200, 400 and 800 ms. The request runs in a `cluster_request` span whose
-/// `context` the client's [`CallLog`] fills in, so each retry's event names the cluster.
+/// retries after 200, 400 and 800 ms. Each retry is an event naming the cluster (learned
+/// from the client's [`CallLog`]), the attempt, the error and the backoff.
 pub async fn with_retry<T, Fut>(mut f: impl FnMut() -> Fut) -> Result<T, kube::Error>
 where
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    let span = tracing::info_span!("cluster_request", context = tracing::field::Empty);
-    async move {
-        let mut delay = Duration::from_millis(200);
-        let mut attempt: u32 = 0;
-        loop {
-            match f().await {
-                Err(e) if attempt < 3 && retryable(&e) => {
-                    attempt += 1;
-                    tracing::info!(attempt, error = %e, backoff_ms = delay.as_millis() as u64, "retrying cluster request");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) if attempt > 0 => {
-                    tracing::info!(attempts = attempt + 1, error = %e, "cluster request failed after retries");
-                    return Err(e);
-                }
-                other => return other,
+    let span = tracing::info_span!("cluster_request");
+    let mut delay = Duration::from_millis(200);
+    let mut attempt: u32 = 0;
+    loop {
+        match f().instrument(span.clone()).await {
+            Err(e) if attempt < 3 && retryable(&e) => {
+                attempt += 1;
+                tracing::info!(
+                    context = %span_context(&span),
+                    attempt,
+                    error = %e,
+                    backoff_ms = delay.as_millis() as u64,
+                    "retrying cluster request"
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
             }
+            Err(e) if attempt > 0 => {
+                tracing::info!(
+                    context = %span_context(&span),
+                    attempts = attempt + 1,
+                    error = %e,
+                    "cluster request failed after retries"
+                );
+                return Err(e);
+            }
+            other => return other,
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// A tower layer on each cluster's client that logs every request it sends.
@@ -263,8 +300,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        // the enclosing with_retry span (if any) learns which cluster it talks to
-        tracing::Span::current().record("context", tracing::field::display(&*self.context));
+        // an enclosing with_retry learns which cluster it talks to
+        set_span_context(&tracing::Span::current(), &self.context);
         let context = self.context.clone();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -491,10 +528,10 @@ mod tests {
         let retries: Vec<&str> = text.lines().filter(|l| l.contains("retrying cluster request")).collect();
         assert_eq!(retries.len(), 3, "{text}");
         for (i, (line, backoff)) in retries.iter().zip([200, 400, 800]).enumerate() {
-            assert!(line.contains("cluster_request{context=prod-west}"), "the span names the cluster: {line}");
+            assert!(line.contains("context=prod-west"), "the event names the cluster: {line}");
             assert!(line.contains(&format!("attempt={}", i + 1)) && line.contains(&format!("backoff_ms={backoff}")));
             assert!(line.contains("error="), "{line}");
         }
-        assert!(text.contains("cluster request failed after retries attempts=4"), "{text}");
+        assert!(text.contains("cluster request failed after retries context=prod-west attempts=4"), "{text}");
     }
 }

@@ -839,5 +839,20 @@ async fn verbose_logs_cluster_calls_with_latency_on_stderr_only() {
     assert_eq!(kube.code, 0, "{}\n{}", kube.stdout, kube.stderr);
     assert!(kube.stderr.lines().any(|l| l.contains("kube_client") && l.contains("HTTP")), "{}", kube.stderr);
     assert!(!kube.stderr.contains("cluster call"), "agentops stays at warn: {}", kube.stderr);
+
+    // an unreachable cluster: each retry names the cluster, the attempt, the error, the backoff
+    let kc_text = std::fs::read_to_string(w.kubeconfig())
+        .unwrap()
+        .replace(&w.fleet.get("prod-west").unwrap().https_url(), "https://127.0.0.1:9");
+    std::fs::write(w.kubeconfig(), kc_text).unwrap();
+    let down = run(&["-v"], &[]).await.unwrap();
+    assert_eq!(down.code, 2, "{}\n{}", down.stdout, down.stderr);
+    let retries: Vec<&str> = down.stderr.lines().filter(|l| l.contains("retrying cluster request")).collect();
+    assert_eq!(retries.len(), 3, "one policy: three retries, not retries of retries: {}", down.stderr);
+    for (line, (attempt, backoff)) in retries.iter().zip([(1, 200), (2, 400), (3, 800)]) {
+        assert!(line.contains("context=prod-west") && line.contains(&format!("attempt={attempt}")), "{line}");
+        assert!(line.contains(&format!("backoff_ms={backoff}")) && line.contains("error="), "{line}");
+    }
+    assert_eq!(down.stderr.matches("cluster call failed").count(), 4, "{}", down.stderr);
     w.fleet.shutdown().await;
 }

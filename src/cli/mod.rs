@@ -10,6 +10,7 @@ mod eval;
 mod harmonize;
 mod hooks;
 mod journal;
+mod logging;
 mod mcp;
 mod migrate;
 mod mock_cluster;
@@ -57,6 +58,10 @@ pub struct Global {
     /// Parallel kustomize builds (default: 2 per core).
     #[arg(long, global = true, default_value_t = 0, hide_default_value = true)]
     pub jobs: usize,
+    /// Log to stderr: -v cluster calls, steps and model turns; -vv debug detail (builds,
+    /// tool calls); -vvv everything. RUST_LOG (e.g. agentops=debug,kube=debug) adds to it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 impl Global {
@@ -129,6 +134,7 @@ pub fn run() -> Result<ExitCode> {
             return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
         }
     };
+    logging::init(cli.global.verbose, std::env::var("RUST_LOG").ok().as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

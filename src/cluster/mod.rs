@@ -1,6 +1,12 @@
 //! Clusters: environments mapped to kube contexts, one `kube::Client` per cluster, and
 //! queries across clusters that run concurrently with a bound, each with a timeout and
 //! retries on 429/5xx, so one unreachable or slow cluster never hides the others.
+//!
+//! One retry policy: [`with_retry`]. kube's own retry layer (`Config::default_retry`) is
+//! switched off, or its up to 15 retries would run inside each of ours. Every request a
+//! client sends is logged (`agentops::cluster`, info: context, method, path, status,
+//! latency) and every retry too; kube's own spans (`kube_client`, debug) go to the same
+//! subscriber.
 
 pub(crate) mod argocd;
 pub mod metrics;
@@ -9,7 +15,9 @@ pub(crate) mod prereq;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::Client;
@@ -17,6 +25,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::Error;
 
@@ -128,6 +137,8 @@ impl ClusterSet {
             .map_err(|e| cfg_err(e.to_string()))?;
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(15));
+        // with_retry is the one retry policy
+        config.default_retry = false;
         let layer = crate::config::limits::ResponseLimitLayer {
             limit: self.response_limit,
             what: format!("the API server of context {context}"),
@@ -135,6 +146,7 @@ impl ClusterSet {
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| cfg_err(e.to_string()))?
             .with_layer(&layer)
+            .with_layer(&CallLogLayer::new(context))
             .build();
         clients.insert(context.to_string(), client.clone());
         Ok(client)
@@ -149,13 +161,27 @@ impl ClusterSet {
     {
         let f = &f;
         let tasks = contexts.iter().cloned().enumerate().map(|(i, ctx)| async move {
+            let started = Instant::now();
             let r = match self.client(&ctx).await {
                 Ok(client) => match tokio::time::timeout(self.timeout, f(client)).await {
                     Ok(r) => r,
-                    Err(_) => Err(ClusterError::Timeout(self.timeout)),
+                    Err(_) => {
+                        tracing::info!(
+                            context = %ctx,
+                            timeout_ms = self.timeout.as_millis() as u64,
+                            "cluster query timed out"
+                        );
+                        Err(ClusterError::Timeout(self.timeout))
+                    }
                 },
                 Err(e) => Err(e),
             };
+            tracing::debug!(
+                context = %ctx,
+                ok = r.is_ok(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cluster query done"
+            );
             (i, ctx, r)
         });
         let mut out: Vec<(usize, String, Result<T, ClusterError>)> =
@@ -165,22 +191,141 @@ impl ClusterSet {
     }
 }
 
-/// Retries a request on 429, 5xx and connection failures, with exponential backoff.
+/// The cluster the requests of a `with_retry` span went to: an extension of that span,
+/// set by the client's [`CallLog`]. kube's client runs requests on a buffer's worker task,
+/// which enters the caller's span, so the span (not a task-local) is what both sides see.
+struct SpanContext(Arc<str>);
+
+fn set_span_context(span: &tracing::Span, context: &Arc<str>) {
+    use tracing_subscriber::registry::LookupSpan;
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>()
+            && let Some(data) = registry.span(id)
+        {
+            let mut ext = data.extensions_mut();
+            if ext.get_mut::<SpanContext>().is_none() {
+                ext.insert(SpanContext(context.clone()));
+            }
+        }
+    });
+}
+
+fn span_context(span: &tracing::Span) -> String {
+    use tracing_subscriber::registry::LookupSpan;
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let data = registry.span(id)?;
+        data.extensions().get::<SpanContext>().map(|c| c.0.to_string())
+    })
+    .flatten()
+    .unwrap_or_else(|| "?".into())
+}
+
+/// Retries a request on 429, 5xx and connection failures, with exponential backoff: three
+/// retries after 200, 400 and 800 ms. Each retry is an event naming the cluster (learned
+/// from the client's [`CallLog`]), the attempt, the error and the backoff.
 pub async fn with_retry<T, Fut>(mut f: impl FnMut() -> Fut) -> Result<T, kube::Error>
 where
     Fut: Future<Output = Result<T, kube::Error>>,
 {
+    let span = tracing::info_span!("cluster_request");
     let mut delay = Duration::from_millis(200);
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
-        match f().await {
+        match f().instrument(span.clone()).await {
             Err(e) if attempt < 3 && retryable(&e) => {
                 attempt += 1;
+                tracing::info!(
+                    context = %span_context(&span),
+                    attempt,
+                    error = %e,
+                    backoff_ms = delay.as_millis() as u64,
+                    "retrying cluster request"
+                );
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
+            Err(e) if attempt > 0 => {
+                tracing::info!(
+                    context = %span_context(&span),
+                    attempts = attempt + 1,
+                    error = %e,
+                    "cluster request failed after retries"
+                );
+                return Err(e);
+            }
             other => return other,
         }
+    }
+}
+
+/// A tower layer on each cluster's client that logs every request it sends.
+#[derive(Debug, Clone)]
+pub struct CallLogLayer {
+    context: Arc<str>,
+}
+
+impl CallLogLayer {
+    pub fn new(context: &str) -> CallLogLayer {
+        CallLogLayer { context: Arc::from(context) }
+    }
+}
+
+impl<S> tower::Layer<S> for CallLogLayer {
+    type Service = CallLog<S>;
+    fn layer(&self, inner: S) -> CallLog<S> {
+        CallLog { inner, context: self.context.clone() }
+    }
+}
+
+/// Logs each request: context, method, path, status (or error) and the latency to the
+/// response's head, in milliseconds.
+#[derive(Debug, Clone)]
+pub struct CallLog<S> {
+    inner: S,
+    context: Arc<str>,
+}
+
+impl<S, ReqB, ResB> tower::Service<http::Request<ReqB>> for CallLog<S>
+where
+    S: tower::Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S::Error: std::fmt::Display,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
+        // an enclosing with_retry learns which cluster it talks to
+        set_span_context(&tracing::Span::current(), &self.context);
+        let context = self.context.clone();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let started = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let r = fut.await;
+            let latency_ms = started.elapsed().as_millis() as u64;
+            match &r {
+                Ok(resp) => tracing::info!(
+                    context = %context,
+                    %method,
+                    %path,
+                    status = resp.status().as_u16(),
+                    latency_ms,
+                    "cluster call"
+                ),
+                Err(e) => {
+                    tracing::info!(context = %context, %method, %path, latency_ms, error = %e, "cluster call failed")
+                }
+            }
+            r
+        })
     }
 }
 
@@ -337,5 +482,68 @@ mod tests {
         .await;
         assert!(r.is_err());
         assert_eq!(calls.get(), 1, "a 404 is an answer, not a failure to retry");
+    }
+
+    /// Log lines written by a test's subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_call_and_retry_is_logged_with_the_cluster_context() {
+        use tower::{Layer, ServiceExt};
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt().with_writer(out.clone()).with_env_filter("agentops=info").finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let svc = CallLogLayer::new("prod-west").layer(tower::service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::builder().status(503).body(()).unwrap())
+        }));
+        let calls = std::cell::Cell::new(0);
+        let r: Result<(), _> = with_retry(|| {
+            calls.set(calls.get() + 1);
+            let svc = svc.clone();
+            async move {
+                let resp = svc.oneshot(http::Request::get("/api/v1/pods").body(()).unwrap()).await.unwrap();
+                Err(api_error(resp.status().as_u16()))
+            }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 4);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let calls: Vec<&str> = text.lines().filter(|l| l.contains("cluster call")).collect();
+        assert_eq!(calls.len(), 4, "{text}");
+        assert!(
+            calls.iter().all(|l| l.contains("context=prod-west")
+                && l.contains("method=GET")
+                && l.contains("path=/api/v1/pods")
+                && l.contains("status=503")
+                && l.contains("latency_ms=")),
+            "{text}"
+        );
+        let retries: Vec<&str> = text.lines().filter(|l| l.contains("retrying cluster request")).collect();
+        assert_eq!(retries.len(), 3, "{text}");
+        for (i, (line, backoff)) in retries.iter().zip([200, 400, 800]).enumerate() {
+            assert!(line.contains("context=prod-west"), "the event names the cluster: {line}");
+            assert!(line.contains(&format!("attempt={}", i + 1)) && line.contains(&format!("backoff_ms={backoff}")));
+            assert!(line.contains("error="), "{line}");
+        }
+        assert!(text.contains("cluster request failed after retries context=prod-west attempts=4"), "{text}");
     }
 }

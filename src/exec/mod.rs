@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::agents::{Agent, Approval, Source};
 use crate::tools::{Effect, ToolRegistry};
@@ -235,7 +236,9 @@ impl Executor {
         let decision = self.decide(step);
         let started = Instant::now();
         let (ok, output, error, exit_code) = if decision.runs() {
-            match self.registry.call_coded(&self.ctx, &step.tool, step.args.clone()).await {
+            // the tool's own events (cluster calls, builds) nest under its step
+            let span = tracing::info_span!("step", tool = %step.tool);
+            match self.registry.call_coded(&self.ctx, &step.tool, step.args.clone()).instrument(span).await {
                 Ok((v, code)) => (true, Some(v), None, code),
                 Err(e) => (false, None, Some(e.public), 0),
             }
@@ -258,6 +261,16 @@ impl Executor {
             duration_ms: started.elapsed().as_millis() as u64,
             exit_code,
         };
+        tracing::info!(
+            tool = %step.tool,
+            effect = ?effect,
+            decision = %result.decision.label(),
+            plan_hash = (!plan_hash.is_empty()).then(|| tracing::field::display(plan_hash)),
+            ok,
+            exit_code,
+            duration_ms = result.duration_ms,
+            "executor step"
+        );
         self.journal(request, plan_hash, step, &result, tokens);
         result
     }
@@ -313,7 +326,7 @@ impl Executor {
         if let Some(j) = &self.journal
             && let Err(e) = j.append_turn(&crate::time::now_seconds(), &self.ctx.redactor().scrub(request), turn)
         {
-            eprintln!("warning: journal not written: {e}");
+            tracing::warn!(error = %e, "journal not written");
         }
     }
 
@@ -340,7 +353,7 @@ impl Executor {
             tokens,
         };
         if let Err(e) = j.append(&entry) {
-            eprintln!("warning: journal not written: {e}");
+            tracing::warn!(error = %e, tool = %entry.tool, "journal not written");
         }
     }
 }

@@ -464,6 +464,20 @@ impl Engine {
     /// (`limits:` in .agentops.yaml): nothing the reader refused reaches kustomize, and
     /// kustomize itself is bounded in time, memory and output.
     pub fn build(&self, repo: &Repo, dir: &str) -> BuildOutput {
+        let started = std::time::Instant::now();
+        let out = self.build_inner(repo, dir);
+        let cache = if out.cached { "hit" } else { "miss" };
+        tracing::debug!(
+            %dir,
+            %cache,
+            ok = out.error.is_none(),
+            seconds = started.elapsed().as_secs_f64(),
+            "kustomize build"
+        );
+        out
+    }
+
+    fn build_inner(&self, repo: &Repo, dir: &str) -> BuildOutput {
         let closure = repo.closure(dir);
         if let Some(r) = self.preflight(repo, &closure) {
             return BuildOutput::failed(r.to_string());

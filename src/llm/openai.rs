@@ -86,10 +86,25 @@ impl OpenAiClient {
             wire.max_completion_tokens = limit;
         }
         let mut attempt: u32 = 0;
+        let model = wire.model.clone();
         loop {
+            let started = std::time::Instant::now();
             let result = self.client.chat().create(wire.clone()).await;
+            let latency_ms = started.elapsed().as_millis() as u64;
             match result {
-                Ok(resp) => return from_wire(resp, &self.settings.base_url),
+                Ok(resp) => {
+                    // tokens as the server reported them (absent when it did not)
+                    let usage = resp.usage.as_ref();
+                    tracing::info!(
+                        model = %model,
+                        prompt_tokens = usage.map(|u| u.prompt_tokens),
+                        completion_tokens = usage.map(|u| u.completion_tokens),
+                        attempts = attempt + 1,
+                        latency_ms,
+                        "model request"
+                    );
+                    return from_wire(resp, &self.settings.base_url);
+                }
                 Err(e) => {
                     let e = map_error(e, &self.settings.base_url);
                     // 429, 5xx and connection failures were already retried by async-openai's
@@ -97,11 +112,19 @@ impl OpenAiClient {
                     // timeouts are retried here, so attempts do not multiply.
                     let timeout = matches!(e, LlmError::Timeout(_));
                     if !timeout || attempt >= self.settings.retries {
+                        tracing::info!(model = %model, attempts = attempt + 1, latency_ms, error = %e, "model request failed");
                         return Err(if attempt > 0 { with_attempts(e, attempt + 1) } else { e });
                     }
                     let wait = self.settings.retry_backoff.saturating_mul(2u32.saturating_pow(attempt));
-                    tokio::time::sleep(wait).await;
                     attempt += 1;
+                    tracing::info!(
+                        model = %model,
+                        attempt,
+                        error = %e,
+                        backoff_ms = wait.as_millis() as u64,
+                        "retrying model request"
+                    );
+                    tokio::time::sleep(wait).await;
                 }
             }
         }

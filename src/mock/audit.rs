@@ -124,13 +124,13 @@ impl AuditLog {
         Ok(AuditLog { path: path.to_path_buf(), file: Arc::new(Mutex::new(file)) })
     }
 
-    /// Appends one event; a failing write is reported on stderr and never fails the request.
+    /// Appends one event; a failing write is a warning event and never fails the request.
     pub fn write(&self, event: &Value) {
         let mut line = event.to_string();
         line.push('\n');
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
-            eprintln!("agentops mock-cluster: cannot write the audit log {}: {e}", self.path.display());
+            tracing::warn!(path = %self.path.display(), error = %e, "mock cluster cannot write the audit log");
         }
     }
 }

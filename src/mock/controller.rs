@@ -439,7 +439,7 @@ fn write_status(store: &Store, obj: &Value, status: Value, manager: &str) {
     if let Err(e) = store.update_status(s("/apiVersion"), s("/kind"), ns, s("/metadata/name"), status, manager) {
         // Deleted meanwhile, most likely; the next event brings it back if not.
         if e.code != 404 {
-            eprintln!("agentops mock-cluster: controller cannot update {}/{}: {e}", s("/kind"), s("/metadata/name"));
+            tracing::warn!(kind = %s("/kind"), name = %s("/metadata/name"), error = %e, "mock cluster controller cannot update status");
         }
     }
 }

@@ -196,7 +196,7 @@ async fn serve(
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        eprintln!("agentops mock-cluster {}: accept failed: {e}", state.name);
+                        tracing::warn!(cluster = %state.name, error = %e, "mock cluster accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }

@@ -255,6 +255,7 @@ pub async fn plan_and_run_observed(
             Ok(r) => r,
             Err(e) if run.plan.steps.is_empty() => return Err(e.into()),
             Err(e) => {
+                tracing::info!(turn, error = %e, "model request failed; the run stops");
                 run.stopped = Some(redactor.scrub(&format!("the model request failed: {e}")));
                 break;
             }
@@ -307,6 +308,7 @@ pub async fn plan_and_run_observed(
         if let Some(why) = unreadable {
             record.calls = 1;
             record.invalid_calls = 1;
+            tracing::info!(turn, reason = %redactor.scrub(&why), "model answer rejected: not one readable step");
             let why = if cut { format!("{cut_note}; call one tool, or answer in a sentence") } else { why };
             messages.push(Message::user(format!(
                 "error: {why}. Answer with one JSON object: {{\"step\": {{\"tool\": NAME, \"arguments\": {{...}}}}}}{}",
@@ -325,6 +327,7 @@ pub async fn plan_and_run_observed(
                 let reply = match check_call(registry, agent, ctx.repo_root(), call, mode) {
                     Err(msg) => {
                         record.invalid_calls += 1;
+                        tracing::info!(turn, tool = %call.name, reason = %redactor.scrub(&msg), "model proposal rejected");
                         if cut { format!("error: {cut_note}: {msg}") } else { format!("error: {msg}") }
                     }
                     Ok(args) => {
@@ -333,6 +336,7 @@ pub async fn plan_and_run_observed(
                             "not run: the run was stopped".to_string()
                         } else if seen.contains(&key) {
                             repeats += 1;
+                            tracing::info!(turn, tool = %call.name, repeats, "model repeated an identical call");
                             if repeats >= REPEATS_BEFORE_STOP {
                                 stop = true;
                                 run.stopped = Some(redactor.scrub(&format!(
@@ -384,6 +388,18 @@ pub async fn plan_and_run_observed(
             }
         }
         run.invalid_calls += record.invalid_calls;
+        tracing::info!(
+            agent = %record.agent,
+            turn,
+            model = %settings.model,
+            prompt_tokens = record.prompt_tokens,
+            completion_tokens = record.completion_tokens,
+            calls = record.calls,
+            invalid_calls = record.invalid_calls,
+            finish_reason = record.finish_reason.as_deref().map(tracing::field::display),
+            duration_ms = record.duration_ms,
+            "llm turn"
+        );
         executor.record_turn(&run.plan.request, &record);
         on_turn(&record);
         run.turn_log.push(record);

@@ -265,12 +265,21 @@ impl ToolRegistry {
 
     /// [`ToolRegistry::call`], with the exit code of the output ([`Tool::exit_code`]).
     pub async fn call_coded(&self, ctx: &Ctx, name: &str, args: Value) -> Result<(Value, u8), ToolError> {
-        self.validate_args(name, &args)?;
+        if let Err(err) = self.validate_args(name, &args) {
+            let why = ctx.redactor().scrub(&err.public);
+            tracing::info!(tool = %name, error = %why, "tool arguments rejected by the schema");
+            return Err(err);
+        }
         let e = self.entry(name)?;
-        let (mut out, code) = e.tool.call_json(ctx, args).await.map_err(|mut err| {
+        let started = std::time::Instant::now();
+        let result = e.tool.call_json(ctx, args).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (mut out, code) = result.map_err(|mut err| {
             err.public = ctx.redactor().scrub(&err.public);
+            tracing::debug!(tool = %name, duration_ms, error = %err.public, "tool call failed");
             err
         })?;
+        tracing::debug!(tool = %name, duration_ms, exit_code = code, "tool call");
         ctx.redactor().redact_value(&mut out);
         Ok((out, code))
     }

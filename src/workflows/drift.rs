@@ -376,7 +376,10 @@ async fn check_env(
     let result = match clusters.client(&context).await {
         Ok(client) => tokio::time::timeout(limit, check_cluster(&client, env, targets, audit, &repo.config.drift))
             .await
-            .unwrap_or(Err(ClusterError::Timeout(limit))),
+            .unwrap_or_else(|_| {
+                tracing::info!(%env, context = %context, timeout_ms = limit.as_millis() as u64, "cluster check timed out");
+                Err(ClusterError::Timeout(limit))
+            }),
         Err(e) => Err(e),
     };
     (env.to_string(), context, targets.iter().map(|t| t.desired.len()).sum(), result)
@@ -423,7 +426,7 @@ async fn fetch_live(
 /// The Kubernetes minor version a cluster serves (for the defaults of that release); the
 /// newest the defaults table knows when the server does not say.
 async fn cluster_minor(client: &Client) -> u32 {
-    match client.apiserver_version().await {
+    match with_retry(|| client.apiserver_version()).await {
         Ok(info) => info.minor.trim_end_matches('+').parse().unwrap_or(defaults::NEWEST_MINOR),
         Err(_) => defaults::NEWEST_MINOR,
     }

@@ -117,6 +117,11 @@ pub struct Run {
 
 /// Runs the agentops binary.
 pub fn agentops(args: &[&str]) -> Run {
+    agentops_env(args, &[])
+}
+
+/// Runs the agentops binary with these environment variables set.
+pub fn agentops_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_agentops"))
         .args(args)
         .env("NO_COLOR", "1")
@@ -125,6 +130,9 @@ pub fn agentops(args: &[&str]) -> Run {
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .env_remove("AGENTOPS_LLM_CASSETTES")
+        // logs on stderr only when a test asks for them
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Run::from(out)

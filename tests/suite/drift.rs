@@ -764,3 +764,85 @@ async fn revert_says_a_merge_sync_keeps_hand_additions_and_replace_removes_them(
     assert!(journal.contains("\"replace\":true"), "{journal}");
     w.fleet.shutdown().await;
 }
+
+/// `-v` logs each cluster call (context, method, path, status, latency) on stderr,
+/// `RUST_LOG=agentops=debug` adds debug events (kustomize builds, tool calls),
+/// `RUST_LOG=kube=debug` lets kube-rs' own spans through; stdout, the report, is the same
+/// in every case, and without either nothing is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verbose_logs_cluster_calls_with_latency_on_stderr_only() {
+    let w = world().await;
+    let (repo, kc) = (w.repo.path().to_path_buf(), w.kubeconfig());
+    let run = |flags: &'static [&'static str], env: &'static [(&'static str, &'static str)]| {
+        let (repo, kc) = (repo.clone(), kc.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args: Vec<&str> = flags.to_vec();
+            args.extend([
+                "drift",
+                "--repo",
+                repo.to_str().unwrap(),
+                "--kubeconfig",
+                kc.to_str().unwrap(),
+                "--app",
+                "grafana",
+                "--env",
+                "prod-west",
+                "--no-cache",
+            ]);
+            agentops_env(&args, env)
+        })
+    };
+    let quiet = run(&[], &[]).await.unwrap();
+    assert_eq!(quiet.code, 0, "{}\n{}", quiet.stdout, quiet.stderr);
+    assert_eq!(quiet.stderr, "", "nothing logged by default");
+    let verdict = quiet.stdout.lines().last().unwrap().to_string();
+
+    let verbose = run(&["-v"], &[]).await.unwrap();
+    assert_eq!(verbose.code, 0, "{}\n{}", verbose.stdout, verbose.stderr);
+    assert_eq!(verbose.stdout.lines().last(), Some(verdict.as_str()), "stdout is the report, as without -v");
+    let calls: Vec<&str> = verbose.stderr.lines().filter(|l| l.contains("cluster call")).collect();
+    assert!(calls.len() >= 2, "discovery and the reads of the objects: {}", verbose.stderr);
+    for line in &calls {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains("context=prod-west"), "{line}");
+        assert!(line.contains("method=GET") && line.contains("path=/"), "{line}");
+        assert!(line.contains("status=200") || line.contains("status=404"), "{line}");
+        let ms = line.split("latency_ms=").nth(1).and_then(|r| r.split_whitespace().next());
+        assert!(ms.is_some_and(|m| m.parse::<u64>().is_ok()), "latency in ms: {line}");
+    }
+    assert!(calls.iter().any(|l| l.contains("path=/apis/argoproj.io/")), "the Application is read: {}", verbose.stderr);
+    assert!(!calls.iter().any(|l| l.contains("context=prod-east")), "only the cluster asked for: {}", verbose.stderr);
+    assert!(!verbose.stderr.contains("DEBUG"), "-v is info: {}", verbose.stderr);
+
+    let debug = run(&[], &[("RUST_LOG", "agentops=debug")]).await.unwrap();
+    assert_eq!(debug.code, 0, "{}\n{}", debug.stdout, debug.stderr);
+    assert_eq!(debug.stdout.lines().last(), Some(verdict.as_str()));
+    let builds: Vec<&str> = debug.stderr.lines().filter(|l| l.contains("kustomize build")).collect();
+    assert!(!builds.is_empty(), "{}", debug.stderr);
+    assert!(
+        builds.iter().all(|l| l.contains("DEBUG") && l.contains("cache=miss") && l.contains("seconds=")),
+        "--no-cache builds every overlay: {builds:#?}"
+    );
+    assert!(debug.stderr.contains("cluster call"), "debug includes info: {}", debug.stderr);
+
+    let kube = run(&[], &[("RUST_LOG", "kube=debug")]).await.unwrap();
+    assert_eq!(kube.code, 0, "{}\n{}", kube.stdout, kube.stderr);
+    assert!(kube.stderr.lines().any(|l| l.contains("kube_client") && l.contains("HTTP")), "{}", kube.stderr);
+    assert!(!kube.stderr.contains("cluster call"), "agentops stays at warn: {}", kube.stderr);
+
+    // an unreachable cluster: each retry names the cluster, the attempt, the error, the backoff
+    let kc_text = std::fs::read_to_string(w.kubeconfig())
+        .unwrap()
+        .replace(&w.fleet.get("prod-west").unwrap().https_url(), "https://127.0.0.1:9");
+    std::fs::write(w.kubeconfig(), kc_text).unwrap();
+    let down = run(&["-v"], &[]).await.unwrap();
+    assert_eq!(down.code, 2, "{}\n{}", down.stdout, down.stderr);
+    let retries: Vec<&str> = down.stderr.lines().filter(|l| l.contains("retrying cluster request")).collect();
+    assert_eq!(retries.len(), 3, "one policy: three retries, not retries of retries: {}", down.stderr);
+    for (line, (attempt, backoff)) in retries.iter().zip([(1, 200), (2, 400), (3, 800)]) {
+        assert!(line.contains("context=prod-west") && line.contains(&format!("attempt={attempt}")), "{line}");
+        assert!(line.contains(&format!("backoff_ms={backoff}")) && line.contains("error="), "{line}");
+    }
+    assert_eq!(down.stderr.matches("cluster call failed").count(), 4, "{}", down.stderr);
+    w.fleet.shutdown().await;
+}

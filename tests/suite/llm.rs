@@ -722,3 +722,53 @@ async fn a_models_apply_is_bound_to_the_plan_it_was_shown() {
     assert_eq!(journal[1].args["expect"], shown.as_str());
     assert!(run.results[1].output.as_ref().unwrap()["covered_after"].as_u64().unwrap() > 0);
 }
+
+/// `-v` logs each model request (model, tokens as reported, attempts), each turn (calls,
+/// rejected proposals) and each executor step (tool, effect, decision, plan hash) on stderr;
+/// stdout stays the JSON result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_logs_model_turns_rejections_and_steps() {
+    let fake = Fake::start(vec![
+        calls(&[("c1", "delete_cluster", "{}"), ("c2", "validate", r#"{"env": ["dev"]}"#)], (100, 10)),
+        text("dev validates cleanly.", (150, 8)),
+    ])
+    .await;
+    let repo = copy_fixture("clean");
+    let (root, url) = (repo.path().to_str().unwrap().to_string(), fake.base_url.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        agentops(&[
+            "-v",
+            "ask",
+            "is dev in good shape?",
+            "--repo",
+            &root,
+            "--planner",
+            "llm",
+            "--llm-base-url",
+            &url,
+            "--model",
+            "test-model",
+            "--format",
+            "json",
+            "--no-cache",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(v["plan"][0]["tool"], "validate");
+    let line = |what: &str| -> String {
+        r.stderr.lines().find(|l| l.contains(what)).unwrap_or_else(|| panic!("no {what:?} in {}", r.stderr)).to_string()
+    };
+    let request = line("model request");
+    assert!(request.contains("model=test-model") && request.contains("attempts=1"), "{request}");
+    assert!(request.contains("prompt_tokens=100") && request.contains("completion_tokens=10"), "{request}");
+    let rejected = line("model proposal rejected");
+    assert!(rejected.contains("tool=delete_cluster") && rejected.contains("turn=1"), "{rejected}");
+    let turn = line("llm turn");
+    assert!(turn.contains("turn=1") && turn.contains("calls=2") && turn.contains("invalid_calls=1"), "{turn}");
+    let step = line("executor step");
+    assert!(step.contains("tool=validate") && step.contains("effect=ReadOnly") && step.contains("decision=auto"));
+    assert!(step.contains("plan_hash=") && step.contains("duration_ms="), "{step}");
+}

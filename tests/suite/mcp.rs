@@ -61,11 +61,17 @@ struct McpProcess {
 
 impl McpProcess {
     fn spawn(args: &[&str]) -> McpProcess {
+        McpProcess::spawn_env(args, &[])
+    }
+
+    fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> McpProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentops"))
             .arg("mcp")
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("AGENTOPS_CACHE_DIR")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -191,6 +197,41 @@ fn stdio_handshake_list_and_calls() {
     assert_eq!(calls.iter().filter(|(_, ok)| *ok).count(), 1);
     assert!(journal.iter().all(|e| e.approval == "auto" && e.request.contains("mcp")), "{journal:?}");
     assert!(journal.iter().any(|e| e.args == json!({"env": ["dev"], "bogus": 1})));
+}
+
+/// With `-vv` and `RUST_LOG=debug` (every crate, rmcp and tokio included) the logs go to
+/// stderr and stdout carries JSON-RPC messages only.
+#[test]
+fn stdio_stays_protocol_only_with_debug_logging() {
+    let repo = copy_fixture("clean");
+    let mut s = McpProcess::spawn_env(
+        &["-vv", "--repo", repo.path().to_str().unwrap(), "--no-cache"],
+        &[("RUST_LOG", "debug")],
+    );
+    let init = s.request(initialize(1));
+    assert_eq!(init["result"]["serverInfo"]["name"], "agentops", "{init}");
+    s.send(&initialized());
+    let r = s.request(call_tool(2, "validate", json!({"env": ["dev"]})));
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    let r = s.request(call_tool(3, "validate", json!({"env": "dev"})));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+
+    let (code, stdout, stderr) = s.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.len(), 3, "one response per request, nothing else: {stdout:#?}");
+    for line in &stdout {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        assert!(v["id"].is_u64() && (v.get("result").is_some() || v.get("error").is_some()), "{line}");
+    }
+    // the logs are there, on stderr
+    let step = stderr.lines().find(|l| l.contains("executor step") && l.contains("tool=validate"));
+    let step = step.unwrap_or_else(|| panic!("no executor step logged: {stderr}"));
+    assert!(step.contains("effect=ReadOnly") && step.contains("decision=auto"), "{step}");
+    assert!(step.contains("duration_ms="), "{step}");
+    assert!(stderr.contains("tool arguments rejected by the schema") && stderr.contains("/env"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("DEBUG") && l.contains("kustomize build")), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("DEBUG") && l.contains("tool call") && l.contains("tool=validate")));
 }
 
 #[test]

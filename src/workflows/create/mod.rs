@@ -744,7 +744,10 @@ pub async fn plan(
             let found = match clusters.client(&context).await {
                 Ok(client) => {
                     let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
-                    api.get_opt(&ns).await.map(|o| o.is_some()).map_err(|e| e.to_string())
+                    crate::cluster::with_retry(|| api.get_opt(&ns))
+                        .await
+                        .map(|o| o.is_some())
+                        .map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e.to_string()),
             };

@@ -51,7 +51,7 @@ pub async fn draft(ctx: &Ctx, opts: DraftOptions) -> Result<Drafted, ToolError> 
     Ok(blocking(move || {
         let repo = ctx.load_repo()?;
         let engine = ctx.engine(&repo)?;
-        Ok(commit::draft(ctx.repo_root(), &engine, ctx.redactor(), &opts, ctx.jobs())?)
+        commit::draft(ctx.repo_root(), &engine, ctx.redactor(), &opts, ctx.jobs())
     })
     .await?)
 }

@@ -28,7 +28,7 @@ impl Tool for HarmonizePlanTool {
         Ok(blocking(move || {
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
-            Ok(harmonize::plan(&repo, &engine, &args, ctx.jobs())?)
+            harmonize::plan(&repo, &engine, &args, ctx.jobs())
         })
         .await?)
     }

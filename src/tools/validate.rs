@@ -27,7 +27,7 @@ impl Tool for Validate {
         Ok(blocking(move || {
             let repo = ctx.load_repo()?;
             let engine = ctx.engine(&repo)?;
-            Ok(validate::run(&repo, &engine, ctx.redactor(), &args, ctx.jobs(), &|_, _| {})?)
+            validate::run(&repo, &engine, ctx.redactor(), &args, ctx.jobs(), &|_, _| {})
         })
         .await?)
     }

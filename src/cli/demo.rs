@@ -144,6 +144,7 @@ pub async fn run(global: &Global, args: Args) -> Result<ExitCode> {
             },
             jobs: global.jobs,
             kubeconfig: Some(world.kubeconfig()),
+            progress: Some(super::terminal::progress()),
         },
     );
     let mut failed: Vec<&str> = Vec::new();

@@ -17,6 +17,7 @@ mod mock_cluster;
 mod proposals;
 mod rollback;
 mod session;
+mod terminal;
 mod tools;
 mod validate;
 mod watch;
@@ -75,6 +76,7 @@ impl Global {
                 cache_dir,
                 jobs: self.jobs,
                 kubeconfig: self.kubeconfig.clone(),
+                progress: Some(terminal::progress()),
             },
         )
     }

@@ -4,8 +4,9 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+use super::terminal::StdinApprover;
 use crate::error::{Error, Result};
-use crate::exec::{Approver, Decision, Executor, Journal, Policy, StdinApprover, StepResult};
+use crate::exec::{Approver, Decision, Executor, Journal, Policy, StepResult};
 use crate::exec::{Plan, Step};
 use crate::planner::rules::RepoFacts;
 use crate::repo::Repo;

@@ -8,7 +8,6 @@ pub(crate) mod journal;
 pub(crate) mod plan;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -48,35 +47,6 @@ impl Policy {
 /// Asks a person (or a script standing in for one) whether a step may run.
 pub trait Approver: Send + Sync {
     fn approve(&self, step: &Step) -> bool;
-}
-
-/// Asks on the terminal: `y` approves, anything else (or no terminal) denies.
-pub struct StdinApprover;
-
-impl Approver for StdinApprover {
-    fn approve(&self, step: &Step) -> bool {
-        if !std::io::stdin().is_terminal() {
-            eprintln!(
-                "{} ({:?}) needs approval and there is no terminal to ask on: not run; pass --yes to approve",
-                step.tool, step.effect
-            );
-            return false;
-        }
-        let mut err = std::io::stderr();
-        let args = serde_json::to_string_pretty(&step.args).unwrap_or_default();
-        let _ =
-            write!(err, "\n{} ({:?})\n  {}\n{}\nApprove? [y/N] ", step.tool, step.effect, step.summary, indent(&args));
-        let _ = err.flush();
-        let mut line = String::new();
-        if std::io::stdin().lock().read_line(&mut line).is_err() {
-            return false;
-        }
-        matches!(line.trim(), "y" | "Y" | "yes" | "Yes")
-    }
-}
-
-fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Answers from a queue (tests, evals, scripted chat); denies when the queue is empty.

@@ -25,23 +25,9 @@ impl Tool for RollbackVerify {
         u8::from(output.verification.verdict != "recovered")
     }
     async fn call(&self, ctx: &Ctx, args: VerifyRequest) -> Result<VerifyOutcome, ToolError> {
-        // each check as it settles: for logs (stderr not a terminal) a line each; on a
-        // terminal one transient line naming the check, cleared at the end, since the result
-        // lists every check and a terminal shows stderr and stdout together
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} verifying: {msg}") {
-            bar.set_style(style);
-        }
-        let progress = |c: &rollback::verify::Check| {
-            if terminal {
-                bar.set_message(format!("{} settled", c.name));
-            } else {
-                eprintln!("  {}", rollback::report::check_line(c));
-            }
-        };
+        let progress = |c: &rollback::verify::Check| ctx.settled(&c.name, &rollback::report::check_line(c));
         let out = rollback::verify_and_record(ctx, &args, &progress).await;
-        bar.finish_and_clear();
+        ctx.progress_done();
         Ok(out?)
     }
 }

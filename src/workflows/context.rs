@@ -29,6 +29,7 @@ struct CtxInner {
     jobs: usize,
     kubeconfig: Option<PathBuf>,
     redactor: Arc<Redactor>,
+    progress: Option<Arc<dyn Progress>>,
     engine: OnceLock<Result<Arc<Engine>, String>>,
     clusters: OnceLock<Result<Arc<ClusterSet>, String>>,
 }
@@ -44,6 +45,28 @@ pub struct CtxOptions {
     pub jobs: usize,
     /// `--kubeconfig`; else `$KUBECONFIG`, else `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
+    /// Where long workflows report what settled while they run; nowhere when None.
+    pub progress: Option<ProgressSink>,
+}
+
+/// Where a long workflow (a rollback's verification) reports each thing that settled while
+/// it runs. The workflows never print; a front end decides how progress shows (the CLI: a
+/// transient line on a terminal, a line each in logs).
+pub trait Progress: Send + Sync {
+    /// `name` settled; `line` says how.
+    fn settled(&self, name: &str, line: &str);
+    /// The work is over: clear whatever was transient.
+    fn done(&self);
+}
+
+/// A shared [`Progress`].
+#[derive(Clone)]
+pub struct ProgressSink(pub Arc<dyn Progress>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
 }
 
 impl Ctx {
@@ -56,9 +79,24 @@ impl Ctx {
                 jobs: if opts.jobs == 0 { crate::kustomize::default_jobs() } else { opts.jobs },
                 kubeconfig: opts.kubeconfig,
                 redactor: Arc::new(Redactor::new()),
+                progress: opts.progress.map(|p| p.0),
                 engine: OnceLock::new(),
                 clusters: OnceLock::new(),
             }),
+        }
+    }
+
+    /// Reports that `name` settled ([`Progress::settled`]).
+    pub fn settled(&self, name: &str, line: &str) {
+        if let Some(p) = &self.inner.progress {
+            p.settled(name, line);
+        }
+    }
+
+    /// Reports the end of the work that reported progress ([`Progress::done`]).
+    pub fn progress_done(&self) {
+        if let Some(p) = &self.inner.progress {
+            p.done();
         }
     }
 

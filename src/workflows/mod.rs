@@ -12,4 +12,4 @@ pub(crate) mod rollback;
 pub(crate) mod validate;
 pub mod watch;
 
-pub use context::{Ctx, CtxOptions, PerCluster, blocking, target_envs};
+pub use context::{Ctx, CtxOptions, PerCluster, Progress, ProgressSink, blocking, target_envs};

@@ -664,25 +664,7 @@ async fn ask_with_the_llm_planner_runs_the_models_calls() {
     .await;
     let repo = copy_fixture("clean");
     let (root, url) = (repo.path().to_str().unwrap().to_string(), fake.base_url.clone());
-    let r = tokio::task::spawn_blocking(move || {
-        agentops(&[
-            "ask",
-            "is dev in good shape?",
-            "--repo",
-            &root,
-            "--planner",
-            "llm",
-            "--llm-base-url",
-            &url,
-            "--model",
-            "test-model",
-            "--format",
-            "json",
-            "--no-cache",
-        ])
-    })
-    .await
-    .unwrap();
+    let r = ask_with_llm(&[], "is dev in good shape?", &root, &url).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["plan"][0]["tool"], "validate");
@@ -735,26 +717,7 @@ async fn verbose_logs_model_turns_rejections_and_steps() {
     .await;
     let repo = copy_fixture("clean");
     let (root, url) = (repo.path().to_str().unwrap().to_string(), fake.base_url.clone());
-    let r = tokio::task::spawn_blocking(move || {
-        agentops(&[
-            "-v",
-            "ask",
-            "is dev in good shape?",
-            "--repo",
-            &root,
-            "--planner",
-            "llm",
-            "--llm-base-url",
-            &url,
-            "--model",
-            "test-model",
-            "--format",
-            "json",
-            "--no-cache",
-        ])
-    })
-    .await
-    .unwrap();
+    let r = ask_with_llm(&["-v"], "is dev in good shape?", &root, &url).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
     assert_eq!(v["plan"][0]["tool"], "validate");
@@ -771,4 +734,14 @@ async fn verbose_logs_model_turns_rejections_and_steps() {
     let step = line("executor step");
     assert!(step.contains("tool=validate") && step.contains("effect=ReadOnly") && step.contains("decision=auto"));
     assert!(step.contains("plan_hash=") && step.contains("duration_ms="), "{step}");
+}
+
+/// `agentops [flags] ask REQUEST --planner llm` against the fake server at `url`, JSON out.
+pub(super) async fn ask_with_llm(flags: &[&str], request: &str, root: &str, url: &str) -> Run {
+    let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    for a in ["ask", request, "--repo", root, "--planner", "llm", "--llm-base-url", url, "--model", "test-model"] {
+        args.push(a.to_string());
+    }
+    args.extend(["--format", "json", "--no-cache"].map(String::from));
+    tokio::task::spawn_blocking(move || agentops(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
 }

@@ -15,7 +15,7 @@ use agentops::workflows::{Ctx, CtxOptions};
 use serde_json::{Value, json};
 
 use super::common::*;
-use super::llm::{Fake, text};
+use super::llm::{Fake, ask_with_llm, text};
 
 fn completion(message: Value, finish: &str, usage: (u64, u64)) -> (u16, Value) {
     (
@@ -214,27 +214,8 @@ async fn requests_are_routed_to_one_agents_tools() {
     .await;
     let repo = copy_fixture("clean");
     let (root, url) = (repo.path().to_str().unwrap().to_string(), fake.base_url.clone());
-    let ask = move |request: &'static str| {
-        let (root, url) = (root.clone(), url.clone());
-        tokio::task::spawn_blocking(move || {
-            agentops(&[
-                "ask",
-                request,
-                "--repo",
-                &root,
-                "--planner",
-                "llm",
-                "--llm-base-url",
-                &url,
-                "--model",
-                "test-model",
-                "--format",
-                "json",
-                "--no-cache",
-            ])
-        })
-    };
-    let r = ask("what is wrong with web in dev?").await.unwrap();
+    let ask = |request: &'static str| ask_with_llm(&[], request, &root, &url);
+    let r = ask("what is wrong with web in dev?").await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["plan"][0]["args"], json!({"env": ["dev"], "app": ["web"]}));
@@ -248,13 +229,13 @@ async fn requests_are_routed_to_one_agents_tools() {
     let tools_of = |i: usize| seen[i].body["tools"].as_array().unwrap().len();
     assert_eq!(tools_of(1), 4, "the validator's four tools, not the whole catalog");
 
-    let r = ask("validate prod").await.unwrap();
+    let r = ask("validate prod").await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("router"), "{}", r.stderr);
     assert_eq!(fake.seen().len(), 5);
     assert_eq!(fake.seen()[3].body["tools"].as_array().unwrap().len(), 4);
 
-    let r = ask("what is wrong with web in dev?").await.unwrap();
+    let r = ask("what is wrong with web in dev?").await;
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("could not tell which workflow") && r.stderr.contains("rollback"), "{}", r.stderr);
 

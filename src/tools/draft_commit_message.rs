@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Effect, Tool, ToolError};
+use crate::workflows::Ctx;
 use crate::workflows::commit::{self, DraftOptions, Drafted};
-use crate::workflows::{Ctx, blocking};
 
 pub struct DraftCommitMessage;
 
@@ -45,17 +45,6 @@ impl Args {
     }
 }
 
-/// Drafts off the async runtime.
-pub async fn draft(ctx: &Ctx, opts: DraftOptions) -> Result<Drafted, ToolError> {
-    let ctx = ctx.clone();
-    Ok(blocking(move || {
-        let repo = ctx.load_repo()?;
-        let engine = ctx.engine(&repo)?;
-        commit::draft(ctx.repo_root(), &engine, ctx.redactor(), &opts, ctx.jobs())
-    })
-    .await?)
-}
-
 impl Tool for DraftCommitMessage {
     type Args = Args;
     type Output = Drafted;
@@ -70,6 +59,6 @@ impl Tool for DraftCommitMessage {
         Effect::ReadOnly
     }
     async fn call(&self, ctx: &Ctx, args: Args) -> Result<Drafted, ToolError> {
-        draft(ctx, args.options()).await
+        Ok(commit::draft_in(ctx, args.options()).await?)
     }
 }

@@ -3,90 +3,15 @@
 //! `migration` asks for the migration plan document, rendered from the deterministic
 //! hand-offs. Shared by the migration writer and the incident report.
 
-use std::path::{Component, Path};
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::{Effect, Tool, ToolError};
-use crate::error::Error;
-use crate::workflows::migrate::{self, MigrateRequest, RunOptions};
-use crate::workflows::{Ctx, blocking};
+use crate::workflows::Ctx;
+use crate::workflows::docs::{self, DocRequest, WrittenDoc};
 
 pub struct WriteDoc;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Args {
-    /// Repo-relative path of the document; for `migration`, defaults to
-    /// `docs/migrations/<date>-<from>-to-<to>.md`.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// The document's text.
-    #[serde(default)]
-    pub content: Option<String>,
-    /// Instead of `content`: render the migration plan document for this request.
-    #[serde(default)]
-    pub migration: Option<MigrateRequest>,
-    /// With `content`: the workflow's record of the document, written beside it as
-    /// `<path without .md>.json`.
-    #[serde(default)]
-    pub record: Option<serde_json::Value>,
-    /// Replace the file when it exists.
-    #[serde(default)]
-    pub overwrite: bool,
-    /// Commit exactly this file.
-    #[serde(default)]
-    pub commit: bool,
-    /// The commit message (default: `docs: add <path>`).
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Written {
-    pub path: String,
-    pub bytes: usize,
-    #[serde(default)]
-    pub commit: Option<String>,
-    /// For a migration document: its summary line.
-    #[serde(default)]
-    pub summary: Option<String>,
-    /// For a workflow's document: its record, written beside it.
-    #[serde(default)]
-    pub record: Option<String>,
-}
-
-/// A repo-relative path that stays inside the repo: no absolute paths, no `..`, nothing in
-/// `.git`, and no symlinked directory on the way out of it.
-pub fn safe_path(root: &Path, rel: &str) -> Result<std::path::PathBuf, ToolError> {
-    let p = Path::new(rel);
-    let escapes = rel.trim().is_empty()
-        || p.is_absolute()
-        || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        || p.components().find(|c| matches!(c, Component::Normal(_))).is_some_and(|c| c.as_os_str() == ".git");
-    if escapes {
-        return Err(ToolError::new(format!("{rel:?}: the path must be relative and stay inside the repository")));
-    }
-    let root = root.canonicalize().map_err(|e| ToolError::new(format!("the repository: {e}")))?;
-    let target = root.join(p);
-    // the deepest existing ancestor must resolve inside the repo (symlinks included)
-    let mut probe = target.clone();
-    while !probe.exists() {
-        if !probe.pop() {
-            break;
-        }
-    }
-    let real = probe.canonicalize().map_err(|e| ToolError::new(format!("{rel}: {e}")))?;
-    if !real.starts_with(&root) || (target.exists() && !target.canonicalize().is_ok_and(|t| t.starts_with(&root))) {
-        return Err(ToolError::new(format!("{rel:?} resolves outside the repository")));
-    }
-    Ok(target)
-}
-
 impl Tool for WriteDoc {
-    type Args = Args;
-    type Output = Written;
+    type Args = DocRequest;
+    type Output = WrittenDoc;
 
     fn name(&self) -> &'static str {
         "write_doc"
@@ -97,68 +22,7 @@ impl Tool for WriteDoc {
     fn effect(&self) -> Effect {
         Effect::WritesRepo
     }
-    async fn call(&self, ctx: &Ctx, args: Args) -> Result<Written, ToolError> {
-        let mut record: Option<(String, serde_json::Value)> = None;
-        let (path, content, summary) = match (&args.content, &args.migration) {
-            (Some(c), None) => {
-                let p = args.path.clone().ok_or_else(|| ToolError::new("path is required with content"))?;
-                if let Some(r) = &args.record {
-                    let mut r = r.clone();
-                    ctx.redactor().redact_value(&mut r);
-                    record = Some((format!("{}.json", p.trim_end_matches(".md")), r));
-                }
-                (p, ctx.redactor().scrub(c), None)
-            }
-            (None, Some(req)) => {
-                let opts = RunOptions { date: None, path: args.path.clone(), refiner: None };
-                let m = migrate::run(ctx, req, opts).await?;
-                record = Some((m.document.record_path.clone(), m.document.record.clone()));
-                (m.document.path, m.document.markdown, Some(m.document.summary))
-            }
-            _ => return Err(ToolError::new("give exactly one of content and migration")),
-        };
-        let target = safe_path(ctx.repo_root(), &path)?;
-        // a workflow's document comes with its record beside it
-        let record = match record {
-            Some((rel, value)) => {
-                let text = serde_json::to_string_pretty(&value).map_err(|e| ToolError::new(e.to_string()))?;
-                Some((safe_path(ctx.repo_root(), &rel)?, rel, format!("{text}\n"), value))
-            }
-            None => None,
-        };
-        let root = ctx.repo_root().to_path_buf();
-        let (overwrite, commit, message) = (args.overwrite, args.commit, args.message.clone());
-        Ok(blocking(move || {
-            for (t, p) in std::iter::once((&target, &path)).chain(record.as_ref().map(|r| (&r.0, &r.1))) {
-                if t.exists() && !overwrite {
-                    return Err(Error::workflow(format!("{p} exists; pass overwrite to replace it")));
-                }
-                if let Some(dir) = t.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::workflow(format!("{p}: {e}")))?;
-                }
-            }
-            std::fs::write(&target, &content).map_err(|e| Error::workflow(format!("{path}: {e}")))?;
-            let mut paths = vec![path.clone()];
-            if let Some((t, rel, text, _)) = &record {
-                std::fs::write(t, text).map_err(|e| Error::workflow(format!("{rel}: {e}")))?;
-                paths.push(rel.clone());
-            }
-            let commit = if commit {
-                // the workflow's own commit, unless a message is given
-                let own = record.as_ref().and_then(|r| {
-                    let c: crate::workflows::commit::draft::WorkflowCommit = serde_json::from_value(
-                        r.3.pointer(&format!("/{}/commit", crate::workflows::commit::draft::RECORD_KEY))?.clone(),
-                    )
-                    .ok()?;
-                    Some(crate::workflows::commit::draft::workflow_message(&c))
-                });
-                let msg = message.or(own).unwrap_or_else(|| format!("docs: add {path}"));
-                Some(crate::git::commit_paths(&root, &paths, &msg, None)?)
-            } else {
-                None
-            };
-            Ok(Written { path, bytes: content.len(), commit, summary, record: record.map(|r| r.1) })
-        })
-        .await?)
+    async fn call(&self, ctx: &Ctx, args: DocRequest) -> Result<WrittenDoc, ToolError> {
+        Ok(docs::run(ctx, args).await?)
     }
 }

@@ -30,27 +30,26 @@ impl World {
         r.stdout
     }
 
-    async fn drift(&self, extra: &[&str]) -> (i32, Value) {
-        let mut args: Vec<String> = [
-            "drift",
-            "--repo",
-            self.repo.path().to_str().unwrap(),
-            "--kubeconfig",
-            self.kubeconfig().to_str().unwrap(),
-            "--format",
-            "json",
-            "--no-cache",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    /// `agentops FLAGS drift --repo .. --kubeconfig .. --no-cache EXTRA` with `vars` set.
+    async fn run_drift(&self, flags: &[&str], extra: &[&str], vars: &[(&str, &str)]) -> Run {
+        let (repo, kc) = (self.repo.path().to_str().unwrap(), self.kubeconfig());
+        let mut args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        args.extend(["drift", "--repo", repo, "--kubeconfig", kc.to_str().unwrap(), "--no-cache"].map(String::from));
         args.extend(extra.iter().map(|s| s.to_string()));
-        let r = tokio::task::spawn_blocking(move || {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        tokio::task::spawn_blocking(move || {
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            agentops(&a)
+            let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            agentops_env(&a, &v)
         })
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    async fn drift(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["--format", "json"];
+        args.extend(extra);
+        let r = self.run_drift(&[], &args, &[]).await;
         let v = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
         (r.code, v)
     }
@@ -452,38 +451,20 @@ async fn an_unreachable_cluster_is_reported_and_the_others_still_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_any_checked_cluster_the_verdict_is_unknown_not_no_drift() {
     let w = world().await;
-    let text = |w: &World| {
-        let (repo, kc) = (w.repo.path().to_path_buf(), w.kubeconfig());
-        tokio::task::spawn_blocking(move || {
-            agentops(&[
-                "drift",
-                "--repo",
-                repo.to_str().unwrap(),
-                "--kubeconfig",
-                kc.to_str().unwrap(),
-                "--app",
-                "grafana",
-                "--env",
-                "prod-west",
-                "--env",
-                "prod-east",
-                "--no-cache",
-            ])
-        })
-    };
+    let both = ["--app", "grafana", "--env", "prod-west", "--env", "prod-east"];
     let unreachable = |w: &World, env: &str| {
         let kc = std::fs::read_to_string(w.kubeconfig())
             .unwrap()
             .replace(&w.fleet.get(env).unwrap().https_url(), "https://127.0.0.1:9");
         std::fs::write(w.kubeconfig(), kc).unwrap();
     };
-    let r = text(&w).await.unwrap();
+    let r = w.run_drift(&[], &both, &[]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("NO DRIFT: 0 drifted") && r.stdout.contains("0 of 2 clusters"), "{}", r.stdout);
 
     // one cluster down, nothing drifted in the other: no drift claimed for the checked one only
     unreachable(&w, "prod-east");
-    let r = text(&w).await.unwrap();
+    let r = w.run_drift(&[], &both, &[]).await;
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("cluster prod-east (context prod-east) could not be checked"), "{}", r.stdout);
     let verdict = r.stdout.lines().last().unwrap();
@@ -492,7 +473,7 @@ async fn without_any_checked_cluster_the_verdict_is_unknown_not_no_drift() {
 
     // both down: nothing is known
     unreachable(&w, "prod-west");
-    let r = text(&w).await.unwrap();
+    let r = w.run_drift(&[], &both, &[]).await;
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     let verdict = r.stdout.lines().last().unwrap();
     assert!(verdict.starts_with("UNKNOWN (no cluster could be checked): "), "{verdict}");
@@ -772,32 +753,15 @@ async fn revert_says_a_merge_sync_keeps_hand_additions_and_replace_removes_them(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verbose_logs_cluster_calls_with_latency_on_stderr_only() {
     let w = world().await;
-    let (repo, kc) = (w.repo.path().to_path_buf(), w.kubeconfig());
     let run = |flags: &'static [&'static str], env: &'static [(&'static str, &'static str)]| {
-        let (repo, kc) = (repo.clone(), kc.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut args: Vec<&str> = flags.to_vec();
-            args.extend([
-                "drift",
-                "--repo",
-                repo.to_str().unwrap(),
-                "--kubeconfig",
-                kc.to_str().unwrap(),
-                "--app",
-                "grafana",
-                "--env",
-                "prod-west",
-                "--no-cache",
-            ]);
-            agentops_env(&args, env)
-        })
+        w.run_drift(flags, &["--app", "grafana", "--env", "prod-west"], env)
     };
-    let quiet = run(&[], &[]).await.unwrap();
+    let quiet = run(&[], &[]).await;
     assert_eq!(quiet.code, 0, "{}\n{}", quiet.stdout, quiet.stderr);
     assert_eq!(quiet.stderr, "", "nothing logged by default");
     let verdict = quiet.stdout.lines().last().unwrap().to_string();
 
-    let verbose = run(&["-v"], &[]).await.unwrap();
+    let verbose = run(&["-v"], &[]).await;
     assert_eq!(verbose.code, 0, "{}\n{}", verbose.stdout, verbose.stderr);
     assert_eq!(verbose.stdout.lines().last(), Some(verdict.as_str()), "stdout is the report, as without -v");
     let calls: Vec<&str> = verbose.stderr.lines().filter(|l| l.contains("cluster call")).collect();
@@ -814,7 +778,7 @@ async fn verbose_logs_cluster_calls_with_latency_on_stderr_only() {
     assert!(!calls.iter().any(|l| l.contains("context=prod-east")), "only the cluster asked for: {}", verbose.stderr);
     assert!(!verbose.stderr.contains("DEBUG"), "-v is info: {}", verbose.stderr);
 
-    let debug = run(&[], &[("RUST_LOG", "agentops=debug")]).await.unwrap();
+    let debug = run(&[], &[("RUST_LOG", "agentops=debug")]).await;
     assert_eq!(debug.code, 0, "{}\n{}", debug.stdout, debug.stderr);
     assert_eq!(debug.stdout.lines().last(), Some(verdict.as_str()));
     let builds: Vec<&str> = debug.stderr.lines().filter(|l| l.contains("kustomize build")).collect();
@@ -825,7 +789,7 @@ async fn verbose_logs_cluster_calls_with_latency_on_stderr_only() {
     );
     assert!(debug.stderr.contains("cluster call"), "debug includes info: {}", debug.stderr);
 
-    let kube = run(&[], &[("RUST_LOG", "kube=debug")]).await.unwrap();
+    let kube = run(&[], &[("RUST_LOG", "kube=debug")]).await;
     assert_eq!(kube.code, 0, "{}\n{}", kube.stdout, kube.stderr);
     assert!(kube.stderr.lines().any(|l| l.contains("kube_client") && l.contains("HTTP")), "{}", kube.stderr);
     assert!(!kube.stderr.contains("cluster call"), "agentops stays at warn: {}", kube.stderr);
@@ -835,7 +799,7 @@ async fn verbose_logs_cluster_calls_with_latency_on_stderr_only() {
         .unwrap()
         .replace(&w.fleet.get("prod-west").unwrap().https_url(), "https://127.0.0.1:9");
     std::fs::write(w.kubeconfig(), kc_text).unwrap();
-    let down = run(&["-v"], &[]).await.unwrap();
+    let down = run(&["-v"], &[]).await;
     assert_eq!(down.code, 2, "{}\n{}", down.stdout, down.stderr);
     let retries: Vec<&str> = down.stderr.lines().filter(|l| l.contains("retrying cluster request")).collect();
     assert_eq!(retries.len(), 3, "one policy: three retries, not retries of retries: {}", down.stderr);

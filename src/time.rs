@@ -34,6 +34,22 @@ pub fn parse_time(s: &str) -> Option<i64> {
     s.parse::<Timestamp>().ok().map(Timestamp::as_second)
 }
 
+/// Now in milliseconds since the epoch (the watcher's alert-to-proposal clock).
+pub fn now_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// Milliseconds of an RFC 3339 time (with fraction and offset, as Alertmanager writes it);
+/// None for anything else and for the zero time Alertmanager sends for "not ended".
+pub fn parse_ms(s: &str) -> Option<i64> {
+    s.parse::<Timestamp>().ok().map(Timestamp::as_millisecond).filter(|ms| *ms > 0)
+}
+
+/// Milliseconds to RFC 3339, to the second.
+pub fn format_ms(ms: i64) -> String {
+    Timestamp::from_millisecond(ms).map(|t| format!("{t:.0}")).unwrap_or_else(|_| ms.to_string())
+}
+
 /// A human age like kubectl prints: `45s`, `12m`, `3h`, `5d`.
 pub fn age(created: &str) -> String {
     let Some(t) = parse_time(created) else {

@@ -71,6 +71,6 @@ impl Progress for StderrProgress {
 }
 
 /// The CLI's progress, for a workflow context.
-pub fn progress() -> crate::workflows::ProgressSink {
-    crate::workflows::ProgressSink(std::sync::Arc::new(StderrProgress::default()))
+pub fn progress() -> std::sync::Arc<dyn Progress> {
+    std::sync::Arc::new(StderrProgress::default())
 }

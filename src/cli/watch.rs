@@ -164,7 +164,7 @@ fn resume(w: &Arc<Watcher>) {
             .filter(|p| p.state == ProposalState::Planning && p.session != session)
             .map(|p| {
                 p.session = session.clone();
-                p.received_ms = watch::now_ms();
+                p.received_ms = crate::time::now_ms();
                 p.event("planned again: the watcher that was planning it stopped");
                 p.clone()
             })
@@ -400,7 +400,7 @@ async fn one(w: &Arc<Watcher>, repo: &crate::repo::Repo, alert: Alert) -> Value 
         }
     };
     let received = Instant::now();
-    let received_ms = watch::now_ms();
+    let received_ms = crate::time::now_ms();
     let record = AlertRecord {
         name: name.clone(),
         fingerprint: fp.clone(),
@@ -435,7 +435,7 @@ async fn one(w: &Arc<Watcher>, repo: &crate::repo::Repo, alert: Alert) -> Value 
             culprit: Vec::new(),
             target: None,
             plan: None,
-            received_at: watch::format_ms(received_ms),
+            received_at: crate::time::format_ms(received_ms),
             received_ms,
             proposed_at: None,
             alert_to_proposal_ms: None,
@@ -535,7 +535,7 @@ async fn evaluate_once(w: &Arc<Watcher>, firing: &mut std::collections::BTreeMap
             return;
         }
     };
-    let now = watch::format_ms(watch::now_ms());
+    let now = crate::time::format_ms(crate::time::now_ms());
     let env_label = w.config.env_labels.first().cloned().unwrap_or_else(|| "env".into());
     let mut seen: BTreeMap<String, Raised> = BTreeMap::new();
     let mut failed: BTreeSet<(String, String)> = BTreeSet::new();
@@ -641,7 +641,7 @@ async fn plan(w: Arc<Watcher>, id: String, alert: Alert, t: Target, received: In
         }
     };
     let took = received.elapsed().as_millis() as u64;
-    let now = watch::now_ms();
+    let now = crate::time::now_ms();
     let starts = alert.starts_ms();
     let updated = w.store.update(|all| {
         let p = all.get_mut(&id)?;
@@ -659,7 +659,7 @@ async fn plan(w: Arc<Watcher>, id: String, alert: Alert, t: Target, received: In
             p.state = if why.is_some() { ProposalState::NotProposed } else { ProposalState::Proposed };
             p.reason = why;
         }
-        p.proposed_at = Some(watch::format_ms(now));
+        p.proposed_at = Some(crate::time::format_ms(now));
         p.alert_to_proposal_ms = Some(took);
         p.since_alert_start_ms = starts.map(|s| (now - s).max(0) as u64);
         let label = p.state.label();
@@ -701,7 +701,7 @@ async fn auto_rollback(w: &Arc<Watcher>, p: Proposal) {
         return;
     }
     let max = policy.max_per_hour;
-    let now = watch::now_ms();
+    let now = crate::time::now_ms();
     let taken = w.store.update(|all| {
         let budget = take_auto_budget(all, now, max);
         let q = all.get_mut(&p.id)?;

@@ -38,7 +38,7 @@ impl Tree {
 /// The files under the repo root at `rev` (a sha, prefix, branch, tag or `HEAD`).
 pub fn tree_at(repo_root: &Path, rev: &str) -> Result<Tree> {
     let (git, prefix) = open(repo_root)?;
-    let sha = super::resolve(repo_root, rev)?;
+    let sha = super::history::resolve_in(&git, rev)?;
     let commit = git.find_commit(git2::Oid::from_str(&sha)?)?;
     Tree::of_snapshot(&git, &Snapshot::of_commit(&commit, &prefix)?)
 }

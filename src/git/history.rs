@@ -73,7 +73,7 @@ pub fn resolve(repo_root: &Path, rev: &str) -> Result<String> {
     resolve_in(&git, rev)
 }
 
-fn resolve_in(git: &Repository, rev: &str) -> Result<String> {
+pub(crate) fn resolve_in(git: &Repository, rev: &str) -> Result<String> {
     for c in [rev.to_string(), format!("origin/{rev}"), format!("refs/tags/{rev}")] {
         if let Ok(obj) = git.revparse_single(&c)
             && let Ok(commit) = obj.peel_to_commit()

@@ -13,11 +13,6 @@ use regex::Regex;
 pub struct ImageRef<'a> {
     /// Registry and path, without tag or digest: what kustomize's `images:` entries match.
     pub name: &'a str,
-    /// The registry host (with port), when the first path component names one: it holds a
-    /// `.` or a `:`, or is `localhost`. `nginx` and `library/nginx` have none (Docker Hub).
-    pub registry: Option<&'a str>,
-    /// The path within the registry: `name` without the registry.
-    pub repository: &'a str,
     pub tag: Option<&'a str>,
     pub digest: Option<&'a str>,
 }
@@ -35,7 +30,7 @@ impl ImageRef<'_> {
     }
 }
 
-/// Splits an image reference into registry, repository, tag and digest. Empty parts are `None`.
+/// Splits an image reference into name, tag and digest. Empty parts are `None`.
 pub fn parse(image: &str) -> ImageRef<'_> {
     let image = image.trim();
     let (rest, digest) = match image.split_once('@') {
@@ -50,11 +45,7 @@ pub fn parse(image: &str) -> ImageRef<'_> {
         }
         None => (rest, None),
     };
-    let (registry, repository) = match name.split_once('/') {
-        Some((host, path)) if host.contains(['.', ':']) || host == "localhost" => (Some(host), path),
-        _ => (None, name),
-    };
-    ImageRef { name, registry, repository, tag, digest }
+    ImageRef { name, tag, digest }
 }
 
 /// The image pull policy the API server defaults for a container of this image: `Always` for
@@ -111,38 +102,30 @@ pub fn pin_problem(image: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn parts<'a>(r: &ImageRef<'a>) -> (Option<&'a str>, &'a str, Option<&'a str>, Option<&'a str>) {
-        (r.registry, r.repository, r.tag, r.digest)
+    fn parts<'a>(r: &ImageRef<'a>) -> (&'a str, Option<&'a str>, Option<&'a str>) {
+        (r.name, r.tag, r.digest)
     }
 
     #[test]
-    fn references() {
-        let r = parse("nginx");
-        assert_eq!(r, ImageRef { name: "nginx", registry: None, repository: "nginx", tag: None, digest: None });
-        assert_eq!(parts(&parse("nginx:1.27")), (None, "nginx", Some("1.27"), None));
-        assert_eq!(parts(&parse("app:1")), (None, "app", Some("1"), None));
+    fn a_colon_is_a_tag_only_after_the_last_slash() {
+        assert_eq!(parse("nginx"), ImageRef { name: "nginx", tag: None, digest: None });
+        assert_eq!(parts(&parse("nginx:1.27")), ("nginx", Some("1.27"), None));
+        assert_eq!(parts(&parse("app:1")), ("app", Some("1"), None));
         assert_eq!(
             parts(&parse("registry.example.com:5000/team/app")),
-            (Some("registry.example.com:5000"), "team/app", None, None)
+            ("registry.example.com:5000/team/app", None, None)
         );
-        assert_eq!(parse("registry.example.com:5000/team/app").name, "registry.example.com:5000/team/app");
-        let r = parse("registry.example.com:5000/team/app:2.0@sha256:abc");
-        assert_eq!(r.name, "registry.example.com:5000/team/app");
-        assert_eq!(parts(&r), (Some("registry.example.com:5000"), "team/app", Some("2.0"), Some("sha256:abc")));
-        assert_eq!(parts(&parse("app@sha256:abc")), (None, "app", None, Some("sha256:abc")));
-        assert_eq!(parts(&parse("app:")), (None, "app", None, None));
-        assert_eq!(parts(&parse("")), (None, "", None, None));
-    }
-
-    #[test]
-    fn registries_are_hosts_library_images_have_none() {
-        assert_eq!(parts(&parse("library/nginx:1")), (None, "library/nginx", Some("1"), None));
-        assert_eq!(parts(&parse("prom/prometheus:v2")), (None, "prom/prometheus", Some("v2"), None));
-        assert_eq!(parts(&parse("docker.io/library/nginx")), (Some("docker.io"), "library/nginx", None, None));
-        assert_eq!(parts(&parse("localhost/app:1")), (Some("localhost"), "app", Some("1"), None));
-        assert_eq!(parts(&parse("localhost:5000/app")), (Some("localhost:5000"), "app", None, None));
-        assert_eq!(parts(&parse("ghcr.io/a/b:1.2")), (Some("ghcr.io"), "a/b", Some("1.2"), None));
-        assert_eq!(parts(&parse(" nginx:1 ")), (None, "nginx", Some("1"), None));
+        assert_eq!(
+            parts(&parse("registry.example.com:5000/team/app:2.0@sha256:abc")),
+            ("registry.example.com:5000/team/app", Some("2.0"), Some("sha256:abc"))
+        );
+        assert_eq!(parts(&parse("app@sha256:abc")), ("app", None, Some("sha256:abc")));
+        assert_eq!(parts(&parse("app:1@sha256:abc")), ("app", Some("1"), Some("sha256:abc")));
+        assert_eq!(parts(&parse("localhost:5000/app")), ("localhost:5000/app", None, None));
+        assert_eq!(parts(&parse("ghcr.io/a/b:1.2")), ("ghcr.io/a/b", Some("1.2"), None));
+        assert_eq!(parts(&parse(" nginx:1 ")), ("nginx", Some("1"), None));
+        assert_eq!(parts(&parse("app:")), ("app", None, None));
+        assert_eq!(parts(&parse("")), ("", None, None));
     }
 
     #[test]

@@ -35,7 +35,7 @@ struct CtxInner {
 }
 
 /// Options for a [`Ctx`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CtxOptions {
     /// `--kustomize PATH`; falls back to the config's `kustomize` key, then the search order.
     pub kustomize: Option<PathBuf>,
@@ -46,7 +46,7 @@ pub struct CtxOptions {
     /// `--kubeconfig`; else `$KUBECONFIG`, else `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
     /// Where long workflows report what settled while they run; nowhere when None.
-    pub progress: Option<ProgressSink>,
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 /// Where a long workflow (a rollback's verification) reports each thing that settled while
@@ -59,15 +59,6 @@ pub trait Progress: Send + Sync {
     fn done(&self);
 }
 
-/// A shared [`Progress`].
-#[derive(Clone)]
-pub struct ProgressSink(pub Arc<dyn Progress>);
-
-impl std::fmt::Debug for ProgressSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProgressSink")
-    }
-}
 
 impl Ctx {
     pub fn new(repo_root: &Path, opts: CtxOptions) -> Ctx {
@@ -79,7 +70,7 @@ impl Ctx {
                 jobs: if opts.jobs == 0 { crate::kustomize::default_jobs() } else { opts.jobs },
                 kubeconfig: opts.kubeconfig,
                 redactor: Arc::new(Redactor::new()),
-                progress: opts.progress.map(|p| p.0),
+                progress: opts.progress,
                 engine: OnceLock::new(),
                 clusters: OnceLock::new(),
             }),

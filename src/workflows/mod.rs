@@ -15,4 +15,4 @@ pub(crate) mod scan;
 pub(crate) mod validate;
 pub mod watch;
 
-pub use context::{Ctx, CtxOptions, PerCluster, Progress, ProgressSink, blocking, target_envs};
+pub use context::{Ctx, CtxOptions, PerCluster, Progress, blocking, target_envs};

@@ -133,7 +133,7 @@ fn payload(status: &str, alerts: Vec<Value>) -> Value {
 }
 
 fn now_rfc3339() -> String {
-    agentops::workflows::watch::format_ms(agentops::workflows::watch::now_ms())
+    agentops::time::format_ms(agentops::time::now_ms())
 }
 
 fn alert(status: &str, app: &str, namespace: &str, fingerprint: &str, starts_at: &str) -> Value {

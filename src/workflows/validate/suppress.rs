@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Finding, catalog};
 use crate::config::{CONFIG_FILE, PathPattern, Severity, Suppression};
-use k8s_openapi::jiff::civil::Date;
+use jiff::civil::Date;
 
 pub const ANNOTATION: &str = "agentops.dev/ignore";
 

@@ -73,26 +73,12 @@ impl Alert {
 
     /// When the alert started, in milliseconds since the epoch.
     pub fn starts_ms(&self) -> Option<i64> {
-        parse_ms(&self.starts_at)
+        crate::time::parse_ms(&self.starts_at)
     }
 
     pub fn summary(&self) -> String {
         self.annotations.get("summary").or_else(|| self.annotations.get("description")).cloned().unwrap_or_default()
     }
-}
-
-/// RFC 3339 (with fraction and offset, as Alertmanager writes it) to milliseconds.
-pub fn parse_ms(s: &str) -> Option<i64> {
-    s.parse::<k8s_openapi::jiff::Timestamp>().ok().map(|t| t.as_millisecond()).filter(|ms| *ms > 0)
-}
-
-pub fn now_ms() -> i64 {
-    k8s_openapi::jiff::Timestamp::now().as_millisecond()
-}
-
-/// Milliseconds to RFC 3339 (seconds precision).
-pub fn format_ms(ms: i64) -> String {
-    k8s_openapi::jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.0}")).unwrap_or_else(|_| ms.to_string())
 }
 
 /// Why a body is not a notification agentops reads (an answer of 400).
@@ -203,7 +189,7 @@ pub fn after_deploy(plan: &RollbackPlan, alert_start_ms: Option<i64>) -> Result<
     match alert_start_ms {
         Some(start) if current.deployed_unix * 1000 > start => Err(format!(
             "the alert started at {}, before the last deploy of {} ({} at {}): not a deploy's regression",
-            format_ms(start),
+            crate::time::format_ms(start),
             plan.state.application,
             current.short,
             current.deployed_at
@@ -324,7 +310,7 @@ mod tests {
         assert_eq!(p.alerts[0].key(), "1a30ba71cca2921f");
         assert_eq!(p.alerts[0].name(), "HighErrorRatio");
         assert_eq!(p.alerts[0].starts_ms(), Some(1_796_374_800_123));
-        assert_eq!(parse_ms("0001-01-01T00:00:00Z"), None);
+        assert_eq!(crate::time::parse_ms("0001-01-01T00:00:00Z"), None);
         let e = parse_payload(b"{not json").unwrap_err();
         assert!(e.starts_with("the body is not an Alertmanager webhook notification"), "{e}");
         let e = parse_payload(br#"{"version":"3","status":"firing","alerts":[]}"#).unwrap_err();

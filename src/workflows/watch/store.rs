@@ -147,7 +147,7 @@ impl Proposal {
     }
 
     pub fn event(&mut self, what: impl Into<String>) {
-        self.history.push(Event { time: super::format_ms(super::now_ms()), what: what.into() });
+        self.history.push(Event { time: crate::time::format_ms(crate::time::now_ms()), what: what.into() });
     }
 }
 

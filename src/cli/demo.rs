@@ -268,7 +268,7 @@ async fn run_alert(ctx: &Ctx) -> Result<bool> {
                 "status": status,
                 "labels": {"alertname": "HighErrorRatio", "app": "auth-service", "namespace": "auth", "env": "prod-west", "severity": "page"},
                 "annotations": {"summary": "auth-service: error ratio above 5%"},
-                "startsAt": crate::time::format_ms(crate::time::now_ms()), "endsAt": "0001-01-01T00:00:00Z",
+                "startsAt": crate::time::now_seconds(), "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "", "fingerprint": fingerprint,
             }],
         })

@@ -185,17 +185,14 @@ pub async fn approve_with(exec: &Executor, id: &str, how: &str) -> Result<(Propo
             }
             s => return Err(format!("proposal {id} is {}, not waiting for approval", s.label())),
         }
-        if p.plan.is_none() {
-            return Err(format!("proposal {id} has no plan"));
-        }
+        let Some(plan) = p.plan.clone() else { return Err(format!("proposal {id} has no plan")) };
         if !dry_run {
             p.state = ProposalState::Running;
             p.event(format!("{how}: rolling back"));
         }
-        Ok(p.clone())
+        Ok((p.clone(), plan))
     })?;
-    let p = claimed.map_err(Error::Usage)?;
-    let Some(plan) = p.plan.clone() else { return Err(Error::Usage(format!("proposal {} has no plan", p.id))) };
+    let (p, plan) = claimed.map_err(Error::Usage)?;
     println!("Proposal {}: {} fired for {} in {}", p.id, p.alert.name, p.app, p.env);
     print!("{}", report::text(&plan));
     println!();

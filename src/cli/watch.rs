@@ -164,7 +164,7 @@ fn resume(w: &Arc<Watcher>) {
             .filter(|p| p.state == ProposalState::Planning && p.session != session)
             .map(|p| {
                 p.session = session.clone();
-                p.received_ms = crate::time::now_ms();
+                p.received_at = crate::time::now_seconds();
                 p.event("planned again: the watcher that was planning it stopped");
                 p.clone()
             })
@@ -400,7 +400,6 @@ async fn one(w: &Arc<Watcher>, repo: &crate::repo::Repo, alert: Alert) -> Value 
         }
     };
     let received = Instant::now();
-    let received_ms = crate::time::now_ms();
     let record = AlertRecord {
         name: name.clone(),
         fingerprint: fp.clone(),
@@ -417,36 +416,13 @@ async fn one(w: &Arc<Watcher>, repo: &crate::repo::Repo, alert: Alert) -> Value 
             let replan = p.state == ProposalState::Planning && p.session != session;
             if replan {
                 p.session = session.clone();
-                p.received_ms = received_ms;
+                p.received_at = crate::time::now_seconds();
                 p.event("planned again: the watcher that was planning it stopped");
             }
             return (p.id.clone(), false, replan, p.notifications, p.state);
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let mut p = Proposal {
-            id: id.clone(),
-            state: ProposalState::Planning,
-            reason: None,
-            alert: record,
-            app: t.app,
-            env: t.env,
-            application: t.application,
-            overlay: t.overlay,
-            culprit: Vec::new(),
-            target: None,
-            plan: None,
-            received_at: crate::time::format_ms(received_ms),
-            received_ms,
-            proposed_at: None,
-            alert_to_proposal_ms: None,
-            since_alert_start_ms: None,
-            notifications: 1,
-            auto: false,
-            report: None,
-            session,
-            resolved_during_run: false,
-            history: Vec::new(),
-        };
+        let mut p = Proposal::new(id.clone(), record, t, session);
         p.event(format!("alert {name} received"));
         all.proposals.push(p);
         (id, true, true, 1, ProposalState::Planning)
@@ -535,7 +511,7 @@ async fn evaluate_once(w: &Arc<Watcher>, firing: &mut std::collections::BTreeMap
             return;
         }
     };
-    let now = crate::time::format_ms(crate::time::now_ms());
+    let now = crate::time::now_seconds();
     let env_label = w.config.env_labels.first().cloned().unwrap_or_else(|| "env".into());
     let mut seen: BTreeMap<String, Raised> = BTreeMap::new();
     let mut failed: BTreeSet<(String, String)> = BTreeSet::new();

@@ -59,7 +59,6 @@ pub trait Progress: Send + Sync {
     fn done(&self);
 }
 
-
 impl Ctx {
     pub fn new(repo_root: &Path, opts: CtxOptions) -> Ctx {
         Ctx {

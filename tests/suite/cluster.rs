@@ -31,16 +31,6 @@ async fn start(dirs: &[(String, PathBuf)], opts: MockOptions) -> (MockFleet, tem
     (fleet, kc)
 }
 
-/// Runs the agentops binary off the async runtime (the mock clusters keep serving).
-async fn agentops_async(args: Vec<String>) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        agentops(&a)
-    })
-    .await
-    .unwrap()
-}
-
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -80,7 +70,7 @@ async fn prerequisites_are_checked_in_each_target_cluster() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
-    let r = agentops_async(base(&[])).await;
+    let r = agentops_async(base(&[]), Vec::new()).await;
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let prereq: Vec<&Value> =
@@ -121,7 +111,7 @@ async fn prerequisites_are_checked_in_each_target_cluster() {
     let mut a = base(&[]);
     let i = a.iter().position(|x| x == kc.path().to_str().unwrap()).unwrap();
     a[i] = kc2.path().to_str().unwrap().to_string();
-    let r = agentops_async(a.clone()).await;
+    let r = agentops_async(a.clone(), Vec::new()).await;
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let f = v["findings"].as_array().unwrap();
     assert!(
@@ -134,7 +124,7 @@ async fn prerequisites_are_checked_in_each_target_cluster() {
     assert_eq!(v["summary"]["clusters_unreachable"], json!(["dev"]));
     // as text: which clusters were checked, and which not reached
     let text: Vec<String> = a.iter().filter(|x| *x != "--format" && *x != "json").cloned().collect();
-    let r = agentops_async(text).await;
+    let r = agentops_async(text, Vec::new()).await;
     assert!(
         r.stdout.contains("Clusters: 4 of 5 checked for the StorageClasses, CRDs and IngressClasses the overlays need (dev, staging, prod-west, prod-east, prod-central); not reached: dev."),
         "{}",
@@ -142,14 +132,10 @@ async fn prerequisites_are_checked_in_each_target_cluster() {
     );
     assert!(!r.stdout.contains("skipped (offline)"), "{}", r.stdout);
     // no kubeconfig at all: one usage-style error, lower case like every other
-    let r = agentops_async(args(&[
-        "validate",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--clusters",
-        "--kubeconfig",
-        "/nonexistent/kubeconfig",
-    ]))
+    let r = agentops_async(
+        args(&["validate", "--repo", repo.to_str().unwrap(), "--clusters", "--kubeconfig", "/nonexistent/kubeconfig"]),
+        Vec::new(),
+    )
     .await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.starts_with("error: ") && !r.stderr.contains("Error:"), "{}", r.stderr);
@@ -183,7 +169,7 @@ async fn cluster_tools_query_every_environment() {
         ])
     };
 
-    let r = agentops_async(call("cluster_prereqs", "{}")).await;
+    let r = agentops_async(call("cluster_prereqs", "{}"), Vec::new()).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let envs: Vec<&str> = v["clusters"].as_array().unwrap().iter().map(|c| c["env"].as_str().unwrap()).collect();
@@ -192,19 +178,19 @@ async fn cluster_tools_query_every_environment() {
     assert_eq!(dev["storage_classes"], json!([{"name": "standard", "default": true}]));
     assert!(dev["crds"].as_array().unwrap().iter().any(|c| c["kind"] == "ServiceMonitor"));
 
-    let r = agentops_async(call("cluster_query", r#"{"env": ["dev", "staging"], "kind": "sc"}"#)).await;
+    let r = agentops_async(call("cluster_query", r#"{"env": ["dev", "staging"], "kind": "sc"}"#), Vec::new()).await;
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["clusters"][1]["objects"][0]["metadata"]["name"], "gp3");
     // managedFields (most of an object's size) are left out unless asked for
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "default"}, "data": {"a": "1"}});
     fleet.get("staging").unwrap().store().apply(&cm, "kubectl-client-side-apply").unwrap();
     let query = r#"{"env": ["staging"], "kind": "cm", "namespace": "default", "name": "settings"}"#;
-    let r = agentops_async(call("cluster_query", query)).await;
+    let r = agentops_async(call("cluster_query", query), Vec::new()).await;
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["clusters"][0]["objects"][0]["data"]["a"], "1", "{}", r.stdout);
     assert!(v["clusters"][0]["objects"][0]["metadata"].get("managedFields").is_none(), "{}", r.stdout);
     let query = r#"{"env": ["staging"], "kind": "cm", "namespace": "default", "name": "settings", "show_managed_fields": true}"#;
-    let r = agentops_async(call("cluster_query", query)).await;
+    let r = agentops_async(call("cluster_query", query), Vec::new()).await;
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(
         v["clusters"][0]["objects"][0]["metadata"]["managedFields"][0]["manager"], "kubectl-client-side-apply",
@@ -212,10 +198,13 @@ async fn cluster_tools_query_every_environment() {
         r.stdout
     );
 
-    let r = agentops_async(call(
-        "cluster_query",
-        r#"{"env": ["dev"], "kind": "secrets", "namespace": "auth", "label_selector": "app=auth"}"#,
-    ))
+    let r = agentops_async(
+        call(
+            "cluster_query",
+            r#"{"env": ["dev"], "kind": "secrets", "namespace": "auth", "label_selector": "app=auth"}"#,
+        ),
+        Vec::new(),
+    )
     .await;
     assert!(
         !r.stdout.contains("Y2x1c3Rlci1jYW5hcnktOTk4MQ==") && !r.stdout.contains("cluster-canary-9981"),
@@ -225,7 +214,7 @@ async fn cluster_tools_query_every_environment() {
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["clusters"][0]["objects"][0]["data"]["password"], "<redacted>");
 
-    let r = agentops_async(call("cluster_query", r#"{"env": ["dev"], "kind": "Frobnicator"}"#)).await;
+    let r = agentops_async(call("cluster_query", r#"{"env": ["dev"], "kind": "Frobnicator"}"#), Vec::new()).await;
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(v["clusters"][0]["error"].as_str().unwrap().contains("Frobnicator"));
     fleet.shutdown().await;

@@ -120,6 +120,17 @@ pub fn agentops(args: &[&str]) -> Run {
     agentops_env(args, &[])
 }
 
+/// [`agentops_env`] off the async runtime, for tests that serve mock clusters meanwhile.
+pub async fn agentops_async(args: Vec<String>, env: Vec<(String, String)>) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        agentops_env(&a, &e)
+    })
+    .await
+    .unwrap()
+}
+
 /// Runs the agentops binary with these environment variables set.
 pub fn agentops_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_agentops"))
@@ -359,13 +370,7 @@ impl World {
     }
 
     pub async fn rollback(&self, extra: &[&str]) -> Run {
-        let args = self.rollback_args(extra);
-        tokio::task::spawn_blocking(move || {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            agentops(&a)
-        })
-        .await
-        .unwrap()
+        agentops_async(self.rollback_args(extra), Vec::new()).await
     }
 
     /// [`World::rollback`] on a terminal (a pseudo-terminal from `script`): what a person

@@ -29,12 +29,7 @@ async fn fleet(edit: impl Fn(&str, &Path)) -> (MockFleet, tempfile::TempDir, Pat
 }
 
 async fn run(args: Vec<String>) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        agentops(&a)
-    })
-    .await
-    .unwrap()
+    agentops_async(args, Vec::new()).await
 }
 
 fn create_args(repo: &Path, kc: &Path, extra: &[&str]) -> Vec<String> {

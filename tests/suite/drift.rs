@@ -36,14 +36,7 @@ impl World {
         let mut args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
         args.extend(["drift", "--repo", repo, "--kubeconfig", kc.to_str().unwrap(), "--no-cache"].map(String::from));
         args.extend(extra.iter().map(|s| s.to_string()));
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        tokio::task::spawn_blocking(move || {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            agentops_env(&a, &v)
-        })
-        .await
-        .unwrap()
+        agentops_async(args, vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).await
     }
 
     async fn drift(&self, extra: &[&str]) -> (i32, Value) {

@@ -743,5 +743,5 @@ pub(super) async fn ask_with_llm(flags: &[&str], request: &str, root: &str, url:
         args.push(a.to_string());
     }
     args.extend(["--format", "json", "--no-cache"].map(String::from));
-    tokio::task::spawn_blocking(move || agentops(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+    agentops_async(args, Vec::new()).await
 }

@@ -132,10 +132,6 @@ fn payload(status: &str, alerts: Vec<Value>) -> Value {
     })
 }
 
-fn now_rfc3339() -> String {
-    agentops::time::format_ms(agentops::time::now_ms())
-}
-
 fn alert(status: &str, app: &str, namespace: &str, fingerprint: &str, starts_at: &str) -> Value {
     json!({
         "status": status,
@@ -147,12 +143,7 @@ fn alert(status: &str, app: &str, namespace: &str, fingerprint: &str, starts_at:
 }
 
 async fn run(args: Vec<String>) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        agentops(&a)
-    })
-    .await
-    .unwrap()
+    agentops_async(args, Vec::new()).await
 }
 
 /// `agentops chat` on the world, its input given.
@@ -262,9 +253,8 @@ async fn an_alert_becomes_one_proposal_a_person_approves() {
     let _ = std::fs::remove_file(w.repo.path().join(".agentops/journal.jsonl"));
     let (hook, notified) = notification_sink().await;
     let watcher = Watcher::start(&w, &[("AGENTOPS_WATCH_NOTIFY_URL", hook.as_str())]);
-    assert!(watcher.url.starts_with("http://127.0.0.1:"), "{}", watcher.url);
 
-    let good = alert("firing", "auth-service", "auth", "fp-auth", &now_rfc3339());
+    let good = alert("firing", "auth-service", "auth", "fp-auth", &agentops::time::now_seconds());
     let body = serde_json::to_vec(&payload("firing", vec![good.clone()])).unwrap();
     let (code, v) = watcher.post(None, body.clone()).await;
     assert_eq!(code, 401, "{v}");
@@ -290,8 +280,12 @@ async fn an_alert_becomes_one_proposal_a_person_approves() {
     let mut no_env = good.clone();
     no_env["labels"].as_object_mut().unwrap().remove("env");
     no_env["fingerprint"] = json!("fp-noenv");
-    let (code, v) =
-        watcher.alerts("firing", vec![alert("firing", "no-such-app", "auth", "fp-nope", &now_rfc3339()), no_env]).await;
+    let (code, v) = watcher
+        .alerts(
+            "firing",
+            vec![alert("firing", "no-such-app", "auth", "fp-nope", &agentops::time::now_seconds()), no_env],
+        )
+        .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["alerts"][0]["outcome"], "unmapped", "{v}");
     assert!(v["alerts"][0]["reason"].as_str().unwrap().contains("app=\"no-such-app\" names no app"), "{v}");
@@ -390,7 +384,7 @@ async fn an_alert_becomes_one_proposal_a_person_approves() {
 async fn two_apps_at_once_and_a_plan_the_cluster_moved_on_from() {
     let w = World::new(Setup { payments: true, ..Setup::default() }).await;
     let watcher = Watcher::start(&w, &[]);
-    let now = now_rfc3339();
+    let now = agentops::time::now_seconds();
     let (code, v) = watcher
         .alerts(
             "firing",
@@ -433,7 +427,7 @@ async fn two_apps_at_once_and_a_plan_the_cluster_moved_on_from() {
     assert!(r.stderr.contains("has no rollback to approve"), "{}", r.stderr);
     // it recovers on its own
     let mut resolved = alert("resolved", "auth-service", "auth", "fp-old", "2020-01-01T00:00:00Z");
-    resolved["endsAt"] = json!(now_rfc3339());
+    resolved["endsAt"] = json!(agentops::time::now_seconds());
     let (code, v) = watcher.alerts("resolved", vec![resolved]).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["alerts"][0]["reason"], "recovered without action", "{v}");
@@ -471,9 +465,11 @@ async fn the_automatic_policy_acts_within_its_hourly_limit_across_restarts() {
     std::fs::write(&cfg, format!("{text}watch:\n  auto_rollback: {{envs: [prod-west], max_per_hour: 1}}\n")).unwrap();
     commit_all(w.repo.path(), "chore: let the watcher roll back prod-west");
     let watcher = Watcher::start(&w, &[]);
-    assert!(watcher.stdout().is_empty() || watcher.stdout().starts_with("listening on"));
-    let (code, v) =
-        watcher.alerts("firing", vec![alert("firing", "auth-service", "auth", "fp-auth", &now_rfc3339())]).await;
+    let policy = "auto-rollback (watch.auto_rollback): in prod-west at most 1 per hour";
+    wait_for("the watcher to announce its policy", || watcher.stdout().contains(policy)).await;
+    let (code, v) = watcher
+        .alerts("firing", vec![alert("firing", "auth-service", "auth", "fp-auth", &agentops::time::now_seconds())])
+        .await;
     assert_eq!(code, 200, "{v}");
     let p = wait_state(&w, "auth-service", "rolled-back", 120).await;
     assert_eq!(p["auto"], true);
@@ -490,8 +486,9 @@ async fn the_automatic_policy_acts_within_its_hourly_limit_across_restarts() {
 
     // a restart does not reset the hour's budget
     let watcher = Watcher::start(&w, &[]);
-    let (code, v) =
-        watcher.alerts("firing", vec![alert("firing", "payments", "payments", "fp-pay", &now_rfc3339())]).await;
+    let (code, v) = watcher
+        .alerts("firing", vec![alert("firing", "payments", "payments", "fp-pay", &agentops::time::now_seconds())])
+        .await;
     assert_eq!(code, 200, "{v}");
     let p = wait_state(&w, "payments", "proposed", 60).await;
     assert_eq!(p["auto"], false);
@@ -731,11 +728,11 @@ async fn a_proposal_left_planning_by_a_stopped_watcher_is_planned_at_start() {
     std::fs::create_dir_all(&dir).unwrap();
     let stale = json!({"proposals": [{
         "id": "0f1e2d3c-0000-4000-8000-000000000001", "state": "planning",
-        "alert": {"name": "HighErrorRatio", "fingerprint": "fp-stale", "starts_at": now_rfc3339(),
+        "alert": {"name": "HighErrorRatio", "fingerprint": "fp-stale", "starts_at": agentops::time::now_seconds(),
                   "labels": {"alertname": "HighErrorRatio", "app": "auth-service", "env": "prod-west", "namespace": "auth"}},
         "app": "auth-service", "env": "prod-west", "application": "auth-service-prod-west",
         "overlay": "apps/auth-service/overlays/prod-west",
-        "received_at": now_rfc3339(), "received_ms": 0, "notifications": 1, "session": "a-watcher-that-stopped"
+        "received_at": agentops::time::now_seconds(), "notifications": 1, "session": "a-watcher-that-stopped"
     }]});
     std::fs::write(dir.join("proposals.json"), serde_json::to_vec_pretty(&stale).unwrap()).unwrap();
     let watcher = Watcher::start(&w, &[]);

@@ -322,7 +322,15 @@ mod tests {
         // no fingerprint: one from the labels, stable
         let mut a = p.alerts[0].clone();
         a.fingerprint.clear();
-        assert_eq!(a.key(), a.clone().key());
+        let key = a.key();
+        assert_eq!(key.len(), 16);
+        let mut same_labels = a.clone();
+        same_labels.annotations.insert("summary".into(), "another text".into());
+        same_labels.starts_at = "2030-01-01T00:00:00Z".into();
+        assert_eq!(same_labels.key(), key, "the identity is the label set");
+        let mut other = a.clone();
+        other.labels.insert("replica".into(), "b".into());
+        assert_ne!(other.key(), key);
         assert_ne!(a.key(), "1a30ba71cca2921f");
     }
 

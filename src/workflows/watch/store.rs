@@ -87,8 +87,8 @@ pub struct Proposal {
     /// The plan exactly as proposed: what `approve` runs.
     #[serde(default)]
     pub plan: Option<RollbackPlan>,
+    /// When the alert arrived (when it arrived again, for a proposal planned again).
     pub received_at: String,
-    pub received_ms: i64,
     #[serde(default)]
     pub proposed_at: Option<String>,
     /// From the alert's arrival to the proposal.
@@ -116,6 +116,33 @@ pub struct Proposal {
 }
 
 impl Proposal {
+    /// A proposal being planned for an alert that just arrived at `target`.
+    pub fn new(id: String, alert: AlertRecord, target: super::Target, session: String) -> Proposal {
+        Proposal {
+            id,
+            state: ProposalState::Planning,
+            reason: None,
+            alert,
+            app: target.app,
+            env: target.env,
+            application: target.application,
+            overlay: target.overlay,
+            culprit: Vec::new(),
+            target: None,
+            plan: None,
+            received_at: crate::time::now_seconds(),
+            proposed_at: None,
+            alert_to_proposal_ms: None,
+            since_alert_start_ms: None,
+            notifications: 1,
+            auto: false,
+            report: None,
+            session,
+            resolved_during_run: false,
+            history: Vec::new(),
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.state != ProposalState::Closed
     }
@@ -147,7 +174,7 @@ impl Proposal {
     }
 
     pub fn event(&mut self, what: impl Into<String>) {
-        self.history.push(Event { time: crate::time::format_ms(crate::time::now_ms()), what: what.into() });
+        self.history.push(Event { time: crate::time::now_seconds(), what: what.into() });
     }
 }
 
@@ -318,37 +345,21 @@ mod tests {
     use super::*;
 
     fn proposal(id: &str, fp: &str, state: ProposalState) -> Proposal {
-        Proposal {
-            id: id.into(),
-            state,
-            reason: None,
-            alert: AlertRecord {
-                name: "HighErrorRatio".into(),
-                fingerprint: fp.into(),
-                labels: BTreeMap::new(),
-                summary: String::new(),
-                starts_at: String::new(),
-                generator_url: String::new(),
-            },
+        let alert = AlertRecord {
+            name: "HighErrorRatio".into(),
+            fingerprint: fp.into(),
+            labels: BTreeMap::new(),
+            summary: String::new(),
+            starts_at: String::new(),
+            generator_url: String::new(),
+        };
+        let target = super::super::Target {
             app: "auth-service".into(),
             env: "prod-west".into(),
             application: "auth-service-prod-west".into(),
             overlay: "apps/auth-service/overlays/prod-west".into(),
-            culprit: vec![],
-            target: None,
-            plan: None,
-            received_at: String::new(),
-            received_ms: 0,
-            proposed_at: None,
-            alert_to_proposal_ms: None,
-            since_alert_start_ms: None,
-            notifications: 1,
-            auto: false,
-            report: None,
-            session: String::new(),
-            resolved_during_run: false,
-            history: vec![],
-        }
+        };
+        Proposal { state, ..Proposal::new(id.into(), alert, target, String::new()) }
     }
 
     #[test]

@@ -197,10 +197,7 @@ pub async fn approve_with(exec: &Executor, id: &str, how: &str) -> Result<(Propo
     print!("{}", report::text(&plan));
     println!();
     let done = super::rollback::execute(exec, &plan, Some(format!("approve proposal {}", p.id)), true).await;
-    let done = match done {
-        Ok(d) => d,
-        Err(e) => Executed { failure: Some(e.to_string()), ..Default::default() },
-    };
+    let done = done.unwrap_or_else(Executed::could_not_run);
     if dry_run {
         println!("Proposal {}: still proposed (dry run: nothing written)", p.id);
         return Ok((p, done));

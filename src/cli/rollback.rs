@@ -121,6 +121,11 @@ pub struct Executed {
 }
 
 impl Executed {
+    /// A plan that could not be run at all (its steps could not be built).
+    pub fn could_not_run(e: Error) -> Executed {
+        Executed { failure: Some(e.to_string()), ..Executed::default() }
+    }
+
     /// Recovered, or done with recovery unknown (the error rate could not be read).
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()

@@ -714,10 +714,7 @@ async fn auto_rollback(w: &Arc<Watcher>, p: Proposal) {
     let Some(plan) = q.plan.clone() else { return };
     let exec = w.executor(Policy { yes: true, ..Policy::default() });
     let done = super::rollback::execute(&exec, &plan, Some(request), false).await;
-    let outcome = match done {
-        Ok(d) => d,
-        Err(e) => super::rollback::Executed { failure: Some(e.to_string()), ..Default::default() },
-    };
+    let outcome = done.unwrap_or_else(super::rollback::Executed::could_not_run);
     match super::proposals::record_outcome(&w.store, &q.id, &outcome) {
         Ok(q) => w.publish(&q).await,
         Err(e) => eprintln!("watch: proposal {} not stored: {e}", q.id),
